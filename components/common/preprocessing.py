@@ -1,0 +1,253 @@
+"""The one preprocessing implementation shared by train, evaluate and serving.
+
+A :class:`PreprocessingSpec` is fitted on the training split and saved as ``preprocessing.json`` in the
+model directory. It turns a table of raw features into two arrays:
+
+* ``numeric``: float32 ``[n, len(numeric)]`` -- missing values filled with the training median, then
+  standardized with the training mean and standard deviation;
+* ``categorical``: int64 ``[n, len(categorical)]`` -- index into the feature's vocabulary, where index 0
+  is the unknown bucket (unseen category or missing value) and known values start at 1.
+
+The spec is plain JSON (no pickles) so that serving can load it from an untrusted registry.
+
+This module imports only numpy (and pandas lazily, for DataFrame input): the serving hot path calls
+:meth:`PreprocessingSpec.transform_columns` with plain Python/numpy columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+FORMAT_VERSION = 1
+UNKNOWN_INDEX = 0
+DEFAULT_MAX_VOCABULARY = 1000
+
+
+class PreprocessingError(ValueError):
+    """Input that the spec cannot transform (missing feature, non-numeric value, ...)."""
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    name: str
+    mean: float
+    std: float
+    fill: float
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    name: str
+    vocabulary: List[str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {v: i + 1 for i, v in enumerate(self.vocabulary)})
+
+    @property
+    def cardinality(self) -> int:
+        """Embedding table size: the vocabulary plus the unknown bucket."""
+        return len(self.vocabulary) + 1
+
+    def encode(self, values: Sequence[Any]) -> np.ndarray:
+        index: Dict[str, int] = self._index  # type: ignore[attr-defined]
+        return np.fromiter(
+            (index.get(_category_key(v), UNKNOWN_INDEX) for v in values), dtype=np.int64, count=len(values)
+        )
+
+
+def _category_key(value: Any) -> str:
+    """Canonical string form of a categorical value (so 3, 3.0 and '3' from JSON/CSV agree)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer():
+            return str(int(value))
+    if isinstance(value, (np.integer,)):
+        return str(int(value))
+    if isinstance(value, (np.floating,)):
+        return _category_key(float(value))
+    return str(value)
+
+
+def is_categorical_dtype(dtype: Any) -> bool:
+    """Columns of object/string/category/bool dtype are categorical; numbers are numeric."""
+    kind = getattr(dtype, "kind", "O")
+    return kind in ("O", "U", "S", "b") or str(dtype) in ("category", "string")
+
+
+@dataclass
+class PreprocessingSpec:
+    """Feature order, kinds, vocabularies and scaling fitted on the training split."""
+
+    label_column: str
+    numeric: List[NumericFeature] = field(default_factory=list)
+    categorical: List[CategoricalFeature] = field(default_factory=list)
+    feature_order: List[str] = field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+
+    # ---------------------------------------------------------------- fitting
+    @classmethod
+    def fit(
+        cls,
+        frame: Any,
+        label_column: str,
+        feature_columns: Optional[Sequence[str]] = None,
+        categorical_columns: Optional[Sequence[str]] = None,
+        max_vocabulary: int = DEFAULT_MAX_VOCABULARY,
+    ) -> "PreprocessingSpec":
+        """Fits the spec on a pandas DataFrame.
+
+        Args:
+            frame: Training rows (pandas DataFrame).
+            label_column: Name of the binary label; excluded from the features.
+            feature_columns: Features to use, in order; default: every column but the label.
+            categorical_columns: Columns to treat as categorical regardless of dtype; by default
+                object/string/category/bool columns are categorical and the rest numeric.
+            max_vocabulary: Most frequent values kept per categorical feature; rarer ones map to the
+                unknown bucket.
+
+        Raises:
+            PreprocessingError: a named column is missing, or there are no features.
+        """
+        columns = list(feature_columns) if feature_columns else [c for c in frame.columns if c != label_column]
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise PreprocessingError(f"feature column(s) not in the data: {missing}")
+        if not columns:
+            raise PreprocessingError("no feature columns besides the label column")
+        forced = set(categorical_columns or ())
+        numeric: List[NumericFeature] = []
+        categorical: List[CategoricalFeature] = []
+        for name in columns:
+            series = frame[name]
+            if name in forced or is_categorical_dtype(series.dtype):
+                keys = series.map(_category_key)
+                keys = keys[keys != ""]
+                counts = keys.value_counts(sort=False)
+                # most frequent first, ties broken by value: deterministic across pandas versions
+                ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_vocabulary]
+                categorical.append(CategoricalFeature(name=name, vocabulary=[k for k, _ in ordered]))
+            else:
+                values = series.to_numpy(dtype="float64", na_value=np.nan)
+                finite = values[np.isfinite(values)]
+                if finite.size == 0:
+                    mean, std, fill = 0.0, 1.0, 0.0
+                else:
+                    mean = float(finite.mean())
+                    std = float(finite.std())
+                    fill = float(np.median(finite))
+                numeric.append(NumericFeature(name=name, mean=mean, std=std if std > 1e-12 else 1.0, fill=fill))
+        return cls(label_column=label_column, numeric=numeric, categorical=categorical, feature_order=columns)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def numeric_names(self) -> List[str]:
+        return [f.name for f in self.numeric]
+
+    @property
+    def categorical_names(self) -> List[str]:
+        return [f.name for f in self.categorical]
+
+    @property
+    def cardinalities(self) -> List[int]:
+        return [f.cardinality for f in self.categorical]
+
+    def kind_of(self, name: str) -> str:
+        """``"numeric"`` or ``"categorical"``."""
+        return "numeric" if name in self.numeric_names else "categorical"
+
+    # ---------------------------------------------------------------- transform
+    def transform(self, frame: Any) -> Tuple[np.ndarray, np.ndarray]:
+        """Transforms a pandas DataFrame (extra columns, e.g. the label, are ignored)."""
+        missing = [c for c in self.feature_order if c not in frame.columns]
+        if missing:
+            raise PreprocessingError(f"missing feature column(s): {missing}")
+        return self.transform_columns({c: frame[c].to_numpy() for c in self.feature_order})
+
+    def transform_columns(self, columns: Mapping[str, Sequence[Any]]) -> Tuple[np.ndarray, np.ndarray]:
+        """Transforms a mapping ``feature name -> column of values`` (lists or numpy arrays).
+
+        Raises:
+            PreprocessingError: a feature is missing, columns differ in length, or a numeric feature
+                holds a value that is not a number.
+        """
+        missing = [c for c in self.feature_order if c not in columns]
+        if missing:
+            raise PreprocessingError(f"missing feature(s): {missing}")
+        n = len(columns[self.feature_order[0]])
+        numeric = np.empty((n, len(self.numeric)), dtype=np.float32)
+        for j, feat in enumerate(self.numeric):
+            col = columns[feat.name]
+            if len(col) != n:
+                raise PreprocessingError(f"feature {feat.name!r} has {len(col)} values, expected {n}")
+            values = _as_float(col, feat.name)
+            values = np.where(np.isfinite(values), values, feat.fill)
+            numeric[:, j] = (values - feat.mean) / feat.std
+        categorical = np.empty((n, len(self.categorical)), dtype=np.int64)
+        for j, cfeat in enumerate(self.categorical):
+            col = columns[cfeat.name]
+            if len(col) != n:
+                raise PreprocessingError(f"feature {cfeat.name!r} has {len(col)} values, expected {n}")
+            categorical[:, j] = cfeat.encode(col)
+        return numeric, categorical
+
+    def transform_rows(self, rows: Sequence[Sequence[Any]]) -> Tuple[np.ndarray, np.ndarray]:
+        """Transforms rows given as lists in :attr:`feature_order`."""
+        width = len(self.feature_order)
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                raise PreprocessingError(f"row {i} has {len(row)} values, expected {width} ({self.feature_order})")
+        columns = {name: [row[j] for row in rows] for j, name in enumerate(self.feature_order)}
+        return self.transform_columns(columns)
+
+    # ---------------------------------------------------------------- (de)serialization
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "label_column": self.label_column,
+            "feature_order": list(self.feature_order),
+            "numeric": [asdict(f) for f in self.numeric],
+            "categorical": [{"name": f.name, "vocabulary": list(f.vocabulary)} for f in self.categorical],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PreprocessingSpec":
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise PreprocessingError(f"unsupported preprocessing format_version {version!r} (expected {FORMAT_VERSION})")
+        return cls(
+            label_column=data["label_column"],
+            numeric=[NumericFeature(**f) for f in data["numeric"]],
+            categorical=[CategoricalFeature(name=f["name"], vocabulary=list(f["vocabulary"])) for f in data["categorical"]],
+            feature_order=list(data["feature_order"]),
+        )
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, path: str) -> "PreprocessingSpec":
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_dict(json.load(fh))
+
+
+def _as_float(col: Sequence[Any], name: str) -> np.ndarray:
+    if isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
+        return col.astype(np.float64, copy=False)
+    out = np.empty(len(col), dtype=np.float64)
+    for i, v in enumerate(col):
+        if v is None:
+            out[i] = np.nan
+        elif isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise PreprocessingError(f"feature {name!r} is numeric but value #{i} is {v!r}")
+        else:
+            out[i] = v
+    return out

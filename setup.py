@@ -1,0 +1,64 @@
+"""kfpkit: Kubeflow Pipelines components for tabular ML, from ingest to KServe.
+
+Version ranges here are metadata for people installing kfpkit into their own environment; what ships
+(images, CI, ``make setup``) installs the exact pins of ``requirements/*.lock``.
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "components" / "_version.py").read_text()).group(1)
+
+# kfpkit.<sub> lives in the top-level folder <sub>/ (DEVELOPERS.md: fixed layout).
+SUBPACKAGES = {"components": "components", "pipelines": "pipelines", "serving": "serving"}
+packages = []
+package_dir = {}
+for sub, folder in SUBPACKAGES.items():
+    packages.append(f"kfpkit.{sub}")
+    package_dir[f"kfpkit.{sub}"] = folder
+    for found in find_packages(where=folder):
+        packages.append(f"kfpkit.{sub}.{found}")
+        package_dir[f"kfpkit.{sub}.{found}"] = f"{folder}/{found.replace('.', '/')}"
+
+setup(
+    name="kfpkit",
+    version=VERSION,
+    description="Kubeflow Pipelines v2 components: ingest, TFDV validation, GPU training, evaluation, "
+    "registry push, KServe serving and monitoring",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.13",
+    packages=packages,
+    package_dir=package_dir,
+    package_data={"": ["*.md", "*.json", "*.yaml"]},
+    include_package_data=True,
+    install_requires=[
+        "kfp>=2.13,<2.18",
+        "numpy>=1.26",
+        "pandas>=1.5",
+        "pyarrow>=10",
+        "fsspec>=2023.1",
+        "pyyaml>=6",
+    ],
+    extras_require={
+        # main environment (kfp 2.17 / kserve 0.21 / torch); see requirements/main.lock
+        "train": ["torch>=2.3", "scikit-learn>=1.3", "skops>=0.9"],
+        "kubeflow": ["kfp-kubernetes>=1.3"],
+        "vertex": ["google-cloud-aiplatform>=1.60"],
+        "serving": ["kserve>=0.14", "orjson>=3.9", "scikit-learn>=1.3", "skops>=0.9"],
+        "gcs": ["gcsfs>=2023.1"],
+        "s3": ["s3fs>=2023.1"],
+        # the TFDV environment; see requirements/tfdv.lock
+        "tfdv": ["tensorflow-data-validation>=1.16,<1.17"],
+    },
+    entry_points={"console_scripts": ["kfpkit=kfpkit.pipelines.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
