@@ -1,0 +1,82 @@
+# kfpkit — `make run` (set up + run the training pipeline on the built-in sample), `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3.11
+VENV := .venv
+TFDV_VENV := .venv-tfdv
+PY := $(VENV)/bin/python
+TFDV_PY := $(TFDV_VENV)/bin/python
+REGISTRY_DIR ?= ./local_registry
+PIPELINE_ROOT ?= ./local_outputs
+SOURCE ?= synthetic://fraud?rows=100000&seed=0
+MODEL_NAME ?= fraud-detector
+BUILD_DIR ?= build
+REGISTRY ?= ghcr.io/kfpkit
+TAG ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' components/_version.py)
+PYTEST_ARGS ?=
+
+.PHONY: help setup setup-main setup-tfdv run test test-fast lint format compile golden clean lock serve images loadtest bench-serving
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: setup-main setup-tfdv ## create .venv (main env) and .venv-tfdv (TFDV env) from the lock files
+
+setup-main: $(VENV)/.installed
+setup-tfdv: $(TFDV_VENV)/.installed
+
+$(VENV)/.installed: requirements/main.lock setup.py pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(PY) -m pip install -q --no-deps -r requirements/main.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+$(TFDV_VENV)/.installed: requirements/tfdv.lock setup.py pyproject.toml
+	test -x $(TFDV_PY) || $(PYTHON_BOOT) -m venv $(TFDV_VENV)
+	$(TFDV_PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(TFDV_PY) -m pip install -q --no-deps -r requirements/tfdv.lock
+	$(TFDV_PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+run: setup ## train on the built-in sample (100k synthetic transactions) into ./local_registry
+	$(VENV)/bin/kfpkit run training --source '$(SOURCE)' --label-column is_fraud \
+		--registry $(REGISTRY_DIR) --model-name $(MODEL_NAME) --pipeline-root $(PIPELINE_ROOT) \
+		--tfdv-python $(TFDV_PY) --summary-json $(PIPELINE_ROOT)/last_run_summary.json
+
+test: setup ## run every test (lint included)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: setup-main ## tests without the slow and TFDV ones
+	$(VENV)/bin/pytest -m "not slow and not tfdv" $(PYTEST_ARGS)
+
+lint: setup-main ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup-main ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+compile: setup-main ## compile every pipeline for Kubeflow and Vertex into ./build
+	$(VENV)/bin/kfpkit compile --target kubeflow --out $(BUILD_DIR)
+	$(VENV)/bin/kfpkit compile --target vertex --out $(BUILD_DIR)
+
+golden: setup-main ## regenerate the golden compiled pipelines in tests/golden
+	$(PY) -m kfpkit.pipelines.golden tests/golden
+
+serve: setup-main ## serve the latest blessed model of ./local_registry with the KServe ModelServer
+	@test -f $(REGISTRY_DIR)/$(MODEL_NAME)/LATEST_BLESSED.json || { echo "no blessed model in $(REGISTRY_DIR); run 'make run' first"; exit 1; }
+	$(VENV)/bin/kfpkit serve --model-name $(MODEL_NAME) --http-port 8080 \
+		--model-dir "$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["uri"])' $(REGISTRY_DIR)/$(MODEL_NAME)/LATEST_BLESSED.json)"
+
+lock: ## re-generate requirements/main.lock from the current .venv (after changing dependencies)
+	{ sed -n '1,2p' requirements/main.lock; $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements/main.lock.new
+	mv requirements/main.lock.new requirements/main.lock
+
+clean: ## remove build outputs, local runs and caches (keeps the environments)
+	rm -rf $(BUILD_DIR) $(PIPELINE_ROOT) $(REGISTRY_DIR) .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv*' -prune -exec rm -rf {} +

@@ -1,0 +1,142 @@
+"""The training pipeline: ingest → validate → train → evaluate → infra_validate → push.
+
+Platform-neutral: :func:`build_training_pipeline` takes a :class:`~kfpkit.pipelines.platforms.Platform`
+that adds Kubeflow- or Vertex-only settings to the tasks; the DAG and its parameters are the same on
+every platform (and under kfp.local).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from kfp import dsl
+
+from kfpkit.components.evaluate.component import evaluate
+from kfpkit.components.infra_validate.component import infra_validate
+from kfpkit.components.ingest.component import ingest
+from kfpkit.components.push.component import push
+from kfpkit.components.train.component import train
+from kfpkit.components.validate.component import validate
+from kfpkit.pipelines.platforms import LocalPlatform, Platform
+
+PIPELINE_NAME = "kfpkit-training"
+
+
+def build_training_pipeline(platform: Optional[Platform] = None):
+    """Returns the training pipeline (a KFP ``GraphComponent``) configured for ``platform``."""
+    platform = platform or LocalPlatform()
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Ingest a binary-classification table, validate it with TFDV, train a PyTorch (or "
+        "scikit-learn) classifier, evaluate it against the registry's latest blessed model, check it in "
+        "the real KServe server and push it to a versioned registry when it is blessed.",
+    )
+    def training_pipeline(
+        registry_root: str,
+        source: str = "synthetic://fraud?rows=100000&seed=0",
+        label_column: str = "is_fraud",
+        model_name: str = "fraud-detector",
+        eval_fraction: float = 0.2,
+        split_key_column: Optional[str] = None,
+        framework: str = "pytorch",
+        epochs: int = 8,
+        batch_size: int = 2048,
+        learning_rate: float = 0.002,
+        weight_decay: float = 0.0001,
+        patience: int = 2,
+        seed: int = 0,
+        checkpoint_dir: Optional[str] = None,
+        min_pr_auc: float = 0.2,
+        max_regression: float = 0.01,
+        slice_column: Optional[str] = None,
+        fail_on_anomalies: bool = False,
+        infra_latency_budget_ms: float = 50.0,
+    ):
+        """Trains, gates and pushes a binary classifier.
+
+        Args:
+            registry_root: Model registry root (local path, gs:// or s3://); versions go to
+                <registry_root>/<model_name>/<version>/.
+            source: Data source: synthetic://fraud?rows=N&seed=S&fraud_rate=R&drift=D, a local path,
+                file://, gs://, s3:// or http(s):// URI of a CSV, Parquet or JSON Lines file.
+            label_column: Binary label column (0/1).
+            model_name: Model name in the registry and in KServe (lowercase, digits and '-').
+            eval_fraction: Fraction of rows hashed into the eval split.
+            split_key_column: Column whose hash decides the split (default: the row number).
+            framework: 'pytorch' (GPU-capable MLP with embeddings) or 'sklearn' (HistGradientBoosting baseline).
+            epochs: Maximum training epochs (PyTorch).
+            batch_size: Training batch size (PyTorch).
+            learning_rate: AdamW learning rate (PyTorch).
+            weight_decay: AdamW weight decay (PyTorch).
+            patience: Epochs without eval PR-AUC improvement before early stopping.
+            seed: Random seed of the split-independent training randomness.
+            checkpoint_dir: Durable folder for per-epoch checkpoints; a retried task resumes from it.
+            min_pr_auc: Blessing floor: the candidate's eval PR-AUC must reach it.
+            max_regression: Blessing: largest allowed PR-AUC drop against the latest blessed model.
+            slice_column: Categorical column whose values slice the evaluation report.
+            fail_on_anomalies: Fail the run on data anomalies instead of skipping training.
+            infra_latency_budget_ms: p99 latency budget of the candidate in the real KServe server.
+        """
+        ingest_task = ingest(
+            source=source,
+            label_column=label_column,
+            eval_fraction=eval_fraction,
+            split_key_column=split_key_column,
+            seed=seed,
+        )
+        validate_task = validate(
+            train_data=ingest_task.outputs["train_data"],
+            eval_data=ingest_task.outputs["eval_data"],
+            label_column=label_column,
+            fail_on_anomalies=fail_on_anomalies,
+        )
+        for task in (ingest_task, validate_task):
+            platform.configure_task(task)
+
+        with dsl.If(validate_task.outputs["passed"] == True, name="data-valid"):  # noqa: E712
+            train_task = train(
+                train_data=ingest_task.outputs["train_data"],
+                eval_data=ingest_task.outputs["eval_data"],
+                label_column=label_column,
+                framework=framework,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                weight_decay=weight_decay,
+                patience=patience,
+                seed=seed,
+                checkpoint_dir=checkpoint_dir,
+            )
+            platform.configure_training(train_task)
+            evaluate_task = evaluate(
+                model=train_task.outputs["model"],
+                eval_data=ingest_task.outputs["eval_data"],
+                label_column=label_column,
+                min_pr_auc=min_pr_auc,
+                max_regression=max_regression,
+                slice_column=slice_column,
+                baseline_registry_root=registry_root,
+                model_name=model_name,
+            )
+            infra_task = infra_validate(
+                model=train_task.outputs["model"],
+                eval_data=ingest_task.outputs["eval_data"],
+                latency_budget_ms=infra_latency_budget_ms,
+            )
+            for task in (evaluate_task, infra_task):
+                platform.configure_task(task)
+            with dsl.If(evaluate_task.outputs["blessed"] == True, name="model-blessed"):  # noqa: E712
+                with dsl.If(infra_task.outputs["infra_blessed"] == True, name="model-serves"):  # noqa: E712
+                    push_task = push(
+                        model=train_task.outputs["model"],
+                        registry_root=registry_root,
+                        model_name=model_name,
+                        baseline=validate_task.outputs["baseline"],
+                    )
+                    platform.configure_task(push_task)
+
+    return training_pipeline
+
+
+PIPELINES = {"training": build_training_pipeline}

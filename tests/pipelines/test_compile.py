@@ -1,0 +1,120 @@
+"""Compiling the pipelines for Kubeflow and Vertex AI: golden files, loadability, platform settings."""
+
+import os
+
+import pytest
+import yaml
+
+from kfpkit.pipelines import golden, targets
+
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "golden")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compiled")
+    paths = targets.compile_all(str(out))
+    return {os.path.basename(p): p for p in paths}
+
+
+def _docs(path):
+    with open(path, encoding="utf-8") as fh:
+        return [d for d in yaml.safe_load_all(fh) if d is not None]
+
+
+def _executor_of(spec, component):
+    label = spec["components"][f"comp-{component}"]["executorLabel"]
+    return spec["deploymentSpec"]["executors"][label]["container"]
+
+
+def test_every_pipeline_compiles_for_every_target(compiled):
+    assert set(compiled) == {f"{p}.{t}.yaml" for p in targets.pipeline_names() for t in ("kubeflow", "vertex")}
+
+
+@pytest.mark.parametrize("name", ["training.kubeflow.yaml", "training.vertex.yaml"])
+def test_compiled_pipeline_matches_golden_file(compiled, name):
+    with open(compiled[name], encoding="utf-8") as fh:
+        fresh = golden.normalize(fh.read())
+    golden_path = os.path.join(GOLDEN_DIR, name)
+    assert os.path.exists(golden_path), f"missing {golden_path}: run `make golden`"
+    with open(golden_path, encoding="utf-8") as fh:
+        assert fresh == fh.read(), f"{name} differs from tests/golden: review the change, then `make golden`"
+
+
+@pytest.mark.parametrize("name", ["training.kubeflow.yaml", "training.vertex.yaml"])
+def test_compiled_pipeline_loads_back_with_kfp(compiled, name):
+    from kfp import components
+
+    loaded = components.load_component_from_file(compiled[name])
+    assert loaded.name == "kfpkit-training"
+    assert "registry_root" in loaded.component_spec.inputs
+
+
+def test_kubeflow_training_task_requests_a_gpu_with_toleration(compiled):
+    spec, platform = _docs(compiled["training.kubeflow.yaml"])
+    train = _executor_of(spec, "train")
+    assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert train["resources"]["accelerator"]["resourceCount"] == "1"
+    assert train["resources"]["cpuLimit"] == 8.0
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    train_label = spec["components"]["comp-train"]["executorLabel"]
+    tolerations = k8s[train_label]["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+
+
+def test_vertex_pipeline_is_one_document_with_a_vertex_accelerator(compiled):
+    docs = _docs(compiled["training.vertex.yaml"])
+    assert len(docs) == 1
+    train = _executor_of(docs[0], "train")
+    assert train["resources"]["accelerator"]["resourceType"] == "NVIDIA_L4"
+    assert "nvidia.com/gpu" not in open(compiled["training.vertex.yaml"]).read()
+
+
+def test_vertex_accelerator_is_configurable_and_typos_are_rejected(tmp_path):
+    path = targets.compile_pipeline("training", "vertex", str(tmp_path), accelerator_type="NVIDIA_TESLA_T4")
+    train = _executor_of(_docs(path)[0], "train")
+    assert train["resources"]["accelerator"]["resourceType"] == "NVIDIA_TESLA_T4"
+    with pytest.raises(ValueError, match="unknown Vertex accelerator 'NVIDIA_T4'"):
+        targets.compile_pipeline("training", "vertex", str(tmp_path), accelerator_type="NVIDIA_T4")
+
+
+def test_vertex_yaml_builds_an_aiplatform_pipeline_job_offline(compiled):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    job = aiplatform.PipelineJob(
+        display_name="kfpkit-training-offline",
+        template_path=compiled["training.vertex.yaml"],
+        pipeline_root="gs://example-bucket/pipeline-root",
+        parameter_values={"registry_root": "gs://example-bucket/registry", "framework": "sklearn"},
+        project="example-project",
+        location="us-central1",
+        credentials=AnonymousCredentials(),
+        enable_caching=False,
+    )
+    runtime = job._gca_resource.runtime_config
+    assert runtime.gcs_output_directory == "gs://example-bucket/pipeline-root"
+    assert runtime.parameter_values["framework"] == "sklearn"
+
+
+def test_pipeline_parameters_carry_descriptions_for_the_kubeflow_ui(compiled):
+    spec = _docs(compiled["training.kubeflow.yaml"])[0]
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["min_pr_auc"]["defaultValue"] == 0.2
+    undocumented = [name for name, p in params.items() if not p.get("description")]
+    assert not undocumented
+
+
+def test_image_registry_override_rewrites_every_task_image(tmp_path):
+    path = targets.compile_pipeline("training", "kubeflow", str(tmp_path), image_registry="registry.example.com/ml")
+    spec = _docs(path)[0]
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images and all(i.startswith("registry.example.com/ml/kfpkit-") for i in images)
+
+
+def test_unknown_target_and_pipeline_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown target 'sagemaker'"):
+        targets.compile_pipeline("training", "sagemaker", str(tmp_path))
+    with pytest.raises(ValueError, match="unknown pipeline 'scoring'"):
+        targets.compile_pipeline("scoring", "kubeflow", str(tmp_path))
+    assert not any(tmp_path.iterdir())
