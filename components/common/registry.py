@@ -1,0 +1,487 @@
+"""The model registry: versioned, content-addressed copies of blessed model directories.
+
+Layout (local paths and object stores alike, through fsspec)::
+
+    <root>/<model_name>/
+      1/                       a complete version: the model directory + MANIFEST.json (+ baseline/)
+      2/
+      LATEST_BLESSED.json      {"version": int, "uri": str, "content_sha256": str}
+      .staging/<uuid>/         local roots only: a push in progress (or killed); never read
+
+Rules (see ``components/push/README.md`` for the reasoning):
+
+* Versions are the integers ``1, 2, ...``; a new version is one more than the highest version directory
+  that exists (complete or not), so numbers only ever grow.
+* A version is *complete* when its ``MANIFEST.json`` exists. The manifest is written last, so readers
+  (:func:`list_versions`, :func:`latest_blessed`, :func:`materialize`) never see half a version.
+  On a local filesystem the whole version is assembled under ``.staging/`` and published with one
+  ``os.rename``; on object stores (no rename) the files are uploaded first and the manifest last.
+* Pushing content that an existing complete version already holds (same ``content_sha256``) copies
+  nothing and returns that version with ``created=False``.
+* ``LATEST_BLESSED.json`` names the version the last push created or found.
+
+Only fsspec is imported at module level; object-store backends (gcsfs, s3fs) are loaded by fsspec on use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional
+
+import fsspec.core
+from fsspec.implementations.local import LocalFileSystem
+
+from kfpkit.components.common import model_dir as md
+
+POINTER_FILE = "LATEST_BLESSED.json"
+STAGING_DIR = ".staging"
+MAX_MODEL_NAME_LENGTH = 63
+_MODEL_NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_VERSION_RE = re.compile(r"[1-9][0-9]*")
+_MAX_PUBLISH_ATTEMPTS = 1000
+
+
+class RegistryError(ValueError):
+    """Bad push input (model name, model directory, extra dirs) or a registry location that cannot be used."""
+
+
+@dataclass
+class RegistryEntry:
+    """A complete version in the registry.
+
+    Attributes:
+        version: The version number (``1, 2, ...``).
+        uri: Where the version lives: an absolute local path for local roots, else ``<protocol>://...``.
+            Usable as a KServe ``storageUri`` (see the push README for PVC roots).
+        content_sha256: ``content_sha256`` of the version's ``MANIFEST.json``.
+    """
+
+    version: int
+    uri: str
+    content_sha256: str
+
+
+@dataclass
+class PushResult:
+    """What :func:`push_version` did.
+
+    Attributes:
+        version: The version holding the pushed content.
+        uri: Location of that version (see :class:`RegistryEntry`).
+        content_sha256: ``content_sha256`` of the version's manifest.
+        created: ``True`` when this push created the version, ``False`` when an existing version already
+            held the same content (nothing was copied).
+    """
+
+    version: int
+    uri: str
+    content_sha256: str
+    created: bool
+
+
+def validate_model_name(model_name: str) -> None:
+    """Checks that ``model_name`` can name a registry folder and a KServe InferenceService.
+
+    Raises:
+        RegistryError: the name is not 1-63 characters of lowercase letters, digits and '-', starting with a
+            letter and ending with a letter or digit (a DNS-1035 label, as Kubernetes requires).
+    """
+    if (
+        not isinstance(model_name, str)
+        or len(model_name) > MAX_MODEL_NAME_LENGTH
+        or not _MODEL_NAME_RE.fullmatch(model_name)
+    ):
+        raise RegistryError(
+            f"model_name {model_name!r} is invalid: use 1-{MAX_MODEL_NAME_LENGTH} lowercase letters, digits and "
+            "'-', starting with a letter and ending with a letter or digit (it names the KServe "
+            "InferenceService), e.g. 'fraud-detector'"
+        )
+
+
+class _ModelLocation:
+    """``<root>/<model_name>`` on some fsspec filesystem, with a fast path for local disks."""
+
+    def __init__(self, root: str, model_name: str) -> None:
+        validate_model_name(model_name)
+        root = os.fspath(root)
+        if not root:
+            raise RegistryError("registry root is empty; give a local path or a gs:// / s3:// URI")
+        try:
+            self.fs, root_path = fsspec.core.url_to_fs(root)
+        except (ImportError, ValueError) as exc:
+            raise RegistryError(f"registry root {root!r} cannot be opened: {exc}") from exc
+        self.local = isinstance(self.fs, LocalFileSystem)
+        if self.local:
+            root_path = os.path.abspath(root_path)
+        self.path = posixpath.join(root_path.rstrip("/") or "/", model_name)
+
+    def join(self, *parts: str) -> str:
+        return posixpath.join(self.path, *parts)
+
+    def version_path(self, version: int) -> str:
+        return self.join(str(version))
+
+    def uri(self, version: int) -> str:
+        path = self.version_path(version)
+        return path if self.local else self.fs.unstrip_protocol(path)
+
+    def refresh(self) -> None:
+        if not self.local:
+            self.fs.invalidate_cache()
+
+    def version_numbers(self) -> List[int]:
+        """Every integer-named directory (complete or not), ascending."""
+        if self.local:
+            try:
+                names = [n for n in os.listdir(self.path) if os.path.isdir(os.path.join(self.path, n))]
+            except FileNotFoundError:
+                return []
+        else:
+            if not self.fs.exists(self.path):
+                return []
+            names = [
+                posixpath.basename(info["name"].rstrip("/"))
+                for info in self.fs.ls(self.path, detail=True)
+                if info.get("type") == "directory"
+            ]
+        return sorted(int(n) for n in names if _VERSION_RE.fullmatch(n))
+
+    def read_json(self, path: str) -> Optional[Dict[str, Any]]:
+        """The JSON object at ``path``, or None when it is missing or not a readable JSON object."""
+        try:
+            if self.local:
+                with open(path, encoding="utf-8") as fh:
+                    data = json.load(fh)
+            else:
+                data = json.loads(self.fs.cat_file(path))
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def entry(self, version: int) -> Optional[RegistryEntry]:
+        """The version as a :class:`RegistryEntry` when it is complete, else None."""
+        manifest = self.read_json(posixpath.join(self.version_path(version), md.MANIFEST_FILE))
+        if manifest is None or not isinstance(manifest.get("content_sha256"), str):
+            return None
+        return RegistryEntry(version=version, uri=self.uri(version), content_sha256=manifest["content_sha256"])
+
+    def write_pointer(self, entry: RegistryEntry) -> None:
+        data = json.dumps(
+            {"version": entry.version, "uri": entry.uri, "content_sha256": entry.content_sha256},
+            indent=2,
+            sort_keys=True,
+        ).encode()
+        target = self.join(POINTER_FILE)
+        if self.local:
+            tmp = self.join(f".{POINTER_FILE}.{uuid.uuid4().hex}.tmp")
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                _remove_quietly(tmp)
+                raise
+        else:
+            self.fs.pipe_file(target, data)
+
+
+def list_versions(root: str, model_name: str) -> List[RegistryEntry]:
+    """The complete versions of a model, ascending by version.
+
+    Directories without ``MANIFEST.json`` (a push in progress or killed) and the staging area are ignored.
+
+    Args:
+        root: Registry root: local path, ``file://``, ``gs://``, ``s3://`` or any fsspec URL.
+        model_name: The model's name (see :func:`validate_model_name`).
+    """
+    location = _ModelLocation(root, model_name)
+    location.refresh()
+    return _complete_entries(location)
+
+
+def latest_blessed(root: str, model_name: str) -> Optional[RegistryEntry]:
+    """The version ``LATEST_BLESSED.json`` names, or None when the model has no complete version.
+
+    When the pointer is missing or names a version that is not complete (e.g. a push was killed between
+    publishing and moving the pointer), the highest complete version is returned instead: only blessed
+    models are pushed. The returned ``uri`` is built from ``root`` as given here, so it stays valid when
+    the registry is reached under another path than the pusher used.
+    """
+    location = _ModelLocation(root, model_name)
+    location.refresh()
+    pointer = location.read_json(location.join(POINTER_FILE))
+    version = pointer.get("version") if pointer else None
+    if isinstance(version, int) and not isinstance(version, bool) and version >= 1:
+        entry = location.entry(version)
+        if entry is not None:
+            return entry
+    entries = _complete_entries(location)
+    return entries[-1] if entries else None
+
+
+def materialize(uri: str, local_dir: str) -> str:
+    """A local directory holding the model version at ``uri``.
+
+    Local versions are used in place: the path itself is returned (nothing copied). Remote versions are
+    downloaded into ``local_dir`` (created; must be missing or empty), checked against their manifest, and
+    only then moved into place, so ``local_dir`` is either the complete version or untouched.
+
+    Raises:
+        RegistryError: the version does not exist, is incomplete (no ``MANIFEST.json``) or ``local_dir``
+            is not empty.
+        kfpkit.components.common.model_dir.ModelDirError: the downloaded files do not match the manifest.
+    """
+    try:
+        fs, path = fsspec.core.url_to_fs(os.fspath(uri))
+    except (ImportError, ValueError) as exc:
+        raise RegistryError(f"model URI {uri!r} cannot be opened: {exc}") from exc
+    if isinstance(fs, LocalFileSystem):
+        path = os.path.abspath(path)
+        if not os.path.isdir(path):
+            raise RegistryError(f"model URI {uri!r}: no such directory")
+        return path
+    path = path.rstrip("/")
+    fs.invalidate_cache()
+    if not fs.exists(posixpath.join(path, md.MANIFEST_FILE)):
+        raise RegistryError(f"model URI {uri!r}: no {md.MANIFEST_FILE}; the version does not exist or is incomplete")
+    local_dir = os.path.abspath(os.fspath(local_dir))
+    if os.path.exists(local_dir) and (not os.path.isdir(local_dir) or os.listdir(local_dir)):
+        raise RegistryError(f"cannot materialize {uri!r} into {local_dir}: it exists and is not an empty directory")
+    parent = os.path.dirname(local_dir)
+    os.makedirs(parent, exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=f".{os.path.basename(local_dir)}.partial-", dir=parent)
+    try:
+        for remote_file in fs.find(path):
+            rel = posixpath.relpath(remote_file, path)
+            destination = os.path.join(partial, *rel.split("/"))
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            fs.get_file(remote_file, destination)
+        md.verify_manifest(partial)
+        if os.path.isdir(local_dir):
+            os.rmdir(local_dir)
+        os.rename(partial, local_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return local_dir
+
+
+def push_version(
+    local_model_dir: str,
+    root: str,
+    model_name: str,
+    extra_dirs: Optional[Mapping[str, str]] = None,
+) -> PushResult:
+    """Copies a model directory into the registry as a new version, unless a version already holds it.
+
+    The version gets every file of ``local_model_dir`` (a ``MANIFEST.json`` at its top is not copied: the
+    registry writes its own), each ``extra_dirs`` entry, and a fresh ``MANIFEST.json`` written last. Then
+    ``LATEST_BLESSED.json`` is pointed at the version.
+
+    Args:
+        local_model_dir: Local model directory (must hold ``model_card.json``).
+        root: Registry root: local path, ``file://``, ``gs://``, ``s3://`` or any fsspec URL.
+        model_name: The model's name (see :func:`validate_model_name`).
+        extra_dirs: Relative directory name in the version (e.g. ``"baseline"``) → local source directory
+            (its files are copied below that name) or file (copied as ``<name>/<file name>``).
+
+    Returns:
+        The version holding the content and whether this push created it.
+
+    Raises:
+        RegistryError: bad model name, not a model directory, bad ``extra_dirs``, an unusable root, or the
+            source changed while it was being copied.
+    """
+    location = _ModelLocation(root, model_name)
+    plan = _plan_files(local_model_dir, extra_dirs)
+    content_sha256 = _content_sha256({rel: md.sha256_file(src) for rel, src in plan.items()})
+
+    location.refresh()
+    for entry in _complete_entries(location):
+        if entry.content_sha256 == content_sha256:
+            location.write_pointer(entry)
+            return PushResult(entry.version, entry.uri, entry.content_sha256, created=False)
+
+    if location.local:
+        version = _publish_local(location, plan, content_sha256)
+    else:
+        version = _publish_remote(location, plan, content_sha256)
+    entry = RegistryEntry(version=version, uri=location.uri(version), content_sha256=content_sha256)
+    location.write_pointer(entry)
+    return PushResult(entry.version, entry.uri, entry.content_sha256, created=True)
+
+
+# --------------------------------------------------------------------------------------------- internals
+
+
+def _complete_entries(location: _ModelLocation) -> List[RegistryEntry]:
+    entries = (location.entry(version) for version in location.version_numbers())
+    return [entry for entry in entries if entry is not None]
+
+
+def _plan_files(local_model_dir: str, extra_dirs: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    """``{relative path in the version: local source file}`` after validating the inputs."""
+    model_dir = os.path.abspath(os.fspath(local_model_dir))
+    if not os.path.isdir(model_dir):
+        raise RegistryError(f"{local_model_dir}: not a directory; push needs a model directory written by train")
+    try:
+        card = md.read_model_card(model_dir)
+    except md.ModelDirError as exc:
+        raise RegistryError(f"{model_dir} is not a model directory: no {md.MODEL_CARD_FILE}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{os.path.join(model_dir, md.MODEL_CARD_FILE)} is not valid JSON: {exc}") from exc
+    if not isinstance(card, dict):
+        raise RegistryError(f"{os.path.join(model_dir, md.MODEL_CARD_FILE)} must hold a JSON object")
+
+    plan = {rel: os.path.join(model_dir, *rel.split("/")) for rel in md.list_files(model_dir)}
+    for name, given_source in (extra_dirs or {}).items():
+        rel_dir = _check_extra_name(name)
+        source = os.path.abspath(os.fspath(given_source))
+        if os.path.isdir(source):
+            files = _walk_files(source)
+            if not files:
+                raise RegistryError(f"extra_dirs[{name!r}]: {source} contains no files")
+            extra = {f"{rel_dir}/{rel}": os.path.join(source, *rel.split("/")) for rel in files}
+        elif os.path.isfile(source):
+            extra = {f"{rel_dir}/{os.path.basename(source)}": source}
+        else:
+            raise RegistryError(f"extra_dirs[{name!r}]: {source} does not exist")
+        clashes = sorted(rel for rel in extra if rel in plan)
+        if clashes:
+            raise RegistryError(
+                f"extra_dirs[{name!r}] would overwrite {clashes[0]!r}, which the model directory "
+                "(or another extra dir) already provides"
+            )
+        plan.update(extra)
+    return plan
+
+
+def _check_extra_name(name: str) -> str:
+    normalized = posixpath.normpath(name) if isinstance(name, str) and name else ""
+    if (
+        not normalized
+        or normalized in (".", md.MANIFEST_FILE)
+        or normalized.startswith(("/", "../"))
+        or normalized == ".."
+        or "\\" in normalized
+    ):
+        raise RegistryError(f"extra_dirs key {name!r} must be a relative directory name such as 'baseline'")
+    return normalized
+
+
+def _walk_files(directory: str) -> List[str]:
+    out = []
+    for current, _dirs, files in os.walk(directory):
+        for name in files:
+            out.append(os.path.relpath(os.path.join(current, name), directory).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def _content_sha256(files: Mapping[str, str]) -> str:
+    """Same formula as ``model_dir.build_manifest`` (tests compare both on every push)."""
+    lines = "".join(f"{rel}  {digest}\n" for rel, digest in sorted(files.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _copy_file(source: str, destination: str) -> None:
+    shutil.copyfile(source, destination)
+
+
+def _upload_file(fs: Any, source: str, destination: str) -> None:
+    fs.put_file(source, destination)
+
+
+def _stage(plan: Mapping[str, str], staging: str, expected_sha256: str) -> Dict[str, Any]:
+    """Copies the planned files into ``staging`` and writes the manifest there, last."""
+    for rel, source in sorted(plan.items()):
+        destination = os.path.join(staging, *rel.split("/"))
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        _copy_file(source, destination)
+    manifest = md.write_manifest(staging)
+    if manifest["content_sha256"] != expected_sha256:
+        raise RegistryError("the model directory changed while it was being pushed; push it again")
+    return manifest
+
+
+def _publish_local(location: _ModelLocation, plan: Mapping[str, str], content_sha256: str) -> int:
+    staging = location.join(STAGING_DIR, uuid.uuid4().hex)
+    os.makedirs(staging)
+    try:
+        _stage(plan, staging, content_sha256)
+        _fsync_tree(staging)
+        version = (location.version_numbers() or [0])[-1] + 1
+        for _ in range(_MAX_PUBLISH_ATTEMPTS):
+            target = location.version_path(version)
+            try:
+                os.rename(staging, target)
+                _fsync_dir(location.path)
+                return version
+            except OSError:
+                # A concurrent pusher published this number first (the target exists and is not empty).
+                if not os.path.exists(target):
+                    raise
+                version = max(version + 1, (location.version_numbers() or [0])[-1] + 1)
+        raise RegistryError(f"{location.path}: no free version number after {_MAX_PUBLISH_ATTEMPTS} attempts")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _publish_remote(location: _ModelLocation, plan: Mapping[str, str], content_sha256: str) -> int:
+    fs = location.fs
+    with tempfile.TemporaryDirectory(prefix="kfpkit-push-") as staging:
+        manifest = _stage(plan, staging, content_sha256)
+        version = (location.version_numbers() or [0])[-1] + 1
+        target = location.version_path(version)
+        try:
+            for rel in sorted(manifest["files"]):
+                _upload_file(fs, os.path.join(staging, *rel.split("/")), posixpath.join(target, rel))
+            # The manifest goes last: from this write on, readers see the version as complete.
+            _upload_file(fs, os.path.join(staging, md.MANIFEST_FILE), posixpath.join(target, md.MANIFEST_FILE))
+        except BaseException:
+            try:
+                fs.rm(target, recursive=True)
+            except Exception:
+                pass  # an incomplete directory is invisible to readers; its number is simply skipped
+            raise
+    return version
+
+
+def _fsync_tree(directory: str) -> None:
+    for current, _dirs, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(current, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass

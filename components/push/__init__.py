@@ -1,0 +1,1 @@
+"""push: copies a blessed model directory (and its TFDV baseline) into the versioned model registry."""

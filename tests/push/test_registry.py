@@ -1,0 +1,386 @@
+"""The registry behind push: versions, idempotence, atomicity, pointer, object stores, materialize."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import fsspec
+import pytest
+
+from kfpkit.components.common import model_dir as md
+from kfpkit.components.common import registry
+from kfpkit.components.common.registry import (
+    POINTER_FILE,
+    RegistryError,
+    latest_blessed,
+    list_versions,
+    materialize,
+    push_version,
+)
+
+MODEL = "fraud-detector"
+
+
+def visible_entries(root: str):
+    return [(e.version, e.content_sha256) for e in list_versions(root, MODEL)]
+
+
+# ------------------------------------------------------------------------------------------ local roots
+
+
+def test_first_push_creates_version_1_and_points_latest_at_it(model, root):
+    result = push_version(model, root, MODEL)
+
+    version_dir = os.path.join(root, MODEL, "1")
+    assert (result.version, result.created) == (1, True)
+    assert result.uri == os.path.abspath(version_dir)
+    assert os.path.isabs(result.uri)
+    with open(os.path.join(root, MODEL, POINTER_FILE), encoding="utf-8") as fh:
+        pointer = json.load(fh)
+    assert pointer == {"version": 1, "uri": result.uri, "content_sha256": result.content_sha256}
+    entry = latest_blessed(root, MODEL)
+    assert (entry.version, entry.uri, entry.content_sha256) == (1, result.uri, result.content_sha256)
+
+
+def test_same_content_returns_same_version_without_copying(model, root, monkeypatch):
+    first = push_version(model, root, MODEL)
+    copies = []
+    monkeypatch.setattr(registry, "_copy_file", lambda src, dst: copies.append(src))
+
+    again = push_version(model, root, MODEL)
+
+    assert (again.version, again.created, again.content_sha256) == (1, False, first.content_sha256)
+    assert copies == []
+    assert sorted(os.listdir(os.path.join(root, MODEL))) == [registry.STAGING_DIR, "1", POINTER_FILE]
+    assert os.listdir(os.path.join(root, MODEL, registry.STAGING_DIR)) == []
+
+
+def test_changed_content_creates_version_2_and_moves_the_pointer(tmp_path, model, root, make_model_dir):
+    first = push_version(model, root, MODEL)
+    changed = make_model_dir(tmp_path / "model-b", weights=b"weights-v2")
+
+    second = push_version(changed, root, MODEL)
+
+    assert (second.version, second.created) == (2, True)
+    assert second.content_sha256 != first.content_sha256
+    assert latest_blessed(root, MODEL).version == 2
+    assert visible_entries(root) == [(1, first.content_sha256), (2, second.content_sha256)]
+    # Re-pushing the older content finds version 1 and points the pointer at it.
+    again = push_version(model, root, MODEL)
+    assert (again.version, again.created) == (1, False)
+    assert latest_blessed(root, MODEL).version == 1
+
+
+def test_manifest_covers_every_file_and_verifies_on_the_published_version(model, root):
+    result = push_version(model, root, MODEL)
+
+    manifest = md.verify_manifest(result.uri)
+    assert sorted(manifest["files"]) == md.list_files(result.uri)
+    assert sorted(manifest["files"]) == sorted([md.MODEL_CARD_FILE, md.SKOPS_FILE, md.PREPROCESSING_FILE])
+    assert manifest["content_sha256"] == result.content_sha256
+    assert md.build_manifest(result.uri)["content_sha256"] == result.content_sha256
+    with (
+        open(os.path.join(model, md.SKOPS_FILE), "rb") as src,
+        open(os.path.join(result.uri, md.SKOPS_FILE), "rb") as dst,
+    ):
+        assert src.read() == dst.read()
+
+
+def test_a_source_manifest_is_replaced_by_the_registry_manifest(model, root):
+    with open(os.path.join(model, md.MANIFEST_FILE), "w", encoding="utf-8") as fh:
+        fh.write('{"files": {}, "content_sha256": "stale"}')
+
+    result = push_version(model, root, MODEL)
+
+    assert md.verify_manifest(result.uri)["content_sha256"] == result.content_sha256 != "stale"
+
+
+def test_baseline_extra_dir_is_stored_and_covered_by_the_manifest(tmp_path, model, root, make_baseline):
+    baseline = make_baseline(tmp_path / "baseline-src")
+    schema_file = os.path.join(baseline, "schema.pbtxt")
+
+    result = push_version(model, root, MODEL, extra_dirs={md.BASELINE_DIR: baseline})
+    manifest = md.verify_manifest(result.uri)
+
+    for rel in ("baseline/stats.tfrecord", "baseline/schema.pbtxt", "baseline/nested/extra.txt"):
+        assert rel in manifest["files"]
+        assert os.path.isfile(os.path.join(result.uri, *rel.split("/")))
+    # The baseline is part of the content: without it the content differs; a single file source works too.
+    without = push_version(model, root, MODEL)
+    assert without.version == 2 and without.content_sha256 != result.content_sha256
+    single = push_version(model, root, MODEL, extra_dirs={"baseline": schema_file})
+    assert sorted(md.verify_manifest(single.uri)["files"]) == sorted(
+        [md.MODEL_CARD_FILE, md.SKOPS_FILE, md.PREPROCESSING_FILE, "baseline/schema.pbtxt"]
+    )
+
+
+def test_bad_extra_dirs_fail_naming_the_entry(tmp_path, model, root):
+    with pytest.raises(RegistryError, match=r"extra_dirs\['baseline'\].*does not exist"):
+        push_version(model, root, MODEL, extra_dirs={"baseline": str(tmp_path / "missing")})
+    with pytest.raises(RegistryError, match=r"'\.\./escape'"):
+        push_version(model, root, MODEL, extra_dirs={"../escape": model})
+    clash_dir = tmp_path / "clash"
+    clash_dir.mkdir()
+    (clash_dir / "x.txt").write_text("x")
+    os.makedirs(os.path.join(model, "baseline"))
+    with open(os.path.join(model, "baseline", "x.txt"), "w") as fh:
+        fh.write("y")
+    with pytest.raises(RegistryError, match=r"would overwrite 'baseline/x.txt'"):
+        push_version(model, root, MODEL, extra_dirs={"baseline": str(clash_dir)})
+    assert not os.path.exists(root) or list_versions(root, MODEL) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["Fraud", "1fraud", "fraud_detector", "fraud-", "", "a" * 64, "fraud.detector", "fraud/x"]
+)
+def test_bad_model_name_fails_with_a_clear_error(model, root, name):
+    with pytest.raises(RegistryError, match=r"model_name .* is invalid"):
+        push_version(model, root, name)
+    assert not os.path.exists(root)
+
+
+def test_good_model_names_are_accepted(model, root):
+    for name in ("a", "fraud-detector-2", "x" * 63):
+        assert push_version(model, root, name).version == 1
+
+
+def test_directory_without_model_card_is_rejected(tmp_path, root):
+    not_a_model = tmp_path / "data"
+    not_a_model.mkdir()
+    (not_a_model / "train.parquet").write_bytes(b"PAR1")
+
+    with pytest.raises(RegistryError, match=r"is not a model directory: no model_card\.json"):
+        push_version(str(not_a_model), root, MODEL)
+    with pytest.raises(RegistryError, match="not a directory"):
+        push_version(str(tmp_path / "nowhere"), root, MODEL)
+    assert not os.path.exists(root)
+
+
+def test_copy_failure_midway_leaves_no_version_and_a_later_push_gets_the_right_number(
+    model, root, monkeypatch, make_model_dir
+):
+    push_version(model, root, MODEL)
+    changed = make_model_dir(os.path.join(os.path.dirname(model), "model-b"), weights=b"v2")
+    real_copy = registry._copy_file
+    calls = []
+
+    def copy_then_fail(src, dst):
+        calls.append(src)
+        if len(calls) > 1:
+            raise OSError("disk full")
+        real_copy(src, dst)
+
+    monkeypatch.setattr(registry, "_copy_file", copy_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        push_version(changed, root, MODEL)
+
+    assert len(calls) == 2
+    assert [v for v, _ in visible_entries(root)] == [1]
+    assert latest_blessed(root, MODEL).version == 1
+    assert os.listdir(os.path.join(root, MODEL, registry.STAGING_DIR)) == []
+    monkeypatch.setattr(registry, "_copy_file", real_copy)
+    assert push_version(changed, root, MODEL).version == 2
+
+
+def test_process_killed_midway_leaves_no_visible_version(model, root):
+    script = textwrap.dedent(
+        f"""
+        import os
+        from kfpkit.components.common import registry
+        real = registry._copy_file
+        count = []
+        def copy_then_die(src, dst):
+            count.append(src)
+            real(src, dst)
+            if len(count) == 2:
+                os._exit(9)  # like SIGKILL: no cleanup, no finally blocks
+        registry._copy_file = copy_then_die
+        registry.push_version({model!r}, {root!r}, {MODEL!r})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60, check=False)
+
+    assert proc.returncode == 9, proc.stderr.decode()
+    staging = os.path.join(root, MODEL, registry.STAGING_DIR)
+    leftovers = os.listdir(staging)
+    assert len(leftovers) == 1 and len(os.listdir(os.path.join(staging, leftovers[0]))) == 2
+    assert list_versions(root, MODEL) == []
+    assert latest_blessed(root, MODEL) is None
+    result = push_version(model, root, MODEL)
+    assert (result.version, result.created) == (1, True)
+    md.verify_manifest(result.uri)
+
+
+def test_staging_leftovers_and_directories_without_manifest_are_ignored(model, root, make_model_dir):
+    first = push_version(model, root, MODEL)
+    model_root = os.path.join(root, MODEL)
+    # A killed push's staging copy, even one that got as far as its manifest.
+    leftover = os.path.join(model_root, registry.STAGING_DIR, "deadbeef")
+    os.makedirs(leftover)
+    make_model_dir(leftover, weights=b"leftover")
+    md.write_manifest(leftover)
+    # A numbered directory without manifest and unrelated entries.
+    os.makedirs(os.path.join(model_root, "7"))
+    os.makedirs(os.path.join(model_root, "notes"))
+    os.makedirs(os.path.join(model_root, "007"))
+
+    assert visible_entries(root) == [(1, first.content_sha256)]
+    assert latest_blessed(root, MODEL).version == 1
+    # New versions never reuse a number that a directory already has.
+    changed = make_model_dir(os.path.join(os.path.dirname(model), "model-b"), weights=b"v2")
+    assert push_version(changed, root, MODEL).version == 8
+
+
+def test_concurrent_pusher_winning_the_number_makes_us_take_the_next(
+    tmp_path, model, root, monkeypatch, make_model_dir
+):
+    other = push_version(make_model_dir(tmp_path / "other", weights=b"other"), root, MODEL)
+    real_numbers = registry._ModelLocation.version_numbers
+    calls = []
+
+    def stale_numbers(self):
+        # Listing 1 is push_version's dedup check; listing 2 picks the number to publish under and is made
+        # stale here, as if the other pusher had published version 1 right after it.
+        calls.append(1)
+        return [] if len(calls) == 2 else real_numbers(self)
+
+    monkeypatch.setattr(registry._ModelLocation, "version_numbers", stale_numbers)
+    # Dedup check saw no match (different content); then the stale listing proposes version 1 again.
+    result = push_version(model, root, MODEL)
+
+    assert (result.version, result.created) == (2, True)
+    monkeypatch.undo()
+    assert visible_entries(root) == [(1, other.content_sha256), (2, result.content_sha256)]
+    md.verify_manifest(os.path.join(root, MODEL, "1"))
+
+
+def test_pointer_missing_or_dangling_falls_back_to_highest_complete_version(tmp_path, model, root, make_model_dir):
+    push_version(model, root, MODEL)
+    push_version(make_model_dir(tmp_path / "b", weights=b"b"), root, MODEL)
+    pointer = os.path.join(root, MODEL, POINTER_FILE)
+
+    with open(pointer, "w", encoding="utf-8") as fh:
+        json.dump({"version": 1, "uri": "elsewhere", "content_sha256": "x"}, fh)
+    entry = latest_blessed(root, MODEL)
+    assert entry.version == 1 and entry.uri == os.path.join(os.path.abspath(root), MODEL, "1")
+    with open(pointer, "w", encoding="utf-8") as fh:
+        json.dump({"version": 5}, fh)
+    assert latest_blessed(root, MODEL).version == 2
+    os.remove(pointer)
+    assert latest_blessed(root, MODEL).version == 2
+    assert latest_blessed(root, "unknown-model") is None
+    assert list_versions(root, "unknown-model") == []
+
+
+def test_materialize_returns_local_versions_in_place(model, root, tmp_path):
+    result = push_version(model, root, MODEL)
+    target = tmp_path / "unused"
+
+    assert materialize(result.uri, str(target)) == result.uri
+    assert materialize("file://" + result.uri, str(target)) == result.uri
+    assert not target.exists()
+    with pytest.raises(RegistryError, match="no such directory"):
+        materialize(os.path.join(root, MODEL, "9"), str(target))
+
+
+# ------------------------------------------------------------------------------------------ object stores
+
+
+def test_object_store_push_publishes_with_manifest_last(tmp_path, model, memory_root, monkeypatch, make_baseline):
+    baseline = make_baseline(tmp_path / "baseline-src")
+    real_upload = registry._upload_file
+    seen_before_manifest = []
+
+    def spy(fs, source, destination):
+        if destination.endswith("/" + md.MANIFEST_FILE):
+            # Every other file is uploaded already, yet the version is not visible.
+            seen_before_manifest.append((len(fs.find(os.path.dirname(destination))), visible_entries(memory_root)))
+        real_upload(fs, source, destination)
+
+    monkeypatch.setattr(registry, "_upload_file", spy)
+    result = push_version(model, memory_root, MODEL, extra_dirs={"baseline": baseline})
+
+    assert seen_before_manifest == [(6, [])]
+    assert (result.version, result.created) == (1, True)
+    assert result.uri == f"{memory_root.replace('memory://', 'memory:///')}/{MODEL}/1"
+    assert visible_entries(memory_root) == [(1, result.content_sha256)]
+    assert latest_blessed(memory_root, MODEL).uri == result.uri
+    fs, path = fsspec.core.url_to_fs(memory_root)
+    pointer = json.loads(fs.cat_file(f"{path}/{MODEL}/{POINTER_FILE}"))
+    assert pointer == {"version": 1, "uri": result.uri, "content_sha256": result.content_sha256}
+    assert not fs.exists(f"{path}/{MODEL}/{registry.STAGING_DIR}")
+
+
+def test_object_store_is_idempotent_and_versions_increase(tmp_path, model, memory_root, monkeypatch, make_model_dir):
+    first = push_version(model, memory_root, MODEL)
+    uploads = []
+    monkeypatch.setattr(registry, "_upload_file", lambda fs, s, d: uploads.append(d))
+    assert push_version(model, memory_root, MODEL) == registry.PushResult(1, first.uri, first.content_sha256, False)
+    assert uploads == []
+    monkeypatch.undo()
+
+    second = push_version(make_model_dir(tmp_path / "b", weights=b"b"), memory_root, MODEL)
+    assert (second.version, second.created) == (2, True)
+    assert latest_blessed(memory_root, MODEL).version == 2
+
+
+def test_object_store_failure_before_manifest_leaves_nothing_visible(tmp_path, model, memory_root, monkeypatch):
+    real_upload = registry._upload_file
+
+    def fail_on_manifest(fs, source, destination):
+        if destination.endswith(md.MANIFEST_FILE):
+            raise ConnectionError("network gone")
+        real_upload(fs, source, destination)
+
+    monkeypatch.setattr(registry, "_upload_file", fail_on_manifest)
+    with pytest.raises(ConnectionError):
+        push_version(model, memory_root, MODEL)
+    assert list_versions(memory_root, MODEL) == []
+    assert latest_blessed(memory_root, MODEL) is None
+    monkeypatch.undo()
+    assert push_version(model, memory_root, MODEL).version == 1
+
+
+def test_object_store_killed_upload_is_invisible_and_its_number_skipped(model, memory_root):
+    fs, path = fsspec.core.url_to_fs(memory_root)
+    # What a push killed before its manifest leaves behind: files but no MANIFEST.json.
+    fs.pipe_file(f"{path}/{MODEL}/1/{md.MODEL_CARD_FILE}", b"{}")
+    fs.pipe_file(f"{path}/{MODEL}/1/{md.SKOPS_FILE}", b"partial")
+
+    assert list_versions(memory_root, MODEL) == []
+    assert latest_blessed(memory_root, MODEL) is None
+    with pytest.raises(RegistryError, match="incomplete"):
+        materialize(f"{memory_root}/{MODEL}/1", "/nonexistent/never-created")
+    result = push_version(model, memory_root, MODEL)
+    assert result.version == 2
+    assert visible_entries(memory_root) == [(2, result.content_sha256)]
+
+
+def test_materialize_copies_an_object_store_version_to_a_local_dir(tmp_path, model, memory_root, make_baseline):
+    baseline = make_baseline(tmp_path / "baseline-src")
+    result = push_version(model, memory_root, MODEL, extra_dirs={"baseline": baseline})
+    local_dir = tmp_path / "materialized" / "v1"
+
+    path = materialize(result.uri, str(local_dir))
+
+    assert path == str(local_dir)
+    assert md.verify_manifest(path)["content_sha256"] == result.content_sha256
+    assert os.path.isfile(os.path.join(path, "baseline", "nested", "extra.txt"))
+    assert md.read_model_card(path)["decision_threshold"] == 0.4
+    assert [n for n in os.listdir(tmp_path / "materialized") if n != "v1"] == []
+    with pytest.raises(RegistryError, match="not an empty directory"):
+        materialize(result.uri, str(local_dir))
+
+
+def test_materialize_rejects_a_tampered_object_store_version(tmp_path, model, memory_root):
+    result = push_version(model, memory_root, MODEL)
+    fs, path = fsspec.core.url_to_fs(result.uri)
+    fs.pipe_file(f"{path}/{md.SKOPS_FILE}", b"tampered")
+    local_dir = tmp_path / "out"
+
+    with pytest.raises(md.ModelDirError, match=r"sha256 mismatch in model\.skops"):
+        materialize(result.uri, str(local_dir))
+    assert not local_dir.exists()
+    assert os.listdir(tmp_path) == ["model"]
