@@ -53,7 +53,8 @@ def docstring_args(func: Any) -> Dict[str, str]:
 
 
 def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation)
+    is_generic = getattr(annotation, "__args__", None) is not None
+    text = str(annotation) if is_generic else (getattr(annotation, "__name__", None) or str(annotation))
     text = text.replace("typing.", "").replace("kfp.dsl.types.artifact_types.", "")
     return re.sub(r"<class '([^']+)'>", r"\1", text).replace("kfp.dsl.", "")
 
