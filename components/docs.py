@@ -46,9 +46,24 @@ def docstring_args(func: Any) -> Dict[str, str]:
 
     parsed = docstring_parser.parse(inspect.getdoc(func) or "")
     out = {p.arg_name: " ".join((p.description or "").split()) for p in parsed.params}
-    for ret in parsed.many_returns or []:
-        if ret.return_name:
-            out[ret.return_name] = " ".join((ret.description or "").split())
+    out.update(_named_returns(inspect.getdoc(func) or ""))
+    return out
+
+
+def _named_returns(doc: str) -> Dict[str, str]:
+    """``name: description`` entries of the Returns section (NamedTuple fields of a component)."""
+    match = re.search(r"^Returns:\n((?:[ \t]+.*\n?|\n)+)", doc, re.MULTILINE)
+    if not match:
+        return {}
+    out: Dict[str, str] = {}
+    current = None
+    for line in match.group(1).splitlines():
+        entry = re.match(r"^ {4}(\w+):\s*(.*)$", line)
+        if entry:
+            current = entry.group(1)
+            out[current] = entry.group(2).strip()
+        elif current and line.strip():
+            out[current] = f"{out[current]} {line.strip()}"
     return out
 
 
