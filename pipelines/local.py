@@ -177,11 +177,17 @@ def format_summary(summary: Dict[str, Any]) -> str:
             lines.append(f"    - {feature}: {description}")
     metrics = summary.get("metrics") or {}
     if metrics:
-        keys = [k for k in ("pr_auc", "roc_auc", "log_loss", "brier", "precision", "recall", "f1", "threshold") if k in metrics]
+        keys = [
+            k
+            for k in ("pr_auc", "roc_auc", "log_loss", "brier", "precision", "recall", "f1", "threshold")
+            if k in metrics
+        ]
         lines.append("  eval metrics: " + ", ".join(f"{k}={metrics[k]:.4f}" for k in keys))
     if summary.get("baseline_metrics"):
         base = summary["baseline_metrics"]
-        lines.append("  baseline:     " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(base.items()) if isinstance(v, float)))
+        lines.append(
+            "  baseline:     " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(base.items()) if isinstance(v, float))
+        )
     if "evaluate" in summary["tasks"]:
         lines.append(f"  blessed: {'yes' if summary['blessed'] else 'no'}")
         for reason in summary["blessing_reasons"]:

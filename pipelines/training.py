@@ -5,8 +5,6 @@ that adds Kubeflow- or Vertex-only settings to the tasks; the DAG and its parame
 every platform (and under kfp.local).
 """
 
-from __future__ import annotations
-
 from typing import Optional
 
 from kfp import dsl

@@ -192,7 +192,7 @@ def load_model(directory: str, verify: bool = False) -> LoadedModel:
         import skops.io as sio
 
         untrusted = sio.get_untrusted_types(file=model_path)
-        unexpected = [t for t in untrusted if not t.startswith(_TRUSTED_SKOPS_PREFIXES)]
+        unexpected = [t for t in untrusted if not (t.startswith(_TRUSTED_SKOPS_PREFIXES) or t in _TRUSTED_SKOPS_TYPES)]
         if unexpected:
             raise ModelDirError(f"{directory}: {SKOPS_FILE} holds types outside the trusted set: {unexpected}")
         model = sio.load(model_path, trusted=untrusted)
@@ -201,3 +201,7 @@ def load_model(directory: str, verify: bool = False) -> LoadedModel:
 
 # sklearn's HistGradientBoosting internals that skops lists as "untrusted" although they are sklearn's own.
 _TRUSTED_SKOPS_PREFIXES = ("sklearn.", "numpy.", "collections.OrderedDict")
+# With categorical_features, HistGradientBoosting's internal preprocessor holds
+# functools.partial(sklearn.utils.validation.check_array, ...). Trusting the exact name adds no reach: the wrapped
+# function must itself be trusted (sklearn./numpy.), which FunctionTransformer could already reference directly.
+_TRUSTED_SKOPS_TYPES = frozenset({"functools.partial"})

@@ -26,6 +26,10 @@ import numpy as np
 FORMAT_VERSION = 1
 UNKNOWN_INDEX = 0
 DEFAULT_MAX_VOCABULARY = 1000
+# A categorical column with more distinct values than this fraction of the rows is an identifier
+# (transaction id, customer id, ...): it cannot generalize, so it is not used as a feature.
+DEFAULT_MAX_UNIQUE_FRACTION = 0.5
+MIN_ROWS_FOR_IDENTIFIER_RULE = 20
 
 
 class PreprocessingError(ValueError):
@@ -90,6 +94,7 @@ class PreprocessingSpec:
     numeric: List[NumericFeature] = field(default_factory=list)
     categorical: List[CategoricalFeature] = field(default_factory=list)
     feature_order: List[str] = field(default_factory=list)
+    ignored_columns: List[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     # ---------------------------------------------------------------- fitting
@@ -101,6 +106,7 @@ class PreprocessingSpec:
         feature_columns: Optional[Sequence[str]] = None,
         categorical_columns: Optional[Sequence[str]] = None,
         max_vocabulary: int = DEFAULT_MAX_VOCABULARY,
+        max_unique_fraction: float = DEFAULT_MAX_UNIQUE_FRACTION,
     ) -> "PreprocessingSpec":
         """Fits the spec on a pandas DataFrame.
 
@@ -112,6 +118,9 @@ class PreprocessingSpec:
                 object/string/category/bool columns are categorical and the rest numeric.
             max_vocabulary: Most frequent values kept per categorical feature; rarer ones map to the
                 unknown bucket.
+            max_unique_fraction: When ``feature_columns`` is not given, categorical columns with more
+                distinct values than this fraction of the rows are identifiers: they are left out and
+                listed in :attr:`ignored_columns` (serving accepts and ignores them).
 
         Raises:
             PreprocessingError: a named column is missing, or there are no features.
@@ -125,12 +134,20 @@ class PreprocessingSpec:
         forced = set(categorical_columns or ())
         numeric: List[NumericFeature] = []
         categorical: List[CategoricalFeature] = []
+        ignored: List[str] = []
         for name in columns:
             series = frame[name]
             if name in forced or is_categorical_dtype(series.dtype):
                 keys = series.map(_category_key)
                 keys = keys[keys != ""]
                 counts = keys.value_counts(sort=False)
+                if (
+                    not feature_columns
+                    and len(frame) >= MIN_ROWS_FOR_IDENTIFIER_RULE
+                    and len(counts) > max_unique_fraction * len(frame)
+                ):
+                    ignored.append(name)
+                    continue
                 # most frequent first, ties broken by value: deterministic across pandas versions
                 ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_vocabulary]
                 categorical.append(CategoricalFeature(name=name, vocabulary=[k for k, _ in ordered]))
@@ -144,7 +161,16 @@ class PreprocessingSpec:
                     std = float(finite.std())
                     fill = float(np.median(finite))
                 numeric.append(NumericFeature(name=name, mean=mean, std=std if std > 1e-12 else 1.0, fill=fill))
-        return cls(label_column=label_column, numeric=numeric, categorical=categorical, feature_order=columns)
+        features = [c for c in columns if c not in ignored]
+        if not features:
+            raise PreprocessingError(f"no usable feature columns: {ignored} look like identifiers")
+        return cls(
+            label_column=label_column,
+            numeric=numeric,
+            categorical=categorical,
+            feature_order=features,
+            ignored_columns=ignored,
+        )
 
     # ---------------------------------------------------------------- properties
     @property
@@ -213,6 +239,7 @@ class PreprocessingSpec:
             "format_version": self.format_version,
             "label_column": self.label_column,
             "feature_order": list(self.feature_order),
+            "ignored_columns": list(self.ignored_columns),
             "numeric": [asdict(f) for f in self.numeric],
             "categorical": [{"name": f.name, "vocabulary": list(f.vocabulary)} for f in self.categorical],
         }
@@ -221,12 +248,17 @@ class PreprocessingSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> "PreprocessingSpec":
         version = data.get("format_version")
         if version != FORMAT_VERSION:
-            raise PreprocessingError(f"unsupported preprocessing format_version {version!r} (expected {FORMAT_VERSION})")
+            raise PreprocessingError(
+                f"unsupported preprocessing format_version {version!r} (expected {FORMAT_VERSION})"
+            )
         return cls(
             label_column=data["label_column"],
             numeric=[NumericFeature(**f) for f in data["numeric"]],
-            categorical=[CategoricalFeature(name=f["name"], vocabulary=list(f["vocabulary"])) for f in data["categorical"]],
+            categorical=[
+                CategoricalFeature(name=f["name"], vocabulary=list(f["vocabulary"])) for f in data["categorical"]
+            ],
             feature_order=list(data["feature_order"]),
+            ignored_columns=list(data.get("ignored_columns", [])),
         )
 
     def save(self, path: str) -> None:

@@ -1,0 +1,386 @@
+"""Ingest logic (kfp-free): read a source, normalize the label, split train/eval by hash, write Parquet.
+
+Split: every row gets a key -- the value of ``split_key_column`` or, without one, the row's 0-based
+position in the source -- and goes to eval when ``blake2b(key, salt=seed)`` (first 8 bytes, big-endian)
+is below ``eval_fraction * 2**64``. The key is hashed as text (integers and integral floats alike, so
+``7``, ``7.0`` and ``"7"`` agree), so the split is the same across runs, machines and pandas versions,
+and rows that share a key (e.g. a customer id) always land in the same split.
+
+Outputs: one Parquet file per split, written deterministically (snappy, fixed row-group size, Parquet
+format 2.6, no index column and no pandas schema metadata), so the same input gives byte-identical files
+and the same ``sha256``. Each file is written to a temporary file next to its destination and moved into
+place with ``os.replace`` only after both splits are ready; on any error nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from kfpkit.components.ingest.errors import IngestError
+from kfpkit.components.ingest.sources import load_source
+
+__all__ = ["IngestError", "IngestResult", "normalize_label", "run_ingest", "split_eval_mask"]
+
+PARQUET_COMPRESSION = "snappy"
+PARQUET_ROW_GROUP_ROWS = 131_072
+PARQUET_FORMAT_VERSION = "2.6"
+ROW_NUMBER_KEY = "row_number"
+_MAX_SHOWN_VALUES = 5
+_TRUE_STRINGS = frozenset({"1", "true"})
+_FALSE_STRINGS = frozenset({"0", "false"})
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What :func:`run_ingest` wrote.
+
+    Attributes:
+        train_metadata: Metadata of the train Parquet file (keys ``rows``, ``columns``, ``sha256``,
+            ``source_uri``, ``label_column``, ``label_rate``, ``split``, ``format``, ``split_key``,
+            ``eval_fraction``, ``split_seed``).
+        eval_metadata: The same for the eval file.
+    """
+
+    train_metadata: Dict[str, Any]
+    eval_metadata: Dict[str, Any]
+
+
+def run_ingest(  # noqa: PLR0917 (mirrors the component's signature)
+    source: str,
+    label_column: str,
+    train_path: str,
+    eval_path: str,
+    eval_fraction: float = 0.2,
+    split_key_column: Optional[str] = None,
+    file_format: Optional[str] = None,
+    seed: int = 0,
+) -> IngestResult:
+    """Reads ``source``, normalizes the label to int64 0/1, splits by hash and writes two Parquet files.
+
+    Args:
+        source: ``synthetic://fraud?rows=N&seed=S&fraud_rate=R&drift=D``, a local path, or a ``file://``,
+            ``gs://``, ``s3://`` or ``http(s)://`` URI of a CSV, Parquet or JSON Lines file.
+        label_column: The binary label column (0/1 ints, bools, or the strings "0"/"1"/"true"/"false").
+            Synthetic sources have the label ``is_fraud``.
+        train_path: Where to write the train Parquet file.
+        eval_path: Where to write the eval Parquet file.
+        eval_fraction: Expected share of rows in the eval split, in (0, 1).
+        split_key_column: Column whose values are hashed to assign splits; default: the row number.
+        file_format: ``csv``, ``parquet`` or ``jsonl``, overriding the format inferred from the extension.
+        seed: Salt of the split hash (a different seed gives a different, equally stable split).
+
+    Returns:
+        The metadata of both files.
+
+    Raises:
+        IngestError: bad source, label, split key or parameters, or an empty split (nothing is written).
+    """
+    _check_arguments(train_path, eval_path, eval_fraction, seed)
+    loaded = load_source(source, label_column, file_format)
+    frame = loaded.frame
+    label = loaded.label_column
+    if not label:
+        raise IngestError(f"label_column is required for source {loaded.display_uri!r}")
+    if label not in frame.columns:
+        shown = list(frame.columns)[:20]
+        raise IngestError(f"label column {label!r} not found in {loaded.display_uri!r}; its columns are {shown}")
+    frame[label] = normalize_label(frame[label], label, loaded.display_uri)
+
+    eval_mask = split_eval_mask(frame, split_key_column, eval_fraction, seed, loaded.display_uri)
+    eval_rows = int(eval_mask.sum())
+    if eval_rows == 0:
+        raise IngestError(
+            f"eval split is empty: none of the {len(frame)} rows of {loaded.display_uri!r} hashed into eval "
+            f"(eval_fraction={eval_fraction}, split key {split_key_column or ROW_NUMBER_KEY!r}); "
+            "ingest more rows (or more distinct keys) or raise eval_fraction"
+        )
+    if eval_rows == len(frame):
+        raise IngestError(
+            f"train split is empty: all {len(frame)} rows of {loaded.display_uri!r} hashed into eval "
+            f"(eval_fraction={eval_fraction}, split key {split_key_column or ROW_NUMBER_KEY!r}); "
+            "ingest more rows (or more distinct keys) or lower eval_fraction"
+        )
+    # one Arrow conversion for both splits: identical schemas even when a split sees only part of a column
+    table = _arrow_table(frame, loaded.display_uri)
+    labels = frame[label].to_numpy()
+    splits = {"train": ~eval_mask, "eval": eval_mask}
+    tables = {name: table.filter(mask) for name, mask in splits.items()}
+    data = {name: _parquet_bytes(split_table) for name, split_table in tables.items()}
+    _write_atomically([(train_path, data["train"]), (eval_path, data["eval"])])
+
+    metadata = {
+        name: {
+            "rows": tables[name].num_rows,
+            "columns": _pandas_dtypes(tables[name]),
+            "sha256": hashlib.sha256(memoryview(data[name])).hexdigest(),
+            "source_uri": loaded.display_uri,
+            "label_column": label,
+            "label_rate": float(labels[mask].mean()),
+            "split": name,
+            "format": loaded.file_format,
+            "split_key": split_key_column or ROW_NUMBER_KEY,
+            "eval_fraction": float(eval_fraction),
+            "split_seed": int(seed),
+        }
+        for name, mask in splits.items()
+    }
+    return IngestResult(train_metadata=metadata["train"], eval_metadata=metadata["eval"])
+
+
+def _check_arguments(train_path: str, eval_path: str, eval_fraction: float, seed: int) -> None:
+    if not train_path or not eval_path:
+        raise IngestError("train_path and eval_path are both required")
+    if os.path.abspath(train_path) == os.path.abspath(eval_path):
+        raise IngestError(f"train_path and eval_path are the same file: {train_path!r}")
+    if (
+        isinstance(eval_fraction, bool)
+        or not isinstance(eval_fraction, (int, float))
+        or not math.isfinite(eval_fraction)
+        or not 0.0 < eval_fraction < 1.0
+    ):
+        raise IngestError(f"eval_fraction must be a number strictly between 0 and 1, got {eval_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise IngestError(f"seed must be an integer, got {seed!r}")
+
+
+# ---------------------------------------------------------------------------------------------- label
+def normalize_label(series: pd.Series, column: str, display_uri: str) -> np.ndarray:
+    """Returns the label as int64 0/1.
+
+    Accepted: 0/1 integers or integral floats, bools, and the strings "0"/"1"/"true"/"false" (any case,
+    surrounding spaces ignored).
+
+    Raises:
+        IngestError: missing values or any other value; the message names the column and the offending values.
+    """
+    if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
+        return series.to_numpy(dtype=bool).astype(np.int64)
+    if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
+        values = series.to_numpy(dtype=np.int64)
+        bad = (values != 0) & (values != 1)
+        if not bad.any():
+            return values
+    missing = series.isna().to_numpy()
+    present = series[~missing]
+    mapping: Dict[Any, int] = {}
+    offending: List[Any] = []
+    for value in pd.unique(present):
+        mapped = _label_value(value)
+        if mapped is None:
+            offending.append(value)
+        else:
+            mapping[value] = mapped
+    if offending or missing.any():
+        bad_rows = int(missing.sum()) + (int(present.isin(offending).sum()) if offending else 0)
+        shown = [repr(_plain(v)) for v in offending[:_MAX_SHOWN_VALUES]]
+        if len(offending) > _MAX_SHOWN_VALUES:
+            shown.append(f"... ({len(offending)} distinct)")
+        if missing.any():
+            shown.append(f"{int(missing.sum())} missing value(s)")
+        raise IngestError(
+            f"label column {column!r} in {display_uri!r} is not binary: offending values {', '.join(shown)} "
+            f"in {bad_rows} row(s); labels must be 0/1, true/false, or the strings '0'/'1'/'true'/'false'"
+        )
+    return present.map(mapping).to_numpy(dtype=np.int64)
+
+
+def _label_value(value: Any) -> Optional[int]:
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value) if value in (0, 1) else None
+    if isinstance(value, (float, np.floating)):
+        return int(value) if value in (0.0, 1.0) else None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE_STRINGS:
+            return 1
+        if text in _FALSE_STRINGS:
+            return 0
+    return None
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# ---------------------------------------------------------------------------------------------- split
+def canonical_key(value: Any) -> Optional[str]:  # noqa: PLR0911 (one return per value kind)
+    """The text a split-key value is hashed as; ``None`` for a missing value.
+
+    Integers and integral floats agree (``7``, ``7.0`` and ``"7"`` hash alike), so a key survives a CSV
+    round trip or a float cast; bools are ``"true"``/``"false"``.
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def split_eval_mask(
+    frame: pd.DataFrame,
+    split_key_column: Optional[str],
+    eval_fraction: float,
+    seed: int,
+    display_uri: str = "<frame>",
+) -> np.ndarray:
+    """Boolean mask of the rows that go to eval (see the module docstring for the hash).
+
+    Raises:
+        IngestError: the key column is missing or has missing values.
+    """
+    if split_key_column is None or split_key_column == "":
+        keys: Sequence[str] = [str(i) for i in range(len(frame))]
+    else:
+        if split_key_column not in frame.columns:
+            shown = list(frame.columns)[:20]
+            raise IngestError(
+                f"split key column {split_key_column!r} not found in {display_uri!r}; its columns are {shown}"
+            )
+        series = frame[split_key_column]
+        missing = int(series.isna().sum())
+        if missing:
+            raise IngestError(
+                f"split key column {split_key_column!r} in {display_uri!r} has {missing} missing value(s); "
+                "every row needs a key"
+            )
+        if pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+            keys = [str(v) for v in series.tolist()]
+        else:
+            keys = [canonical_key(v) for v in series.tolist()]  # type: ignore[misc]
+    hashes = _key_hashes(keys, seed)
+    threshold = np.uint64(min(int(eval_fraction * 2.0**64), 2**64 - 1))
+    return hashes < threshold
+
+
+def _key_hashes(keys: Sequence[str], seed: int) -> np.ndarray:
+    salt = hashlib.sha256(f"kfpkit-ingest-split/{seed}".encode()).digest()
+    base = hashlib.blake2b(digest_size=8, key=salt)
+    digests = []
+    append = digests.append
+    for key in keys:
+        hasher = base.copy()
+        hasher.update(key.encode("utf-8"))
+        append(hasher.digest())
+    return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
+
+
+# ---------------------------------------------------------------------------------------------- output
+def _arrow_table(frame: pd.DataFrame, display_uri: str) -> Any:
+    """The frame as an Arrow table without index or pandas schema metadata."""
+    import pyarrow as pa
+
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+        raise IngestError(_conversion_error(frame, display_uri, error)) from None
+    return table.replace_schema_metadata(None)
+
+
+def _parquet_bytes(table: Any) -> Any:
+    """Deterministic Parquet bytes of ``table`` (a pyarrow Buffer)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        sink,
+        compression=PARQUET_COMPRESSION,
+        row_group_size=PARQUET_ROW_GROUP_ROWS,
+        version=PARQUET_FORMAT_VERSION,
+        use_dictionary=True,
+        write_statistics=True,
+    )
+    return sink.getvalue()
+
+
+def _conversion_error(frame: pd.DataFrame, display_uri: str, error: Exception) -> str:
+    import pyarrow as pa
+
+    for name in frame.columns:
+        try:
+            pa.array(frame[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as column_error:
+            return (
+                f"column {name!r} in {display_uri!r} cannot be stored in Parquet (mixed value types?): {column_error}"
+            )
+    return f"the rows of {display_uri!r} cannot be stored in Parquet: {error}"
+
+
+def _pandas_dtypes(table: Any) -> Dict[str, str]:
+    """``{column: dtype}`` as ``pandas.read_parquet`` returns the table (integers with nulls become float64)."""
+    import pyarrow as pa
+
+    dtypes = {str(name): str(dtype) for name, dtype in table.slice(0, 0).to_pandas().dtypes.items()}
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if column.null_count:
+            if pa.types.is_integer(field.type):
+                dtypes[field.name] = "float64"
+            elif pa.types.is_boolean(field.type):
+                dtypes[field.name] = "object"
+    return dtypes
+
+
+def _write_atomically(outputs: List[Tuple[str, Any]]) -> None:
+    """Writes every (path, bytes) to a temp file beside it, then os.replace-s all; all or nothing."""
+    temps: List[str] = []
+    replaced: List[str] = []
+    created_dirs: List[str] = []
+    try:
+        for path, data in outputs:
+            directory = os.path.dirname(os.path.abspath(path))
+            created_dirs.extend(_make_dirs(directory))
+            fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+            temps.append(temp)
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o644)
+                handle.write(memoryview(data))
+        for (path, _), temp in zip(outputs, temps, strict=True):
+            os.replace(temp, path)
+            replaced.append(path)
+    except BaseException:
+        for leftover in [*temps, *replaced]:
+            try:
+                os.remove(leftover)
+            except FileNotFoundError:
+                pass
+        for directory in reversed(created_dirs):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+        raise
+
+
+def _make_dirs(directory: str) -> List[str]:
+    """Creates ``directory`` and its missing parents; returns the ones created (outermost first)."""
+    missing: List[str] = []
+    current = directory
+    while current and not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    os.makedirs(directory, exist_ok=True)
+    return list(reversed(missing))
