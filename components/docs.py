@@ -92,7 +92,7 @@ def signature_rows(component: Any) -> List[Tuple[str, str, str, str]]:
             direction = "output" if "Output" in getattr(marker, "__name__", str(marker)) else "input"
             type_name = f"{'Output' if direction == 'output' else 'Input'}[{_type_name(ann.__origin__)}]"
         elif origin is not None and "Optional" in str(ann) and hasattr(ann, "__args__"):
-            inner = [a for a in ann.__args__ if a is not type(None)][0]
+            inner = next(a for a in ann.__args__ if a is not type(None))
             inner_meta = getattr(inner, "__metadata__", ())
             if inner_meta:
                 type_name = f"Optional[Input[{_type_name(inner.__origin__)}]]"
@@ -127,7 +127,7 @@ def readme_path(folder: str) -> str:
 def replace_table(readme_text: str, table: str) -> str:
     block = f"{START}\n{table}\n{END}"
     if START in readme_text and END in readme_text:
-        before = readme_text.split(START)[0]
+        before = readme_text.split(START, maxsplit=1)[0]
         after = readme_text.split(END, 1)[1]
         return before + block + after
     return readme_text.rstrip() + "\n\n## Inputs and outputs\n\n" + block + "\n"

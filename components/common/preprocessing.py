@@ -107,7 +107,7 @@ class PreprocessingSpec:
         categorical_columns: Optional[Sequence[str]] = None,
         max_vocabulary: int = DEFAULT_MAX_VOCABULARY,
         max_unique_fraction: float = DEFAULT_MAX_UNIQUE_FRACTION,
-    ) -> "PreprocessingSpec":
+    ) -> PreprocessingSpec:
         """Fits the spec on a pandas DataFrame.
 
         Args:
@@ -245,7 +245,7 @@ class PreprocessingSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "PreprocessingSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> PreprocessingSpec:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise PreprocessingError(
@@ -266,7 +266,7 @@ class PreprocessingSpec:
             json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
 
     @classmethod
-    def load(cls, path: str) -> "PreprocessingSpec":
+    def load(cls, path: str) -> PreprocessingSpec:
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
 
