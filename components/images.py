@@ -27,6 +27,7 @@ IMAGE_NAMES: Dict[str, str] = {
     "serving": "kfpkit-serving",
 }
 
+
 def image_for(group: str, registry: Optional[str] = None, tag: Optional[str] = None) -> str:
     """Returns the full image reference of a dependency group, e.g. ``ghcr.io/kfpkit/kfpkit-base:0.1.0``.
 

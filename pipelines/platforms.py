@@ -130,9 +130,8 @@ class VertexPlatform(Platform):
 
     def __post_init__(self) -> None:
         if self.accelerator_type not in VERTEX_ACCELERATORS:
-            raise ValueError(
-                f"unknown Vertex accelerator {self.accelerator_type!r}; expected one of {', '.join(VERTEX_ACCELERATORS)}"
-            )
+            known = ", ".join(VERTEX_ACCELERATORS)
+            raise ValueError(f"unknown Vertex accelerator {self.accelerator_type!r}; expected one of {known}")
 
     def configure_training(self, task) -> None:
         task.set_accelerator_type(self.accelerator_type).set_accelerator_limit(self.gpus)

@@ -1,6 +1,5 @@
 """Each component README's inputs/outputs table matches the component's signature and docstring."""
 
-import inspect
 import os
 
 import pytest
