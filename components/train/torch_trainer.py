@@ -1,0 +1,440 @@
+"""PyTorch side of train: the tabular network, the device-resident training loop, checkpoints, export.
+
+Imported lazily by :mod:`kfpkit.components.train.logic` (this module imports torch at the top).
+
+GPU behaviour (``device="cuda"``):
+
+* the transformed train and eval arrays are copied to the device once; every epoch shuffles with
+  ``torch.randperm`` on the device and gathers each batch by indexing the device tensors, so there is no
+  DataLoader, no per-batch host copy and no per-batch ``.item()`` (the loss is summed on the device and
+  read once per epoch);
+* forward passes run under ``torch.autocast(dtype=torch.bfloat16)``; the weights, the optimizer state and
+  the loss stay float32; AdamW uses its fused CUDA kernel;
+* eval predictions are computed once per epoch in large chunks and copied to the host once for the
+  sklearn metrics; the final metrics and the exported model are float32 (no autocast).
+
+On CPU everything is float32 and, for a given seed, bit-for-bit reproducible (same process, same
+thread count). On CUDA the embedding backward uses atomic adds, so runs agree only to rounding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+logger = logging.getLogger("kfpkit.train")
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+EVAL_CHUNK_ROWS = 65536
+
+
+class TabularNet(nn.Module):
+    """MLP over standardized numerics and one embedding per categorical feature; returns logits ``[n]``.
+
+    All categorical features share one embedding table; feature ``j`` owns rows
+    ``offsets[j] .. offsets[j] + cardinalities[j] - 1`` of it (row ``offsets[j]`` is its unknown bucket), so
+    the lookup is a single gather.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_numeric: int,
+        cardinalities: Sequence[int],
+        embedding_dim: int,
+        hidden_units: int,
+        hidden_layers: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        cards = [int(c) for c in cardinalities]
+        self.n_numeric = int(n_numeric)
+        self.n_categorical = len(cards)
+        self.embedding_dim = int(embedding_dim)
+        offsets = [0]
+        for card in cards[:-1]:
+            offsets.append(offsets[-1] + card)
+        self.register_buffer("offsets", torch.tensor(offsets[: len(cards)], dtype=torch.int64), persistent=True)
+        self.embedding = nn.Embedding(max(1, sum(cards)), self.embedding_dim)
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        width = self.n_numeric + self.n_categorical * self.embedding_dim
+        layers: List[nn.Module] = []
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width, hidden_units), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden_units
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        embedded = self.embedding(categorical + self.offsets)
+        flat = embedded.reshape(embedded.shape[0], self.n_categorical * self.embedding_dim)
+        features = torch.cat([numeric.to(flat.dtype), flat], dim=1)
+        return self.mlp(features).squeeze(1)
+
+
+class ProbabilityModel(nn.Module):
+    """The exported module: checks shapes, maps out-of-range category indices to the unknown bucket (0)
+    and returns float32 probabilities ``[n]`` (the model-directory TorchScript contract)."""
+
+    def __init__(self, net: TabularNet, cardinalities: Sequence[int]) -> None:
+        super().__init__()
+        self.net = net
+        self.n_numeric = net.n_numeric
+        self.n_categorical = net.n_categorical
+        self.register_buffer("cardinalities", torch.tensor([int(c) for c in cardinalities], dtype=torch.int64))
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        if numeric.dim() != 2 or numeric.size(1) != self.n_numeric:
+            raise RuntimeError(f"numeric must be float32[n, {self.n_numeric}], got shape {list(numeric.shape)}")
+        if categorical.dim() != 2 or categorical.size(1) != self.n_categorical:
+            raise RuntimeError(
+                f"categorical must be int64[n, {self.n_categorical}], got shape {list(categorical.shape)}"
+            )
+        if numeric.size(0) != categorical.size(0):
+            raise RuntimeError(f"numeric has {numeric.size(0)} rows but categorical has {categorical.size(0)}")
+        index = categorical.to(torch.int64)
+        known = (index >= 0) & (index < self.cardinalities)
+        index = torch.where(known, index, torch.zeros_like(index))
+        return torch.sigmoid(self.net(numeric.to(torch.float32), index)).to(torch.float32)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    pr_auc: float
+    roc_auc: float
+    rows_per_second: float
+    seconds: float
+
+
+@dataclass
+class TorchFitResult:
+    model: TabularNet  # best weights, float32, on CPU, eval mode
+    best_epoch: int
+    epochs_run: int
+    resumed_from_epoch: int
+    stopped_early: bool
+    rows_per_second: float
+    train_seconds: float  # optimizer steps only, this process
+    fit_seconds: float  # the whole fit in this process: steps, per-epoch eval, checkpoints
+    eval_probabilities: np.ndarray  # float32 eval predictions of the best model (no autocast)
+    history: List[EpochRecord] = field(default_factory=list)
+
+
+def resolve_device(requested: Optional[str]) -> torch.device:
+    """``None`` means CUDA when available, else CPU. Raises ValueError for an unusable device."""
+    if requested is None or requested == "":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as exc:
+        raise ValueError(f"device {requested!r} is not a torch device (use 'cpu', 'cuda' or 'cuda:N')") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {requested!r} requested but CUDA is not available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {requested!r} is not supported (use 'cpu', 'cuda' or 'cuda:N')")
+    return device
+
+
+def predict_logits(
+    model: nn.Module, numeric: torch.Tensor, categorical: torch.Tensor, autocast: bool, chunk: int = EVAL_CHUNK_ROWS
+) -> torch.Tensor:
+    """Logits (float32, on the tensors' device) in large chunks, without gradients."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    mixed = torch.autocast(device_type=numeric.device.type, dtype=torch.bfloat16, enabled=autocast)
+    with torch.inference_mode(), mixed:
+        for start in range(0, numeric.shape[0], chunk):
+            outputs.append(model(numeric[start : start + chunk], categorical[start : start + chunk]).float())
+    model.train(was_training)
+    if not outputs:
+        return torch.empty(0, device=numeric.device)
+    return torch.cat(outputs)
+
+
+def _atomic_torch_save(obj: Any, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _load_checkpoint(path: str, device: torch.device, fingerprint: str) -> Optional[Dict[str, Any]]:
+    if not os.path.isfile(path):
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        logger.warning("ignoring unreadable checkpoint %s (%s); training from scratch", path, exc)
+        return None
+    if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
+        logger.warning(
+            "checkpoint %s belongs to other data, parameters or device; training from scratch and overwriting it",
+            path,
+        )
+        return None
+    return state
+
+
+def fit_torch(
+    *,
+    train_numeric: np.ndarray,
+    train_categorical: np.ndarray,
+    train_labels: np.ndarray,
+    eval_numeric: np.ndarray,
+    eval_categorical: np.ndarray,
+    eval_labels: np.ndarray,
+    cardinalities: Sequence[int],
+    params: Any,
+    device: torch.device,
+    pos_weight: float,
+    checkpoint_dir: str,
+    fingerprint: str,
+    score: Callable[[np.ndarray, np.ndarray], Dict[str, float]],
+) -> TorchFitResult:
+    """Trains :class:`TabularNet` with AdamW, early stopping on eval PR-AUC and per-epoch checkpoints.
+
+    Resumes from ``checkpoint_dir/checkpoint.pt`` when it exists and its ``fingerprint`` (data hashes,
+    hyperparameters except ``epochs``, device type) matches; the RNG states are restored with it, so a
+    resumed run ends with the same weights as an uninterrupted one (on CPU, exactly).
+
+    Args:
+        params: A ``TrainParams`` (epochs, batch_size, learning_rate, weight_decay, embedding_dim,
+            hidden_units, hidden_layers, dropout, patience, seed).
+        pos_weight: ``BCEWithLogitsLoss`` positive-class weight (negatives / positives in train).
+        score: ``(labels, probabilities) -> {"pr_auc", "roc_auc", ...}`` computed on the host.
+
+    Raises:
+        FloatingPointError: the loss or the eval predictions became non-finite.
+    """
+    previous_threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(params.cpu_threads or 1)
+    try:
+        return _fit(
+            train_numeric=train_numeric,
+            train_categorical=train_categorical,
+            train_labels=train_labels,
+            eval_numeric=eval_numeric,
+            eval_categorical=eval_categorical,
+            eval_labels=eval_labels,
+            cardinalities=cardinalities,
+            params=params,
+            device=device,
+            pos_weight=pos_weight,
+            checkpoint_dir=checkpoint_dir,
+            fingerprint=fingerprint,
+            score=score,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _fit(
+    *,
+    train_numeric: np.ndarray,
+    train_categorical: np.ndarray,
+    train_labels: np.ndarray,
+    eval_numeric: np.ndarray,
+    eval_categorical: np.ndarray,
+    eval_labels: np.ndarray,
+    cardinalities: Sequence[int],
+    params: Any,
+    device: torch.device,
+    pos_weight: float,
+    checkpoint_dir: str,
+    fingerprint: str,
+    score: Callable[[np.ndarray, np.ndarray], Dict[str, float]],
+) -> TorchFitResult:
+    fit_started = time.perf_counter()
+    use_autocast = device.type == "cuda"
+    torch.manual_seed(params.seed)
+    model = TabularNet(
+        n_numeric=train_numeric.shape[1],
+        cardinalities=cardinalities,
+        embedding_dim=params.embedding_dim,
+        hidden_units=params.hidden_units,
+        hidden_layers=params.hidden_layers,
+        dropout=params.dropout,
+    ).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=params.learning_rate,
+        weight_decay=params.weight_decay,
+        **({"fused": True} if device.type == "cuda" else {}),
+    )
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device))
+    shuffle = torch.Generator(device=device)
+    shuffle.manual_seed(params.seed)
+
+    # Data resident on the device: one host->device copy per split for the whole run.
+    x_num = torch.from_numpy(np.ascontiguousarray(train_numeric, dtype=np.float32)).to(device)
+    x_cat = torch.from_numpy(np.ascontiguousarray(train_categorical, dtype=np.int64)).to(device)
+    y = torch.from_numpy(np.ascontiguousarray(train_labels, dtype=np.float32)).to(device)
+    e_num = torch.from_numpy(np.ascontiguousarray(eval_numeric, dtype=np.float32)).to(device)
+    e_cat = torch.from_numpy(np.ascontiguousarray(eval_categorical, dtype=np.int64)).to(device)
+    eval_y = np.asarray(eval_labels)
+    n_rows = x_num.shape[0]
+
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    checkpoint_path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
+    start_epoch = 0
+    best_pr_auc = -math.inf
+    best_epoch = 0
+    best_state: Dict[str, torch.Tensor] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    stale_epochs = 0
+    stopped = False
+    history: List[EpochRecord] = []
+    state = _load_checkpoint(checkpoint_path, device, fingerprint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        best_pr_auc = float(state["best_pr_auc"])
+        best_epoch = int(state["best_epoch"])
+        best_state = state["best_state"]
+        stale_epochs = int(state["stale_epochs"])
+        stopped = bool(state["stopped"])
+        history = [EpochRecord(**record) for record in state["history"]]
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        shuffle.set_state(state["rng_shuffle"].cpu())
+        if device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
+        logger.info(
+            "resuming from checkpoint %s after epoch %d (best epoch %d, eval PR-AUC %.4f)%s",
+            checkpoint_path,
+            start_epoch,
+            best_epoch,
+            best_pr_auc,
+            "; it had already stopped early" if stopped else "",
+        )
+
+    train_seconds = 0.0
+    rows_trained = 0
+    epoch = start_epoch
+    model.train()
+    while epoch < params.epochs and not stopped:
+        epoch += 1
+        started = time.perf_counter()
+        order = torch.randperm(n_rows, device=device, generator=shuffle)
+        loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+        for begin in range(0, n_rows, params.batch_size):
+            batch = order[begin : begin + params.batch_size]
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
+                logits = model(x_num[batch], x_cat[batch])
+            loss = loss_fn(logits.float(), y[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * batch.shape[0]
+        train_loss = float(loss_sum.item()) / max(1, n_rows)  # the one host sync of the epoch
+        epoch_seconds = time.perf_counter() - started
+        train_seconds += epoch_seconds
+        rows_trained += n_rows
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"training diverged at epoch {epoch} (train loss {train_loss}); lower learning_rate"
+            )
+        probabilities = torch.sigmoid(predict_logits(model, e_num, e_cat, use_autocast)).cpu().numpy()
+        if not np.isfinite(probabilities).all():
+            raise FloatingPointError(f"eval predictions became non-finite at epoch {epoch}; lower learning_rate")
+        scores = score(eval_y, probabilities)
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=train_loss,
+            pr_auc=scores["pr_auc"],
+            roc_auc=scores["roc_auc"],
+            rows_per_second=n_rows / max(epoch_seconds, 1e-9),
+            seconds=time.perf_counter() - started,
+        )
+        history.append(record)
+        if record.pr_auc > best_pr_auc:
+            best_pr_auc, best_epoch, stale_epochs = record.pr_auc, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale_epochs += 1
+        stopped = params.patience > 0 and stale_epochs >= params.patience
+        logger.info(
+            "epoch %d/%d train_loss=%.5f eval_pr_auc=%.4f eval_roc_auc=%.4f rows/s=%.0f seconds=%.2f%s",
+            epoch,
+            params.epochs,
+            record.train_loss,
+            record.pr_auc,
+            record.roc_auc,
+            record.rows_per_second,
+            record.seconds,
+            " (best)" if best_epoch == epoch else "",
+        )
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "best_state": best_state,
+            "best_pr_auc": best_pr_auc,
+            "best_epoch": best_epoch,
+            "stale_epochs": stale_epochs,
+            "stopped": stopped,
+            "history": [vars(r) for r in history],
+            "rng_cpu": torch.get_rng_state(),
+            "rng_shuffle": shuffle.get_state(),
+        }
+        if device.type == "cuda":
+            checkpoint["rng_cuda"] = torch.cuda.get_rng_state(device)
+        _atomic_torch_save(checkpoint, checkpoint_path)
+        if stopped:
+            logger.info(
+                "early stopping after epoch %d: eval PR-AUC did not improve for %d epoch(s); best epoch %d",
+                epoch,
+                stale_epochs,
+                best_epoch,
+            )
+
+    model.load_state_dict(best_state)
+    model.eval()
+    final_probabilities = torch.sigmoid(predict_logits(model, e_num, e_cat, autocast=False)).cpu().numpy()
+    cpu_model = model.to("cpu").float().eval()
+    return TorchFitResult(
+        model=cpu_model,
+        best_epoch=best_epoch,
+        epochs_run=epoch,
+        resumed_from_epoch=start_epoch,
+        stopped_early=stopped,
+        rows_per_second=(
+            rows_trained / train_seconds
+            if train_seconds > 0
+            else float(np.median([r.rows_per_second for r in history]))
+            if history
+            else 0.0
+        ),
+        train_seconds=train_seconds,
+        fit_seconds=time.perf_counter() - fit_started,
+        eval_probabilities=final_probabilities.astype(np.float32),
+        history=history,
+    )
+
+
+def export_torchscript(model: TabularNet, cardinalities: Sequence[int], path: str) -> None:
+    """Scripts ``ProbabilityModel(model)`` (CPU, float32, eval mode) and saves it with ``torch.jit.save``."""
+    wrapper = ProbabilityModel(model.to("cpu").float().eval(), cardinalities).eval()
+    with warnings.catch_warnings():
+        # torch >= 2.9 marks TorchScript deprecated; it is still the model-directory contract.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(wrapper)
+        torch.jit.save(scripted, path)
