@@ -46,7 +46,10 @@ def docstring_args(func: Any) -> Dict[str, str]:
 
     parsed = docstring_parser.parse(inspect.getdoc(func) or "")
     out = {p.arg_name: " ".join((p.description or "").split()) for p in parsed.params}
-    out.update(_named_returns(inspect.getdoc(func) or ""))
+    named = _named_returns(inspect.getdoc(func) or "")
+    out.update(named)
+    if not named and parsed.returns and parsed.returns.description:
+        out["Output"] = " ".join(parsed.returns.description.split())
     return out
 
 

@@ -61,6 +61,11 @@ def _local_path(uri: Optional[str]) -> Optional[str]:
     return uri[len("file://") :] if uri and uri.startswith("file://") else uri
 
 
+def _bool_output(task: TaskRecord, name: str) -> bool:
+    """A component's bool result: its single ``Output`` (or a NamedTuple field called ``name``)."""
+    return bool(task.parameters.get("Output", task.parameters.get(name, False)))
+
+
 def summarize_run(run_dir: Optional[str], pipeline_root: str, succeeded: bool, duration_s: float) -> Dict[str, Any]:
     """Builds the run summary from a kfp.local run directory (``None``: the run never started)."""
     tasks = read_run_tasks(run_dir) if run_dir else {}
@@ -87,13 +92,13 @@ def summarize_run(run_dir: Optional[str], pipeline_root: str, succeeded: bool, d
     if validate:
         anomalies_meta = validate.artifacts.get("anomalies", {}).get("metadata", {})
         summary["validation"] = {
-            "passed": bool(validate.parameters.get("passed", False)),
+            "passed": _bool_output(validate, "passed"),
             "anomalies": anomalies_meta.get("anomalies", {}),
         }
     evaluate = tasks.get("evaluate")
     if evaluate:
         meta = evaluate.artifacts.get("metrics", {}).get("metadata", {})
-        summary["blessed"] = bool(evaluate.parameters.get("blessed", False))
+        summary["blessed"] = _bool_output(evaluate, "blessed")
         summary["blessing_reasons"] = list(meta.get("reasons", []))
         summary["metrics"] = {
             k: v for k, v in meta.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "blessed"
@@ -101,7 +106,7 @@ def summarize_run(run_dir: Optional[str], pipeline_root: str, succeeded: bool, d
         summary["baseline_metrics"] = meta.get("baseline_metrics")
     infra = tasks.get("infra-validate")
     if infra:
-        summary["infra_blessed"] = bool(infra.parameters.get("infra_blessed", False))
+        summary["infra_blessed"] = _bool_output(infra, "infra_blessed")
     push = tasks.get("push")
     if push:
         summary["model_uri"] = push.parameters.get("model_uri")

@@ -21,7 +21,12 @@ PIPELINE_NAME = "kfpkit-training"
 
 
 def build_training_pipeline(platform: Optional[Platform] = None):
-    """Returns the training pipeline (a KFP ``GraphComponent``) configured for ``platform``."""
+    """Returns the training pipeline (a KFP ``GraphComponent``) configured for ``platform``.
+
+    Optional *pipeline* parameters use an empty string for "not set", not ``None``: the Kubeflow UI sends
+    empty strings for blank fields and kfp.local cannot run a pipeline whose optional parameters have no
+    default value. Components take ``Optional[...] = None`` and read an empty string as unset.
+    """
     platform = platform or LocalPlatform()
 
     @dsl.pipeline(
@@ -36,18 +41,18 @@ def build_training_pipeline(platform: Optional[Platform] = None):
         label_column: str = "is_fraud",
         model_name: str = "fraud-detector",
         eval_fraction: float = 0.2,
-        split_key_column: Optional[str] = None,
+        split_key_column: str = "",
         framework: str = "pytorch",
         epochs: int = 8,
-        batch_size: int = 2048,
-        learning_rate: float = 0.002,
+        batch_size: int = 4096,
+        learning_rate: float = 0.005,
         weight_decay: float = 0.0001,
         patience: int = 2,
         seed: int = 0,
-        checkpoint_dir: Optional[str] = None,
+        checkpoint_dir: str = "",
         min_pr_auc: float = 0.2,
         max_regression: float = 0.01,
-        slice_column: Optional[str] = None,
+        slice_column: str = "",
         fail_on_anomalies: bool = False,
         infra_latency_budget_ms: float = 50.0,
     ):
@@ -61,7 +66,7 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             label_column: Binary label column (0/1).
             model_name: Model name in the registry and in KServe (lowercase, digits and '-').
             eval_fraction: Fraction of rows hashed into the eval split.
-            split_key_column: Column whose hash decides the split (default: the row number).
+            split_key_column: Column whose hash decides the split (empty: the row number).
             framework: 'pytorch' (GPU-capable MLP with embeddings) or 'sklearn' (HistGradientBoosting baseline).
             epochs: Maximum training epochs (PyTorch).
             batch_size: Training batch size (PyTorch).
@@ -69,10 +74,11 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             weight_decay: AdamW weight decay (PyTorch).
             patience: Epochs without eval PR-AUC improvement before early stopping.
             seed: Random seed of the split-independent training randomness.
-            checkpoint_dir: Durable folder for per-epoch checkpoints; a retried task resumes from it.
+            checkpoint_dir: Durable folder for per-epoch checkpoints; a retried task resumes from it
+                (empty: a temporary folder, so a retry starts over).
             min_pr_auc: Blessing floor: the candidate's eval PR-AUC must reach it.
             max_regression: Blessing: largest allowed PR-AUC drop against the latest blessed model.
-            slice_column: Categorical column whose values slice the evaluation report.
+            slice_column: Categorical column whose values slice the evaluation report (empty: no slices).
             fail_on_anomalies: Fail the run on data anomalies instead of skipping training.
             infra_latency_budget_ms: p99 latency budget of the candidate in the real KServe server.
         """
@@ -105,6 +111,7 @@ def build_training_pipeline(platform: Optional[Platform] = None):
                 patience=patience,
                 seed=seed,
                 checkpoint_dir=checkpoint_dir,
+                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             )
             platform.configure_training(train_task)
             evaluate_task = evaluate(
@@ -124,7 +131,7 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             )
             for task in (evaluate_task, infra_task):
                 platform.configure_task(task)
-            with dsl.If(evaluate_task.outputs["blessed"] == True, name="model-blessed"):  # noqa: E712
+            with dsl.If(evaluate_task.output == True, name="model-blessed"):  # noqa: E712
                 with dsl.If(infra_task.outputs["infra_blessed"] == True, name="model-serves"):  # noqa: E712
                     push_task = push(
                         model=train_task.outputs["model"],

@@ -1,6 +1,6 @@
 """KFP component: evaluate a trained model on the eval split and decide whether it is blessed."""
 
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
@@ -21,7 +21,7 @@ def evaluate(  # noqa: PLR0917 (KFP passes component inputs by keyword; the sign
     slice_column: Optional[str] = None,
     baseline_registry_root: Optional[str] = None,
     model_name: Optional[str] = None,
-) -> NamedTuple("EvaluateOutputs", [("blessed", bool)]):
+) -> bool:
     """Scores the eval split with the trained model and applies the blessing gate.
 
     Computes ROC-AUC, PR-AUC (average precision), log loss, Brier score, and precision, recall and F1 at
@@ -48,16 +48,15 @@ def evaluate(  # noqa: PLR0917 (KFP passes component inputs by keyword; the sign
         min_pr_auc: PR-AUC floor of the gate (a model ranking at random scores the positive rate, ~0.02
             for fraud with 2% positives).
         max_regression: Largest allowed absolute PR-AUC drop against the baseline.
-        slice_column: Column of the eval data to report metrics per value of; unset: no slice table.
+        slice_column: Column of the eval data to report metrics per value of; unset or empty: no slice table.
         baseline_registry_root: Registry root (local path, gs:// or s3://) to take the baseline from;
             set together with ``model_name``.
         model_name: Model name in the registry whose latest blessed version is the baseline.
-        blessed: Whether the model passed the gate.
 
     Returns:
-        EvaluateOutputs with ``blessed``.
+        Whether the model is blessed (passed the gate). A plain ``bool`` (``Output``), so that
+        ``dsl.If(evaluate_task.output == True)`` works on every backend, kfp.local included.
     """
-    from collections import namedtuple
 
     from kfpkit.components.evaluate.logic import CONFUSION_MATRIX_CATEGORIES, run_evaluation, write_text_atomic
 
@@ -67,7 +66,7 @@ def evaluate(  # noqa: PLR0917 (KFP passes component inputs by keyword; the sign
         label_column=label_column,
         min_pr_auc=min_pr_auc,
         max_regression=max_regression,
-        slice_column=slice_column,
+        slice_column=slice_column or None,
         baseline_registry_root=baseline_registry_root,
         model_name=model_name,
     )
@@ -78,5 +77,4 @@ def evaluate(  # noqa: PLR0917 (KFP passes component inputs by keyword; the sign
     classification_metrics.log_roc_curve(result.roc.fpr, result.roc.tpr, result.roc.thresholds)
     write_text_atomic(report.path, result.report_markdown)
     report.metadata.update({"blessed": result.blessed, "reasons": list(result.reasons)})
-    outputs = namedtuple("EvaluateOutputs", ["blessed"])
-    return outputs(result.blessed)
+    return result.blessed

@@ -39,7 +39,7 @@ def ingest(  # noqa: PLR0917 (KFP passes component inputs by keyword; the signat
         eval_data: Output eval split, one Parquet file with the same columns and metadata keys.
         eval_fraction: Expected share of rows in the eval split, strictly between 0 and 1.
         split_key_column: Column whose values are hashed to assign the split (rows sharing a value stay
-            together); default: the row's position in the source.
+            together); unset or empty: the row's position in the source.
         file_format: ``csv``, ``parquet`` or ``jsonl``; default: inferred from the file extension.
         seed: Salt of the split hash; another seed gives another, equally stable split.
     """
@@ -51,7 +51,7 @@ def ingest(  # noqa: PLR0917 (KFP passes component inputs by keyword; the signat
         train_path=train_data.path,
         eval_path=eval_data.path,
         eval_fraction=eval_fraction,
-        split_key_column=split_key_column,
+        split_key_column=split_key_column or None,
         file_format=file_format,
         seed=seed,
     )

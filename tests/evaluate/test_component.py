@@ -35,8 +35,7 @@ def test_component_returns_blessed_and_writes_report_metrics_and_curves(models, 
         slice_column="channel",
         **outputs,
     )
-    assert result.blessed is True
-    assert result._fields == ("blessed",)
+    assert result is True
 
     report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "**Verdict: BLESSED**" in report
@@ -80,7 +79,7 @@ def test_component_compares_with_the_registry_baseline_and_logs_it(models, tmp_p
         model_name="fraud",
         **outputs,
     )
-    assert result.blessed is False
+    assert result is False
     metrics = outputs["metrics"].metadata
     assert metrics["blessed"] == 0.0
     assert metrics["baseline_pr_auc"] > metrics["pr_auc"] + 0.01
@@ -135,7 +134,7 @@ def test_component_compiles_with_typed_inputs_and_outputs(tmp_path):
     assert spec.outputs["metrics"].type == "system.Metrics@0.0.1"
     assert spec.outputs["classification_metrics"].type == "system.ClassificationMetrics@0.0.1"
     assert spec.outputs["report"].type == "system.Markdown@0.0.1"
-    assert spec.outputs["blessed"].type == "Boolean"
+    assert spec.outputs["Output"].type == "Boolean"
     text = path.read_text()
     assert "kfpkit-base" in text
     assert "pip install" not in text  # install_kfp_package=False: the image brings kfp and kfpkit
@@ -151,5 +150,5 @@ def test_component_source_as_shipped_by_kfp_runs_on_its_own(models, tmp_path):
     result = namespace["evaluate"](
         model=Model(uri=models.strong), eval_data=Dataset(uri=models.eval_path), label_column=LABEL, **outputs
     )
-    assert result.blessed is True
+    assert result is True
     assert "**Verdict: BLESSED**" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
