@@ -98,7 +98,7 @@ def build_training_pipeline(platform: Optional[Platform] = None):
         for task in (ingest_task, validate_task):
             platform.configure_task(task)
 
-        with dsl.If(validate_task.outputs["passed"] == True, name="data-valid"):  # noqa: E712
+        with dsl.If(validate_task.outputs["Output"] == True, name="data-valid"):  # noqa: E712
             train_task = train(
                 train_data=ingest_task.outputs["train_data"],
                 eval_data=ingest_task.outputs["eval_data"],
@@ -131,8 +131,8 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             )
             for task in (evaluate_task, infra_task):
                 platform.configure_task(task)
-            with dsl.If(evaluate_task.output == True, name="model-blessed"):  # noqa: E712
-                with dsl.If(infra_task.outputs["infra_blessed"] == True, name="model-serves"):  # noqa: E712
+            with dsl.If(evaluate_task.outputs["Output"] == True, name="model-blessed"):  # noqa: E712
+                with dsl.If(infra_task.outputs["Output"] == True, name="model-serves"):  # noqa: E712
                     push_task = push(
                         model=train_task.outputs["model"],
                         registry_root=registry_root,

@@ -55,7 +55,7 @@ def evaluate(  # noqa: PLR0917 (KFP passes component inputs by keyword; the sign
 
     Returns:
         Whether the model is blessed (passed the gate). A plain ``bool`` (``Output``), so that
-        ``dsl.If(evaluate_task.output == True)`` works on every backend, kfp.local included.
+        ``dsl.If(task.outputs["Output"] == True)`` works on every backend, kfp.local included.
     """
 
     from kfpkit.components.evaluate.logic import CONFUSION_MATRIX_CATEGORIES, run_evaluation, write_text_atomic

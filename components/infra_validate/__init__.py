@@ -1,0 +1,1 @@
+"""infra_validate: serve the candidate model in the real KServe ModelServer app and check it before push."""

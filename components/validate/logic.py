@@ -1,0 +1,617 @@
+"""kfp-free logic of the validate component: checks the inputs, runs the TFDV work in the TFDV interpreter.
+
+Two interpreters, one code path. The component body runs in the main environment locally
+(``kfp.local`` runs every task with the ``.venv`` python) and in the ``kfpkit-tfdv`` image, where python
+IS the TFDV environment. Either way :func:`run_validation` starts the TFDV work as a subprocess::
+
+    <tfdv_python> -m kfpkit.components.validate.tfdv_main --request request.json --result result.json
+
+so the same code computes the statistics in both places, and the main environment never imports
+TensorFlow or TFDV. The interpreter is resolved at run time by :func:`resolve_tfdv_python`.
+
+The subprocess writes every output into staging paths next to the final ones; this module adds the
+anomalies JSON and the Markdown report, then moves everything into place. Nothing half-written is left
+behind: on any error the staging paths are removed and the final paths are untouched.
+
+Only the standard library and pyarrow (present in both environments) are used here.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from kfpkit.components.validate import report as report_lib
+
+logger = logging.getLogger(__name__)
+
+TFDV_PYTHON_ENV = "KFPKIT_TFDV_PYTHON"
+TFDV_MAIN_MODULE = "kfpkit.components.validate.tfdv_main"
+REQUEST_VERSION = 1
+
+# Vertex AI Model Monitoring's backend default: "If None is passed, all feature will be monitored using alert
+# threshold 0.3" (google-cloud-aiplatform, aiplatform/model_monitoring/objective.py, SkewDetectionConfig).
+# Vertex measures categorical features with the L-infinity distance and numeric ones with the
+# Jensen-Shannon divergence; so does this component.
+DEFAULT_NUMERIC_JS_THRESHOLD = 0.3
+DEFAULT_CATEGORICAL_LINF_THRESHOLD = 0.3
+
+TRAINING = "TRAINING"
+SERVING = "SERVING"
+
+# File names inside the directory artifacts.
+BASELINE_STATS_FILE = "train_stats.pb"
+BASELINE_SCHEMA_FILE = "schema.pbtxt"
+ANOMALIES_JSON_FILE = "anomalies.json"
+TRAIN_ANOMALIES_FILE = "train_anomalies.pbtxt"
+EVAL_ANOMALIES_FILE = "eval_anomalies.pbtxt"
+
+STATS_FORMAT = "tfdv.DatasetFeatureStatisticsList"
+SCHEMA_FORMAT = "tensorflow_metadata.Schema"
+ANOMALIES_FORMAT = "tensorflow_metadata.Anomalies"
+
+STDERR_TAIL_LINES = 40
+DATASET_KEY = "__dataset__"  # key of dataset-level anomalies in the {feature: description} map
+
+
+class ValidateError(ValueError):
+    """Bad validate input (file, column, threshold, schema, interpreter) or a failed TFDV subprocess.
+
+    The message names the offending file, column, parameter or interpreter. When it is raised, no output
+    has been written.
+    """
+
+
+class DataValidationFailed(ValidateError):
+    """The data has anomalies and ``fail_on_anomalies`` is set. Every output was written before raising.
+
+    Attributes:
+        result: The :class:`ValidationResult` (anomalies, skew, per-feature summary).
+    """
+
+    def __init__(self, message: str, result: ValidationResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where the outputs go: local paths (the KFP artifacts' ``.path``).
+
+    ``train_statistics``/``eval_statistics``/``schema``/``report`` are files, ``anomalies`` and ``baseline``
+    directories. Parent directories are created when missing.
+    """
+
+    train_statistics: str
+    eval_statistics: str
+    schema: str
+    anomalies: str
+    baseline: str
+    report: str
+
+
+@dataclass
+class ValidationResult:
+    """What :func:`run_validation` found and wrote.
+
+    Attributes:
+        passed: No anomaly on either split and no train/eval skew above its threshold.
+        anomaly_count: Number of features (keys of ``anomalies``) with at least one anomaly.
+        anomalies: ``{feature: description}``; descriptions are prefixed with where the anomaly was seen
+            (``train:``, ``eval:``, ``train/eval skew:``); dataset-level anomalies use ``__dataset__``.
+        details: One entry per anomaly reason: ``split``, ``check`` ("schema" | "skew"), ``feature``,
+            ``type`` (TFDV ``AnomalyInfo.Type`` name), ``short_description``, ``description``, ``severity``.
+        skew: One entry per compared feature: ``feature``, ``metric`` ("jensen_shannon_divergence" |
+            "l_infinity"), ``value``, ``threshold``, ``exceeded``.
+        features: Per-feature summary of both splits (type, missing %, min/mean/max or top values).
+        num_examples: ``{"train": n, "eval": m}``.
+        schema_source: ``"inferred"`` or the curated schema's path/URI.
+        environments: The schema's environments; ``eval_environment``: the one eval was validated in.
+        statistics_mode: ``"in-memory"`` or ``"beam"``.
+        timings: Seconds per step of the TFDV subprocess (``import``, ``statistics``, ``schema``, ``validate``,
+            ``write``) plus ``subprocess`` (its wall time) and ``total``.
+        metadata: ``{output name: artifact metadata}`` for the component to attach.
+    """
+
+    passed: bool
+    anomaly_count: int
+    anomalies: Dict[str, str]
+    details: List[Dict[str, Any]]
+    skew: List[Dict[str, Any]]
+    features: List[Dict[str, Any]]
+    num_examples: Dict[str, int]
+    schema_source: str
+    environments: List[str]
+    eval_environment: str
+    statistics_mode: str
+    thresholds: Dict[str, Any]
+    timings: Dict[str, float] = field(default_factory=dict)
+    metadata: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> Dict[str, Any]:
+        """The JSON written as ``anomalies.json`` (everything but the artifact metadata)."""
+        out = asdict(self)
+        out.pop("metadata")
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The TFDV interpreter
+
+
+def _repo_tfdv_python() -> str:
+    """``<checkout>/.venv-tfdv/bin/python`` of the kfpkit source checkout this module was imported from."""
+    import kfpkit.components
+
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(kfpkit.components.__file__)))
+    return os.path.join(checkout, ".venv-tfdv", "bin", "python")
+
+
+def resolve_tfdv_python(explicit: Optional[str] = None) -> str:
+    """The interpreter of the TFDV environment, resolved at run time.
+
+    Order: ``explicit`` → the ``KFPKIT_TFDV_PYTHON`` environment variable (``kfpkit run --tfdv-python``
+    sets it) → ``sys.executable`` when TFDV is importable there (the ``kfpkit-tfdv`` image) →
+    ``.venv-tfdv/bin/python`` of the kfpkit source checkout (``make setup`` creates it).
+
+    Raises:
+        ValidateError: the chosen interpreter does not exist, or none was found (the message says how to
+            create one).
+    """
+    for origin, candidate in (("tfdv_python", explicit), (TFDV_PYTHON_ENV, os.environ.get(TFDV_PYTHON_ENV))):
+        if candidate:
+            if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+                raise ValidateError(f"{origin}={candidate!r} is not an executable file (the TFDV interpreter)")
+            return candidate
+    if importlib.util.find_spec("tensorflow_data_validation") is not None:
+        return sys.executable
+    repo_python = _repo_tfdv_python()
+    if os.path.isfile(repo_python) and os.access(repo_python, os.X_OK):
+        return repo_python
+    raise ValidateError(
+        "no TFDV interpreter found: TFDV is not importable in this interpreter "
+        f"({sys.executable}), {TFDV_PYTHON_ENV} is not set and {repo_python} does not exist. "
+        "Create the TFDV environment with `make setup` (installs requirements/tfdv.lock into .venv-tfdv), "
+        f"or point {TFDV_PYTHON_ENV} (`kfpkit run --tfdv-python PATH`) at a python that has "
+        "tensorflow-data-validation 1.16 and kfpkit installed."
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Input checks (cheap, in this interpreter, before the TFDV interpreter starts)
+
+
+def _tfdv_can_describe(arrow_type: Any) -> bool:
+    """Whether TFDV's canonicalization (``tfx_bsl`` ``CanonicalizeRecordBatch``) accepts an Arrow type."""
+    import pyarrow as pa
+
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_dictionary(arrow_type):
+        return _tfdv_can_describe(arrow_type.value_type)
+    return any(
+        check(arrow_type)
+        for check in (
+            pa.types.is_integer,
+            pa.types.is_floating,
+            pa.types.is_boolean,
+            pa.types.is_string,
+            pa.types.is_large_string,
+            pa.types.is_binary,
+            pa.types.is_large_binary,
+            pa.types.is_null,
+        )
+    )
+
+
+def _parquet_columns(split: str, path: str) -> Tuple[int, List[str]]:
+    import pyarrow.parquet as pq
+
+    if not os.path.exists(path):
+        raise ValidateError(f"{split}: {path} does not exist")
+    if os.path.isdir(path):
+        raise ValidateError(f"{split}: {path} is a directory; expected ONE Parquet file (the Dataset contract)")
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:
+        raise ValidateError(f"{split}: {path} is not a readable Parquet file ({exc})") from exc
+    rows = parquet.metadata.num_rows
+    if rows == 0:
+        raise ValidateError(f"{split}: {path} has no rows: there is nothing to validate")
+    for arrow_field in parquet.schema_arrow:
+        if not _tfdv_can_describe(arrow_field.type):
+            raise ValidateError(
+                f"{split}: column {arrow_field.name!r} of {path} has Arrow type {arrow_field.type}, which TFDV "
+                "cannot describe; store it as a number, bool or string (ingest writes int64/float64/string columns)"
+            )
+    return rows, list(parquet.schema_arrow.names)
+
+
+def _check_threshold(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValidateError(f"{name} must be a finite number >= 0 (1.0 or more disables the check), got {value!r}")
+    return float(value)
+
+
+def _has_scheme(uri: str) -> bool:
+    head = uri.split("://", 1)[0] if "://" in uri else ""
+    return bool(head) and head.isalnum() and head != "file"
+
+
+def _check_inputs(
+    *,
+    train_path: str,
+    eval_path: str,
+    label_column: str,
+    curated_schema_path: Optional[str],
+    curated_schema_uri: Optional[str],
+    skew_thresholds: Optional[Mapping[str, float]],
+    default_numeric_js_threshold: float,
+    default_categorical_linf_threshold: float,
+    eval_environment: str,
+    beam_pipeline_args: Optional[Sequence[str]],
+) -> Tuple[Dict[str, int], Optional[str], Dict[str, float]]:
+    if not label_column:
+        raise ValidateError("label_column must be a non-empty column name")
+    train_rows, train_columns = _parquet_columns("train_data", train_path)
+    eval_rows, _ = _parquet_columns("eval_data", eval_path)
+    if label_column not in train_columns:
+        raise ValidateError(
+            f"label column {label_column!r} is not in train_data {train_path} (columns: {', '.join(train_columns)})"
+        )
+    _check_threshold("default_numeric_js_threshold", default_numeric_js_threshold)
+    _check_threshold("default_categorical_linf_threshold", default_categorical_linf_threshold)
+    thresholds = {}
+    for feature, value in (skew_thresholds or {}).items():
+        if feature == label_column:
+            raise ValidateError(
+                f"skew_thresholds: {feature!r} is the label column; the label has no skew check "
+                "(it is absent at serving time)"
+            )
+        if feature not in train_columns:
+            raise ValidateError(
+                f"skew_thresholds: {feature!r} is not a column of train_data {train_path} "
+                f"(columns: {', '.join(train_columns)})"
+            )
+        thresholds[feature] = _check_threshold(f"skew_thresholds[{feature!r}]", value)
+    if not eval_environment:
+        raise ValidateError("eval_environment must name a schema environment, e.g. 'TRAINING' or 'SERVING'")
+    if beam_pipeline_args is not None and not all(isinstance(a, str) for a in beam_pipeline_args):
+        raise ValidateError(f"beam_pipeline_args must be a list of strings, got {beam_pipeline_args!r}")
+    if curated_schema_path and curated_schema_uri:
+        raise ValidateError("give the curated schema as an artifact or as a URI, not both")
+    schema_location = curated_schema_path or curated_schema_uri
+    if not schema_location and eval_environment not in (TRAINING, SERVING):
+        # an inferred schema has exactly these two; a curated one may define more (checked against it)
+        raise ValidateError(f"eval_environment must be {TRAINING!r} or {SERVING!r}, got {eval_environment!r}")
+    if schema_location:
+        local = schema_location[len("file://") :] if schema_location.startswith("file://") else schema_location
+        if not _has_scheme(local):
+            if not os.path.exists(local):
+                raise ValidateError(f"curated schema {schema_location} does not exist")
+            if os.path.isdir(local):
+                local = os.path.join(local, BASELINE_SCHEMA_FILE)
+                if not os.path.isfile(local):
+                    raise ValidateError(
+                        f"curated schema {schema_location} is a directory without {BASELINE_SCHEMA_FILE}"
+                    )
+            schema_location = local
+    return {"train": train_rows, "eval": eval_rows}, schema_location, thresholds
+
+
+# --------------------------------------------------------------------------------------------------
+# The subprocess
+
+
+def _child_env(tfdv_python: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONHOME", None)
+    if os.path.abspath(tfdv_python) != os.path.abspath(sys.executable):
+        # The main environment's import path must not leak into the TFDV interpreter (protobuf 6 vs 4).
+        env.pop("PYTHONPATH", None)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hides the C++ CUDA-plugin noise, not Python errors
+    env.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _run_tfdv_subprocess(tfdv_python: str, request: Dict[str, Any], workdir: str) -> Dict[str, Any]:
+    """Runs ``tfdv_main`` on ``request``; streams its stderr to ours; returns its result JSON."""
+    request_path = os.path.join(workdir, "request.json")
+    result_path = os.path.join(workdir, "result.json")
+    with open(request_path, "w", encoding="utf-8") as fh:
+        json.dump(request, fh, indent=1)
+    command = [tfdv_python, "-m", TFDV_MAIN_MODULE, "--request", request_path, "--result", result_path]
+    logger.info("validate: running the TFDV work in %s", tfdv_python)
+    tail: Deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdout=None,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=_child_env(tfdv_python),
+            cwd=workdir,
+        )
+    except OSError as exc:
+        raise ValidateError(f"could not start the TFDV interpreter {tfdv_python}: {exc}") from exc
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        tail.append(line.rstrip("\n"))
+    returncode = proc.wait()
+    sys.stderr.flush()
+    result = None
+    if os.path.exists(result_path):
+        with open(result_path, encoding="utf-8") as fh:
+            result = json.load(fh)
+    if result is not None and not result.get("ok", False):
+        raise ValidateError(result.get("error", "the TFDV work failed"))
+    if returncode != 0 or result is None:
+        text = "\n".join(tail)
+        hint = ""
+        if "No module named 'kfpkit" in text:
+            hint = (
+                f"\nkfpkit is not installed in {tfdv_python}: run "
+                f"`{tfdv_python} -m pip install --no-deps -e <kfpkit checkout>` (make setup does)."
+            )
+        elif "No module named 'tensorflow_data_validation'" in text or "No module named 'tensorflow'" in text:
+            hint = f"\n{tfdv_python} has no TFDV: point {TFDV_PYTHON_ENV} at the TFDV environment (make setup)."
+        raise ValidateError(
+            f"the TFDV subprocess ({tfdv_python} -m {TFDV_MAIN_MODULE}) failed with exit code {returncode}. "
+            f"Last lines of its stderr:\n{text}{hint}"
+        )
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Staging and finalization
+
+
+def _staging_path(final: str, token: str) -> str:
+    return f"{final.rstrip(os.sep)}.partial-{token}"
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _replace(staging: str, final: str) -> None:
+    if os.path.lexists(final):
+        _remove(final)
+    os.replace(staging, final)
+
+
+def _write_json(path: str, payload: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+
+
+def _anomaly_map(details: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
+    """``{feature: "train: ...; eval: ...; train/eval skew: ..."}`` from the per-reason details."""
+    labels = {"skew": "train/eval skew"}
+    grouped: Dict[str, List[str]] = collections.OrderedDict()
+    for item in details:
+        label = labels.get(item["check"], item["split"])
+        text = f"{label}: {item['description'] or item['short_description']}".rstrip()
+        grouped.setdefault(item["feature"], [])
+        if text not in grouped[item["feature"]]:
+            grouped[item["feature"]].append(text)
+    return {feature: "; ".join(texts) for feature, texts in sorted(grouped.items())}
+
+
+def failure_message(result: ValidationResult, report_path: Optional[str] = None) -> str:
+    """The readable message of :class:`DataValidationFailed`."""
+    lines = [
+        f"data validation failed: {result.anomaly_count} feature(s) with anomalies "
+        f"(fail_on_anomalies=True; train {result.num_examples.get('train')} rows, "
+        f"eval {result.num_examples.get('eval')} rows):"
+    ]
+    lines += [f"  - {feature}: {description}" for feature, description in result.anomalies.items()]
+    if report_path:
+        lines.append(f"Report: {report_path}")
+    return "\n".join(lines)
+
+
+def run_validation(
+    train_path: str,
+    eval_path: str,
+    label_column: str,
+    outputs: OutputPaths,
+    *,
+    train_uri: Optional[str] = None,
+    eval_uri: Optional[str] = None,
+    curated_schema_path: Optional[str] = None,
+    curated_schema_uri: Optional[str] = None,
+    skew_thresholds: Optional[Mapping[str, float]] = None,
+    default_numeric_js_threshold: float = DEFAULT_NUMERIC_JS_THRESHOLD,
+    default_categorical_linf_threshold: float = DEFAULT_CATEGORICAL_LINF_THRESHOLD,
+    eval_environment: str = TRAINING,
+    fail_on_anomalies: bool = False,
+    beam_pipeline_args: Optional[Sequence[str]] = None,
+    tfdv_python: Optional[str] = None,
+) -> ValidationResult:
+    """Validates the train and eval splits with TFDV and writes statistics, schema, anomalies, baseline, report.
+
+    Statistics of both splits are computed in-process (``beam_pipeline_args`` is None) or by a Beam
+    pipeline with those options (DirectRunner, Dataflow, Flink, Spark). The schema is ``curated_schema_*``
+    or inferred from the training statistics; it gets the environments TRAINING and SERVING, the label
+    is marked absent in SERVING, and every other feature gets a skew comparator: Jensen-Shannon divergence
+    for numeric, L-infinity distance for categorical features, with ``skew_thresholds`` overriding the
+    defaults per feature. The train split is validated in TRAINING (plus train/eval skew), the eval split
+    in ``eval_environment``.
+
+    Args:
+        train_path: Local path of the training Parquet file.
+        eval_path: Local path of the eval Parquet file.
+        label_column: The label column (required in TRAINING, absent in SERVING, no skew check).
+        outputs: Where the outputs go.
+        train_uri: URI of the training data; the Beam path reads it instead of ``train_path`` when it is
+            an object-store URI (``gs://``, ``s3://``...), so remote workers can reach it.
+        eval_uri: Same for the eval data.
+        curated_schema_path: Local path of a curated schema (text proto, or a directory with ``schema.pbtxt``
+            such as a previous ``baseline`` output).
+        curated_schema_uri: The same as a URI (``gs://...`` or a local path); not together with
+            ``curated_schema_path``.
+        skew_thresholds: ``{feature: threshold}`` overriding the default skew threshold of those features.
+        default_numeric_js_threshold: Jensen-Shannon divergence threshold of numeric features.
+        default_categorical_linf_threshold: L-infinity distance threshold of categorical features.
+        eval_environment: Schema environment the eval split is validated in (``TRAINING``: the label must be
+            present; ``SERVING``: the label must be absent).
+        fail_on_anomalies: Raise :class:`DataValidationFailed` (after writing every output) on anomalies.
+        beam_pipeline_args: None for the in-process statistics; else Beam pipeline options
+            (``["--runner=DataflowRunner", "--project=...", ...]``; ``[]`` is the DirectRunner).
+        tfdv_python: The TFDV interpreter (default: :func:`resolve_tfdv_python`).
+
+    Returns:
+        The :class:`ValidationResult`.
+
+    Raises:
+        ValidateError: bad input or a failed TFDV subprocess; no output was written.
+        DataValidationFailed: anomalies found with ``fail_on_anomalies``; every output was written.
+    """
+    num_rows, schema_location, thresholds = _check_inputs(
+        train_path=train_path,
+        eval_path=eval_path,
+        label_column=label_column,
+        curated_schema_path=curated_schema_path,
+        curated_schema_uri=curated_schema_uri,
+        skew_thresholds=skew_thresholds,
+        default_numeric_js_threshold=default_numeric_js_threshold,
+        default_categorical_linf_threshold=default_categorical_linf_threshold,
+        eval_environment=eval_environment,
+        beam_pipeline_args=beam_pipeline_args,
+    )
+    python = resolve_tfdv_python(tfdv_python)
+    token = uuid.uuid4().hex[:8]
+    finals = asdict(outputs)
+    staging = {name: _staging_path(path, token) for name, path in finals.items()}
+    for path in finals.values():
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    request = {
+        "version": REQUEST_VERSION,
+        "train": {"path": os.path.abspath(train_path), "uri": train_uri},
+        "eval": {"path": os.path.abspath(eval_path), "uri": eval_uri},
+        "label_column": label_column,
+        "curated_schema": schema_location,
+        "skew_thresholds": thresholds,
+        "default_numeric_js_threshold": float(default_numeric_js_threshold),
+        "default_categorical_linf_threshold": float(default_categorical_linf_threshold),
+        "eval_environment": eval_environment,
+        "beam_pipeline_args": list(beam_pipeline_args) if beam_pipeline_args is not None else None,
+        "outputs": {
+            "train_statistics": staging["train_statistics"],
+            "eval_statistics": staging["eval_statistics"],
+            "schema": staging["schema"],
+            "anomalies_dir": staging["anomalies"],
+            "baseline_dir": staging["baseline"],
+        },
+    }
+    workdir = tempfile.mkdtemp(prefix="kfpkit-validate-")
+    try:
+        started = time.perf_counter()
+        raw = _run_tfdv_subprocess(python, request, workdir)
+        subprocess_s = time.perf_counter() - started
+        result = _build_result(raw, num_rows, schema_location, request)
+        result.timings["subprocess"] = round(subprocess_s, 3)
+        _write_json(os.path.join(staging["anomalies"], ANOMALIES_JSON_FILE), result.to_json())
+        with open(staging["report"], "w", encoding="utf-8") as fh:
+            fh.write(report_lib.render_markdown(result.to_json()))
+        result.metadata = _artifact_metadata(result)
+        for name, final in finals.items():
+            _replace(staging[name], final)
+        result.timings["total"] = round(time.perf_counter() - started, 3)
+    except BaseException:
+        for path in staging.values():
+            _remove(path)
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    verdict = "passed" if result.passed else "FAILED"
+    logger.info("validate: %s (%d feature(s) with anomalies)", verdict, result.anomaly_count)
+    if fail_on_anomalies and not result.passed:
+        raise DataValidationFailed(failure_message(result, outputs.report), result)
+    return result
+
+
+def _build_result(
+    raw: Mapping[str, Any], num_rows: Mapping[str, int], schema_location: Optional[str], request: Mapping[str, Any]
+) -> ValidationResult:
+    details = list(raw["anomalies"])
+    anomalies = _anomaly_map(details)
+    return ValidationResult(
+        passed=not anomalies,
+        anomaly_count=len(anomalies),
+        anomalies=anomalies,
+        details=details,
+        skew=list(raw["skew"]),
+        features=list(raw["features"]),
+        num_examples=dict(raw.get("num_examples") or num_rows),
+        schema_source=schema_location or "inferred",
+        environments=list(raw["environments"]),
+        eval_environment=request["eval_environment"],
+        statistics_mode=raw["statistics_mode"],
+        thresholds={
+            "default_numeric_js_threshold": request["default_numeric_js_threshold"],
+            "default_categorical_linf_threshold": request["default_categorical_linf_threshold"],
+            "skew_thresholds": dict(request["skew_thresholds"]),
+        },
+        timings=dict(raw.get("timings", {})),
+    )
+
+
+def _artifact_metadata(result: ValidationResult) -> Dict[str, Dict[str, Any]]:
+    common = {"schema_source": result.schema_source, "statistics_mode": result.statistics_mode}
+    return {
+        "train_statistics": {
+            "format": STATS_FORMAT,
+            "encoding": "binary-proto",
+            "split": "train",
+            "num_examples": result.num_examples.get("train"),
+            **common,
+        },
+        "eval_statistics": {
+            "format": STATS_FORMAT,
+            "encoding": "binary-proto",
+            "split": "eval",
+            "num_examples": result.num_examples.get("eval"),
+            **common,
+        },
+        "schema": {
+            "format": SCHEMA_FORMAT,
+            "encoding": "text-proto",
+            "environments": list(result.environments),
+            "schema_source": result.schema_source,
+        },
+        "anomalies": {
+            "format": ANOMALIES_FORMAT,
+            "files": [TRAIN_ANOMALIES_FILE, EVAL_ANOMALIES_FILE, ANOMALIES_JSON_FILE],
+            "passed": result.passed,
+            "anomaly_count": result.anomaly_count,
+            "anomalies": dict(result.anomalies),
+            "eval_environment": result.eval_environment,
+        },
+        "baseline": {
+            "files": [BASELINE_STATS_FILE, BASELINE_SCHEMA_FILE],
+            "statistics_format": STATS_FORMAT,
+            "schema_format": SCHEMA_FORMAT,
+            "num_examples": result.num_examples.get("train"),
+            "schema_source": result.schema_source,
+        },
+        "report": {"format": "markdown", "passed": result.passed, "anomaly_count": result.anomaly_count},
+    }

@@ -1,0 +1,439 @@
+"""The TFDV work of the validate component: ``python -m kfpkit.components.validate.tfdv_main --request R --result S``.
+
+Runs ONLY in the TFDV interpreter (the ``kfpkit-tfdv`` image's python, or ``.venv-tfdv`` locally), started
+by :func:`kfpkit.components.validate.logic.run_validation`; this module and
+:mod:`kfpkit.components.validate.tfdv_stats` are the only ones that import TFDV.
+
+Request JSON (written by ``run_validation``): ``train``/``eval`` (``path``, ``uri``), ``label_column``,
+``curated_schema`` (path or URI, or null), ``skew_thresholds``, ``default_numeric_js_threshold``,
+``default_categorical_linf_threshold``, ``eval_environment``, ``beam_pipeline_args`` (null: in-process),
+``outputs`` (staging paths: ``train_statistics``, ``eval_statistics``, ``schema``, ``anomalies_dir``,
+``baseline_dir``).
+
+Result JSON: ``{"ok": true, "anomalies": [...], "skew": [...], "features": [...], "environments": [...],
+"num_examples": {...}, "statistics_mode": ..., "timings": {...}}`` or ``{"ok": false, "error": message}``
+for bad input (exit code 2). Anything unexpected exits 1 with a traceback on stderr.
+"""
+
+from __future__ import annotations
+
+import time
+
+_STARTED = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: E402
+
+import tensorflow_data_validation as tfdv  # noqa: E402
+from google.protobuf import text_format  # noqa: E402
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2  # noqa: E402
+
+from kfpkit.components.validate import logic, tfdv_stats  # noqa: E402
+
+_IMPORTED = time.perf_counter()
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+JS = "jensen_shannon_divergence"
+LINF = "l_infinity"
+TOP_VALUES = 5
+DATA_MISSING_TYPES = ("COMPARATOR_CONTROL_DATA_MISSING", "COMPARATOR_TREATMENT_DATA_MISSING")
+
+
+class RequestError(ValueError):
+    """Bad input found by the TFDV work; reported as ``{"ok": false, "error": ...}``."""
+
+
+def _log(message: str) -> None:
+    print(f"[kfpkit.validate] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Schema
+
+
+def _read_text(location: str) -> str:
+    if os.path.exists(location):
+        with open(location, encoding="utf-8") as fh:
+            return fh.read()
+    from apache_beam.io.filesystems import FileSystems
+
+    candidates = [location, location.rstrip("/") + "/" + logic.BASELINE_SCHEMA_FILE]
+    for candidate in candidates:
+        try:
+            if FileSystems.exists(candidate):
+                with FileSystems.open(candidate) as fh:
+                    return fh.read().decode("utf-8")
+        except Exception as exc:  # e.g. an unknown scheme or missing credentials
+            raise RequestError(f"curated schema {location} could not be read: {exc}") from exc
+    raise RequestError(f"curated schema {location} does not exist")
+
+
+def load_curated_schema(location: str) -> schema_pb2.Schema:
+    """The curated schema at ``location`` (a text proto file, local or remote)."""
+    text = _read_text(location)
+    try:
+        return text_format.Parse(text, schema_pb2.Schema())
+    except text_format.ParseError as exc:
+        raise RequestError(f"curated schema {location} is not a tensorflow_metadata Schema text proto: {exc}") from exc
+
+
+def _feature_name(stats_feature: statistics_pb2.FeatureNameStatistics) -> str:
+    return ".".join(stats_feature.path.step) if stats_feature.path.step else stats_feature.name
+
+
+def feature_kinds(stats: statistics_pb2.DatasetFeatureStatisticsList) -> Dict[str, str]:
+    """``{feature: "numeric" | "categorical"}`` from which statistics TFDV computed for each feature."""
+    kinds = {}
+    for feature in stats.datasets[0].features:
+        kinds[_feature_name(feature)] = NUMERIC if feature.WhichOneof("stats") == "num_stats" else CATEGORICAL
+    return kinds
+
+
+def in_environment(feature: schema_pb2.Feature, environment: str) -> bool:
+    """TFDV's rule: ``in_environment`` lists the only environments, ``not_in_environment`` the excluded ones."""
+    if feature.in_environment:
+        return environment in feature.in_environment
+    return environment not in feature.not_in_environment
+
+
+def prepare_schema(
+    schema: schema_pb2.Schema,
+    *,
+    train_stats: statistics_pb2.DatasetFeatureStatisticsList,
+    label_column: str,
+    skew_thresholds: Mapping[str, float],
+    default_js: float,
+    default_linf: float,
+    eval_environment: str,
+    curated: bool,
+) -> schema_pb2.Schema:
+    """Adds the environments and the skew comparators to ``schema`` (in place) and returns it.
+
+    * environments TRAINING and SERVING are added to ``default_environment`` when missing; the label is
+      marked ``not_in_environment: SERVING`` unless the schema already places it in environments;
+    * the label never gets a skew comparator;
+    * every other feature present in the training statistics and in both TRAINING and ``eval_environment``
+      gets a Jensen-Shannon divergence (numeric) or L-infinity (categorical) comparator with its threshold
+      from ``skew_thresholds``, else, for a curated schema that already has one, the curated comparator,
+      else the default.
+    """
+    for environment in (logic.TRAINING, logic.SERVING):
+        if environment not in schema.default_environment:
+            schema.default_environment.append(environment)
+    if eval_environment not in schema.default_environment:
+        raise RequestError(
+            f"eval_environment {eval_environment!r} is not an environment of the schema "
+            f"({', '.join(schema.default_environment)})"
+        )
+    names = {feature.name for feature in schema.feature}
+    unknown = sorted(set(skew_thresholds) - names)
+    if unknown:
+        raise RequestError(f"skew_thresholds name features that are not in the schema: {', '.join(unknown)}")
+    kinds = feature_kinds(train_stats)
+    for feature in schema.feature:
+        if feature.name == label_column:
+            if not feature.in_environment and logic.SERVING not in feature.not_in_environment:
+                feature.not_in_environment.append(logic.SERVING)
+            feature.ClearField("skew_comparator")
+            continue
+        kind = kinds.get(feature.name)
+        compared = kind is not None and in_environment(feature, logic.TRAINING)
+        compared = compared and in_environment(feature, eval_environment)
+        if not compared:
+            feature.ClearField("skew_comparator")
+            continue
+        if feature.name not in skew_thresholds and curated and feature.HasField("skew_comparator"):
+            continue
+        threshold = skew_thresholds.get(feature.name, default_js if kind == NUMERIC else default_linf)
+        feature.ClearField("skew_comparator")
+        if kind == NUMERIC:
+            feature.skew_comparator.jensen_shannon_divergence.threshold = threshold
+        else:
+            feature.skew_comparator.infinity_norm.threshold = threshold
+    return schema
+
+
+# --------------------------------------------------------------------------------------------------
+# Anomalies, skew, summaries
+
+
+def _eval_wording(text: str) -> str:
+    """TFDV's skew messages say "serving" for the compared split, which is the eval split here."""
+    return (
+        text.replace("between training and serving", "between train and eval")
+        .replace("serving data is missing", "eval data is missing")
+        .replace("training data is missing", "train data is missing")
+    )
+
+
+def anomaly_details(anomalies: anomalies_pb2.Anomalies, split: str) -> List[Dict[str, Any]]:
+    """One dict per anomaly reason; comparator (skew) reasons are tagged ``check: skew``."""
+    out = []
+    infos: List[Tuple[str, anomalies_pb2.AnomalyInfo]] = sorted(anomalies.anomaly_info.items())
+    if anomalies.HasField("dataset_anomaly_info"):
+        infos.append((logic.DATASET_KEY, anomalies.dataset_anomaly_info))
+    for feature, info in infos:
+        for reason in info.reason:
+            type_name = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
+            skew = type_name.startswith("COMPARATOR_")
+            out.append(
+                {
+                    "split": "train/eval" if skew else split,
+                    "check": "skew" if skew else "schema",
+                    "feature": feature,
+                    "type": type_name,
+                    "short_description": _eval_wording(reason.short_description) if skew else reason.short_description,
+                    "description": (_eval_wording(reason.description) if skew else reason.description).strip(),
+                    "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
+                }
+            )
+    return out
+
+
+def merge_details(train: Sequence[Dict[str, Any]], evaluation: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Schema reasons of train, then of eval, then skew reasons; a skew "data missing" reason is dropped when a
+    schema anomaly already reports the missing column."""
+    schema_reasons = [d for d in list(train) + list(evaluation) if d["check"] == "schema"]
+    flagged = {d["feature"] for d in schema_reasons}
+    skew = [d for d in list(train) + list(evaluation) if d["check"] == "skew"]
+    return schema_reasons + [d for d in skew if not (d["type"] in DATA_MISSING_TYPES and d["feature"] in flagged)]
+
+
+def skew_measurements(anomalies: anomalies_pb2.Anomalies) -> List[Dict[str, Any]]:
+    """The raw skew measurement of every compared feature (TFDV records them even below the threshold)."""
+    Measurement = anomalies_pb2.DriftSkewInfo.Measurement
+    names = {Measurement.JENSEN_SHANNON_DIVERGENCE: JS, Measurement.L_INFTY: LINF}
+    out = []
+    for info in anomalies.drift_skew_info:
+        for measurement in info.skew_measurements:
+            out.append(
+                {
+                    "feature": ".".join(info.path.step),
+                    "metric": names.get(measurement.type) or Measurement.Type.Name(measurement.type),
+                    "value": float(measurement.value),
+                    "threshold": float(measurement.threshold),
+                    "exceeded": bool(measurement.value > measurement.threshold),
+                }
+            )
+    return sorted(out, key=lambda item: item["feature"])
+
+
+def _split_summary(feature: statistics_pb2.FeatureNameStatistics, num_examples: int) -> Dict[str, Any]:
+    kind = feature.WhichOneof("stats")
+    if kind == "num_stats":
+        stats = feature.num_stats
+        common = stats.common_stats
+        summary = {
+            "kind": NUMERIC,
+            "min": stats.min,
+            "mean": stats.mean,
+            "max": stats.max,
+            "std_dev": stats.std_dev,
+        }
+    elif kind == "string_stats":
+        stats = feature.string_stats
+        common = stats.common_stats
+        non_missing = common.num_non_missing or 1
+        summary = {
+            "kind": CATEGORICAL,
+            "unique": stats.unique,
+            "top_values": [
+                [top.value, round(100.0 * top.frequency / non_missing, 2)] for top in stats.top_values[:TOP_VALUES]
+            ],
+        }
+    else:
+        return {"kind": kind or "unknown", "missing_pct": None}
+    if common.num_non_missing == 0 and kind == "num_stats":
+        summary.update({"min": None, "mean": None, "max": None, "std_dev": None})
+    summary["missing_pct"] = round(100.0 * common.num_missing / num_examples, 3) if num_examples else None
+    return summary
+
+
+def feature_summaries(
+    train: statistics_pb2.DatasetFeatureStatisticsList, evaluation: statistics_pb2.DatasetFeatureStatisticsList
+) -> List[Dict[str, Any]]:
+    """Type, missing % and min/mean/max or top values of every feature of either split."""
+    by_split: Dict[str, Dict[str, statistics_pb2.FeatureNameStatistics]] = {}
+    examples = {}
+    for split, stats in (("train", train), ("eval", evaluation)):
+        dataset = stats.datasets[0]
+        examples[split] = dataset.num_examples
+        by_split[split] = {_feature_name(f): f for f in dataset.features}
+    names = list(by_split["train"]) + [n for n in by_split["eval"] if n not in by_split["train"]]
+    out = []
+    for name in names:
+        entry: Dict[str, Any] = {"name": name}
+        for split in ("train", "eval"):
+            feature = by_split[split].get(name)
+            if feature is not None and "type" not in entry:
+                entry["type"] = statistics_pb2.FeatureNameStatistics.Type.Name(feature.type)
+            entry[split] = _split_summary(feature, examples[split]) if feature is not None else None
+        out.append(entry)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def _write_bytes(path: str, payload: bytes) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(payload)
+
+
+def _write_text(path: str, payload: str) -> None:
+    _write_bytes(path, payload.encode("utf-8"))
+
+
+def write_outputs(
+    outputs: Mapping[str, str],
+    *,
+    train_stats: statistics_pb2.DatasetFeatureStatisticsList,
+    eval_stats: statistics_pb2.DatasetFeatureStatisticsList,
+    schema: schema_pb2.Schema,
+    train_anomalies: anomalies_pb2.Anomalies,
+    eval_anomalies: anomalies_pb2.Anomalies,
+) -> None:
+    """Statistics (binary protos), schema and anomalies (text protos) and the baseline directory."""
+    schema_text = text_format.MessageToString(schema)
+    _write_bytes(outputs["train_statistics"], train_stats.SerializeToString())
+    _write_bytes(outputs["eval_statistics"], eval_stats.SerializeToString())
+    _write_text(outputs["schema"], schema_text)
+    anomalies_dir, baseline_dir = outputs["anomalies_dir"], outputs["baseline_dir"]
+    _write_text(os.path.join(anomalies_dir, logic.TRAIN_ANOMALIES_FILE), text_format.MessageToString(train_anomalies))
+    _write_text(os.path.join(anomalies_dir, logic.EVAL_ANOMALIES_FILE), text_format.MessageToString(eval_anomalies))
+    _write_bytes(os.path.join(baseline_dir, logic.BASELINE_STATS_FILE), train_stats.SerializeToString())
+    _write_text(os.path.join(baseline_dir, logic.BASELINE_SCHEMA_FILE), schema_text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Main
+
+
+def compute_statistics(
+    request: Mapping[str, Any], options: tfdv.StatsOptions
+) -> Tuple[Dict[str, statistics_pb2.DatasetFeatureStatisticsList], str]:
+    """Statistics of both splits, in-process or with Beam; returns them and the mode name."""
+    args: Optional[List[str]] = request.get("beam_pipeline_args")
+    if args is None:
+        stats = {}
+        for split in ("train", "eval"):
+            started = time.perf_counter()
+            stats[split] = tfdv_stats.in_memory_statistics(request[split]["path"], options)
+            seconds = time.perf_counter() - started
+            _log(f"{split}: {stats[split].datasets[0].num_examples} rows, in-memory statistics in {seconds:.2f} s")
+        return stats, "in-memory"
+    splits = ("train", "eval")
+    locations = {split: tfdv_stats.data_location(request[split]["path"], request[split].get("uri")) for split in splits}
+    _log(f"Beam statistics of {locations} with pipeline args {args}")
+    return tfdv_stats.beam_statistics(locations, options, args), "beam"
+
+
+def run(request: Mapping[str, Any]) -> Dict[str, Any]:
+    """Does the TFDV work of one request; returns the result JSON (without ``ok``)."""
+    timings = {"import": round(_IMPORTED - _STARTED, 3)}
+    label = request["label_column"]
+    curated_location = request.get("curated_schema")
+    curated = load_curated_schema(curated_location) if curated_location else None
+
+    started = time.perf_counter()
+    options = tfdv.StatsOptions(schema=curated) if curated is not None else tfdv.StatsOptions()
+    stats, mode = compute_statistics(request, options)
+    train_stats, eval_stats = stats["train"], stats["eval"]
+    timings["statistics"] = round(time.perf_counter() - started, 3)
+
+    started = time.perf_counter()
+    schema = schema_pb2.Schema()
+    if curated is not None:
+        schema.CopyFrom(curated)
+    else:
+        schema = tfdv.infer_schema(train_stats)
+    prepare_schema(
+        schema,
+        train_stats=train_stats,
+        label_column=label,
+        skew_thresholds=request.get("skew_thresholds") or {},
+        default_js=float(request["default_numeric_js_threshold"]),
+        default_linf=float(request["default_categorical_linf_threshold"]),
+        eval_environment=request["eval_environment"],
+        curated=curated is not None,
+    )
+    timings["schema"] = round(time.perf_counter() - started, 3)
+
+    started = time.perf_counter()
+    train_anomalies = tfdv.validate_statistics(
+        train_stats, schema, environment=logic.TRAINING, serving_statistics=eval_stats
+    )
+    eval_anomalies = tfdv.validate_statistics(eval_stats, schema, environment=request["eval_environment"])
+    details = merge_details(anomaly_details(train_anomalies, "train"), anomaly_details(eval_anomalies, "eval"))
+    timings["validate"] = round(time.perf_counter() - started, 3)
+
+    started = time.perf_counter()
+    write_outputs(
+        request["outputs"],
+        train_stats=train_stats,
+        eval_stats=eval_stats,
+        schema=schema,
+        train_anomalies=train_anomalies,
+        eval_anomalies=eval_anomalies,
+    )
+    timings["write"] = round(time.perf_counter() - started, 3)
+    return {
+        "anomalies": details,
+        "skew": skew_measurements(train_anomalies),
+        "features": feature_summaries(train_stats, eval_stats),
+        "environments": list(schema.default_environment),
+        "num_examples": {"train": train_stats.datasets[0].num_examples, "eval": eval_stats.datasets[0].num_examples},
+        "statistics_mode": mode,
+        "timings": timings,
+    }
+
+
+def _write_result(path: str, payload: Mapping[str, Any]) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--request", required=True, help="request JSON written by run_validation")
+    parser.add_argument("--result", required=True, help="where to write the result JSON")
+    args = parser.parse_args(argv)
+    with open(args.request, encoding="utf-8") as fh:
+        request = json.load(fh)
+    if request.get("version") != logic.REQUEST_VERSION:
+        _write_result(args.result, {"ok": False, "error": f"unsupported request version {request.get('version')!r}"})
+        return 2
+    try:
+        result = run(request)
+    except RequestError as exc:
+        _write_result(args.result, {"ok": False, "error": str(exc)})
+        return 2
+    _write_result(args.result, {"ok": True, **result})
+    return 0
+
+
+def _exit_now(code: int) -> None:
+    """Exits without interpreter teardown: TensorFlow's takes 1-2 s and every output is already closed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    try:
+        exit_code = main()
+    except SystemExit as exc:  # argparse
+        exit_code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        exit_code = 1
+    _exit_now(exit_code)

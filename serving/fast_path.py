@@ -1,0 +1,202 @@
+"""The predict/infer fast path: an ASGI middleware in the KServe ModelServer's FastAPI app.
+
+KServe 0.21 routes ``POST /v1/models/{name}:predict`` and ``POST /v2/models/{name}/infer`` through
+FastAPI (pydantic validation of the v2 body into ``InferenceRequest``, then ``InferRequest``), the
+``TimingMiddleware`` (route matching again, two ``kserve.trace`` log lines per request), the
+``DataPlane`` and ``Model.__call__`` (four histograms, one latency log line). For a model that scores a
+row in tens of microseconds this machinery is most of the cost.
+
+:class:`FastInferenceMiddleware` is added as the outermost user middleware of that same app. For these
+two routes, when the named model is a :class:`~kfpkit.serving.predictor.KfpkitModel`, it reads the raw
+body, parses it with orjson, validates it with the cheap checks of :mod:`kfpkit.serving.protocol`
+(every refusal is a 4xx ``{"error": ...}``), scores, and writes the orjson response itself. It writes no
+log line per request (the uvicorn access log is filtered for these paths by
+:class:`InferenceAccessLogFilter`), and counts requests in the ``kfpkit_*`` metrics instead.
+
+Everything else -- other paths, other models, CloudEvents (``ce-*`` headers, which KServe decodes), model
+versions in the path -- falls through to KServe unchanged, so health, readiness, metadata, ``/metrics``
+and error handling remain KServe's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+
+import orjson
+
+from kfpkit.serving.protocol import BadRequest
+
+logger = logging.getLogger("kfpkit.serving")
+
+Scope = Dict[str, Any]
+Receive = Callable[[], Awaitable[Dict[str, Any]]]
+Send = Callable[[Dict[str, Any]], Awaitable[None]]
+
+V1_PREFIX = "/v1/models/"
+V1_SUFFIX = ":predict"
+V2_PREFIX = "/v2/models/"
+V2_SUFFIX = "/infer"
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+# Requests up to this many rows are scored on the event loop (cheaper than a thread hop); larger ones in
+# the loop's default executor so that health checks are not blocked behind them.
+INLINE_MAX_ROWS = 256
+_JSON_TYPES = (b"application/json", b"text/json")
+_RESPONSE_HEADERS = [(b"content-type", b"application/json")]
+
+
+def match_inference_path(path: str) -> Optional[Tuple[str, str]]:
+    """``("v1"|"v2", model_name)`` for a predict/infer path, else ``None``."""
+    if path.startswith(V1_PREFIX) and path.endswith(V1_SUFFIX):
+        name = path[len(V1_PREFIX) : -len(V1_SUFFIX)]
+        protocol = "v1"
+    elif path.startswith(V2_PREFIX) and path.endswith(V2_SUFFIX):
+        name = path[len(V2_PREFIX) : -len(V2_SUFFIX)]
+        protocol = "v2"
+    else:
+        return None
+    if not name or "/" in name:
+        return None
+    return protocol, name
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media in _JSON_TYPES or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+class FastInferenceMiddleware:
+    """Serves v1 predict and v2 infer of kfpkit models without KServe's per-request machinery.
+
+    Args:
+        app: The wrapped ASGI app (KServe's middleware stack and router).
+        model_repository: KServe's ``ModelRepository`` (models are looked up per request, so models
+            registered or unloaded later are seen).
+        max_body_bytes: Larger request bodies get a 413.
+    """
+
+    def __init__(self, app: Any, model_repository: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+        from kfpkit.serving.predictor import KfpkitModel
+
+        self.app = app
+        self.model_repository = model_repository
+        self.max_body_bytes = max_body_bytes
+        self._model_type = KfpkitModel
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        route = match_inference_path(scope["path"])
+        model = self.model_repository.get_model(route[1]) if route else None
+        if route is None or not isinstance(model, self._model_type):
+            await self.app(scope, receive, send)
+            return
+        content_type = b""
+        content_length = -1
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                content_type = value
+            elif key == b"content-length":
+                content_length = int(value) if value.isdigit() else -1
+            elif key.startswith(b"ce-"):
+                await self.app(scope, receive, send)  # a binary CloudEvent: KServe's decoder handles it
+                return
+        await self._serve(route[0], model, content_type, content_length, receive, send)
+
+    async def _serve(
+        self, protocol: str, model: Any, content_type: bytes, content_length: int, receive: Receive, send: Send
+    ) -> None:
+        start = time.perf_counter()
+        status = 200
+        outcome = "success"
+        try:
+            if not model.ready:
+                detail = f" {model.load_error}" if model.load_error else ""
+                raise BadRequest(f"Model with name {model.name} is not ready.{detail}", status=503)
+            if content_type and not _is_json(content_type):
+                raise BadRequest(
+                    f"unsupported content type {content_type.decode('latin-1')!r}: send application/json",
+                    status=415,
+                )
+            if content_length > self.max_body_bytes:
+                raise BadRequest(f"request body of {content_length} bytes exceeds {self.max_body_bytes}", status=413)
+            body = await self._read_body(receive)
+            if body is None:
+                return  # the client went away
+            if not body:
+                raise BadRequest("empty request body: send a JSON object")
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest(f"malformed JSON: {exc}") from exc
+            if _rows_hint(protocol, parsed) > INLINE_MAX_ROWS:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(None, model.handle, protocol, parsed)
+            else:
+                result = model.handle(protocol, parsed)
+            payload = orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
+        except BadRequest as exc:
+            status = exc.status
+            outcome = _OUTCOME_BY_STATUS.get(status, "bad_request")
+            payload = orjson.dumps({"error": str(exc)})
+        except Exception as exc:
+            logger.exception("model %s failed on a %s request", model.name, protocol)
+            status = 500
+            outcome = "error"
+            payload = orjson.dumps({"error": f"{type(exc).__name__}: {exc}"})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*_RESPONSE_HEADERS, (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        model.metrics.observe_request(protocol, outcome, time.perf_counter() - start)
+
+    async def _read_body(self, receive: Receive) -> Optional[bytes]:
+        chunks: List[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise BadRequest(f"request body exceeds {self.max_body_bytes} bytes", status=413)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_OUTCOME_BY_STATUS = {413: "payload_too_large", 415: "unsupported_media_type", 503: "not_ready"}
+
+
+def _rows_hint(protocol: str, body: Any) -> int:
+    """Rows a parsed body claims (0 when it is malformed: the decoder then says what is wrong)."""
+    if not isinstance(body, dict):
+        return 0
+    if protocol == "v1":
+        instances = body.get("instances")
+        return len(instances) if isinstance(instances, list) else 0
+    inputs = body.get("inputs")
+    first = inputs[0] if isinstance(inputs, list) and inputs else None
+    shape = first.get("shape") if isinstance(first, dict) else None
+    return shape[0] if isinstance(shape, list) and shape and type(shape[0]) is int else 0
+
+
+class InferenceAccessLogFilter(logging.Filter):
+    """Drops uvicorn access-log records of predict/infer requests (health and metadata stay logged)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path = args[2].split("?", 1)[0]
+            return match_inference_path(path) is None
+        return True

@@ -1,0 +1,406 @@
+"""Request decoding/validation and response encoding for kfpkit's v1 and v2 (Open Inference Protocol) APIs.
+
+This module holds the wire contract of the predictor and nothing else: it imports only numpy (orjson is
+used by the callers), so the serving hot path, the KServe ``Model.predict`` path and the tests share one
+implementation.
+
+**v1** (``POST /v1/models/{name}:predict``)::
+
+    {"instances": [{"amount": 12.5, "channel": "web", ...}, ...]}      # objects keyed by feature
+    {"instances": [[12.5, "web", ...], ...]}                           # rows in ``feature_order``
+    -> {"predictions": [{"probability": 0.031, "label": 0}, ...]}
+
+Every instance must name exactly the model's features (a missing or an unexpected key is a 400; drop
+the label column before sending). ``null`` is a missing value: the training median for a numeric feature,
+the unknown bucket for a categorical one.
+
+**v2** (``POST /v2/models/{name}/infer``), either one input per feature::
+
+    {"inputs": [{"name": "amount", "datatype": "FP32", "shape": [n], "data": [...]},
+                {"name": "channel", "datatype": "BYTES", "shape": [n], "data": ["web", ...]}, ...]}
+
+where numeric features take any numeric datatype (FP32, FP64, INT8..INT64, UINT8..UINT64; INT* data must
+be integers) and categorical features take BYTES (strings), shape ``[n]`` or ``[n, 1]``; or, only when
+**every** feature is numeric, one tensor named ``features`` of shape ``[n, k]`` with the columns in
+``feature_order``. A model with categorical features refuses the single tensor (a 400 that names them):
+a float tensor cannot carry category names. JSON numbers are read at full (float64) precision whatever
+the declared width, so the model sees exactly the values offline evaluation sees. ``data`` may be flat
+(row-major) or nested. The optional ``outputs`` list selects among ``probability`` (FP32 ``[n]``) and
+``label`` (INT64 ``[n]``: ``probability >= decision_threshold`` of the model card); ``id`` is echoed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+TENSOR_INPUT_NAME = "features"
+PROBABILITY_OUTPUT = "probability"
+LABEL_OUTPUT = "label"
+OUTPUT_NAMES = (PROBABILITY_OUTPUT, LABEL_OUTPUT)
+
+INT_DATATYPES = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
+FLOAT_DATATYPES = frozenset({"FP32", "FP64"})
+NUMERIC_DATATYPES = INT_DATATYPES | FLOAT_DATATYPES
+KNOWN_DATATYPES = NUMERIC_DATATYPES | {"BYTES", "BOOL", "FP16", "BF16"}
+V2_REQUIRED_INPUT_FIELDS = ("name", "shape", "datatype", "data")
+_SHOWN = 10  # names listed in an error message before "..."
+
+
+class BadRequest(ValueError):
+    """A request the predictor refuses: answered with ``status`` (4xx) and ``{"error": message}``."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class DecodedRequest:
+    """Feature columns of one request, ready for ``PreprocessingSpec.transform_columns``."""
+
+    columns: Dict[str, Any]
+    rows: int
+    request_id: Optional[str] = None
+    outputs: Tuple[str, ...] = OUTPUT_NAMES
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = list(names)[:_SHOWN]
+    more = f" ... ({len(names)} in all)" if len(names) > _SHOWN else ""
+    return f"{shown}{more}"
+
+
+def _is_number(value: Any) -> bool:
+    return (type(value) is float or type(value) is int) or (
+        isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    )
+
+
+def numeric_column(values: Sequence[Any], feature: str, integer_only: bool = False) -> np.ndarray:
+    """A float64 column from JSON values: numbers, or ``null`` for a missing value.
+
+    Raises:
+        BadRequest: a value is a string, a boolean, a list or an object (or, with ``integer_only``, a
+            non-integer number).
+    """
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError):
+        array = None
+    if array is not None and array.ndim == 1 and array.dtype.kind in "iu":
+        return array.astype(np.float64)
+    if array is not None and array.ndim == 1 and array.dtype.kind == "f" and not integer_only:
+        return array.astype(np.float64, copy=False)
+    out = np.empty(len(values), dtype=np.float64)
+    for i, value in enumerate(values):
+        if value is None:
+            out[i] = np.nan
+        elif not _is_number(value):
+            raise BadRequest(f"feature {feature!r} is numeric but value #{i} is {value!r}")
+        elif integer_only and not float(value).is_integer():
+            raise BadRequest(f"feature {feature!r} is declared as an integer datatype but value #{i} is {value!r}")
+        else:
+            out[i] = value
+    return out
+
+
+def categorical_column(values: Sequence[Any], feature: str, strings_only: bool = False) -> Sequence[Any]:
+    """Validates a categorical column: scalars (v1) or strings (v2 BYTES); lists/objects are refused."""
+    if strings_only:
+        for i, value in enumerate(values):
+            if type(value) is not str:
+                raise BadRequest(
+                    f"feature {feature!r} is BYTES (categorical) but value #{i} is {value!r}, not a string"
+                )
+    else:
+        for i, value in enumerate(values):
+            if isinstance(value, (list, dict)):
+                raise BadRequest(f"feature {feature!r} is categorical but value #{i} is {value!r}, not a scalar")
+    return values
+
+
+def _flatten(data: List[Any], where: str, depth: int = 0) -> List[Any]:
+    """Row-major flattening of nested ``data`` (OIP allows both flat and nested)."""
+    if not data or not isinstance(data[0], list):
+        return data  # flat; a stray list further on fails the value checks with a 400
+    if depth >= 4:
+        raise BadRequest(f"{where}: 'data' is nested too deeply")
+    out: List[Any] = []
+    for value in data:
+        if isinstance(value, list):
+            out.extend(_flatten(value, where, depth + 1))
+        else:
+            out.append(value)
+    return out
+
+
+class RequestCodec:
+    """Decodes v1/v2 request bodies into feature columns and encodes predictions, for one model.
+
+    Args:
+        feature_order: The model's features in their declared order (``PreprocessingSpec.feature_order``).
+        categorical: Names of the categorical features (the rest are numeric).
+        model_name: Name reported in v2 responses.
+        model_version: Version reported in v2 responses, when known.
+    """
+
+    def __init__(
+        self,
+        feature_order: Sequence[str],
+        categorical: Sequence[str],
+        model_name: str,
+        model_version: Optional[str] = None,
+    ):
+        self.feature_order: List[str] = list(feature_order)
+        self.feature_set = frozenset(self.feature_order)
+        self.categorical = frozenset(categorical)
+        self.numeric_names = [f for f in self.feature_order if f not in self.categorical]
+        self.model_name = model_name
+        self.model_version = model_version
+        self.tensor_input_enabled = not self.categorical and TENSOR_INPUT_NAME not in self.feature_set
+
+    @classmethod
+    def from_spec(cls, spec: Any, model_name: str, model_version: Optional[str] = None) -> RequestCodec:
+        return cls(spec.feature_order, spec.categorical_names, model_name, model_version)
+
+    # ------------------------------------------------------------------ metadata
+    def input_metadata(self) -> List[Dict[str, Any]]:
+        """The v2 inputs: one per feature, FP32 (numeric) or BYTES (categorical), shape ``[-1]``."""
+        return [
+            {"name": f, "datatype": "BYTES" if f in self.categorical else "FP32", "shape": [-1]}
+            for f in self.feature_order
+        ]
+
+    @staticmethod
+    def output_metadata() -> List[Dict[str, Any]]:
+        return [
+            {"name": PROBABILITY_OUTPUT, "datatype": "FP32", "shape": [-1]},
+            {"name": LABEL_OUTPUT, "datatype": "INT64", "shape": [-1]},
+        ]
+
+    # ------------------------------------------------------------------ v1
+    def decode_v1(self, body: Any) -> DecodedRequest:
+        """Decodes ``{"instances": [...]}`` (objects keyed by feature, or rows in ``feature_order``).
+
+        Raises:
+            BadRequest: anything else, naming what is wrong.
+        """
+        if not isinstance(body, dict):
+            raise BadRequest('the v1 request body must be a JSON object {"instances": [...]}')
+        instances = body.get("instances")
+        if instances is None:
+            hint = " (the v2 'inputs' format goes to /v2/models/{name}/infer)" if "inputs" in body else ""
+            raise BadRequest(f"the v1 request has no 'instances' list{hint}")
+        if not isinstance(instances, list):
+            raise BadRequest(f"'instances' must be a list, got {type(instances).__name__}")
+        if not instances:
+            raise BadRequest("'instances' is empty: send at least one instance")
+        first = instances[0]
+        order = self.feature_order
+        if isinstance(first, dict):
+            expected = self.feature_set
+            for i, row in enumerate(instances):
+                if not isinstance(row, dict):
+                    raise BadRequest(f"instance #{i} is not an object like instance #0; use one form for all")
+                if row.keys() != expected:
+                    missing = [f for f in order if f not in row]
+                    extra = sorted(k for k in row if k not in expected)
+                    parts = []
+                    if missing:
+                        parts.append(f"missing feature(s) {_names(missing)}")
+                    if extra:
+                        parts.append(f"unexpected feature(s) {_names(extra)}")
+                    raise BadRequest(f"instance #{i}: {'; '.join(parts)} (expected exactly {_names(order)})")
+            raw = {f: [row[f] for row in instances] for f in order}
+        elif isinstance(first, list):
+            width = len(order)
+            for i, row in enumerate(instances):
+                if not isinstance(row, list) or len(row) != width:
+                    got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+                    raise BadRequest(
+                        f"instance #{i} has {got}; expected a list of {width} values in order {_names(order)}"
+                    )
+            raw = {f: [row[j] for row in instances] for j, f in enumerate(order)}
+        else:
+            raise BadRequest(
+                f"instance #0 is {type(first).__name__}; each instance must be an object {{feature: value}} "
+                f"or a list of values in order {_names(order)}"
+            )
+        columns: Dict[str, Any] = {}
+        for f in order:
+            if f in self.categorical:
+                columns[f] = categorical_column(raw[f], f)
+            else:
+                columns[f] = numeric_column(raw[f], f)
+        return DecodedRequest(columns=columns, rows=len(instances))
+
+    @staticmethod
+    def encode_v1(probability: np.ndarray, labels: np.ndarray) -> Dict[str, Any]:
+        return {
+            "predictions": [
+                {PROBABILITY_OUTPUT: p, LABEL_OUTPUT: lab}
+                for p, lab in zip(probability.tolist(), labels.tolist(), strict=True)
+            ]
+        }
+
+    # ------------------------------------------------------------------ v2
+    def decode_v2(self, body: Any) -> DecodedRequest:
+        """Decodes an Open Inference Protocol request (per-feature inputs or one ``features`` tensor).
+
+        Raises:
+            BadRequest: a malformed input, a missing/unexpected feature, a wrong shape or datatype, a
+                non-numeric value, ..., naming what is wrong.
+        """
+        if not isinstance(body, dict):
+            raise BadRequest('the v2 request body must be a JSON object {"inputs": [...]}')
+        request_id = body.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise BadRequest(f"'id' must be a string, got {type(request_id).__name__}")
+        parameters = body.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise BadRequest("'parameters' must be an object")
+        outputs = self._requested_outputs(body.get("outputs"))
+        inputs = body.get("inputs")
+        if inputs is None:
+            hint = " (the v1 'instances' format goes to /v1/models/{name}:predict)" if "instances" in body else ""
+            raise BadRequest(f"the v2 request has no 'inputs' list{hint}")
+        if not isinstance(inputs, list):
+            raise BadRequest(f"'inputs' must be a list, got {type(inputs).__name__}")
+        if not inputs:
+            raise BadRequest("'inputs' is empty: send one input per feature")
+        for j, item in enumerate(inputs):
+            self._check_input_fields(j, item)
+        if len(inputs) == 1 and inputs[0]["name"] == TENSOR_INPUT_NAME and self.tensor_input_enabled:
+            return self._decode_tensor(inputs[0], request_id, outputs)
+        names = [item["name"] for item in inputs]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise BadRequest(f"input(s) {_names(dup)} given more than once")
+        unexpected = [n for n in names if n not in self.feature_set]
+        if unexpected:
+            if TENSOR_INPUT_NAME in unexpected and not self.tensor_input_enabled:
+                raise BadRequest(
+                    f"a single '{TENSOR_INPUT_NAME}' tensor is accepted only when every feature is numeric; this "
+                    f"model has categorical feature(s) {_names(sorted(self.categorical))}: send one input per "
+                    f"feature (BYTES for categorical ones)"
+                )
+            expected = _names(self.feature_order)
+            raise BadRequest(f"unexpected input(s) {_names(unexpected)}; expected one input per feature: {expected}")
+        missing = [f for f in self.feature_order if f not in set(names)]
+        if missing:
+            raise BadRequest(f"missing input(s) for feature(s) {_names(missing)}")
+        columns: Dict[str, Any] = {}
+        rows: Optional[int] = None
+        for item in inputs:
+            name = item["name"]
+            shape = item["shape"]
+            where = f"input {name!r}"
+            if (len(shape) == 2 and shape[1] != 1) or len(shape) not in (1, 2):
+                raise BadRequest(f"{where}: shape {shape} is not [n] or [n, 1]")
+            n = shape[0]
+            if n == 0:
+                raise BadRequest(f"{where}: shape {shape} is empty; send at least one row")
+            if rows is None:
+                rows = n
+            elif n != rows:
+                raise BadRequest(f"{where}: {n} rows, but the other inputs have {rows}")
+            data = _flatten(item["data"], where)
+            if len(data) != n:
+                raise BadRequest(f"{where}: shape {shape} needs {n} values, 'data' has {len(data)}")
+            datatype = item["datatype"]
+            if name in self.categorical:
+                if datatype != "BYTES":
+                    raise BadRequest(f"{where}: categorical feature needs datatype BYTES, got {datatype}")
+                columns[name] = categorical_column(data, name, strings_only=True)
+            else:
+                if datatype not in NUMERIC_DATATYPES:
+                    raise BadRequest(
+                        f"{where}: numeric feature needs a numeric datatype (FP32, FP64, INT64, ...), got {datatype}"
+                    )
+                columns[name] = numeric_column(data, name, integer_only=datatype in INT_DATATYPES)
+        assert rows is not None
+        return DecodedRequest(columns=columns, rows=rows, request_id=request_id, outputs=outputs)
+
+    def _decode_tensor(
+        self, item: Mapping[str, Any], request_id: Optional[str], outputs: Tuple[str, ...]
+    ) -> DecodedRequest:
+        where = f"input {TENSOR_INPUT_NAME!r}"
+        shape = item["shape"]
+        k = len(self.feature_order)
+        if len(shape) != 2 or shape[1] != k:
+            raise BadRequest(f"{where}: shape {shape} is not [n, {k}] (columns in order {_names(self.feature_order)})")
+        n = shape[0]
+        if n == 0:
+            raise BadRequest(f"{where}: shape {shape} is empty; send at least one row")
+        datatype = item["datatype"]
+        if datatype not in NUMERIC_DATATYPES:
+            raise BadRequest(f"{where}: needs a numeric datatype (FP32, FP64, INT64, ...), got {datatype}")
+        data = _flatten(item["data"], where)
+        if len(data) != n * k:
+            raise BadRequest(f"{where}: shape {shape} needs {n * k} values, 'data' has {len(data)}")
+        matrix = numeric_column(data, TENSOR_INPUT_NAME, integer_only=datatype in INT_DATATYPES).reshape(n, k)
+        columns = {f: matrix[:, j] for j, f in enumerate(self.feature_order)}
+        return DecodedRequest(columns=columns, rows=n, request_id=request_id, outputs=outputs)
+
+    @staticmethod
+    def _check_input_fields(j: int, item: Any) -> None:
+        if not isinstance(item, dict):
+            raise BadRequest(f"inputs[{j}] must be an object with {list(V2_REQUIRED_INPUT_FIELDS)}")
+        missing = [f for f in V2_REQUIRED_INPUT_FIELDS if f not in item]
+        label = f"inputs[{j}]" + (f" ({item['name']!r})" if isinstance(item.get("name"), str) else "")
+        if missing:
+            params = item.get("parameters")
+            if missing == ["data"] and isinstance(params, dict) and "binary_data_size" in params:
+                raise BadRequest(
+                    f"{label}: the binary tensor extension is not supported; send the values in 'data' (JSON)",
+                    status=415,
+                )
+            raise BadRequest(f"{label} is missing required field(s) {missing}")
+        if not isinstance(item["name"], str) or not item["name"]:
+            raise BadRequest(f"inputs[{j}]: 'name' must be a non-empty string")
+        shape = item["shape"]
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(type(d) is int and d >= 0 for d in shape)  # bool is not a dimension
+        ):
+            raise BadRequest(f"{label}: 'shape' must be a non-empty list of non-negative integers, got {shape!r}")
+        datatype = item["datatype"]
+        if not isinstance(datatype, str) or datatype not in KNOWN_DATATYPES:
+            raise BadRequest(f"{label}: unknown datatype {datatype!r}")
+        if not isinstance(item["data"], list):
+            raise BadRequest(f"{label}: 'data' must be a list")
+
+    @staticmethod
+    def _requested_outputs(outputs: Any) -> Tuple[str, ...]:
+        if outputs is None:
+            return OUTPUT_NAMES
+        if not isinstance(outputs, list):
+            raise BadRequest("'outputs' must be a list of {\"name\": ...} objects")
+        names = []
+        for j, item in enumerate(outputs):
+            name = item.get("name") if isinstance(item, dict) else None
+            if name not in OUTPUT_NAMES:
+                raise BadRequest(f"outputs[{j}]: unknown output {name!r}; this model has {list(OUTPUT_NAMES)}")
+            names.append(name)
+        return tuple(names) if names else OUTPUT_NAMES
+
+    def encode_v2(self, decoded: DecodedRequest, probability: np.ndarray, labels: np.ndarray) -> Dict[str, Any]:
+        """The OIP response; ``data`` are numpy arrays (serialize with ``orjson.OPT_SERIALIZE_NUMPY``)."""
+        n = decoded.rows
+        outputs = []
+        for name in decoded.outputs:
+            if name == PROBABILITY_OUTPUT:
+                outputs.append({"name": name, "datatype": "FP32", "shape": [n], "data": probability.astype(np.float32)})
+            else:
+                outputs.append({"name": name, "datatype": "INT64", "shape": [n], "data": labels})
+        response: Dict[str, Any] = {"model_name": self.model_name}
+        if self.model_version is not None:
+            response["model_version"] = self.model_version
+        if decoded.request_id is not None:
+            response["id"] = decoded.request_id
+        response["outputs"] = outputs
+        return response

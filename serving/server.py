@@ -1,0 +1,190 @@
+"""The KServe ModelServer that serves kfpkit models, with the predict/infer fast path in its app.
+
+:class:`KfpkitModelServer` is a ``kserve.ModelServer``: same constructor arguments, ``DataPlane``,
+model repository, REST endpoints (v1, v2, ``/metrics``, health), exception handlers, middlewares and
+gRPC server. Two things differ:
+
+* the FastAPI app is built per server by :meth:`KfpkitModelServer.create_app` -- with KServe's own
+  ``RESTServer`` methods -- instead of being KServe's module-global app, so several servers can live in
+  one process (tests, ``infra_validate``) and the app can be driven in-process through
+  ``httpx.ASGITransport``; :class:`~kfpkit.serving.fast_path.FastInferenceMiddleware` is added as its
+  outermost middleware unless ``fast_path=False``;
+* the HTTP listen address is a parameter (``host``; KServe hard-codes ``0.0.0.0``) and only one uvicorn
+  worker per process is supported (scale with replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib import metadata
+from typing import Any, List, Optional, Sequence
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+from kserve import ModelServer
+from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+from kserve.errors import NoModelReady
+from kserve.model import BaseKServeModel
+from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.rest.server import RESTServer
+
+from kfpkit.serving.fast_path import DEFAULT_MAX_BODY_BYTES, FastInferenceMiddleware, InferenceAccessLogFilter
+
+logger = logging.getLogger("kfpkit.serving")
+
+
+class KfpkitRESTServer(RESTServer):
+    """KServe's ``RESTServer`` with a per-instance app, a configurable host and the fast path."""
+
+    def __init__(
+        self,
+        *args: Any,
+        host: str = "0.0.0.0",
+        fast_path: bool = True,
+        enable_docs_url: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        **kwargs: Any,
+    ):
+        super().__init__(FASTAPI_APP_IMPORT_STRING, *args, **kwargs)
+        self.config.host = host
+        self.fast_path = fast_path
+        self.enable_docs_url = enable_docs_url
+        self.max_body_bytes = max_body_bytes
+        self.app: Optional[FastAPI] = None
+
+    def create_application(self) -> FastAPI:  # type: ignore[override]
+        """Builds the app exactly like KServe's (same FastAPI settings, middlewares, routes, handlers)."""
+        if self.app is not None:
+            return self.app
+        app = FastAPI(
+            title="KServe ModelServer",
+            version=metadata.version("kserve"),
+            docs_url="/docs" if self.enable_docs_url else None,
+            redoc_url=None,
+            default_response_class=ORJSONResponse,
+        )
+        self._add_middlewares(app)
+        self._register_endpoints(app)
+        self._add_exception_handlers(app)
+        if self.fast_path:
+            # added last = outermost: predict/infer of kfpkit models never reach KServe's TimingMiddleware
+            app.add_middleware(
+                FastInferenceMiddleware,
+                model_repository=self.dataplane.model_registry,
+                max_body_bytes=self.max_body_bytes,
+            )
+            access = logging.getLogger("uvicorn.access")
+            if not any(isinstance(f, InferenceAccessLogFilter) for f in access.filters):
+                access.addFilter(InferenceAccessLogFilter())
+        self.config.app = app
+        self.app = app
+        return app
+
+
+class KfpkitModelServer(ModelServer):
+    """``kserve.ModelServer`` serving kfpkit models (see the module docstring).
+
+    Args:
+        host: HTTP listen address (``0.0.0.0`` in a container, ``127.0.0.1`` for local use).
+        fast_path: Put :class:`FastInferenceMiddleware` in front of KServe's predict/infer routes.
+        max_body_bytes: Larger request bodies get a 413 (fast path).
+        **kwargs: ``kserve.ModelServer`` arguments (``http_port``, ``grpc_port``, ``enable_grpc``, ...).
+    """
+
+    def __init__(
+        self,
+        host: str = "0.0.0.0",
+        fast_path: bool = True,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        **kwargs: Any,
+    ):
+        if kwargs.get("workers", 1) != 1:
+            raise ValueError("kfpkit serves with one uvicorn worker per process; scale with replicas instead")
+        kwargs["workers"] = 1
+        super().__init__(**kwargs)
+        self.host = host
+        self.fast_path = fast_path
+        self.max_body_bytes = max_body_bytes
+
+    def _rest_server_instance(self) -> KfpkitRESTServer:
+        if self._rest_server is None:
+            self._rest_server = KfpkitRESTServer(
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                access_log_format=self.access_log_format,
+                workers=1,
+                grace_period=self.grace_period,
+                event_loop=self.event_loop,
+                timeout_keep_alive=self.timeout_keep_alive,
+                ssl_certfile=self.ssl_certfile,
+                ssl_keyfile=self.ssl_keyfile,
+                host=self.host,
+                fast_path=self.fast_path,
+                enable_docs_url=self.enable_docs_url,
+                max_body_bytes=self.max_body_bytes,
+            )
+        return self._rest_server
+
+    def register_models(self, models: Sequence[BaseKServeModel], require_ready: bool = True) -> None:
+        """Registers models like ``ModelServer.start`` does.
+
+        Args:
+            models: Loaded models.
+            require_ready: Raise ``NoModelReady`` when none is ready (KServe's behaviour); with ``False``
+                not-ready models are registered too, so that their readiness endpoints answer 503.
+        """
+        if require_ready and models and not any(m.ready for m in models):
+            raise NoModelReady(list(models), getattr(models[0], "load_error", None))
+        for model in models:
+            if model.ready or not require_ready:
+                self.register_model(model)
+                model.enable_latency_logging = self.enable_latency_logging
+                model.start()  # KfpkitModel.start() keeps a refused model not ready
+
+    def create_app(self, models: Sequence[BaseKServeModel] = (), require_ready: bool = True) -> FastAPI:
+        """Registers ``models`` and returns the server's ASGI app without starting a server.
+
+        The app is what :meth:`start` serves; drive it in-process with ``httpx.ASGITransport``.
+        """
+        if models:
+            self.register_models(models, require_ready=require_ready)
+        return self._rest_server_instance().create_application()
+
+    def start(self, models: List[BaseKServeModel]) -> None:
+        """Registers ``models`` and serves HTTP (and gRPC when enabled) until stopped by a signal.
+
+        Raises:
+            NoModelReady: no model is ready (a refused model directory).
+        """
+        self.register_models(models, require_ready=True)
+        rest = self._rest_server_instance()
+        self.servers.append(rest.start())
+        if self.enable_grpc:
+            from kserve import model_server as kserve_model_server
+
+            self._grpc_server = GRPCServer(
+                self.grpc_port,
+                self.dataplane,
+                self.model_repository_extension,
+                kwargs=vars(kserve_model_server.args),
+                grace_period=self.grace_period,
+            )
+            self.servers.append(self._grpc_server.start(self.max_threads))
+        self.setup_event_loop()
+        self.register_signal_handler()
+        asyncio.run(self._serve())
+
+    async def serve_async(self) -> None:
+        """Serves HTTP on the running event loop (no gRPC, no signal handlers): for embedding and tests.
+
+        Stop it with :meth:`request_shutdown`.
+        """
+        rest = self._rest_server_instance()
+        await rest.start()
+
+    def request_shutdown(self) -> None:
+        """Asks a server started by :meth:`serve_async` to finish (uvicorn's graceful shutdown)."""
+        if self._rest_server is not None:
+            self._rest_server._server.should_exit = True

@@ -1,0 +1,116 @@
+"""infra_validate: the candidate served in the KServe ModelServer app, compared with offline predict_proba."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from kfpkit.components.common import model_dir as md
+from kfpkit.components.infra_validate.logic import run_infra_validate
+
+pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def eval_path(tmp_path_factory, kit):
+    path = str(tmp_path_factory.mktemp("eval") / "eval.parquet")
+    kit.make_frame(rows=120, seed=3).to_parquet(path)
+    return path
+
+
+@pytest.fixture()
+def candidate(torch_dir, copy_dir):
+    """A train-style candidate: no MANIFEST.json yet (push writes it)."""
+    directory = copy_dir(torch_dir)
+    os.remove(os.path.join(directory, md.MANIFEST_FILE))
+    return directory
+
+
+def test_good_candidate_is_infra_blessed_and_left_unchanged(candidate, eval_path, tmp_path):
+    before = sorted(os.listdir(candidate))
+    report = tmp_path / "report.md"
+    result = run_infra_validate(candidate, eval_path, str(report), num_requests=30, batch_size=16)
+    assert result.infra_blessed, result.reasons
+    assert result.rows_checked == 120 and result.framework == "pytorch"
+    assert result.v1_max_abs_diff <= 1e-4 and result.v2_max_abs_diff <= 1e-4
+    assert result.latency_requests == 30 and 0 < result.latency_p50_ms <= result.latency_p99_ms
+    assert sorted(os.listdir(candidate)) == before  # the manifest went into a temporary copy
+    text = report.read_text()
+    assert "**INFRA BLESSED**" in text and "| v2 predictions match offline predict_proba | pass |" in text
+
+
+def test_sklearn_candidate_with_a_manifest_is_verified_and_blessed(sklearn_dir, eval_path):
+    result = run_infra_validate(sklearn_dir, eval_path, None, num_requests=5, batch_size=50)
+    assert result.infra_blessed, result.reasons
+    assert result.framework == "sklearn" and result.v1_max_abs_diff == pytest.approx(0.0, abs=1e-12)
+
+
+def test_candidate_without_its_model_file_is_not_blessed_with_the_reason(candidate, eval_path, tmp_path):
+    os.remove(os.path.join(candidate, md.TORCHSCRIPT_FILE))
+    report = tmp_path / "report.md"
+    result = run_infra_validate(candidate, eval_path, str(report))
+    assert not result.infra_blessed
+    assert result.reasons == [
+        f"model loads in the server: refused: ModelDirError: {result.reasons[0].split('ModelDirError: ')[1]}"
+    ]
+    assert "no model file model.pt" in result.reasons[0]
+    assert "**NOT INFRA BLESSED**" in report.read_text() and "no model file model.pt" in report.read_text()
+
+
+def test_tampered_candidate_manifest_is_not_blessed(sklearn_dir, copy_dir, eval_path):
+    directory = copy_dir(sklearn_dir)
+    with open(os.path.join(directory, md.MODEL_CARD_FILE), "a", encoding="utf-8") as fh:
+        fh.write("\n")
+    result = run_infra_validate(directory, eval_path, None)
+    assert not result.infra_blessed and "sha256 mismatch in model_card.json" in result.reasons[0]
+
+
+def test_missing_candidate_directory_is_not_blessed(tmp_path, eval_path):
+    result = run_infra_validate(str(tmp_path / "nope"), eval_path, None)
+    assert not result.infra_blessed and "is not a directory" in result.reasons[0]
+
+
+def test_latency_over_budget_is_not_blessed(candidate, eval_path):
+    result = run_infra_validate(candidate, eval_path, None, latency_budget_ms=1e-6, num_requests=3)
+    assert not result.infra_blessed
+    assert len(result.reasons) == 1 and result.reasons[0].startswith("p99 latency within budget: p99 ")
+
+
+def test_eval_data_without_a_feature_is_not_blessed(candidate, tmp_path, kit):
+    path = str(tmp_path / "eval.parquet")
+    kit.make_frame(rows=20).drop(columns=["channel"]).to_parquet(path)
+    result = run_infra_validate(candidate, path, None)
+    assert not result.infra_blessed and "missing feature column(s) ['channel']" in result.reasons[0]
+
+
+def test_invalid_parameters_and_missing_eval_file_raise(candidate, eval_path, tmp_path):
+    with pytest.raises(ValueError, match="tolerance"):
+        run_infra_validate(candidate, eval_path, None, tolerance=-1.0)
+    with pytest.raises(ValueError, match="num_requests"):
+        run_infra_validate(candidate, eval_path, None, num_requests=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        run_infra_validate(candidate, eval_path, None, batch_size=0)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        run_infra_validate(candidate, str(tmp_path / "missing.parquet"), None)
+
+
+def test_component_python_func_with_tmp_path_artifacts(candidate, eval_path, tmp_path):
+    from kfp.dsl import Dataset, Markdown, Model
+
+    from kfpkit.components.infra_validate.component import infra_validate
+
+    model = Model(uri=candidate)
+    eval_data = Dataset(uri=eval_path)
+    report = Markdown(uri=str(tmp_path / "out" / "report.md"))
+    outputs = infra_validate.python_func(
+        model=model, eval_data=eval_data, report=report, num_requests=10, batch_size=32
+    )
+    assert outputs is True
+    assert report.metadata["infra_blessed"] is True and report.metadata["rows_checked"] == 120
+    assert "**INFRA BLESSED**" in open(report.path, encoding="utf-8").read()
+
+    os.remove(os.path.join(candidate, md.PREPROCESSING_FILE))
+    failed = infra_validate.python_func(model=model, eval_data=eval_data, report=report)
+    assert failed is False
+    assert "no preprocessing.json" in report.metadata["reasons"][0]
