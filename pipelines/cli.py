@@ -35,6 +35,7 @@ RUN_PARAMETERS = (
     ("--max-regression", "max_regression", float, "largest allowed PR-AUC drop against the baseline"),
     ("--slice-column", "slice_column", str, "categorical column for the sliced evaluation report"),
     ("--checkpoint-dir", "checkpoint_dir", str, "durable folder for training checkpoints"),
+    ("--curated-schema-uri", "curated_schema_uri", str, "TFDV schema (text proto) to validate against"),
     ("--infra-latency-budget-ms", "infra_latency_budget_ms", float, "p99 budget in the KServe check"),
 )
 

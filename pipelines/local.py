@@ -100,10 +100,12 @@ def summarize_run(run_dir: Optional[str], pipeline_root: str, succeeded: bool, d
         meta = evaluate.artifacts.get("metrics", {}).get("metadata", {})
         summary["blessed"] = _bool_output(evaluate, "blessed")
         summary["blessing_reasons"] = list(meta.get("reasons", []))
-        summary["metrics"] = {
+        numbers = {
             k: v for k, v in meta.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "blessed"
         }
-        summary["baseline_metrics"] = meta.get("baseline_metrics")
+        summary["metrics"] = {k: v for k, v in numbers.items() if not k.startswith("baseline_")}
+        baseline = {k[len("baseline_") :]: v for k, v in numbers.items() if k.startswith("baseline_")}
+        summary["baseline_metrics"] = baseline or None
     infra = tasks.get("infra-validate")
     if infra:
         summary["infra_blessed"] = _bool_output(infra, "infra_blessed")
@@ -180,11 +182,13 @@ def format_summary(summary: Dict[str, Any]) -> str:
         lines.append(f"  data validation: {'passed' if validation['passed'] else 'FAILED'}")
         for feature, description in sorted(validation["anomalies"].items()):
             lines.append(f"    - {feature}: {description}")
+        if not validation["passed"]:
+            lines.append("  training skipped: the data did not pass validation")
     metrics = summary.get("metrics") or {}
     if metrics:
         keys = [
             k
-            for k in ("pr_auc", "roc_auc", "log_loss", "brier", "precision", "recall", "f1", "threshold")
+            for k in ("pr_auc", "roc_auc", "log_loss", "brier_score", "precision", "recall", "f1", "decision_threshold")
             if k in metrics
         ]
         lines.append("  eval metrics: " + ", ".join(f"{k}={metrics[k]:.4f}" for k in keys))

@@ -54,6 +54,7 @@ def build_training_pipeline(platform: Optional[Platform] = None):
         max_regression: float = 0.01,
         slice_column: str = "",
         fail_on_anomalies: bool = False,
+        curated_schema_uri: str = "",
         infra_latency_budget_ms: float = 50.0,
     ):
         """Trains, gates and pushes a binary classifier.
@@ -80,6 +81,8 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             max_regression: Blessing: largest allowed PR-AUC drop against the latest blessed model.
             slice_column: Categorical column whose values slice the evaluation report (empty: no slices).
             fail_on_anomalies: Fail the run on data anomalies instead of skipping training.
+            curated_schema_uri: TFDV schema (text proto) to validate against instead of inferring one
+                from the train split (empty: infer).
             infra_latency_budget_ms: p99 latency budget of the candidate in the real KServe server.
         """
         ingest_task = ingest(
@@ -94,6 +97,7 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             eval_data=ingest_task.outputs["eval_data"],
             label_column=label_column,
             fail_on_anomalies=fail_on_anomalies,
+            curated_schema_uri=curated_schema_uri,
         )
         for task in (ingest_task, validate_task):
             platform.configure_task(task)

@@ -9,7 +9,7 @@ from kfpkit.components import images
 
 
 @dsl.component(base_image=images.base_image(), install_kfp_package=False)
-def evaluate(  # noqa: PLR0917 (KFP passes component inputs by keyword; the signature is the interface)
+def evaluate(
     model: Input[Model],
     eval_data: Input[Dataset],
     label_column: str,

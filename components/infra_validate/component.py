@@ -1,6 +1,5 @@
 """KFP component: serve the candidate in the KServe ModelServer app and check it before push."""
 
-
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Model, Output
 

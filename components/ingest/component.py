@@ -9,7 +9,7 @@ from kfpkit.components import images
 
 
 @dsl.component(base_image=images.base_image(), install_kfp_package=False)
-def ingest(  # noqa: PLR0917 (KFP passes component inputs by keyword; the signature is the interface)
+def ingest(
     source: str,
     label_column: str,
     train_data: Output[Dataset],

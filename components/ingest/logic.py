@@ -53,7 +53,7 @@ class IngestResult:
     eval_metadata: Dict[str, Any]
 
 
-def run_ingest(  # noqa: PLR0917 (mirrors the component's signature)
+def run_ingest(
     source: str,
     label_column: str,
     train_path: str,

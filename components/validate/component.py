@@ -97,7 +97,7 @@ def validate(
         train_uri=train_data.uri,
         eval_uri=eval_data.uri,
         curated_schema_path=curated_schema.path if curated_schema is not None else None,
-        curated_schema_uri=curated_schema_uri,
+        curated_schema_uri=curated_schema_uri or None,
         skew_thresholds=skew_thresholds,
         default_numeric_js_threshold=default_numeric_js_threshold,
         default_categorical_linf_threshold=default_categorical_linf_threshold,

@@ -74,3 +74,29 @@ def test_missing_source_file_fails_the_run_with_exit_code_1(tmp_path):
     summary = json.loads(summary_path.read_text())
     assert summary["status"] == "failed" and summary["model_uri"] is None
     assert "nope.csv" in proc.stdout + proc.stderr
+
+
+CURATED_SCHEMA = """
+feature { name: "transaction_id" type: BYTES }
+feature { name: "amount" type: FLOAT float_domain { min: 0.0 max: 50.0 } }
+feature { name: "merchant_category" type: BYTES }
+feature { name: "channel" type: BYTES }
+feature { name: "country" type: BYTES }
+feature { name: "hour" type: INT }
+feature { name: "device" type: BYTES }
+feature { name: "distance_from_home_km" type: FLOAT }
+feature { name: "transactions_last_24h" type: INT }
+feature { name: "account_age_days" type: INT }
+feature { name: "is_fraud" type: INT }
+"""
+
+
+def test_data_violating_the_curated_schema_stops_before_training(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(CURATED_SCHEMA)
+    proc, summary = _run(tmp_path, "--curated-schema-uri", str(schema))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary["validation"]["passed"] is False
+    assert list(summary["validation"]["anomalies"]) == ["amount"]
+    assert "train" not in summary["tasks"] and summary["model_uri"] is None
+    assert "data validation: FAILED" in proc.stdout and "amount" in proc.stdout
