@@ -153,9 +153,12 @@ class RequestCodec:
         categorical: Sequence[str],
         model_name: str,
         model_version: Optional[str] = None,
+        ignored_columns: Sequence[str] = (),
     ):
         self.feature_order: List[str] = list(feature_order)
         self.feature_set = frozenset(self.feature_order)
+        # identifier columns training left out (PreprocessingSpec.ignored_columns): accepted, not used
+        self.ignored = frozenset(ignored_columns) - self.feature_set
         self.categorical = frozenset(categorical)
         self.numeric_names = [f for f in self.feature_order if f not in self.categorical]
         self.model_name = model_name
@@ -164,7 +167,13 @@ class RequestCodec:
 
     @classmethod
     def from_spec(cls, spec: Any, model_name: str, model_version: Optional[str] = None) -> RequestCodec:
-        return cls(spec.feature_order, spec.categorical_names, model_name, model_version)
+        return cls(
+            spec.feature_order,
+            spec.categorical_names,
+            model_name,
+            model_version,
+            ignored_columns=getattr(spec, "ignored_columns", ()),
+        )
 
     # ------------------------------------------------------------------ metadata
     def input_metadata(self) -> List[Dict[str, Any]]:
@@ -205,9 +214,9 @@ class RequestCodec:
             for i, row in enumerate(instances):
                 if not isinstance(row, dict):
                     raise BadRequest(f"instance #{i} is not an object like instance #0; use one form for all")
-                if row.keys() != expected:
+                if row.keys() != expected and (not self.ignored or row.keys() - self.ignored != expected):
                     missing = [f for f in order if f not in row]
-                    extra = sorted(k for k in row if k not in expected)
+                    extra = sorted(k for k in row if k not in expected and k not in self.ignored)
                     parts = []
                     if missing:
                         parts.append(f"missing feature(s) {_names(missing)}")
@@ -279,7 +288,7 @@ class RequestCodec:
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
             raise BadRequest(f"input(s) {_names(dup)} given more than once")
-        unexpected = [n for n in names if n not in self.feature_set]
+        unexpected = [n for n in names if n not in self.feature_set and n not in self.ignored]
         if unexpected:
             if TENSOR_INPUT_NAME in unexpected and not self.tensor_input_enabled:
                 raise BadRequest(
@@ -296,6 +305,8 @@ class RequestCodec:
         rows: Optional[int] = None
         for item in inputs:
             name = item["name"]
+            if name in self.ignored:
+                continue
             shape = item["shape"]
             where = f"input {name!r}"
             if (len(shape) == 2 and shape[1] != 1) or len(shape) not in (1, 2):

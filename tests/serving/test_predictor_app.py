@@ -567,3 +567,23 @@ def test_app_is_kserves_app_with_the_fast_path_outermost(sklearn_dir, kit):
     assert {"/metrics", "/v1/models/{model_name}:predict", "/v2/models/{model_name}/infer", "/v2/health/ready"} <= paths
     plain, _ = kit.serve_app(sklearn_dir, "structure", fast_path=False)
     assert [m.cls for m in plain.user_middleware] == [TimingMiddleware]
+
+
+def test_identifier_columns_left_out_by_training_are_accepted_and_ignored():
+    from kfpkit.serving.protocol import BadRequest, RequestCodec
+
+    codec = RequestCodec(["amount", "channel"], ["channel"], "m", ignored_columns=["transaction_id"])
+    v1 = codec.decode_v1({"instances": [{"transaction_id": "t-1", "amount": 3.0, "channel": "web"}]})
+    assert set(v1.columns) == {"amount", "channel"} and v1.rows == 1
+    v2 = codec.decode_v2(
+        {
+            "inputs": [
+                {"name": "transaction_id", "datatype": "BYTES", "shape": [1], "data": ["t-1"]},
+                {"name": "amount", "datatype": "FP32", "shape": [1], "data": [3.0]},
+                {"name": "channel", "datatype": "BYTES", "shape": [1], "data": ["web"]},
+            ]
+        }
+    )
+    assert set(v2.columns) == {"amount", "channel"}
+    with pytest.raises(BadRequest, match=r"unexpected feature\(s\) \['is_fraud'\]"):
+        codec.decode_v1({"instances": [{"transaction_id": "t", "amount": 1.0, "channel": "web", "is_fraud": 0}]})
