@@ -45,14 +45,22 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
-        # main environment (kfp 2.17 / kserve 0.21 / torch); see requirements/main.lock
-        "train": ["torch>=2.3", "scikit-learn>=1.3", "skops>=0.9"],
+        # main environment groups (exact pins: requirements/main.lock)
+        "base": ["aiohttp>=3.9", "scikit-learn>=1.3", "skops>=0.9", "torch>=2.3"],  # ingest, evaluate, push
+        "train": ["scikit-learn>=1.3", "skops>=0.9", "torch>=2.3"],
+        "serving": [
+            "kserve>=0.14",
+            "orjson>=3.9",
+            "prometheus-client>=0.17",
+            "scikit-learn>=1.3",
+            "skops>=0.9",
+            "torch>=2.3",
+        ],
         "kubeflow": ["kfp-kubernetes>=1.3"],
         "vertex": ["google-cloud-aiplatform>=1.60"],
-        "serving": ["kserve>=0.14", "orjson>=3.9", "scikit-learn>=1.3", "skops>=0.9"],
         "gcs": ["gcsfs>=2023.1"],
         "s3": ["s3fs>=2023.1"],
-        # the TFDV environment; see requirements/tfdv.lock
+        # the TFDV environment (exact pins: requirements/tfdv.lock); never together with torch
         "tfdv": ["tensorflow-data-validation>=1.16,<1.17"],
     },
     entry_points={"console_scripts": ["kfpkit=kfpkit.pipelines.cli:main"]},
