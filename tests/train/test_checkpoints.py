@@ -32,6 +32,7 @@ def test_resume_continues_from_epoch_3_and_ends_equal_to_an_uninterrupted_run(sp
     assert first.epochs_run == 2 and first.resumed_from_epoch == 0
     assert os.listdir(checkpoints) == [CHECKPOINT_FILE]  # no temp files left behind
 
+    caplog.clear()  # only the resumed run's log lines count (another test may have enabled INFO already)
     with caplog.at_level(logging.INFO, logger="kfpkit.train"):
         resumed = train_model(
             splits.train, splits.eval, LABEL, str(tmp_path / "resumed"), tools.fast_params(epochs=5), checkpoints
