@@ -58,7 +58,8 @@ def evaluate(
         ``dsl.If(task.outputs["Output"] == True)`` works on every backend, kfp.local included.
     """
 
-    from kfpkit.components.evaluate.logic import CONFUSION_MATRIX_CATEGORIES, run_evaluation, write_text_atomic
+    from kfpkit.components.common.io import write_text_atomic
+    from kfpkit.components.evaluate.logic import CONFUSION_MATRIX_CATEGORIES, run_evaluation
 
     result = run_evaluation(
         model_dir=model.path,

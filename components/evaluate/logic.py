@@ -688,18 +688,3 @@ def run_evaluation(
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -33,6 +33,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+from kfpkit.components.common.io import write_text_atomic
+
 MAX_CHECK_ROWS = 1000
 MAX_REQUESTS = 100_000
 SERVED_MODEL_NAME = "candidate"
@@ -358,18 +360,3 @@ def render_report(result: InfraValidationResult, model_dir: str, settings: _Sett
     if result.reasons:
         lines += ["", "## Reasons", ""] + [f"- {r}" for r in result.reasons]
     return "\n".join(lines) + "\n"
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".infra-validate-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

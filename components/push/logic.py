@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from typing import Any, Dict, Optional
 
 from kfpkit.components.common import model_dir as md
+from kfpkit.components.common.io import write_json_atomic
 from kfpkit.components.common.registry import push_version
 
 
@@ -45,19 +43,5 @@ def run_push(
         "registry_root": registry_root,
     }
     if pointer_path:
-        _write_json_atomically(pointer_path, summary)
+        write_json_atomic(pointer_path, summary)
     return summary
-
-
-def _write_json_atomically(path: str, data: Dict[str, Any]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
