@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -144,6 +145,9 @@ def run_training_locally(
     pipeline_root = os.path.abspath(pipeline_root)
     os.makedirs(pipeline_root, exist_ok=True)
     registry_root = registry_root if "://" in registry_root else os.path.abspath(registry_root)
+    # The tasks name kfpkit's images; locally the .venv *is* that environment, so kfp.local's warning
+    # about running a non-Python base image in a Python environment does not apply.
+    warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=False)
     pipeline = build_training_pipeline()
     started = time.time()
