@@ -7,6 +7,10 @@ VENV := .venv
 TFDV_VENV := .venv-tfdv
 PY := $(VENV)/bin/python
 TFDV_PY := $(TFDV_VENV)/bin/python
+MLSERVER_VENV := .venv-mlserver
+MLSERVER_PY := $(MLSERVER_VENV)/bin/python
+LOADTEST_ARGS ?=
+BENCH_ARGS ?=
 REGISTRY_DIR ?= ./local_registry
 PIPELINE_ROOT ?= ./local_outputs
 SOURCE ?= synthetic://fraud?rows=100000&seed=0
@@ -16,7 +20,7 @@ REGISTRY ?= ghcr.io/kfpkit
 TAG ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' components/_version.py)
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-main setup-tfdv run test test-fast lint format compile golden clean lock serve images loadtest bench-serving
+.PHONY: help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest bench-serving
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,6 +42,14 @@ $(TFDV_VENV)/.installed: requirements/tfdv.lock setup.py pyproject.toml
 	$(TFDV_PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
 	$(TFDV_PY) -m pip install -q --no-deps -r requirements/tfdv.lock
 	$(TFDV_PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+setup-mlserver: $(MLSERVER_VENV)/.installed ## create .venv-mlserver (MLServer + mlserver-sklearn, the benchmark peer)
+
+$(MLSERVER_VENV)/.installed: requirements/mlserver.lock
+	test -x $(MLSERVER_PY) || $(PYTHON_BOOT) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(MLSERVER_PY) -m pip install -q --no-deps -r requirements/mlserver.lock
 	touch $@
 
 run: setup ## train on the built-in sample (100k synthetic transactions) into ./local_registry
@@ -72,6 +84,13 @@ serve: setup-main ## serve the latest blessed model of ./local_registry with the
 	@test -f $(REGISTRY_DIR)/$(MODEL_NAME)/LATEST_BLESSED.json || { echo "no blessed model in $(REGISTRY_DIR); run 'make run' first"; exit 1; }
 	$(VENV)/bin/kfpkit serve --model-name $(MODEL_NAME) --http-port 8080 \
 		--model-dir "$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["uri"])' $(REGISTRY_DIR)/$(MODEL_NAME)/LATEST_BLESSED.json)"
+
+loadtest: setup-main ## headless locust run against kfpkit serve on 127.0.0.1 (bounded: 20 s / 200k requests)
+	$(PY) -m kfpkit.serving.bench.loadtest $(LOADTEST_ARGS)
+
+bench-serving: setup-main setup-mlserver ## kfpkit vs MLServer vs KServe sklearnserver on one LogisticRegression (~4 min)
+	@command -v wrk >/dev/null || echo "wrk not found (apt-get install -y wrk): using the slower Python load generator"
+	$(PY) -m kfpkit.serving.bench.bench_serving --mlserver-bin $(MLSERVER_VENV)/bin/mlserver $(BENCH_ARGS)
 
 lock: ## re-generate requirements/main.lock from the current .venv (after changing dependencies)
 	{ sed -n '1,2p' requirements/main.lock; $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements/main.lock.new

@@ -34,7 +34,7 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=packages,
     package_dir=package_dir,
-    package_data={"": ["*.md", "*.json", "*.yaml"]},
+    package_data={"": ["*.md", "*.json", "*.yaml", "*.lua", "*.Dockerfile", "*.in"]},
     include_package_data=True,
     install_requires=[
         "kfp>=2.13,<2.18",

@@ -1,0 +1,186 @@
+"""The serving benchmark's plumbing: payloads, model equivalence, result tables, server lifecycle. No timing asserts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from kfpkit.components.common import model_dir as md
+from kfpkit.serving.bench import bench_serving, kserve_sklearn_server, loadgen, models, servers
+
+pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
+
+
+# ---------------------------------------------------------------------------------------------- payloads
+def test_every_server_gets_the_same_bytes_one_fp32_tensor_in_feature_order():
+    rows = models.request_rows(3)
+    bodies = bench_serving.server_bodies(rows)
+
+    assert set(bodies) == {"kfpkit", "mlserver", "kserve"}
+    assert len(set(bodies.values())) == 1
+    body = json.loads(bodies["kfpkit"])
+    assert body == {
+        "inputs": [{"name": "features", "datatype": "FP32", "shape": [3, 5], "data": rows.ravel().tolist()}]
+    }
+    assert np.array_equal(np.asarray(body["inputs"][0]["data"]).reshape(3, 5), rows)
+
+
+def test_request_rows_are_exact_float32_values_of_the_model_features():
+    rows = models.request_rows(8)
+
+    assert rows.shape == (8, len(models.FEATURES))
+    assert np.array_equal(rows.astype(np.float32).astype(np.float64), rows)
+    assert np.all(np.isfinite(rows))
+
+
+def test_tensor_body_refuses_a_one_dimensional_row():
+    with pytest.raises(ValueError, match="2-d"):
+        bench_serving.tensor_body(np.zeros(5))
+
+
+def test_positive_probability_reads_each_servers_response_format():
+    kfpkit = {"outputs": [{"name": "probability", "shape": [2], "data": [0.1, 0.7]}, {"name": "label", "data": [0, 1]}]}
+    mlserver = {"outputs": [{"name": "predict_proba", "shape": [2, 2], "data": [0.9, 0.1, 0.3, 0.7]}]}
+    kserve = {"outputs": [{"name": "output-0", "shape": [2, 2], "data": [0.9, 0.1, 0.3, 0.7]}]}
+
+    for key, response in (("kfpkit", kfpkit), ("mlserver", mlserver), ("kserve", kserve)):
+        assert bench_serving.positive_probability(key, response).tolist() == [0.1, 0.7]
+
+
+# ---------------------------------------------------------------------------------------------- models
+def test_kfpkit_directory_and_joblib_pipeline_score_identically(bench_model):
+    import joblib
+    import pandas as pd
+
+    rows = models.request_rows(64, seed=7)
+    loaded = md.load_model(bench_model.kfpkit_dir, verify=True)
+    offline = loaded.predict_proba(pd.DataFrame(rows, columns=bench_model.feature_order))
+    pipeline = joblib.load(bench_model.joblib_path)
+
+    assert loaded.framework == "sklearn" and loaded.card["decision_threshold"] == 0.5
+    assert loaded.spec.feature_order == models.FEATURES and not loaded.spec.categorical
+    assert type(pipeline[-1]).__name__ == "LogisticRegression"
+    np.testing.assert_array_equal(pipeline[-1].coef_, loaded._model.coef_)
+    # kfpkit's spec hands the model float32 standardized values, the pipeline float64 ones: ~1e-8 apart
+    np.testing.assert_allclose(pipeline.predict_proba(rows)[:, 1], offline, rtol=0, atol=1e-6)
+    assert 0.0 < offline.min() < offline.max() < 1.0
+
+
+def test_sklearnserver_equivalent_scores_v2_tensors_and_v1_instances_like_the_pipeline(bench_model, monkeypatch):
+    import joblib
+    from kserve.protocol.infer_type import InferRequest
+    from kserve.protocol.rest.v2_datamodels import InferenceRequest
+
+    rows = models.request_rows(4, seed=3)
+    expected = joblib.load(bench_model.joblib_path).predict_proba(rows)
+    model = kserve_sklearn_server.make_model("fraud-lr", bench_model.joblib_dir)
+    body = json.loads(bench_serving.server_bodies(rows)["kserve"])
+    request = InferRequest.from_inference_request(InferenceRequest(**body), "fraud-lr")
+
+    monkeypatch.setenv(kserve_sklearn_server.ENV_PREDICT_PROBA, "true")
+    v2, _headers = model.predict(request).to_rest()
+    v1 = model.predict({"instances": rows.tolist()})
+    monkeypatch.setenv(kserve_sklearn_server.ENV_PREDICT_PROBA, "false")
+    labels = model.predict({"instances": rows.tolist()})
+
+    assert model.ready
+    assert bench_serving.positive_probability("kserve", v2).shape == (4,)
+    np.testing.assert_allclose(bench_serving.positive_probability("kserve", v2), expected[:, 1], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(v1["predictions"]), expected, atol=1e-12)
+    assert labels["predictions"] == (expected[:, 1] >= 0.5).astype(int).tolist()
+
+
+def test_sklearnserver_equivalent_refuses_a_directory_with_two_model_files(bench_model, tmp_path):
+    import shutil
+
+    shutil.copy(bench_model.joblib_path, tmp_path / "model.joblib")
+    shutil.copy(bench_model.joblib_path, tmp_path / "other.pkl")
+
+    with pytest.raises(RuntimeError, match="More than one model file"):
+        kserve_sklearn_server.make_model("m", str(tmp_path))
+
+
+def test_mlserver_settings_bind_loopback_ports_and_ask_for_predict_proba(bench_model, tmp_path):
+    repository = servers.write_mlserver_settings(
+        str(tmp_path / "repo"), bench_model.joblib_path, "fraud-lr", 18080, 18081, 18082, parallel_workers=0
+    )
+    settings = json.loads((tmp_path / "repo" / "settings.json").read_text())
+    model_settings = json.loads((tmp_path / "repo" / "model-settings.json").read_text())
+
+    assert settings["host"] == "127.0.0.1"
+    assert (settings["http_port"], settings["grpc_port"], settings["metrics_port"]) == (18080, 18081, 18082)
+    assert settings["parallel_workers"] == 0 and settings["debug"] is True  # MLServer's default kept
+    assert model_settings["name"] == "fraud-lr"
+    assert model_settings["implementation"] == "mlserver_sklearn.SKLearnModel"
+    assert model_settings["parameters"]["extra"]["predict_fn"] == "predict_proba"
+    assert os.path.isfile(os.path.join(repository, "model.joblib"))
+
+
+# ---------------------------------------------------------------------------------------------- results
+def _result(rps: float, p99: float, errors: int = 0) -> loadgen.LoadResult:
+    return loadgen.LoadResult("wrk", 16, 10.0, int(rps * 10), rps, p99 / 3, p99, errors, 0)
+
+
+def test_table_shows_medians_ratios_and_goal_verdicts():
+    cells = {}
+    for key, rps_runs, cpu in (("kfpkit", [900, 1000, 5000], 250.0), ("mlserver", [400, 500, 450], 1000.0)):
+        cell = bench_serving.Cell(key, 16)
+        cell.runs = [_result(r, 20.0) for r in rps_runs]
+        cell.cpu_us_per_request = [cpu, cpu, cpu]
+        cells[(key, 16)] = cell
+    kserve = bench_serving.Cell("kserve", 16, [_result(600, 40.0, errors=2)] * 3, [700.0] * 3)
+    cells[("kserve", 16)] = kserve
+    keys = ["kfpkit", "mlserver", "kserve"]
+
+    table = bench_serving.format_table(cells, keys, [16])
+    goals = bench_serving.goal_lines(cells, keys)
+
+    assert "kfpkit/MLServer 2.22x" in table  # medians: 1000 / 450
+    assert "kfpkit/KServe 1.67x" in table
+    assert "MLServer 4.00x" in table  # server CPU per request relative to kfpkit
+    kserve_row = next(line for line in table.splitlines() if line.startswith(bench_serving.LABELS["kserve"]))
+    assert kserve_row.split()[-1] == "6"  # failed requests summed over runs
+    assert any("MLServer" in g and "met" in g and "NOT" not in g for g in goals)
+    assert any("sklearnserver" in g and "NOT met" in g for g in goals)
+    assert any("p99" in g and "20.00 ms -> met" in g for g in goals)
+
+
+# ---------------------------------------------------------------------------------------------- lifecycle
+def test_loopback_check_refuses_other_hosts_and_schemes():
+    assert loadgen.is_loopback_url("http://127.0.0.1:8080/v2/models/m/infer")
+    assert loadgen.is_loopback_url("http://127.8.9.10:1")
+    assert loadgen.is_loopback_url("http://localhost:8080")
+    assert loadgen.is_loopback_url("http://[::1]:8080/")
+    for url in ("http://128.0.0.1:80", "https://127.0.0.1:8443", "http://example.com/", "http://0.0.0.0:80", ""):
+        assert not loadgen.is_loopback_url(url), url
+    with pytest.raises(ValueError, match="loopback"):
+        loadgen.run_python_load("http://example.com/", b"{}", 1, 0.1)
+    with pytest.raises(ValueError, match="loopback"):
+        loadgen.run_wrk("http://example.com/", "body.json", 1, 1)
+
+
+def test_server_group_stops_every_server_when_one_fails_to_start(tmp_path, processes_mentioning):
+    marker = str(tmp_path / "served")
+    os.makedirs(marker)
+    port = servers.free_port()
+    healthy = servers.ServerProcess(
+        "http.server",
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", marker],
+        port,
+        "/",
+        str(tmp_path / "ok.log"),
+    )
+    broken = servers.ServerProcess(
+        "broken", [sys.executable, "-c", "import sys; print('no model'); sys.exit(3)"], 9, "/", str(tmp_path / "b.log")
+    )
+
+    with pytest.raises(servers.ServerError, match=r"broken exited with status 3:\s+no model"):
+        with servers.ServerGroup([healthy, broken]):
+            pass
+
+    assert healthy.process is not None and healthy.process.poll() is not None
+    assert processes_mentioning(marker) == []
