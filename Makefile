@@ -11,6 +11,7 @@ MLSERVER_VENV := .venv-mlserver
 MLSERVER_PY := $(MLSERVER_VENV)/bin/python
 LOADTEST_ARGS ?=
 BENCH_ARGS ?=
+IMAGES_ARGS ?=
 REGISTRY_DIR ?= ./local_registry
 PIPELINE_ROOT ?= ./local_outputs
 SOURCE ?= synthetic://fraud?rows=100000&seed=0
@@ -91,6 +92,9 @@ loadtest: setup-main ## headless locust run against kfpkit serve on 127.0.0.1 (b
 bench-serving: setup-main setup-mlserver ## kfpkit vs MLServer vs KServe sklearnserver on one LogisticRegression (~4 min)
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install -y wrk): using the slower Python load generator"
 	$(PY) -m kfpkit.serving.bench.bench_serving --mlserver-bin $(MLSERVER_VENV)/bin/mlserver $(BENCH_ARGS)
+
+images: setup-main ## build the four images with docker or buildah (REGISTRY=..., TAG=..., IMAGES_ARGS=--push)
+	$(PY) -m kfpkit.components.images.build --registry $(REGISTRY) --tag $(TAG) $(IMAGES_ARGS)
 
 lock: ## re-generate requirements/main.lock from the current .venv (after changing dependencies)
 	{ sed -n '1,2p' requirements/main.lock; $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements/main.lock.new

@@ -1,0 +1,76 @@
+# syntax=docker/dockerfile:1
+# kfpkit-tfdv: the validate component (TFDV 1.16.1, Apache Beam, kfp executor 2.13; no torch), and with
+# --target dataflow the same environment as a Beam SDK container for Dataflow workers.
+# Build context: the repository root.
+#   python -m kfpkit.components.images.build tfdv      (or: make images; builds both targets)
+# Versions: the whole of requirements/tfdv.lock, installed without resolving (--no-deps).
+
+ARG PYTHON_IMAGE=docker.io/library/python:3.11.10-slim-bookworm
+# Must match apache-beam in requirements/tfdv.lock and the Python minor version of PYTHON_IMAGE.
+ARG BEAM_SDK_IMAGE=docker.io/apache/beam_python3.11_sdk:2.61.0
+
+# ---- the Beam SDK harness launcher (/opt/apache/beam/boot), for the dataflow target -----------------
+FROM ${BEAM_SDK_IMAGE} AS beam_sdk
+
+# ---- builder: a virtual environment in /opt/venv, copied whole into the runtime stage ----------------
+FROM ${PYTHON_IMAGE} AS builder
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Compilers for the lock's source-only packages with C/C++ extensions (crcmod, pyfarmhash); builder only.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential=12.9 \
+    && rm -rf /var/lib/apt/lists/*
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PATH=/opt/venv/bin:${PATH}
+WORKDIR /src
+RUN python -m venv /opt/venv
+
+# Third-party dependencies first (only the lock), so that this layer is rebuilt only when it changes.
+COPY requirements/tfdv.lock requirements/tfdv.lock
+COPY components/images/check_pins.py components/images/check_pins.py
+RUN pip install --no-cache-dir --no-deps -r requirements/tfdv.lock \
+    && python components/images/check_pins.py requirements/tfdv.lock
+
+# kfpkit itself (no dependencies: they are all above), then pip's consistency check.
+COPY setup.py pyproject.toml README.md ./
+COPY components/ components/
+COPY pipelines/ pipelines/
+COPY serving/ serving/
+RUN pip install --no-cache-dir --no-deps . && pip check
+
+# ---- runtime: the slim Python image, the virtual environment and a non-root user; no build tools ------
+FROM ${PYTHON_IMAGE} AS runtime
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="kfpkit-tfdv" \
+      org.opencontainers.image.description="kfpkit validate component: TensorFlow Data Validation (KFP v2)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    HOME=/home/kfpkit
+# uid 1000 (numeric USER below, so that runAsNonRoot can verify it); group 0 may write HOME and the KFP
+# launcher's artifact roots, for platforms that run the image with an arbitrary uid in group 0 (OpenShift).
+RUN useradd --uid 1000 --gid 0 --create-home --home-dir /home/kfpkit --shell /usr/sbin/nologin kfpkit \
+    && mkdir -p /gcs /minio /s3 \
+    && chown 1000:0 /home/kfpkit /gcs /minio /s3 \
+    && chmod 0775 /home/kfpkit /gcs /minio /s3
+COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam
+COPY --from=builder /opt/venv /opt/venv
+USER 1000
+WORKDIR /home/kfpkit
+
+# ---- dataflow: --sdk_container_image for Dataflow (Runner v2) workers ---------------------------------
+# Dataflow starts the container with its own arguments to the Beam boot launcher, so the launcher must be
+# the ENTRYPOINT, and it runs the SDK harness as root: Dataflow mounts its worker directories (/var/opt/...)
+# owned by root. Not for KFP: an ENTRYPOINT would be prepended to kfp.local's DockerRunner command.
+FROM runtime AS dataflow
+# hadolint ignore=DL3002
+USER 0
+ENTRYPOINT ["/opt/apache/beam/boot"]
+
+# ---- tfdv (default target): the KFP image; no ENTRYPOINT, KFP runs its own command -------------------
+FROM runtime AS tfdv
+USER 1000

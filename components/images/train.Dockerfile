@@ -1,0 +1,72 @@
+# syntax=docker/dockerfile:1
+# kfpkit-train: the train component on NVIDIA GPUs (PyPI's CUDA build of PyTorch, scikit-learn, skops,
+# the kfp executor). Build context: the repository root.
+#   python -m kfpkit.components.images.build train     (or: make images)
+# Versions: requirements/main.lock (pip constraints); names: components/images/train.in.
+# The CUDA-only wheels PyPI's torch brings (nvidia-*, triton, cuda-bindings) are fixed by torch's own
+# release metadata. The node provides only the NVIDIA driver (README.md: "train and CUDA").
+
+ARG PYTHON_IMAGE=docker.io/library/python:3.11.10-slim-bookworm
+
+# ---- builder: a virtual environment in /opt/venv, copied whole into the runtime stage ----------------
+FROM ${PYTHON_IMAGE} AS builder
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PATH=/opt/venv/bin:${PATH}
+WORKDIR /src
+RUN python -m venv /opt/venv
+
+# Third-party dependencies first (only the lock and the requirement list), so that this layer is rebuilt
+# only when they change, not on every source edit.
+COPY requirements/main.lock requirements/main.lock
+COPY components/images/train.in components/images/check_pins.py components/images/
+# torch is PyPI's default (CUDA) build at the version of main.lock, its CUDA wheels at the versions that
+# torch's metadata requires. TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu126, for older
+# drivers) takes torch from another PyTorch index instead.
+ARG TORCH_INDEX_URL=""
+RUN if [ -n "${TORCH_INDEX_URL}" ]; then \
+        grep -E '^torch==' requirements/main.lock > /tmp/torch.txt \
+        && pip install --no-cache-dir --no-deps --index-url "${TORCH_INDEX_URL}" -r /tmp/torch.txt; \
+    fi \
+    && pip install --no-cache-dir -c requirements/main.lock -r components/images/train.in \
+    && python components/images/check_pins.py requirements/main.lock --accept-requirements-of torch
+
+# Optional extra packages, e.g. --build-arg EXTRAS="gcsfs==2026.10.1 s3fs==2026.9.0" for gs:// and s3://
+# URIs (sources, registry roots). Pin them: the lock constrains only the packages it lists.
+ARG EXTRAS=""
+RUN if [ -n "${EXTRAS}" ]; then \
+        echo "${EXTRAS}" | tr -s ' ' '\n' > /tmp/extras.txt \
+        && pip install --no-cache-dir -c requirements/main.lock -r /tmp/extras.txt; \
+    fi
+
+# kfpkit itself (no dependencies: they are all above), then pip's consistency check.
+COPY setup.py pyproject.toml README.md ./
+COPY components/ components/
+COPY pipelines/ pipelines/
+COPY serving/ serving/
+RUN pip install --no-cache-dir --no-deps . && pip check
+
+# ---- runtime: the slim Python image, the virtual environment and a non-root user; no build tools ------
+FROM ${PYTHON_IMAGE} AS runtime
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="kfpkit-train" \
+      org.opencontainers.image.description="kfpkit train component, CUDA build of PyTorch (KFP v2)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    HOME=/home/kfpkit \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+# uid 1000 (numeric USER below, so that runAsNonRoot can verify it); group 0 may write HOME and the KFP
+# launcher's artifact roots, for platforms that run the image with an arbitrary uid in group 0 (OpenShift).
+RUN useradd --uid 1000 --gid 0 --create-home --home-dir /home/kfpkit --shell /usr/sbin/nologin kfpkit \
+    && mkdir -p /gcs /minio /s3 \
+    && chown 1000:0 /home/kfpkit /gcs /minio /s3 \
+    && chmod 0775 /home/kfpkit /gcs /minio /s3
+COPY --from=builder /opt/venv /opt/venv
+USER 1000
+WORKDIR /home/kfpkit
