@@ -97,7 +97,7 @@ images: setup-main ## build the four images with docker or buildah (REGISTRY=...
 	$(PY) -m kfpkit.components.images.build --registry $(REGISTRY) --tag $(TAG) $(IMAGES_ARGS)
 
 lock: ## re-generate requirements/main.lock from the current .venv (after changing dependencies)
-	{ sed -n '1,2p' requirements/main.lock; $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements/main.lock.new
+	{ sed -n '1,2p' requirements/main.lock; $(PY) -m pip freeze --all --exclude-editable | grep -vE '^(pip|wheel)==' | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements/main.lock.new
 	mv requirements/main.lock.new requirements/main.lock
 
 clean: ## remove build outputs, local runs and caches (keeps the environments)

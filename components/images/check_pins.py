@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 BOOTSTRAP_TOOLS = ("pip", "setuptools", "wheel")
 
@@ -100,17 +100,53 @@ def find_unpinned(installed: Mapping[str, str], lock: Mapping[str, str], ignore:
     return problems
 
 
-def requirement_names(dist: str) -> List[str]:
-    """Normalized names of what an installed distribution requires (its release pins them, e.g. torch's CUDA wheels)."""
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
+
+
+def _installed_requires(dist: str) -> Optional[List[str]]:
     from importlib import metadata
 
-    names = []
-    for requirement in metadata.requires(dist) or []:
-        if "extra ==" in requirement.replace("extra==", "extra =="):
+    try:
+        return metadata.requires(dist) or []
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def requirement_names(dist: str, requires: Callable[[str], Optional[List[str]]] = _installed_requires) -> List[str]:
+    """Normalized names of what an installed distribution requires, transitively (its release pins them).
+
+    torch's CUDA wheels are a tree: torch requires ``cuda-toolkit[cublas,...]`` and ``cuda-bindings``, which
+    require ``nvidia-cublas``, ``cuda-pathfinder``, ... So the requirements of every installed requirement
+    are followed too, with the extras it was required with (``extra == "..."`` entries only for those).
+    Requirements that are not installed end the walk there.
+
+    Args:
+        dist: The distribution whose requirements are accepted (e.g. ``torch``).
+        requires: ``Requires-Dist`` entries of an installed distribution, ``None`` when not installed.
+    """
+    names: List[str] = []
+    seen = set()
+    todo = [(normalize(dist), frozenset())]
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
             continue
-        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-        if match:
-            names.append(normalize(match.group(1)))
+        seen.add((name, extras))
+        for requirement in requires(name) or []:
+            match = _REQUIREMENT.match(requirement)
+            if not match:
+                continue
+            marker = requirement.split(";", 1)[1] if ";" in requirement else ""
+            needed = {normalize(e) for e in _EXTRA_MARKER.findall(marker)}
+            if needed and not needed & extras:
+                continue
+            dep = normalize(match.group(1))
+            dep_extras = frozenset(normalize(e) for e in (match.group(2) or "").split(",") if e.strip())
+            if dep not in names:
+                names.append(dep)
+            if requires(dep) is not None:
+                todo.append((dep, dep_extras))
     return names
 
 
@@ -136,7 +172,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         action="append",
         default=[],
         metavar="DIST",
-        help="accept what DIST requires without a lock pin (its own release fixes those versions)",
+        help="accept what DIST requires, transitively, without a lock pin (its own release fixes those versions)",
     )
     args = parser.parse_args(argv)
     try:

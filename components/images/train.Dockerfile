@@ -3,8 +3,8 @@
 # the kfp executor). Build context: the repository root.
 #   python -m kfpkit.components.images.build train     (or: make images)
 # Versions: requirements/main.lock (pip constraints); names: components/images/train.in.
-# The CUDA-only wheels PyPI's torch brings (nvidia-*, triton, cuda-bindings) are fixed by torch's own
-# release metadata. The node provides only the NVIDIA driver (README.md: "train and CUDA").
+# The CUDA-only wheels PyPI's torch brings (cuda-toolkit, nvidia-*, triton, cuda-bindings):
+# requirements/cuda.lock. The node provides only the NVIDIA driver (README.md: "train and CUDA").
 
 ARG PYTHON_IMAGE=docker.io/library/python:3.11.10-slim-bookworm
 
@@ -19,25 +19,26 @@ RUN python -m venv /opt/venv
 
 # Third-party dependencies first (only the lock and the requirement list), so that this layer is rebuilt
 # only when they change, not on every source edit.
-COPY requirements/main.lock requirements/main.lock
+COPY requirements/main.lock requirements/cuda.lock requirements/
 COPY components/images/train.in components/images/check_pins.py components/images/
-# torch is PyPI's default (CUDA) build at the version of main.lock, its CUDA wheels at the versions that
-# torch's metadata requires. TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu126, for older
-# drivers) takes torch from another PyTorch index instead.
+# torch is PyPI's default (CUDA) build at the version of main.lock, its CUDA wheels at the versions of
+# cuda.lock. TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu126, for older drivers) takes torch
+# from another PyTorch index instead; cuda.lock must then pin that build's CUDA wheels.
 ARG TORCH_INDEX_URL=""
 RUN if [ -n "${TORCH_INDEX_URL}" ]; then \
         grep -E '^torch==' requirements/main.lock > /tmp/torch.txt \
         && pip install --no-cache-dir --no-deps --index-url "${TORCH_INDEX_URL}" -r /tmp/torch.txt; \
     fi \
-    && pip install --no-cache-dir -c requirements/main.lock -r components/images/train.in \
-    && python components/images/check_pins.py requirements/main.lock --accept-requirements-of torch
+    && pip install --no-cache-dir -c requirements/main.lock -c requirements/cuda.lock \
+        -r components/images/train.in \
+    && python components/images/check_pins.py requirements/main.lock requirements/cuda.lock
 
 # Optional extra packages, e.g. --build-arg EXTRAS="gcsfs==2026.10.1 s3fs==2026.9.0" for gs:// and s3://
 # URIs (sources, registry roots). Pin them: the lock constrains only the packages it lists.
 ARG EXTRAS=""
 RUN if [ -n "${EXTRAS}" ]; then \
         echo "${EXTRAS}" | tr -s ' ' '\n' > /tmp/extras.txt \
-        && pip install --no-cache-dir -c requirements/main.lock -r /tmp/extras.txt; \
+        && pip install --no-cache-dir -c requirements/main.lock -c requirements/cuda.lock -r /tmp/extras.txt; \
     fi
 
 # kfpkit itself (no dependencies: they are all above), then pip's consistency check.

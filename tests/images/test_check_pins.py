@@ -106,3 +106,48 @@ def test_requirements_of_a_distribution_are_accepted_without_a_lock_pin():
     lock = {"torch": "2.13.0"}
     assert check_pins.find_unpinned(installed, lock) == ["filelock==3.0.0 is installed but not pinned by the lock"]
     assert check_pins.find_unpinned(installed, lock, ignore=names) == []
+
+
+# An excerpt of PyPI's metadata for torch 2.13.0 (CUDA 13.0): its CUDA wheels form a tree.
+TORCH_CUDA_TREE = {
+    "torch": [
+        "filelock",
+        'cuda-toolkit[cublas,cudart]==13.0.3; platform_system == "Linux"',
+        'cuda-bindings<14,>=13.0.3; platform_system == "Linux" and python_version < "3.15"',
+        'nvidia-nccl-cu13==2.29.7; platform_system == "Linux"',
+        'optree>=0.13.0; extra == "optree"',
+    ],
+    "cuda-toolkit": [
+        "nvidia-cublas==13.1.1.3.*; sys_platform == 'linux' and extra == 'cublas'",
+        "nvidia-cuda-runtime==13.0.96.*; sys_platform == 'linux' and extra == 'cudart'",
+        "nvidia-cufft==12.0.0.61.*; sys_platform == 'linux' and extra == 'cufft'",
+    ],
+    "nvidia-cublas": ["nvidia-cuda-nvrtc"],
+    "cuda-bindings": ["cuda-pathfinder>=1.4.2"],
+    "filelock": [],
+    "nvidia-nccl-cu13": [],
+    "nvidia-cuda-runtime": [],
+    "nvidia-cuda-nvrtc": [],
+    "cuda-pathfinder": [],
+}
+
+
+def test_requirements_are_followed_through_the_cuda_wheel_tree_with_the_requested_extras():
+    names = check_pins.requirement_names("torch", requires=TORCH_CUDA_TREE.get)
+    assert set(names) == {
+        "filelock",
+        "cuda-toolkit",
+        "cuda-bindings",
+        "nvidia-nccl-cu13",
+        "nvidia-cublas",  # cuda-toolkit[cublas]
+        "nvidia-cuda-runtime",  # cuda-toolkit[cudart]
+        "nvidia-cuda-nvrtc",  # required by nvidia-cublas
+        "cuda-pathfinder",  # required by cuda-bindings
+    }
+    # an extra nobody asked for is not followed: torch[optree], cuda-toolkit[cufft]
+    installed = {name: "1" for name in TORCH_CUDA_TREE} | {"optree": "0.13.0", "nvidia-cufft": "12.0.0.61"}
+    installed["torch"] = "2.13.0"
+    assert check_pins.find_unpinned(installed, {"torch": "2.13.0"}, ignore=names) == [
+        "nvidia-cufft==12.0.0.61 is installed but not pinned by the lock",
+        "optree==0.13.0 is installed but not pinned by the lock",
+    ]

@@ -342,8 +342,8 @@ def test_versions_come_from_the_lock_and_kfpkit_adds_no_dependencies(group):
         assert "pip install --no-cache-dir --no-deps -r requirements/tfdv.lock" in runs
         assert "check_pins.py requirements/tfdv.lock" in runs
     elif group == "train":
-        assert "-c requirements/main.lock -r components/images/train.in" in runs
-        assert "check_pins.py requirements/main.lock --accept-requirements-of torch" in runs
+        assert "-c requirements/main.lock -c requirements/cuda.lock -r components/images/train.in" in runs
+        assert "check_pins.py requirements/main.lock requirements/cuda.lock" in runs
     else:
         assert f"-c requirements/main.lock -r components/images/{group}.in" in runs
         assert "check_pins.py requirements/main.lock" in runs
