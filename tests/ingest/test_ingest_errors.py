@@ -121,7 +121,9 @@ def test_empty_train_split_fails(tmp_path, outputs):
     frame = pd.DataFrame({"k": [5, 5, 5], "label": [0, 1, 0]})
     seed = next(s for s in range(100) if split_eval_mask(frame, "k", 0.5, s).all())  # one shared key: all in eval
     frame.to_csv(tmp_path / "t.csv", index=False)
-    _assert_fails(str(tmp_path / "t.csv"), outputs, "train split is empty", eval_fraction=0.5, split_key_column="k", seed=seed)
+    _assert_fails(
+        str(tmp_path / "t.csv"), outputs, "train split is empty", eval_fraction=0.5, split_key_column="k", seed=seed
+    )
 
 
 def test_missing_split_key_column_or_values_fail(tmp_path, small_frame, outputs):
@@ -140,7 +142,9 @@ def test_column_with_mixed_types_fails_naming_the_column(tmp_path, outputs):
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, float("nan")])
 def test_eval_fraction_outside_zero_one_fails(fraction, outputs):
-    _assert_fails("synthetic://fraud?rows=100", outputs, "eval_fraction must be", label="is_fraud", eval_fraction=fraction)
+    _assert_fails(
+        "synthetic://fraud?rows=100", outputs, "eval_fraction must be", label="is_fraud", eval_fraction=fraction
+    )
 
 
 def test_same_train_and_eval_path_fails(tmp_path):
