@@ -449,22 +449,11 @@ def _all_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Tu
 
 
 def _read_eval_frame(eval_path: str, label_column: str, slice_column: Optional[str]) -> Any:
-    import pandas as pd
+    from kfpkit.components.common.datasets import read_split_frame
 
-    if not os.path.isfile(eval_path):
-        raise EvaluationError(f"eval data {eval_path}: no such file (expected one Parquet file)")
-    try:
-        frame = pd.read_parquet(eval_path)
-    except Exception as exc:
-        raise EvaluationError(f"eval data {eval_path}: not a readable Parquet file ({exc})") from exc
-    if label_column not in frame.columns:
-        raise EvaluationError(
-            f"eval data {eval_path}: label column {label_column!r} not found; columns: {list(frame.columns)}"
-        )
-    if slice_column is not None and slice_column not in frame.columns:
-        raise EvaluationError(
-            f"eval data {eval_path}: slice column {slice_column!r} not found; columns: {list(frame.columns)}"
-        )
+    frame = read_split_frame(
+        eval_path, "eval data", error=EvaluationError, required=[("label", label_column), ("slice", slice_column)]
+    )
     if frame[label_column].isna().any():
         raise EvaluationError(f"eval data {eval_path}: label column {label_column!r} has missing values")
     return frame

@@ -90,17 +90,11 @@ def _validate_parameters(tolerance: float, latency_budget_ms: float, num_request
 
 
 def _read_eval(eval_data_path: str) -> Any:
-    import pandas as pd
+    from kfpkit.components.common.datasets import read_split_frame
 
     if not os.path.isfile(eval_data_path):
         raise FileNotFoundError(f"eval data {eval_data_path}: no such file")
-    try:
-        frame = pd.read_parquet(eval_data_path)
-    except Exception as exc:
-        raise ValueError(f"eval data {eval_data_path}: not a readable Parquet file ({exc})") from exc
-    if len(frame) == 0:
-        raise ValueError(f"eval data {eval_data_path}: no rows")
-    return frame
+    return read_split_frame(eval_data_path, "eval data", allow_empty=False)
 
 
 def _percentile(values: List[float], q: float) -> float:

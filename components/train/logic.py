@@ -186,20 +186,11 @@ def read_split(path: str, split: str, label_column: str) -> Tuple[Any, np.ndarra
     Raises:
         TrainError: the file cannot be read, has no rows, or the label is missing or not binary.
     """
-    import pandas as pd
+    from kfpkit.components.common.datasets import read_split_frame
 
-    if not os.path.exists(path):
-        raise TrainError(f"{split} data {path}: no such file")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:
-        raise TrainError(f"{split} data {path}: not a readable Parquet file ({exc})") from exc
-    if label_column not in frame.columns:
-        raise TrainError(
-            f"{split} data {path}: label column {label_column!r} not found; columns are {list(frame.columns)}"
-        )
-    if len(frame) == 0:
-        raise TrainError(f"{split} data {path}: no rows")
+    frame = read_split_frame(
+        path, f"{split} data", error=TrainError, required=[("label", label_column)], allow_empty=False
+    )
     column = frame[label_column]
     missing = int(column.isna().sum())
     if missing:
