@@ -19,13 +19,14 @@ thread count). On CUDA the embedding backward uses atomic adds, so runs agree on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -191,6 +192,19 @@ def _load_checkpoint(path: str, device: torch.device, fingerprint: str) -> Optio
     return state
 
 
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
+    """Limits torch's intra-op threads while training on the CPU (small matrices: spinning threads cost more
+    than they bring), and restores the previous setting afterwards."""
+    previous = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def fit_torch(
     *,
     train_numeric: np.ndarray,
@@ -222,212 +236,174 @@ def fit_torch(
     Raises:
         FloatingPointError: the loss or the eval predictions became non-finite.
     """
-    previous_threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(params.cpu_threads or 1)
-    try:
-        return _fit(
-            train_numeric=train_numeric,
-            train_categorical=train_categorical,
-            train_labels=train_labels,
-            eval_numeric=eval_numeric,
-            eval_categorical=eval_categorical,
-            eval_labels=eval_labels,
+    with _cpu_threads(device, params.cpu_threads or 1):
+        fit_started = time.perf_counter()
+        use_autocast = device.type == "cuda"
+        torch.manual_seed(params.seed)
+        model = TabularNet(
+            n_numeric=train_numeric.shape[1],
             cardinalities=cardinalities,
-            params=params,
-            device=device,
-            pos_weight=pos_weight,
-            checkpoint_dir=checkpoint_dir,
-            fingerprint=fingerprint,
-            score=score,
+            embedding_dim=params.embedding_dim,
+            hidden_units=params.hidden_units,
+            hidden_layers=params.hidden_layers,
+            dropout=params.dropout,
+        ).to(device)
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=params.learning_rate,
+            weight_decay=params.weight_decay,
+            **({"fused": True} if device.type == "cuda" else {}),
         )
-    finally:
-        torch.set_num_threads(previous_threads)
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device))
+        shuffle = torch.Generator(device=device)
+        shuffle.manual_seed(params.seed)
 
+        # Data resident on the device: one host->device copy per split for the whole run.
+        x_num = torch.from_numpy(np.ascontiguousarray(train_numeric, dtype=np.float32)).to(device)
+        x_cat = torch.from_numpy(np.ascontiguousarray(train_categorical, dtype=np.int64)).to(device)
+        y = torch.from_numpy(np.ascontiguousarray(train_labels, dtype=np.float32)).to(device)
+        e_num = torch.from_numpy(np.ascontiguousarray(eval_numeric, dtype=np.float32)).to(device)
+        e_cat = torch.from_numpy(np.ascontiguousarray(eval_categorical, dtype=np.int64)).to(device)
+        eval_y = np.asarray(eval_labels)
+        n_rows = x_num.shape[0]
 
-def _fit(
-    *,
-    train_numeric: np.ndarray,
-    train_categorical: np.ndarray,
-    train_labels: np.ndarray,
-    eval_numeric: np.ndarray,
-    eval_categorical: np.ndarray,
-    eval_labels: np.ndarray,
-    cardinalities: Sequence[int],
-    params: Any,
-    device: torch.device,
-    pos_weight: float,
-    checkpoint_dir: str,
-    fingerprint: str,
-    score: Callable[[np.ndarray, np.ndarray], Dict[str, float]],
-) -> TorchFitResult:
-    fit_started = time.perf_counter()
-    use_autocast = device.type == "cuda"
-    torch.manual_seed(params.seed)
-    model = TabularNet(
-        n_numeric=train_numeric.shape[1],
-        cardinalities=cardinalities,
-        embedding_dim=params.embedding_dim,
-        hidden_units=params.hidden_units,
-        hidden_layers=params.hidden_layers,
-        dropout=params.dropout,
-    ).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=params.learning_rate,
-        weight_decay=params.weight_decay,
-        **({"fused": True} if device.type == "cuda" else {}),
-    )
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device))
-    shuffle = torch.Generator(device=device)
-    shuffle.manual_seed(params.seed)
-
-    # Data resident on the device: one host->device copy per split for the whole run.
-    x_num = torch.from_numpy(np.ascontiguousarray(train_numeric, dtype=np.float32)).to(device)
-    x_cat = torch.from_numpy(np.ascontiguousarray(train_categorical, dtype=np.int64)).to(device)
-    y = torch.from_numpy(np.ascontiguousarray(train_labels, dtype=np.float32)).to(device)
-    e_num = torch.from_numpy(np.ascontiguousarray(eval_numeric, dtype=np.float32)).to(device)
-    e_cat = torch.from_numpy(np.ascontiguousarray(eval_categorical, dtype=np.int64)).to(device)
-    eval_y = np.asarray(eval_labels)
-    n_rows = x_num.shape[0]
-
-    os.makedirs(checkpoint_dir, exist_ok=True)
-    checkpoint_path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-    start_epoch = 0
-    best_pr_auc = -math.inf
-    best_epoch = 0
-    best_state: Dict[str, torch.Tensor] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    stale_epochs = 0
-    stopped = False
-    history: List[EpochRecord] = []
-    state = _load_checkpoint(checkpoint_path, device, fingerprint)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"])
-        best_pr_auc = float(state["best_pr_auc"])
-        best_epoch = int(state["best_epoch"])
-        best_state = state["best_state"]
-        stale_epochs = int(state["stale_epochs"])
-        stopped = bool(state["stopped"])
-        history = [EpochRecord(**record) for record in state["history"]]
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        shuffle.set_state(state["rng_shuffle"].cpu())
-        if device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
-        logger.info(
-            "resuming from checkpoint %s after epoch %d (best epoch %d, eval PR-AUC %.4f)%s",
-            checkpoint_path,
-            start_epoch,
-            best_epoch,
-            best_pr_auc,
-            "; it had already stopped early" if stopped else "",
-        )
-
-    train_seconds = 0.0
-    rows_trained = 0
-    epoch = start_epoch
-    model.train()
-    while epoch < params.epochs and not stopped:
-        epoch += 1
-        started = time.perf_counter()
-        order = torch.randperm(n_rows, device=device, generator=shuffle)
-        loss_sum = torch.zeros((), dtype=torch.float32, device=device)
-        for begin in range(0, n_rows, params.batch_size):
-            batch = order[begin : begin + params.batch_size]
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
-                logits = model(x_num[batch], x_cat[batch])
-            loss = loss_fn(logits.float(), y[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * batch.shape[0]
-        train_loss = float(loss_sum.item()) / max(1, n_rows)  # the one host sync of the epoch
-        epoch_seconds = time.perf_counter() - started
-        train_seconds += epoch_seconds
-        rows_trained += n_rows
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(
-                f"training diverged at epoch {epoch} (train loss {train_loss}); lower learning_rate"
-            )
-        probabilities = torch.sigmoid(predict_logits(model, e_num, e_cat, use_autocast)).cpu().numpy()
-        if not np.isfinite(probabilities).all():
-            raise FloatingPointError(f"eval predictions became non-finite at epoch {epoch}; lower learning_rate")
-        scores = score(eval_y, probabilities)
-        record = EpochRecord(
-            epoch=epoch,
-            train_loss=train_loss,
-            pr_auc=scores["pr_auc"],
-            roc_auc=scores["roc_auc"],
-            rows_per_second=n_rows / max(epoch_seconds, 1e-9),
-            seconds=time.perf_counter() - started,
-        )
-        history.append(record)
-        if record.pr_auc > best_pr_auc:
-            best_pr_auc, best_epoch, stale_epochs = record.pr_auc, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale_epochs += 1
-        stopped = params.patience > 0 and stale_epochs >= params.patience
-        logger.info(
-            "epoch %d/%d train_loss=%.5f eval_pr_auc=%.4f eval_roc_auc=%.4f rows/s=%.0f seconds=%.2f%s",
-            epoch,
-            params.epochs,
-            record.train_loss,
-            record.pr_auc,
-            record.roc_auc,
-            record.rows_per_second,
-            record.seconds,
-            " (best)" if best_epoch == epoch else "",
-        )
-        checkpoint = {
-            "format": CHECKPOINT_FORMAT,
-            "fingerprint": fingerprint,
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "best_state": best_state,
-            "best_pr_auc": best_pr_auc,
-            "best_epoch": best_epoch,
-            "stale_epochs": stale_epochs,
-            "stopped": stopped,
-            "history": [vars(r) for r in history],
-            "rng_cpu": torch.get_rng_state(),
-            "rng_shuffle": shuffle.get_state(),
-        }
-        if device.type == "cuda":
-            checkpoint["rng_cuda"] = torch.cuda.get_rng_state(device)
-        _atomic_torch_save(checkpoint, checkpoint_path)
-        if stopped:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        checkpoint_path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
+        start_epoch = 0
+        best_pr_auc = -math.inf
+        best_epoch = 0
+        best_state: Dict[str, torch.Tensor] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        stale_epochs = 0
+        stopped = False
+        history: List[EpochRecord] = []
+        state = _load_checkpoint(checkpoint_path, device, fingerprint)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_epoch = int(state["epoch"])
+            best_pr_auc = float(state["best_pr_auc"])
+            best_epoch = int(state["best_epoch"])
+            best_state = state["best_state"]
+            stale_epochs = int(state["stale_epochs"])
+            stopped = bool(state["stopped"])
+            history = [EpochRecord(**record) for record in state["history"]]
+            torch.set_rng_state(state["rng_cpu"].cpu())
+            shuffle.set_state(state["rng_shuffle"].cpu())
+            if device.type == "cuda" and "rng_cuda" in state:
+                torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
             logger.info(
-                "early stopping after epoch %d: eval PR-AUC did not improve for %d epoch(s); best epoch %d",
-                epoch,
-                stale_epochs,
+                "resuming from checkpoint %s after epoch %d (best epoch %d, eval PR-AUC %.4f)%s",
+                checkpoint_path,
+                start_epoch,
                 best_epoch,
+                best_pr_auc,
+                "; it had already stopped early" if stopped else "",
             )
 
-    model.load_state_dict(best_state)
-    model.eval()
-    final_probabilities = torch.sigmoid(predict_logits(model, e_num, e_cat, autocast=False)).cpu().numpy()
-    cpu_model = model.to("cpu").float().eval()
-    return TorchFitResult(
-        model=cpu_model,
-        best_epoch=best_epoch,
-        epochs_run=epoch,
-        resumed_from_epoch=start_epoch,
-        stopped_early=stopped,
-        rows_per_second=(
-            rows_trained / train_seconds
-            if train_seconds > 0
-            else float(np.median([r.rows_per_second for r in history]))
-            if history
-            else 0.0
-        ),
-        train_seconds=train_seconds,
-        fit_seconds=time.perf_counter() - fit_started,
-        eval_probabilities=final_probabilities.astype(np.float32),
-        history=history,
-    )
+        train_seconds = 0.0
+        rows_trained = 0
+        epoch = start_epoch
+        model.train()
+        while epoch < params.epochs and not stopped:
+            epoch += 1
+            started = time.perf_counter()
+            order = torch.randperm(n_rows, device=device, generator=shuffle)
+            loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+            for begin in range(0, n_rows, params.batch_size):
+                batch = order[begin : begin + params.batch_size]
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
+                    logits = model(x_num[batch], x_cat[batch])
+                loss = loss_fn(logits.float(), y[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * batch.shape[0]
+            train_loss = float(loss_sum.item()) / max(1, n_rows)  # the one host sync of the epoch
+            epoch_seconds = time.perf_counter() - started
+            train_seconds += epoch_seconds
+            rows_trained += n_rows
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(
+                    f"training diverged at epoch {epoch} (train loss {train_loss}); lower learning_rate"
+                )
+            probabilities = torch.sigmoid(predict_logits(model, e_num, e_cat, use_autocast)).cpu().numpy()
+            if not np.isfinite(probabilities).all():
+                raise FloatingPointError(f"eval predictions became non-finite at epoch {epoch}; lower learning_rate")
+            scores = score(eval_y, probabilities)
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=train_loss,
+                pr_auc=scores["pr_auc"],
+                roc_auc=scores["roc_auc"],
+                rows_per_second=n_rows / max(epoch_seconds, 1e-9),
+                seconds=time.perf_counter() - started,
+            )
+            history.append(record)
+            if record.pr_auc > best_pr_auc:
+                best_pr_auc, best_epoch, stale_epochs = record.pr_auc, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale_epochs += 1
+            stopped = params.patience > 0 and stale_epochs >= params.patience
+            logger.info(
+                "epoch %d/%d train_loss=%.5f eval_pr_auc=%.4f eval_roc_auc=%.4f rows/s=%.0f seconds=%.2f%s",
+                epoch,
+                params.epochs,
+                record.train_loss,
+                record.pr_auc,
+                record.roc_auc,
+                record.rows_per_second,
+                record.seconds,
+                " (best)" if best_epoch == epoch else "",
+            )
+            checkpoint = {
+                "format": CHECKPOINT_FORMAT,
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "best_state": best_state,
+                "best_pr_auc": best_pr_auc,
+                "best_epoch": best_epoch,
+                "stale_epochs": stale_epochs,
+                "stopped": stopped,
+                "history": [vars(r) for r in history],
+                "rng_cpu": torch.get_rng_state(),
+                "rng_shuffle": shuffle.get_state(),
+            }
+            if device.type == "cuda":
+                checkpoint["rng_cuda"] = torch.cuda.get_rng_state(device)
+            _atomic_torch_save(checkpoint, checkpoint_path)
+            if stopped:
+                logger.info(
+                    "early stopping after epoch %d: eval PR-AUC did not improve for %d epoch(s); best epoch %d",
+                    epoch,
+                    stale_epochs,
+                    best_epoch,
+                )
+
+        model.load_state_dict(best_state)
+        model.eval()
+        final_probabilities = torch.sigmoid(predict_logits(model, e_num, e_cat, autocast=False)).cpu().numpy()
+        cpu_model = model.to("cpu").float().eval()
+        return TorchFitResult(
+            model=cpu_model,
+            best_epoch=best_epoch,
+            epochs_run=epoch,
+            resumed_from_epoch=start_epoch,
+            stopped_early=stopped,
+            rows_per_second=(
+                rows_trained / train_seconds
+                if train_seconds > 0
+                else float(np.median([r.rows_per_second for r in history]))
+                if history
+                else 0.0
+            ),
+            train_seconds=train_seconds,
+            fit_seconds=time.perf_counter() - fit_started,
+            eval_probabilities=final_probabilities.astype(np.float32),
+            history=history,
+        )
 
 
 def export_torchscript(model: TabularNet, cardinalities: Sequence[int], path: str) -> None:
