@@ -21,13 +21,12 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from kfpkit.components import images
+from kfpkit.pipelines import registry
 from kfpkit.pipelines.platforms import TARGETS, platform_for
 
 
 def pipeline_names() -> List[str]:
-    from kfpkit.pipelines.training import PIPELINES
-
-    return sorted(PIPELINES)
+    return registry.pipeline_names()
 
 
 def output_path(out_dir: str, pipeline: str, target: str) -> str:
@@ -57,15 +56,12 @@ def compile_pipeline(
     """
     from kfp import compiler
 
-    from kfpkit.pipelines.training import PIPELINES
-
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
-    if pipeline not in PIPELINES:
-        raise ValueError(f"unknown pipeline {pipeline!r}; expected one of {', '.join(sorted(PIPELINES))}")
+    builder = registry.pipeline_builder(pipeline)
     if accelerator_type and target != "vertex":
         raise ValueError("--accelerator-type applies to the vertex target only (Kubeflow uses nvidia.com/gpu)")
-    graph = PIPELINES[pipeline](platform_for(target, accelerator_type))
+    graph = builder(platform_for(target, accelerator_type))
     os.makedirs(out_dir, exist_ok=True)
     path = output_path(out_dir, pipeline, target)
     fd, tmp = tempfile.mkstemp(prefix=f".{pipeline}.{target}.", suffix=".yaml", dir=out_dir)

@@ -147,5 +147,3 @@ def build_training_pipeline(platform: Optional[Platform] = None):
 
     return training_pipeline
 
-
-PIPELINES = {"training": build_training_pipeline}
