@@ -6,13 +6,16 @@ Layout (see ARCHITECTURE.md, "Model version directory")::
       model.pt              TorchScript (framework "pytorch")   -- or --
       model.skops           skops file of the sklearn baseline (framework "sklearn")
       preprocessing.json    PreprocessingSpec (kfpkit.components.common.preprocessing)
-      model_card.json       lineage: framework, model_file, parameters, data sha256, metrics,
-                            decision_threshold, library versions, pipeline run
+      calibration.json      Platt scaling fitted on the eval split (when the card names a calibration)
+      model_card.json       ModelCard (kfpkit.components.common.model_card): lineage, parameters, data
+                            sha256, metrics per split, decision_threshold, library versions, pipeline run
       baseline/             TFDV training statistics + schema (added by push when validate ran)
       MANIFEST.json         sha256 of every other file (written by push, last)
 
 TorchScript contract: ``forward(numeric: float32[n, n_num], categorical: int64[n, n_cat]) -> float32[n]``
-returning the probability of the positive class.
+returning the (uncalibrated) probability of the positive class. :meth:`LoadedModel.predict_proba_arrays`
+applies the calibration to it, so evaluate, infra_validate and serving all return the calibrated
+probability, and the decision threshold applies to that.
 
 Nothing here unpickles: TorchScript is loaded with ``torch.jit.load`` and sklearn models with
 ``skops.io.load`` restricted to trusted types. torch/skops are imported lazily.
@@ -22,22 +25,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+# The card is part of the directory: its file name, type and functions are reachable from here too.
+from kfpkit.components.common.model_card import (  # noqa: F401
+    MODEL_CARD_FILE,
+    ModelCard,
+    ModelCardError,
+    read_model_card,
+    write_model_card,
+)
 from kfpkit.components.common.preprocessing import PreprocessingSpec
 
 PREPROCESSING_FILE = "preprocessing.json"
-MODEL_CARD_FILE = "model_card.json"
 MANIFEST_FILE = "MANIFEST.json"
 BASELINE_DIR = "baseline"
 TORCHSCRIPT_FILE = "model.pt"
 SKOPS_FILE = "model.skops"
+CALIBRATION_FILE = "calibration.json"
 MODEL_FILES = {"pytorch": TORCHSCRIPT_FILE, "sklearn": SKOPS_FILE}
-DEFAULT_DECISION_THRESHOLD = 0.5
+CALIBRATION_FORMAT = 1
+# Probabilities are clipped to [eps, 1 - eps] before the logit (float32 sigmoids reach exactly 0 and 1).
+CALIBRATION_EPS = 1e-7
 
 
 class ModelDirError(ValueError):
@@ -108,35 +122,108 @@ def verify_manifest(directory: str) -> Dict[str, Any]:
     return manifest
 
 
-def read_model_card(directory: str) -> Dict[str, Any]:
-    path = os.path.join(directory, MODEL_CARD_FILE)
+@dataclass(frozen=True)
+class PlattCalibration:
+    """Platt scaling: ``calibrated = sigmoid(slope * logit(p) + intercept)``, fitted on the eval split.
+
+    Monotonic for ``slope > 0``: ranking metrics (ROC-AUC, PR-AUC) are unchanged by it.
+    """
+
+    slope: float
+    intercept: float
+    fitted_on: str = "eval"
+    method: str = "platt"
+
+    def apply(self, probabilities: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (float64) of uncalibrated ones."""
+        p = np.clip(np.asarray(probabilities, dtype=np.float64), CALIBRATION_EPS, 1.0 - CALIBRATION_EPS)
+        z = self.slope * (np.log(p) - np.log1p(-p)) + self.intercept
+        return 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow warnings
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "format": CALIBRATION_FORMAT,
+            "method": self.method,
+            "slope": self.slope,
+            "intercept": self.intercept,
+            "fitted_on": self.fitted_on,
+        }
+
+    @classmethod
+    def from_dict(cls, document: Any, where: str) -> PlattCalibration:
+        """Raises ModelDirError naming the field that is wrong."""
+        if not isinstance(document, Mapping):
+            raise ModelDirError(f"{where}: must be a JSON object")
+        if document.get("format") != CALIBRATION_FORMAT or document.get("method") != "platt":
+            raise ModelDirError(
+                f"{where}: format must be {CALIBRATION_FORMAT} and method 'platt', got format "
+                f"{document.get('format')!r}, method {document.get('method')!r}"
+            )
+        for name in ("slope", "intercept"):
+            value = document.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ModelDirError(f"{where}: {name} must be a finite number, got {value!r}")
+        if not document["slope"] > 0:
+            raise ModelDirError(f"{where}: slope must be > 0 (a calibration may not invert the ranking)")
+        return cls(
+            slope=float(document["slope"]),
+            intercept=float(document["intercept"]),
+            fitted_on=str(document.get("fitted_on", "eval")),
+        )
+
+    def save(self, directory: str) -> None:
+        with open(os.path.join(directory, CALIBRATION_FILE), "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
+
+
+def read_calibration(directory: str, card: ModelCard) -> Optional[PlattCalibration]:
+    """The calibration the card names (``None`` when it names none).
+
+    Raises:
+        ModelDirError: the card names a calibration but ``calibration.json`` is missing or invalid, or the
+            file exists while the card names none.
+    """
+    path = os.path.join(directory, CALIBRATION_FILE)
+    if card.calibration is None:
+        if os.path.exists(path):
+            raise ModelDirError(
+                f"{directory}: {CALIBRATION_FILE} is present but {MODEL_CARD_FILE} names no calibration"
+            )
+        return None
     if not os.path.isfile(path):
-        raise ModelDirError(f"{directory}: no {MODEL_CARD_FILE}")
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def write_model_card(directory: str, card: Mapping[str, Any]) -> None:
-    with open(os.path.join(directory, MODEL_CARD_FILE), "w", encoding="utf-8") as fh:
-        json.dump(dict(card), fh, indent=2, sort_keys=True, default=str)
+        raise ModelDirError(
+            f"{directory}: {MODEL_CARD_FILE} names calibration {card.calibration!r} but there is no {CALIBRATION_FILE}"
+        )
+    try:
+        with open(path, encoding="utf-8") as fh:
+            document = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelDirError(f"{path}: not a readable JSON file ({exc})") from exc
+    return PlattCalibration.from_dict(document, path)
 
 
 @dataclass
 class LoadedModel:
-    """A model directory loaded for scoring: ``predict_proba`` applies the shared preprocessing."""
+    """A model directory loaded for scoring: ``predict_proba`` applies the shared preprocessing, the model
+    and its calibration."""
 
     directory: str
     spec: PreprocessingSpec
-    card: Dict[str, Any]
-    framework: str
+    card: ModelCard
+    calibration: Optional[PlattCalibration]
     _model: Any
 
     @property
-    def decision_threshold(self) -> float:
-        return float(self.card.get("decision_threshold", DEFAULT_DECISION_THRESHOLD))
+    def framework(self) -> str:
+        return self.card.framework
 
-    def predict_proba_arrays(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        """Positive-class probabilities (float64 ``[n]``) from already-transformed arrays."""
+    @property
+    def decision_threshold(self) -> float:
+        """Positive when the calibrated probability is ``>=`` it."""
+        return float(self.card.decision_threshold)
+
+    def predict_uncalibrated_arrays(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        """The model's own positive-class probabilities (float64 ``[n]``), before calibration."""
         if self.framework == "pytorch":
             import torch
 
@@ -151,8 +238,13 @@ class LoadedModel:
             proba = self._model.predict_proba(sklearn_feature_matrix(numeric, categorical))
         return proba[:, 1].astype(np.float64)
 
+    def predict_proba_arrays(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        """Calibrated positive-class probabilities (float64 ``[n]``) from already-transformed arrays."""
+        probabilities = self.predict_uncalibrated_arrays(numeric, categorical)
+        return probabilities if self.calibration is None else self.calibration.apply(probabilities)
+
     def predict_proba(self, frame: Any) -> np.ndarray:
-        """Positive-class probabilities for a pandas DataFrame of raw features."""
+        """Calibrated positive-class probabilities for a pandas DataFrame of raw features."""
         return self.predict_proba_arrays(*self.spec.transform(frame))
 
     def predict_proba_columns(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
@@ -172,21 +264,26 @@ def load_model(directory: str, verify: bool = False) -> LoadedModel:
         verify: Check ``MANIFEST.json`` before loading anything (serving does).
 
     Raises:
-        ModelDirError: a required file is missing, the framework is unknown or the manifest check fails.
+        ModelDirError: a required file is missing or invalid, or the manifest check fails.
+        ModelCardError: ``model_card.json`` is missing or fails validation (the message names the field).
     """
     if not os.path.isdir(directory):
         raise ModelDirError(f"{directory}: not a directory")
     if verify:
         verify_manifest(directory)
     card = read_model_card(directory)
-    framework = card.get("framework")
-    if framework not in MODEL_FILES:
-        raise ModelDirError(f"{directory}: unknown framework {framework!r} in {MODEL_CARD_FILE}")
+    framework = card.framework
     spec_path = os.path.join(directory, PREPROCESSING_FILE)
     if not os.path.isfile(spec_path):
         raise ModelDirError(f"{directory}: no {PREPROCESSING_FILE}")
     spec = PreprocessingSpec.load(spec_path)
-    model_path = os.path.join(directory, card.get("model_file", MODEL_FILES[framework]))
+    if list(spec.feature_order) != list(card.feature_order):
+        raise ModelDirError(
+            f"{directory}: {MODEL_CARD_FILE} feature_order {card.feature_order} differs from {PREPROCESSING_FILE}'s "
+            f"{list(spec.feature_order)}"
+        )
+    calibration = read_calibration(directory, card)
+    model_path = os.path.join(directory, card.model_file)
     if not os.path.isfile(model_path):
         raise ModelDirError(f"{directory}: no model file {os.path.basename(model_path)}")
     if framework == "pytorch":
@@ -202,7 +299,7 @@ def load_model(directory: str, verify: bool = False) -> LoadedModel:
         if unexpected:
             raise ModelDirError(f"{directory}: {SKOPS_FILE} holds types outside the trusted set: {unexpected}")
         model = sio.load(model_path, trusted=untrusted)
-    return LoadedModel(directory=directory, spec=spec, card=card, framework=framework, _model=model)
+    return LoadedModel(directory=directory, spec=spec, card=card, calibration=calibration, _model=model)
 
 
 # sklearn's HistGradientBoosting internals that skops lists as "untrusted" although they are sklearn's own.

@@ -335,13 +335,11 @@ def _plan_files(local_model_dir: str, extra_dirs: Optional[Mapping[str, str]]) -
     if not os.path.isdir(model_dir):
         raise RegistryError(f"{local_model_dir}: not a directory; push needs a model directory written by train")
     try:
-        card = md.read_model_card(model_dir)
-    except md.ModelDirError as exc:
-        raise RegistryError(f"{model_dir} is not a model directory: no {md.MODEL_CARD_FILE}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"{os.path.join(model_dir, md.MODEL_CARD_FILE)} is not valid JSON: {exc}") from exc
-    if not isinstance(card, dict):
-        raise RegistryError(f"{os.path.join(model_dir, md.MODEL_CARD_FILE)} must hold a JSON object")
+        md.read_model_card(model_dir)  # validates the typed card: a field error names the field
+    except md.ModelCardError as exc:
+        if not os.path.isfile(os.path.join(model_dir, md.MODEL_CARD_FILE)):
+            raise RegistryError(f"{model_dir} is not a model directory: no {md.MODEL_CARD_FILE}") from exc
+        raise RegistryError(f"{model_dir} is not a model directory: {exc}") from exc
 
     plan = {rel: os.path.join(model_dir, *rel.split("/")) for rel in md.list_files(model_dir)}
     for name, given_source in (extra_dirs or {}).items():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from kfpkit.components.common import model_dir as md
+from kfpkit.components.common.model_card import ModelCard
 from kfpkit.components.common.preprocessing import PreprocessingSpec
 
 LABEL = "is_fraud"
@@ -38,25 +39,15 @@ def make_frame(rows: int, seed: int) -> pd.DataFrame:
     )
 
 
-def max_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The rule train uses for ``decision_threshold``: the max-F1 threshold on the eval split."""
-    from sklearn.metrics import precision_recall_curve
-
-    precision, recall, thresholds = precision_recall_curve(labels, scores)
-    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    return float(thresholds[int(np.argmax(f1))])
-
-
 def build_model_dir(
     directory: str,
     train: pd.DataFrame,
-    eval_frame: pd.DataFrame,
     *,
     features: Sequence[str],
-    threshold: Optional[float] = None,
+    threshold: float = 0.3,
     manifest: bool = False,
 ) -> str:
-    """Writes an sklearn baseline model directory exactly as train does (skops + spec + card)."""
+    """Writes an sklearn model directory in train's format (skops + spec + card), without calibration."""
     import skops.io as sio
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -64,26 +55,20 @@ def build_model_dir(
     numeric, categorical = spec.transform(train)
     model = HistGradientBoostingClassifier(max_iter=25, random_state=0)
     model.fit(md.sklearn_feature_matrix(numeric, categorical), train[LABEL].to_numpy())
-    eval_scores = model.predict_proba(md.sklearn_feature_matrix(*spec.transform(eval_frame)))[:, 1]
-    if threshold is None:
-        threshold = max_f1_threshold(eval_frame[LABEL].to_numpy(), eval_scores)
     os.makedirs(directory)
     sio.dump(model, os.path.join(directory, md.SKOPS_FILE))
     spec.save(os.path.join(directory, md.PREPROCESSING_FILE))
     md.write_model_card(
         directory,
-        {
-            "framework": "sklearn",
-            "model_file": md.SKOPS_FILE,
-            "label_column": LABEL,
-            "feature_order": spec.feature_order,
-            "decision_threshold": threshold,
-            "parameters": {"max_iter": 25},
-            "data": {"train_rows": len(train), "eval_rows": len(eval_frame)},
-            "metrics": {},
-            "versions": {},
-            "created_at": "2024-01-01T00:00:00Z",
-        },
+        ModelCard(
+            framework="sklearn",
+            model_file=md.SKOPS_FILE,
+            label_column=LABEL,
+            feature_order=list(spec.feature_order),
+            decision_threshold=threshold,
+            parameters={"max_iter": 25},
+            created_at="2024-01-01T00:00:00Z",
+        ),
     )
     if manifest:
         md.write_manifest(directory)
@@ -95,8 +80,8 @@ class Models:
     """Paths shared by the tests (built once per session; tests copy what they modify)."""
 
     root: str
-    eval_path: str
-    eval_frame: pd.DataFrame
+    test_path: str
+    test_frame: pd.DataFrame
     strong: str  # all features
     weak: str  # the country only: PR-AUC near the positive rate
     strong_with_manifest: str
@@ -106,32 +91,20 @@ class Models:
 def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     root = tmp_path_factory.mktemp("evaluate-models")
     train = make_frame(3000, seed=1)
-    eval_frame = make_frame(2000, seed=2)
-    eval_path = str(root / "eval.parquet")
-    eval_frame.to_parquet(eval_path, index=False)
+    test_frame = make_frame(2000, seed=2)
+    test_path = str(root / "test.parquet")
+    test_frame.to_parquet(test_path, index=False)
     all_features = ["amount", "channel", "country", "hour"]
     return Models(
         root=str(root),
-        eval_path=eval_path,
-        eval_frame=eval_frame,
-        strong=build_model_dir(str(root / "strong"), train, eval_frame, features=all_features),
-        weak=build_model_dir(str(root / "weak"), train, eval_frame, features=["country"]),
+        test_path=test_path,
+        test_frame=test_frame,
+        strong=build_model_dir(str(root / "strong"), train, features=all_features),
+        weak=build_model_dir(str(root / "weak"), train, features=["country"]),
         strong_with_manifest=build_model_dir(
-            str(root / "strong-manifest"), train, eval_frame, features=all_features, manifest=True
+            str(root / "strong-manifest"), train, features=all_features, manifest=True
         ),
     )
-
-
-@pytest.fixture(scope="session")
-def frame_factory():
-    """``make_frame(rows, seed)``."""
-    return make_frame
-
-
-@pytest.fixture(scope="session")
-def model_dir_factory():
-    """``build_model_dir(directory, train, eval_frame, *, features, threshold=None, manifest=False)``."""
-    return build_model_dir
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -29,9 +29,10 @@ def test_component_returns_blessed_and_writes_report_metrics_and_curves(models, 
     outputs = _artifacts(tmp_path)
     result = evaluate.python_func(
         model=Model(uri=models.strong),
-        eval_data=Dataset(uri=models.eval_path),
+        test_data=Dataset(uri=models.test_path),
         label_column=LABEL,
         min_pr_auc=0.1,
+        max_ece=0.5,
         slice_column="channel",
         **outputs,
     )
@@ -40,24 +41,28 @@ def test_component_returns_blessed_and_writes_report_metrics_and_curves(models, 
     report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "**Verdict: BLESSED**" in report
     assert "## Slices by `channel`" in report
-    assert "maximizes F1 on the eval split" in report
-    expected = logic.run_evaluation(models.strong, models.eval_path, LABEL, min_pr_auc=0.1, slice_column="channel")
+    assert "maximizes F1 on the eval split" in report and "comes from the **test split** only" in report
+    expected = logic.run_evaluation(
+        models.strong, models.test_path, LABEL, min_pr_auc=0.1, max_ece=0.5, slice_column="channel"
+    )
     assert report == expected.report_markdown
 
     metrics = outputs["metrics"].metadata
-    for key in ("roc_auc", "pr_auc", "log_loss", "brier_score", "precision", "recall", "f1", "decision_threshold"):
+    keys = ("roc_auc", "pr_auc", "log_loss", "brier_score", "ece", "precision", "recall", "f1", "decision_threshold")
+    for key in keys:
         assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), key
     assert metrics["blessed"] == 1.0
-    assert metrics["eval_rows"] == float(len(models.eval_frame))
+    assert metrics["test_rows"] == float(len(models.test_frame))
     assert "baseline_pr_auc" not in metrics
-    assert metrics["reasons"][0].startswith("pass: PR-AUC")
+    assert metrics["split"] == "test" and outputs["report"].metadata["split"] == "test"
+    assert metrics["reasons"][0].startswith("pass: PR-AUC") and metrics["reasons"][1].startswith("pass: ECE")
     assert any("no baseline registry configured" in r for r in metrics["reasons"])
 
     classification = outputs["classification_metrics"].metadata
     matrix = classification["confusionMatrix"]
     assert [spec["displayName"] for spec in matrix["annotationSpecs"]] == ["0", "1"]
-    assert sum(sum(row["row"]) for row in matrix["rows"]) == len(models.eval_frame)
-    positives = int(models.eval_frame[LABEL].sum())
+    assert sum(sum(row["row"]) for row in matrix["rows"]) == len(models.test_frame)
+    positives = int(models.test_frame[LABEL].sum())
     assert sum(matrix["rows"][1]["row"]) == positives
     curve = classification["confidenceMetrics"]
     assert 2 < len(curve) <= 200
@@ -72,7 +77,7 @@ def test_component_compares_with_the_registry_baseline_and_logs_it(models, tmp_p
     outputs = _artifacts(tmp_path)
     result = evaluate.python_func(
         model=Model(uri=models.weak),
-        eval_data=Dataset(uri=models.eval_path),
+        test_data=Dataset(uri=models.test_path),
         label_column=LABEL,
         min_pr_auc=0.0,
         baseline_registry_root=root,
@@ -95,7 +100,7 @@ def test_component_with_missing_label_column_fails_and_writes_no_report(models, 
     with pytest.raises(EvaluationError, match="label column 'fraud_flag' not found"):
         evaluate.python_func(
             model=Model(uri=models.strong),
-            eval_data=Dataset(uri=models.eval_path),
+            test_data=Dataset(uri=models.test_path),
             label_column="fraud_flag",
             **outputs,
         )
@@ -109,7 +114,7 @@ def test_component_with_an_incomplete_model_directory_fails_naming_the_file(mode
     empty.mkdir()
     with pytest.raises(ValueError, match=r"no model_card\.json"):
         evaluate.python_func(
-            model=Model(uri=str(empty)), eval_data=Dataset(uri=models.eval_path), label_column=LABEL, **outputs
+            model=Model(uri=str(empty)), test_data=Dataset(uri=models.test_path), label_column=LABEL, **outputs
         )
     assert os.listdir(tmp_path / "out") == []
 
@@ -118,7 +123,7 @@ def test_component_defaults_match_the_documented_logic_defaults():
     params = inspect.signature(evaluate.python_func).parameters
     assert params["min_pr_auc"].default == logic.DEFAULT_MIN_PR_AUC
     assert params["max_regression"].default == logic.DEFAULT_MAX_REGRESSION
-    assert params["slice_column"].default is None
+    assert params["slice_column"].default is None and params["max_ece"].default is None
     assert params["baseline_registry_root"].default is None and params["model_name"].default is None
 
 
@@ -129,7 +134,9 @@ def test_component_compiles_with_typed_inputs_and_outputs(tmp_path):
     compiler.Compiler().compile(evaluate, str(path))
     spec = evaluate.component_spec
     assert spec.inputs["model"].type == "system.Model@0.0.1"
-    assert spec.inputs["eval_data"].type == "system.Dataset@0.0.1"
+    assert spec.inputs["test_data"].type == "system.Dataset@0.0.1"
+    assert "eval_data" not in spec.inputs
+    assert spec.inputs["max_ece"].optional is True
     assert spec.inputs["slice_column"].optional is True
     assert spec.outputs["metrics"].type == "system.Metrics@0.0.1"
     assert spec.outputs["classification_metrics"].type == "system.ClassificationMetrics@0.0.1"
@@ -148,7 +155,7 @@ def test_component_source_as_shipped_by_kfp_runs_on_its_own(models, tmp_path):
     exec(compile(program, "<evaluate component program>", "exec"), namespace)
     outputs = _artifacts(tmp_path)
     result = namespace["evaluate"](
-        model=Model(uri=models.strong), eval_data=Dataset(uri=models.eval_path), label_column=LABEL, **outputs
+        model=Model(uri=models.strong), test_data=Dataset(uri=models.test_path), label_column=LABEL, **outputs
     )
     assert result is True
     assert "**Verdict: BLESSED**" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")

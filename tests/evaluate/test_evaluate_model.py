@@ -25,29 +25,29 @@ def _copy(source: str, tmp_path, name: str = "copy") -> str:
 
 # --------------------------------------------------------------------------------------------- metrics
 def test_metrics_equal_sklearn_on_the_models_own_scores(models):
-    result = evaluate_model(models.strong, models.eval_path, LABEL, min_pr_auc=0.0)
+    result = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0)
     loaded = md.load_model(models.strong)
-    scores = loaded.predict_proba(models.eval_frame)
-    labels = models.eval_frame[LABEL].to_numpy()
+    scores = loaded.predict_proba(models.test_frame)
+    labels = models.test_frame[LABEL].to_numpy()
     assert result.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(labels, scores), abs=1e-12)
     assert result.metrics["pr_auc"] == pytest.approx(skm.average_precision_score(labels, scores), abs=1e-12)
     assert result.metrics["log_loss"] == pytest.approx(skm.log_loss(labels, scores), abs=1e-12)
     assert result.metrics["brier_score"] == pytest.approx(skm.brier_score_loss(labels, scores), abs=1e-12)
-    threshold = loaded.card["decision_threshold"]
+    threshold = loaded.card.decision_threshold
     predicted = (scores >= threshold).astype(int)
     assert result.threshold == threshold == result.metrics["decision_threshold"]
     assert result.metrics["precision"] == pytest.approx(skm.precision_score(labels, predicted))
     assert result.metrics["recall"] == pytest.approx(skm.recall_score(labels, predicted))
     assert result.metrics["f1"] == pytest.approx(skm.f1_score(labels, predicted))
     assert result.confusion_matrix == skm.confusion_matrix(labels, predicted).tolist()
-    assert sum(map(sum, result.confusion_matrix)) == len(models.eval_frame) == result.eval_rows
-    assert result.eval_positives == int(labels.sum())
+    assert sum(map(sum, result.confusion_matrix)) == len(models.test_frame) == result.test_rows
+    assert result.test_positives == int(labels.sum())
     assert result.framework == "sklearn"
     assert 0.15 < result.metrics["pr_auc"] < 0.9  # the fixture model is useful, not perfect
 
 
 def test_roc_curve_of_a_model_has_at_most_200_finite_points(models):
-    result = evaluate_model(models.strong, models.eval_path, LABEL, min_pr_auc=0.0)
+    result = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0)
     assert 2 < len(result.roc.fpr) <= 200
     assert len(result.roc.fpr) == len(result.roc.tpr) == len(result.roc.thresholds)
     assert result.roc.thresholds[0] == 1.0
@@ -55,20 +55,47 @@ def test_roc_curve_of_a_model_has_at_most_200_finite_points(models):
     assert (result.roc.fpr[-1], result.roc.tpr[-1]) == (1.0, 1.0)
 
 
-def test_threshold_defaults_to_half_when_the_model_card_has_none(models, tmp_path):
-    directory = _copy(models.strong, tmp_path)
-    card = md.read_model_card(directory)
-    del card["decision_threshold"]
-    md.write_model_card(directory, card)
-    result = evaluate_model(directory, models.eval_path, LABEL, min_pr_auc=0.0)
-    assert result.threshold == 0.5
-    assert "no decision_threshold" in result.threshold_source
-    assert "no decision_threshold" in result.report_markdown
+def test_report_says_every_figure_comes_from_the_test_split(models):
+    result = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0)
+    report = result.report_markdown
+    assert result.split == "test"
+    assert report.startswith("# Model evaluation on the test split")
+    assert "comes from the **test split** only" in report and "## Metrics on the test split" in report
+    assert "Reliability diagram on the test split" in report
+
+
+def test_reliability_table_and_ece_match_the_scores(models):
+    result = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0)
+    scores = md.load_model(models.strong).predict_proba(models.test_frame)
+    labels = models.test_frame[LABEL].to_numpy()
+    assert len(result.reliability) == 15
+    assert sum(b.rows for b in result.reliability) == len(labels)
+    gaps = sum(b.rows * abs(b.mean_score - b.positive_rate) for b in result.reliability if b.rows)
+    assert result.metrics["ece"] == pytest.approx(gaps / len(labels))
+    first = result.reliability[0]
+    in_first = scores < 1 / 15
+    assert first.rows == int(in_first.sum()) and first.positive_rate == pytest.approx(labels[in_first].mean())
+    row = f"| [0.000, 0.067) | {first.rows} | {first.mean_score:.4f} | {first.positive_rate:.4f} |"
+    assert row in result.report_markdown
+    assert "![Reliability diagram on the test split](data:image/svg+xml;base64," in result.report_markdown
+
+
+def test_ece_ceiling_fails_a_miscalibrated_model_and_passes_when_unset_or_zero(models):
+    unset = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0)
+    ece = unset.metrics["ece"]
+    assert unset.blessed is True and not any("ECE" in r for r in unset.reasons)
+    assert evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0, max_ece=0.0).blessed is True
+    strict = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0, max_ece=ece / 2)
+    assert strict.blessed is False
+    assert strict.reasons[1] == f"fail: ECE {ece:.4f} > ceiling {ece / 2:.4f}"
+    assert "ECE ≤ `max_ece`" in strict.report_markdown
+    loose = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0, max_ece=ece * 2)
+    assert loose.blessed is True and loose.reasons[1].startswith("pass: ECE")
 
 
 def test_slice_table_covers_every_row_per_value(models):
-    result = evaluate_model(models.strong, models.eval_path, LABEL, min_pr_auc=0.0, slice_column="country")
-    frame = models.eval_frame
+    result = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0, slice_column="country")
+    frame = models.test_frame
     by_value = {s.value: s for s in result.slices}
     assert set(by_value) == {"DE", "FR", "US", "(missing)"}
     assert sum(s.rows for s in result.slices) == len(frame)
@@ -85,13 +112,13 @@ def test_slice_table_covers_every_row_per_value(models):
 
 
 def test_no_slice_column_means_no_slice_table(models):
-    result = evaluate_model(models.strong, models.eval_path, LABEL, min_pr_auc=0.0)
+    result = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0)
     assert result.slices == [] and "## Slices" not in result.report_markdown
 
 
 # --------------------------------------------------------------------------------------------- gate
 def test_weak_model_below_the_floor_is_not_blessed_and_the_report_says_why(models):
-    result = evaluate_model(models.weak, models.eval_path, LABEL, min_pr_auc=0.2)
+    result = evaluate_model(models.weak, models.test_path, LABEL, min_pr_auc=0.2)
     assert result.blessed is False
     assert result.reasons[0] == f"fail: PR-AUC {result.metrics['pr_auc']:.4f} < floor 0.2000"
     assert any("no baseline model given" in r for r in result.reasons)
@@ -101,17 +128,17 @@ def test_weak_model_below_the_floor_is_not_blessed_and_the_report_says_why(model
 
 
 def test_model_above_the_floor_without_baseline_is_blessed(models):
-    result = evaluate_model(models.strong, models.eval_path, LABEL, min_pr_auc=0.1)
+    result = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.1)
     assert result.blessed is True
     assert result.baseline_metrics is None
     assert result.reasons[0].startswith("pass: PR-AUC") and "≥ floor 0.1000" in result.reasons[0]
     assert "**Verdict: BLESSED**" in result.report_markdown
-    assert "maximizes F1 on the eval split" in result.report_markdown  # the threshold rule is stated
+    assert "maximizes F1 on the eval" in result.report_markdown  # the threshold rule is stated
 
 
 def test_regression_against_a_better_baseline_is_not_blessed(models):
     result = evaluate_model(
-        models.weak, models.eval_path, LABEL, min_pr_auc=0.0, baseline_dir=models.strong_with_manifest
+        models.weak, models.test_path, LABEL, min_pr_auc=0.0, baseline_dir=models.strong_with_manifest
     )
     assert result.blessed is False
     assert result.baseline_metrics is not None
@@ -128,7 +155,7 @@ def test_regression_against_a_better_baseline_is_not_blessed(models):
 def test_drop_within_the_allowed_regression_is_blessed(models):
     result = evaluate_model(
         models.weak,
-        models.eval_path,
+        models.test_path,
         LABEL,
         min_pr_auc=0.0,
         max_regression=0.5,
@@ -143,7 +170,7 @@ def test_drop_within_the_allowed_regression_is_blessed(models):
 def test_same_model_as_the_baseline_passes_with_zero_allowed_regression(models):
     result = evaluate_model(
         models.strong,
-        models.eval_path,
+        models.test_path,
         LABEL,
         min_pr_auc=0.1,
         max_regression=0.0,
@@ -157,19 +184,19 @@ def test_baseline_failing_its_manifest_check_is_recorded_and_only_the_floor_appl
     baseline = _copy(models.strong_with_manifest, tmp_path)
     with open(os.path.join(baseline, md.PREPROCESSING_FILE), "a", encoding="utf-8") as fh:
         fh.write("\n")
-    result = evaluate_model(models.weak, models.eval_path, LABEL, min_pr_auc=0.0, baseline_dir=baseline)
+    result = evaluate_model(models.weak, models.test_path, LABEL, min_pr_auc=0.0, baseline_dir=baseline)
     assert result.blessed is True  # the weak candidate passes the floor of 0; no baseline to regress against
     assert result.baseline_metrics is None
     warning = [r for r in result.reasons if r.startswith("warning:")]
     assert len(warning) == 1
     assert "ModelDirError" in warning[0] and "sha256 mismatch in preprocessing.json" in warning[0]
-    assert "only the PR-AUC floor was checked" in warning[0]
+    assert "no regression check" in warning[0]
     assert warning[0] in result.report_markdown
     assert "baseline_pr_auc" not in result.metrics_to_log()
 
 
 def test_baseline_without_manifest_is_not_trusted(models):
-    result = evaluate_model(models.weak, models.eval_path, LABEL, min_pr_auc=0.0, baseline_dir=models.strong)
+    result = evaluate_model(models.weak, models.test_path, LABEL, min_pr_auc=0.0, baseline_dir=models.strong)
     assert result.baseline_metrics is None
     assert any("no MANIFEST.json" in r for r in result.reasons)
 
@@ -177,7 +204,7 @@ def test_baseline_without_manifest_is_not_trusted(models):
 def test_baseline_whose_manifest_differs_from_the_registry_pointer_is_rejected(models):
     result = evaluate_model(
         models.weak,
-        models.eval_path,
+        models.test_path,
         LABEL,
         min_pr_auc=0.0,
         baseline_dir=models.strong_with_manifest,
@@ -191,7 +218,7 @@ def test_baseline_whose_manifest_differs_from_the_registry_pointer_is_rejected(m
 def test_first_run_with_an_empty_registry_checks_the_floor_only(models, tmp_path):
     result = run_evaluation(
         models.strong,
-        models.eval_path,
+        models.test_path,
         LABEL,
         min_pr_auc=0.1,
         baseline_registry_root=str(tmp_path / "registry"),
@@ -206,12 +233,12 @@ def test_registry_latest_blessed_version_is_the_baseline(models, tmp_path):
     root = str(tmp_path / "registry")
     pushed = registry.push_version(models.strong, root, "fraud")
     result = run_evaluation(
-        models.weak, models.eval_path, LABEL, min_pr_auc=0.0, baseline_registry_root=root, model_name="fraud"
+        models.weak, models.test_path, LABEL, min_pr_auc=0.0, baseline_registry_root=root, model_name="fraud"
     )
     assert result.blessed is False
     assert result.baseline_label == f"baseline fraud v{pushed.version}"
     assert result.reasons[1].startswith("fail:") and f"vs baseline fraud v{pushed.version}" in result.reasons[1]
-    strong = evaluate_model(models.strong, models.eval_path, LABEL, min_pr_auc=0.0)
+    strong = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0)
     assert result.baseline_metrics["pr_auc"] == pytest.approx(strong.metrics["pr_auc"])
 
 
@@ -221,7 +248,7 @@ def test_tampered_registry_version_is_recorded_and_the_candidate_gets_the_floor_
     with open(os.path.join(pushed.uri, md.SKOPS_FILE), "ab") as fh:
         fh.write(b"tampered")
     result = run_evaluation(
-        models.weak, models.eval_path, LABEL, min_pr_auc=0.0, baseline_registry_root=root, model_name="fraud"
+        models.weak, models.test_path, LABEL, min_pr_auc=0.0, baseline_registry_root=root, model_name="fraud"
     )
     assert result.blessed is True
     assert result.baseline_metrics is None
@@ -231,7 +258,7 @@ def test_tampered_registry_version_is_recorded_and_the_candidate_gets_the_floor_
 
 
 def test_no_registry_configured_is_stated_in_the_reasons(models):
-    result = run_evaluation(models.strong, models.eval_path, LABEL, min_pr_auc=0.1)
+    result = run_evaluation(models.strong, models.test_path, LABEL, min_pr_auc=0.1)
     assert any("no baseline registry configured" in r for r in result.reasons)
 
 
@@ -240,53 +267,53 @@ def test_no_registry_configured_is_stated_in_the_reasons(models):
 )
 def test_registry_root_and_model_name_must_be_given_together(models, root, name, missing):
     with pytest.raises(EvaluationError, match=f"{missing} is not set"):
-        run_evaluation(models.strong, models.eval_path, LABEL, baseline_registry_root=root, model_name=name)
+        run_evaluation(models.strong, models.test_path, LABEL, baseline_registry_root=root, model_name=name)
 
 
 def test_invalid_model_name_fails_instead_of_skipping_the_baseline(models, tmp_path):
     with pytest.raises(registry.RegistryError, match="Fraud_Model"):
         run_evaluation(
-            models.strong, models.eval_path, LABEL, baseline_registry_root=str(tmp_path), model_name="Fraud_Model"
+            models.strong, models.test_path, LABEL, baseline_registry_root=str(tmp_path), model_name="Fraud_Model"
         )
 
 
 # --------------------------------------------------------------------------------------------- bad input
 def test_missing_label_column_fails_naming_the_column(models, tmp_path):
-    path = str(tmp_path / "eval.parquet")
-    models.eval_frame.drop(columns=[LABEL]).to_parquet(path)
+    path = str(tmp_path / "test.parquet")
+    models.test_frame.drop(columns=[LABEL]).to_parquet(path)
     with pytest.raises(EvaluationError, match=r"label column 'is_fraud' not found"):
         evaluate_model(models.strong, path, LABEL)
 
 
 def test_missing_slice_column_fails_naming_the_column(models):
     with pytest.raises(EvaluationError, match=r"slice column 'merchant' not found"):
-        evaluate_model(models.strong, models.eval_path, LABEL, slice_column="merchant")
+        evaluate_model(models.strong, models.test_path, LABEL, slice_column="merchant")
 
 
 def test_missing_feature_column_fails_naming_the_feature(models, tmp_path):
-    path = str(tmp_path / "eval.parquet")
-    models.eval_frame.drop(columns=["amount"]).to_parquet(path)
+    path = str(tmp_path / "test.parquet")
+    models.test_frame.drop(columns=["amount"]).to_parquet(path)
     with pytest.raises(EvaluationError, match=r"does not fit model.*'amount'"):
         evaluate_model(models.strong, path, LABEL)
 
 
-def test_missing_eval_file_fails_naming_the_path(models, tmp_path):
+def test_missing_test_file_fails_naming_the_path(models, tmp_path):
     path = str(tmp_path / "nope.parquet")
     with pytest.raises(EvaluationError, match=r"nope\.parquet: no such file"):
         evaluate_model(models.strong, path, LABEL)
 
 
-def test_eval_file_that_is_not_parquet_fails_naming_the_path(models, tmp_path):
-    path = tmp_path / "eval.parquet"
+def test_test_file_that_is_not_parquet_fails_naming_the_path(models, tmp_path):
+    path = tmp_path / "test.parquet"
     path.write_text("a,b\n1,2\n")
     with pytest.raises(EvaluationError, match="not a readable Parquet file"):
         evaluate_model(models.strong, str(path), LABEL)
 
 
-def test_eval_split_without_positives_fails(models, tmp_path):
-    path = str(tmp_path / "eval.parquet")
-    models.eval_frame[models.eval_frame[LABEL] == 0].to_parquet(path)
-    with pytest.raises(EvaluationError, match="only negatives"):
+def test_test_split_without_positives_fails(models, tmp_path):
+    path = str(tmp_path / "test.parquet")
+    models.test_frame[models.test_frame[LABEL] == 0].to_parquet(path)
+    with pytest.raises(EvaluationError, match=r"holds only negatives \(0\)"):
         evaluate_model(models.strong, path, LABEL)
 
 
@@ -294,40 +321,44 @@ def test_model_dir_missing_its_model_file_fails_naming_the_file(models, tmp_path
     directory = _copy(models.strong, tmp_path)
     os.remove(os.path.join(directory, md.SKOPS_FILE))
     with pytest.raises(md.ModelDirError, match=r"no model file model\.skops"):
-        evaluate_model(directory, models.eval_path, LABEL)
+        evaluate_model(directory, models.test_path, LABEL)
 
 
 def test_model_dir_missing_its_preprocessing_spec_fails_naming_the_file(models, tmp_path):
     directory = _copy(models.strong, tmp_path)
     os.remove(os.path.join(directory, md.PREPROCESSING_FILE))
     with pytest.raises(md.ModelDirError, match=r"preprocessing\.json"):
-        evaluate_model(directory, models.eval_path, LABEL)
+        evaluate_model(directory, models.test_path, LABEL)
 
 
 def test_model_trained_on_another_label_fails(models, tmp_path):
     directory = _copy(models.strong, tmp_path)
     card = md.read_model_card(directory)
-    card["label_column"] = "chargeback"
+    card.label_column = "chargeback"
     md.write_model_card(directory, card)
     with pytest.raises(EvaluationError, match="'chargeback' but label_column is 'is_fraud'"):
-        evaluate_model(directory, models.eval_path, LABEL)
+        evaluate_model(directory, models.test_path, LABEL)
 
 
-def test_decision_threshold_outside_zero_one_fails(models, tmp_path):
+def test_decision_threshold_outside_zero_one_fails_naming_the_field(models, tmp_path):
     directory = _copy(models.strong, tmp_path)
-    with open(os.path.join(directory, md.MODEL_CARD_FILE), encoding="utf-8") as fh:
+    path = os.path.join(directory, md.MODEL_CARD_FILE)
+    with open(path, encoding="utf-8") as fh:
         card = json.load(fh)
     card["decision_threshold"] = 3
-    md.write_model_card(directory, card)
-    with pytest.raises(EvaluationError, match="decision_threshold"):
-        evaluate_model(directory, models.eval_path, LABEL)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(card, fh)
+    with pytest.raises(
+        md.ModelCardError, match=r"model_card\.json: decision_threshold must be a finite number in \[0, 1\], got 3"
+    ):
+        evaluate_model(directory, models.test_path, LABEL)
 
 
 def test_torchscript_model_directory_is_evaluated_like_the_sklearn_one(models, tmp_path):
     torch = pytest.importorskip("torch")
     from kfpkit.components.common.preprocessing import PreprocessingSpec
 
-    spec = PreprocessingSpec.fit(models.eval_frame, LABEL, feature_columns=["amount", "channel", "hour"])
+    spec = PreprocessingSpec.fit(models.test_frame, LABEL, feature_columns=["amount", "channel", "hour"])
 
     class AmountAndWeb(torch.nn.Module):
         def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
@@ -339,11 +370,17 @@ def test_torchscript_model_directory_is_evaluated_like_the_sklearn_one(models, t
     spec.save(str(directory / md.PREPROCESSING_FILE))
     md.write_model_card(
         str(directory),
-        {"framework": "pytorch", "model_file": md.TORCHSCRIPT_FILE, "label_column": LABEL, "decision_threshold": 0.3},
+        md.ModelCard(
+            framework="pytorch",
+            model_file=md.TORCHSCRIPT_FILE,
+            label_column=LABEL,
+            feature_order=list(spec.feature_order),
+            decision_threshold=0.3,
+        ),
     )
-    result = evaluate_model(str(directory), models.eval_path, LABEL, min_pr_auc=0.0, slice_column="channel")
-    scores = md.load_model(str(directory)).predict_proba(models.eval_frame)
-    labels = models.eval_frame[LABEL].to_numpy()
+    result = evaluate_model(str(directory), models.test_path, LABEL, min_pr_auc=0.0, slice_column="channel")
+    scores = md.load_model(str(directory)).predict_proba(models.test_frame)
+    labels = models.test_frame[LABEL].to_numpy()
     assert result.framework == "pytorch"
     assert result.metrics["pr_auc"] == pytest.approx(skm.average_precision_score(labels, scores), abs=1e-12)
     assert result.confusion_matrix == skm.confusion_matrix(labels, (scores >= 0.3).astype(int)).tolist()

@@ -1,4 +1,4 @@
-"""The pure metric functions and the gate decision of evaluate, against sklearn.metrics."""
+"""The one metrics module (components/common/metrics.py) against sklearn.metrics and by hand."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from kfpkit.components.evaluate import logic
-from kfpkit.components.evaluate.logic import EvaluationError
+from kfpkit.components.common import metrics as m
 
 
 def _scored(rows: int, seed: int = 0, positive_rate: float = 0.05):
@@ -20,14 +19,67 @@ def _scored(rows: int, seed: int = 0, positive_rate: float = 0.05):
     return labels, scores
 
 
-def test_ranking_metrics_equal_sklearn_on_the_same_arrays():
+def test_ranking_and_probability_metrics_equal_sklearn_on_the_same_arrays():
     labels, scores = _scored(3000)
-    got = logic.ranking_metrics(labels, scores)
+    got = m.split_metrics(labels, scores, threshold=0.5)
     assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(labels, scores), abs=1e-12)
     assert got["pr_auc"] == pytest.approx(skm.average_precision_score(labels, scores), abs=1e-12)
     assert got["log_loss"] == pytest.approx(skm.log_loss(labels, scores), abs=1e-12)
     assert got["brier_score"] == pytest.approx(skm.brier_score_loss(labels, scores), abs=1e-12)
     assert 0.5 < got["roc_auc"] < 1.0  # the scores carry signal: the comparison is not trivially 0.5 == 0.5
+    assert got["decision_threshold"] == 0.5
+    assert set(got) == {
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+        "brier_score",
+        "ece",
+        "precision",
+        "recall",
+        "f1",
+        "decision_threshold",
+    }
+
+
+def test_log_loss_clips_certain_wrong_scores_instead_of_returning_infinity():
+    labels = np.array([1, 0], dtype=np.int64)
+    scores = np.array([0.0, 1.0])
+    assert m.log_loss(labels, scores) == pytest.approx(-np.log(m.LOG_LOSS_EPS), rel=1e-6)
+    assert m.log_loss(labels, scores) == pytest.approx(skm.log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7)))
+
+
+def test_brier_score_of_the_constant_positive_rate_is_rate_times_one_minus_rate():
+    labels = np.array([1] * 2 + [0] * 98, dtype=np.int64)
+    assert m.brier_score(labels, np.full(100, 0.02)) == pytest.approx(0.02 * 0.98)
+
+
+def test_reliability_bins_are_equal_width_with_counts_means_and_rates_by_hand():
+    labels = np.array([0, 1, 0, 0, 1, 1, 1], dtype=np.int64)
+    scores = np.array([0.01, 0.05, 0.5, 0.55, 0.6, 0.99, 1.0])
+    bins = m.reliability_curve(labels, scores, bins=10)
+    assert [b.rows for b in bins] == [2, 0, 0, 0, 0, 2, 1, 0, 0, 2]  # 1.0 falls into the last bin
+    assert bins[0].lower == 0.0 and bins[0].upper == pytest.approx(0.1) and bins[-1].upper == 1.0
+    assert bins[0].mean_score == pytest.approx(0.03) and bins[0].positive_rate == 0.5
+    assert bins[5].mean_score == pytest.approx(0.525) and bins[5].positive_rate == 0.0
+    assert bins[1].mean_score is None and bins[1].positive_rate is None
+    expected = (2 * abs(0.03 - 0.5) + 2 * 0.525 + 1 * 0.4 + 2 * abs(0.995 - 1.0)) / 7
+    assert m.expected_calibration_error(labels, scores, bins=10) == pytest.approx(expected)
+
+
+def test_ece_uses_15_bins_and_is_near_zero_for_scores_drawn_as_the_true_probability():
+    rng = np.random.default_rng(0)
+    scores = rng.beta(0.5, 10.0, 200_000)
+    labels = (rng.random(scores.shape[0]) < scores).astype(np.int64)
+    assert len(m.reliability_curve(labels, scores)) == m.ECE_BINS == 15
+    assert m.expected_calibration_error(labels, scores) < 0.003
+    assert m.expected_calibration_error(labels, np.clip(scores * 3, 0, 1)) > 0.05  # overconfident: far off
+
+
+def test_max_f1_threshold_maximizes_f1_over_every_candidate_threshold():
+    labels, scores = _scored(1500, seed=4)
+    threshold = m.max_f1_threshold(labels, scores)
+    best = max(skm.f1_score(labels, scores >= t) for t in np.unique(scores))
+    assert skm.f1_score(labels, scores >= threshold) == pytest.approx(best)
 
 
 def test_metrics_at_threshold_equal_sklearn_with_score_at_or_above_threshold_positive():
@@ -35,8 +87,8 @@ def test_metrics_at_threshold_equal_sklearn_with_score_at_or_above_threshold_pos
     threshold = float(np.quantile(scores, 0.9))
     scores[:5] = threshold  # ties exactly at the threshold count as predicted positive
     predicted = (scores >= threshold).astype(np.int64)
-    counts = logic.confusion_counts(labels, scores, threshold)
-    got = logic.threshold_metrics(counts)
+    counts = m.confusion_counts(labels, scores, threshold)
+    got = m.threshold_metrics(counts)
     assert got["precision"] == pytest.approx(skm.precision_score(labels, predicted))
     assert got["recall"] == pytest.approx(skm.recall_score(labels, predicted))
     assert got["f1"] == pytest.approx(skm.f1_score(labels, predicted))
@@ -46,24 +98,17 @@ def test_metrics_at_threshold_equal_sklearn_with_score_at_or_above_threshold_pos
 
 def test_metrics_at_a_threshold_above_every_score_are_zero_not_nan():
     labels, scores = _scored(500)
-    counts = logic.confusion_counts(labels, scores, 1.0 + 1e-9)
+    counts = m.confusion_counts(labels, scores, 1.0 + 1e-9)
     assert counts.tp == counts.fp == 0
     assert counts.precision is None
-    assert logic.threshold_metrics(counts) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-
-
-@pytest.mark.parametrize("value", [0, 1])
-def test_single_class_eval_labels_fail_saying_both_classes_are_needed(value):
-    labels = np.full(50, value, dtype=np.int64)
-    with pytest.raises(EvaluationError, match="both classes"):
-        logic.ranking_metrics(labels, np.linspace(0, 1, 50))
+    assert m.threshold_metrics(counts) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
 
 
 def test_roc_curve_is_downsampled_to_200_points_with_endpoints_and_finite_thresholds():
     labels, scores = _scored(20000, seed=5, positive_rate=0.3)
     full_fpr, full_tpr, _ = skm.roc_curve(labels, scores)
     assert full_fpr.shape[0] > 200  # otherwise nothing is downsampled
-    roc = logic.roc_points(labels, scores)
+    roc = m.roc_points(labels, scores)
     assert len(roc.fpr) == len(roc.tpr) == len(roc.thresholds) == 200
     assert (roc.fpr[0], roc.tpr[0], roc.thresholds[0]) == (0.0, 0.0, 1.0)  # sklearn's inf clipped to 1.0
     assert (roc.fpr[-1], roc.tpr[-1]) == (1.0, 1.0)
@@ -79,14 +124,14 @@ def test_short_roc_curve_is_kept_whole():
     labels = np.array([0, 0, 1, 1, 0, 1], dtype=np.int64)
     scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
     fpr, tpr, thresholds = skm.roc_curve(labels, scores)
-    roc = logic.roc_points(labels, scores)
+    roc = m.roc_points(labels, scores)
     assert roc.fpr == fpr.tolist() and roc.tpr == tpr.tolist()
     assert roc.thresholds == [1.0, *thresholds[1:].tolist()]
 
 
 def test_downsample_indices_keep_first_and_last_and_never_exceed_the_limit():
     for count in (1, 2, 199, 200, 201, 1000, 12345):
-        idx = logic.downsample_indices(count, 200)
+        idx = m.downsample_indices(count, 200)
         assert len(idx) == min(count, 200)
         assert idx[0] == 0 and idx[-1] == count - 1
         assert np.all(np.diff(idx) > 0)
@@ -96,9 +141,9 @@ def test_slice_metrics_per_value_with_na_for_one_class_slices_and_missing_groupe
     labels = np.array([1, 0, 0, 1, 0, 0, 0, 0, 1, 0], dtype=np.int64)
     scores = np.array([0.9, 0.2, 0.6, 0.4, 0.1, 0.3, 0.7, 0.2, 0.8, 0.1])
     values = ["a", "a", "a", "a", "b", "b", "b", None, np.nan, pd.NA]
-    slices = {s.value: s for s in logic.slice_metrics(labels, scores, values, threshold=0.5)}
-    assert set(slices) == {"a", "b", logic.MISSING_SLICE_VALUE}
-    a, b, missing = slices["a"], slices["b"], slices[logic.MISSING_SLICE_VALUE]
+    slices = {s.value: s for s in m.slice_metrics(labels, scores, values, threshold=0.5)}
+    assert set(slices) == {"a", "b", m.MISSING_SLICE_VALUE}
+    a, b, missing = slices["a"], slices["b"], slices[m.MISSING_SLICE_VALUE]
     assert (a.rows, a.positives) == (4, 2)
     assert a.roc_auc == pytest.approx(skm.roc_auc_score(labels[:4], scores[:4]))
     assert a.pr_auc == pytest.approx(skm.average_precision_score(labels[:4], scores[:4]))
@@ -110,91 +155,13 @@ def test_slice_metrics_per_value_with_na_for_one_class_slices_and_missing_groupe
     assert (missing.rows, missing.positives) == (3, 1)
     assert sum(s.rows for s in slices.values()) == labels.shape[0]
     # largest first, ties by value
-    assert [s.value for s in logic.slice_metrics(labels, scores, values, 0.5)] == ["a", "(missing)", "b"]
+    assert [s.value for s in m.slice_metrics(labels, scores, values, 0.5)] == ["a", "(missing)", "b"]
 
 
 def test_slices_are_ordered_largest_first_and_integral_floats_lose_the_decimal():
     labels = np.array([0, 1, 0, 1, 0, 1], dtype=np.int64)
     scores = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.7])
     values = [3.0, 3.0, 3.0, 7, 7, "x"]
-    slices = logic.slice_metrics(labels, scores, values, 0.5)
+    slices = m.slice_metrics(labels, scores, values, 0.5)
     assert [(s.value, s.rows) for s in slices] == [("3", 3), ("7", 2), ("x", 1)]
     assert slices[2].precision == 1.0 and slices[2].recall == 1.0 and slices[2].roc_auc is None
-
-
-def test_gate_fails_below_the_floor_and_says_so():
-    blessed, reasons = logic.blessing_decision(0.12, min_pr_auc=0.2, max_regression=0.01)
-    assert blessed is False
-    assert reasons == ["fail: PR-AUC 0.1200 < floor 0.2000"]
-
-
-def test_gate_passes_above_the_floor_without_a_baseline():
-    blessed, reasons = logic.blessing_decision(0.61, min_pr_auc=0.3, max_regression=0.01)
-    assert blessed is True
-    assert reasons == ["pass: PR-AUC 0.6100 ≥ floor 0.3000"]
-
-
-def test_gate_fails_when_the_drop_against_the_baseline_exceeds_the_allowed_regression():
-    blessed, reasons = logic.blessing_decision(
-        0.61, min_pr_auc=0.3, max_regression=0.01, baseline_pr_auc=0.63, baseline_label="baseline fraud v3"
-    )
-    assert blessed is False
-    assert reasons[0].startswith("pass: PR-AUC 0.6100 ≥ floor")
-    assert reasons[1] == "fail: PR-AUC 0.6100 vs baseline fraud v3 0.6300: drop 0.0200 > allowed 0.0100"
-
-
-def test_gate_passes_when_the_drop_is_within_the_allowed_regression():
-    blessed, reasons = logic.blessing_decision(0.625, min_pr_auc=0.3, max_regression=0.01, baseline_pr_auc=0.63)
-    assert blessed is True
-    assert reasons[1] == "pass: PR-AUC 0.6250 vs baseline 0.6300: drop 0.0050 ≤ allowed 0.0100"
-
-
-def test_gate_passes_a_model_equal_to_its_baseline_and_an_improvement():
-    assert logic.blessing_decision(0.5, 0.3, 0.0, baseline_pr_auc=0.5)[0] is True
-    blessed, reasons = logic.blessing_decision(0.7, 0.3, 0.0, baseline_pr_auc=0.5)
-    assert blessed is True and "no drop (gain 0.2000)" in reasons[1]
-
-
-def test_gate_needs_both_checks_floor_failure_is_not_rescued_by_a_worse_baseline():
-    blessed, reasons = logic.blessing_decision(0.15, 0.2, 0.01, baseline_pr_auc=0.10)
-    assert blessed is False
-    assert reasons[0].startswith("fail:") and reasons[1].startswith("pass:")
-
-
-@pytest.mark.parametrize(
-    ("min_pr_auc", "max_regression", "name"),
-    [
-        (-0.1, 0.01, "min_pr_auc"),
-        (1.5, 0.01, "min_pr_auc"),
-        (float("nan"), 0.01, "min_pr_auc"),
-        (0.2, -0.01, "max_regression"),
-    ],
-)
-def test_invalid_gate_settings_fail_naming_the_setting(min_pr_auc, max_regression, name):
-    with pytest.raises(EvaluationError, match=name):
-        logic.check_gate_settings(min_pr_auc, max_regression)
-
-
-@pytest.mark.parametrize(
-    ("values", "message"),
-    [
-        ([0, 1, 2], r"only 0/1, found \[2\]"),
-        ([0.0, 1.0, float("nan")], "missing values"),
-        (["no", "yes"], "dtype"),
-        ([], "no rows"),
-    ],
-)
-def test_labels_that_are_not_binary_fail_naming_the_column(values, message):
-    with pytest.raises(EvaluationError, match=rf"'is_fraud'.*{message}"):
-        logic.binary_labels(np.asarray(values), "is_fraud")
-
-
-def test_boolean_and_float_labels_become_int64():
-    assert logic.binary_labels(np.array([True, False]), "y").tolist() == [1, 0]
-    assert logic.binary_labels(np.array([1.0, 0.0]), "y").dtype == np.int64
-
-
-@pytest.mark.parametrize(("scores", "message"), [([0.1, float("nan")], "non-finite"), ([0.1, 1.2], "outside")])
-def test_invalid_model_scores_are_rejected(scores, message):
-    with pytest.raises(EvaluationError, match=message):
-        logic.checked_scores(np.array(scores), 2, "model m")
