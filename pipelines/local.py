@@ -1,61 +1,105 @@
-"""Run kfpkit pipelines on one machine with kfp.local (no cluster, no Docker).
+"""Run kfpkit pipelines on one machine with kfp.local (no cluster, no Docker), quietly, with progress.
 
 Every task runs as a subprocess of the current interpreter (``SubprocessRunner(use_venv=False)``), so
 the environment that runs ``kfpkit run`` must have kfpkit and the component dependencies installed (the
 main ``.venv``). The validate task starts the TFDV interpreter for the TFDV work itself (see
 ``components/validate``); ``tfdv_python`` selects it.
 
-After the run, :func:`summarize_run` reads each task's ``executor_output.json`` under the pipeline root
-and builds the **run summary** (a stable, documented contract; see README "Run summary JSON").
+**Quiet output.** kfp.local writes everything (its own log records, every task's streamed subprocess
+output, the executor input and output dumps) to ``sys.stdout`` through ``logging`` and ``print`` in the
+thread that runs the task. :func:`run_pipeline_locally` replaces ``sys.stdout``/``sys.stderr`` and the
+root logger's handlers for the duration of the run with a :class:`RunLog`, which
+
+* writes every line, without ANSI colours and prefixed ``[task]`` when a task's thread wrote it, to the
+  run log (``--verbose`` streams the same lines to the terminal);
+* turns kfp.local's ``Executing task 'x'`` / ``Task 'x' finished with status ...`` records into one
+  progress line when a task starts and one when it ends, the latter with the task's key outputs read
+  from its ``executor_output.json`` (rows, PR-AUC, blessed, version, ...);
+* prints, when a task fails, the last :data:`FAILED_TAIL_LINES` lines that task wrote and the log's path.
+
+The run log starts as ``<pipeline_root>/<pipeline>-<UTC timestamp>.run.log`` (kfp.local names the run
+folder itself, once the run has started) and is moved to ``<run_dir>/run.log`` as soon as that folder
+appears; a run that fails before its first task keeps the log beside the run folders.
+
+After the run, :func:`summarize_run` reads each task's ``executor_output.json`` under the run folder and
+builds the **run summary** (a stable, documented contract; see README "Run summary JSON").
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import datetime
+import functools
 import glob
+import io
 import json
 import logging
 import os
+import re
+import sys
+import threading
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, TextIO
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
+FAILED_TAIL_LINES = 20
+RUN_LOG = "run.log"
 log = logging.getLogger("kfpkit.run")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_TASK_STARTED = re.compile(r" - INFO - Executing task '(?P<task>[^']+)'$")
+_TASK_FINISHED = re.compile(r" - (?:INFO|ERROR) - Task '(?P<task>[^']+)' finished with status (?P<status>[A-Z]+)$")
+_TASK_EXCEPTION = re.compile(r"Task (?P<task>\S+) failed with exception: ")
+_PIPELINE_FINISHED = re.compile(
+    r" - (?:INFO|ERROR) - Pipeline '(?P<pipeline>[^']+)' finished with status (?P<status>[A-Z]+)"
+)
+_RULE = re.compile(r"^-{20,}$")
+
+# The bool result (``-> bool``, kfp's ``Output``) of a task, in words: (true, false).
+RESULT_WORDS = {
+    "validate": ("data valid", "data INVALID"),
+    "evaluate": ("blessed", "NOT blessed"),
+    "infra-validate": ("serves in KServe", "does NOT serve in KServe"),
+}
 
 
 @dataclass
 class TaskRecord:
+    """One finished task of a kfp.local run: its folder and what its ``executor_output.json`` holds."""
+
     name: str
     directory: str
     parameters: Dict[str, Any]
     artifacts: Dict[str, Dict[str, Any]]  # output name -> {"uri": ..., "metadata": {...}}
 
 
-def read_run_tasks(run_dir: str) -> Dict[str, TaskRecord]:
-    """The finished tasks of a kfp.local run directory, by task name."""
-    tasks: Dict[str, TaskRecord] = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "**", "executor_output.json"), recursive=True)):
-        directory = os.path.dirname(path)
+def read_task(directory: str) -> Optional[TaskRecord]:
+    """The task whose folder is ``directory`` (``None`` while it has no ``executor_output.json``)."""
+    path = os.path.join(directory, "executor_output.json")
+    try:
         with open(path, encoding="utf-8") as fh:
             output = json.load(fh)
-        artifacts = {}
-        for name, value in output.get("artifacts", {}).items():
-            items = value.get("artifacts", [])
-            if items:
-                artifacts[name] = {"uri": items[0].get("uri"), "metadata": items[0].get("metadata", {})}
-        name = os.path.basename(directory)
-        tasks[name] = TaskRecord(name, directory, output.get("parameterValues", {}), artifacts)
+    except (OSError, json.JSONDecodeError):
+        return None
+    artifacts = {}
+    for name, value in output.get("artifacts", {}).items():
+        items = value.get("artifacts", [])
+        if items:
+            artifacts[name] = {"uri": items[0].get("uri"), "metadata": items[0].get("metadata", {})}
+    return TaskRecord(os.path.basename(directory), directory, output.get("parameterValues", {}), artifacts)
+
+
+def read_run_tasks(run_dir: str) -> Dict[str, TaskRecord]:
+    """The finished tasks of a kfp.local run folder, by task name."""
+    tasks: Dict[str, TaskRecord] = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "**", "executor_output.json"), recursive=True)):
+        task = read_task(os.path.dirname(path))
+        if task:
+            tasks[task.name] = task
     return tasks
-
-
-def _latest_run_dir(pipeline_root: str, pipeline_name: str, started: float) -> Optional[str]:
-    candidates = [
-        d
-        for d in glob.glob(os.path.join(pipeline_root, f"{pipeline_name}-*"))
-        if os.path.isdir(d) and os.path.getmtime(d) >= started - 1
-    ]
-    return max(candidates, key=os.path.getmtime) if candidates else None
 
 
 def _local_path(uri: Optional[str]) -> Optional[str]:
@@ -67,23 +111,56 @@ def _bool_output(task: TaskRecord, name: str) -> bool:
     return bool(task.parameters.get("Output", task.parameters.get(name, False)))
 
 
-def summarize_run(run_dir: Optional[str], pipeline_root: str, succeeded: bool, duration_s: float) -> Dict[str, Any]:
-    """Builds the run summary from a kfp.local run directory (``None``: the run never started)."""
+def _numbers(metadata: Dict[str, Any]) -> Dict[str, float]:
+    return {k: v for k, v in metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def training_metrics(train: Optional[TaskRecord]) -> Optional[Dict[str, Dict[str, float]]]:
+    """The model card's metrics of the trained model, by split (``{"eval": {...}}``); ``None`` if unreadable."""
+    model = (train.artifacts.get("model") if train else None) or {}
+    directory = _local_path(model.get("uri"))
+    if not directory or not os.path.isdir(directory):
+        return None
+    from kfpkit.components.common.model_card import ModelCardError, read_model_card
+
+    try:
+        card = read_model_card(directory)
+    except ModelCardError as exc:
+        log.warning("run summary: no training metrics: %s", exc)
+        return None
+    return {split: _numbers(values) for split, values in sorted(card.metrics.items())} or None
+
+
+def summarize_run(
+    run_dir: Optional[str],
+    pipeline_root: str,
+    succeeded: bool,
+    duration_s: float,
+    pipeline: str = "training",
+    run_log: Optional[str] = None,
+    failed_task: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Builds the run summary from a kfp.local run folder (``None``: the run never started a task)."""
     tasks = read_run_tasks(run_dir) if run_dir else {}
     summary: Dict[str, Any] = {
         "summary_version": SUMMARY_VERSION,
+        "pipeline": pipeline,
         "status": "succeeded" if succeeded else "failed",
+        "failed_task": failed_task,
         "blessed": False,
         "blessing_reasons": [],
         "infra_blessed": None,
         "model_uri": None,
         "model_version": None,
         "metrics": {},
+        "metrics_split": None,
         "baseline_metrics": None,
+        "training_metrics": training_metrics(tasks.get("train")),
         "validation": None,
         "tasks": sorted(tasks),
         "pipeline_root": os.path.abspath(pipeline_root),
         "run_dir": os.path.abspath(run_dir) if run_dir else None,
+        "run_log": os.path.abspath(run_log) if run_log else None,
         "artifacts": {
             f"{t.name}.{name}": _local_path(a["uri"]) for t in tasks.values() for name, a in sorted(t.artifacts.items())
         },
@@ -101,10 +178,10 @@ def summarize_run(run_dir: Optional[str], pipeline_root: str, succeeded: bool, d
         meta = evaluate.artifacts.get("metrics", {}).get("metadata", {})
         summary["blessed"] = _bool_output(evaluate, "blessed")
         summary["blessing_reasons"] = list(meta.get("reasons", []))
-        numbers = {
-            k: v for k, v in meta.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "blessed"
-        }
+        numbers = {k: v for k, v in _numbers(meta).items() if k != "blessed"}
         summary["metrics"] = {k: v for k, v in numbers.items() if not k.startswith("baseline_")}
+        # evaluate scores the held-out test split (the gate and report use it alone)
+        summary["metrics_split"] = meta["split"] if isinstance(meta.get("split"), str) else "test"
         baseline = {k[len("baseline_") :]: v for k, v in numbers.items() if k.startswith("baseline_")}
         summary["baseline_metrics"] = baseline or None
     infra = tasks.get("infra-validate")
@@ -118,69 +195,313 @@ def summarize_run(run_dir: Optional[str], pipeline_root: str, succeeded: bool, d
     return summary
 
 
-def run_training_locally(
-    source: str,
-    label_column: str,
-    registry_root: str,
-    pipeline_root: str = "./local_outputs",
-    tfdv_python: Optional[str] = None,
-    **parameters: Any,
-) -> Dict[str, Any]:
-    """Runs the training pipeline with kfp.local and returns the run summary.
+def task_outputs_text(task: TaskRecord) -> str:
+    """The key outputs of a finished task in a few words: rows, PR-AUC, ECE, its bool result, version."""
+    words: List[str] = []
+    for name, artifact in sorted(task.artifacts.items()):
+        meta = artifact.get("metadata") or {}
+        if isinstance(meta.get("rows"), (int, float)):
+            split = meta.get("split") if isinstance(meta.get("split"), str) else name.replace("_data", "")
+            words.append(f"{split} {int(meta['rows']):,} rows")
+    for _, artifact in sorted(task.artifacts.items()):
+        meta = artifact.get("metadata") or {}
+        if isinstance(meta.get("pr_auc"), (int, float)):
+            split = f" ({meta['split']})" if isinstance(meta.get("split"), str) else ""
+            text = f"PR-AUC {meta['pr_auc']:.4f}"
+            if isinstance(meta.get("ece"), (int, float)):
+                text += f", ECE {meta['ece']:.4f}"
+            words.append(text + split)
+        if isinstance(meta.get("latency_p99_ms"), (int, float)):
+            words.append(f"p99 {meta['latency_p99_ms']:.2f} ms")
+    if isinstance(task.parameters.get("Output"), bool):
+        yes, no = RESULT_WORDS.get(task.name, ("result true", "result false"))
+        words.append(yes if task.parameters["Output"] else no)
+    if task.parameters.get("version") is not None:
+        words.append(f"version {int(task.parameters['version'])}")
+    return ", ".join(words)
+
+
+@dataclass
+class _TaskState:
+    started: float
+    thread: int
+    tail: Deque[str] = field(default_factory=lambda: collections.deque(maxlen=FAILED_TAIL_LINES))
+    finished: bool = False
+
+
+class RunLog(io.TextIOBase):
+    """The text stream that stands in for ``sys.stdout``/``sys.stderr`` during a kfp.local run.
 
     Args:
-        source: Data source URI (see the ingest component).
-        label_column: Binary label column.
-        registry_root: Model registry root.
-        pipeline_root: Where kfp.local writes task outputs.
+        path: The run log file (created; moved by :meth:`move_to`).
+        progress: Where progress lines go (the terminal).
+        verbose: Also copy every log line to ``progress``.
+        find_task_dir: Returns a task's folder once it exists (``None`` before), to read its outputs.
+        clock: Seconds, for durations (``time.monotonic``).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        progress: TextIO,
+        verbose: bool = False,
+        find_task_dir: Callable[[str], Optional[str]] = lambda task: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self._file = open(path, "w", encoding="utf-8")  # closed by close()
+        self._progress = progress
+        self._verbose = verbose
+        self._find_task_dir = find_task_dir
+        self._clock = clock
+        self._start = clock()
+        self._lock = threading.RLock()
+        self._partial: Dict[int, str] = {}
+        self._thread_task: Dict[int, str] = {}
+        self.tasks: Dict[str, _TaskState] = {}
+        self.failed_tasks: List[str] = []
+        self.pipeline_status: Optional[str] = None
+        self.on_line: Optional[Callable[[], None]] = None
+
+    # -- the stream interface kfp.local, logging and print use
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            thread = threading.get_ident()
+            buffered = self._partial.pop(thread, "") + text
+            *lines, rest = buffered.split("\n")
+            if rest:
+                self._partial[thread] = rest
+            for line in lines:
+                self._line(thread, line)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            for thread, rest in list(self._partial.items()):
+                self._line(thread, rest)
+            self._partial.clear()
+            if not self._file.closed:
+                self._file.close()
+        super().close()
+
+    def move_to(self, path: str) -> None:
+        """Moves the log file to ``path`` (same file system: the open file keeps being written)."""
+        with self._lock:
+            self._file.flush()
+            os.replace(self.path, path)
+            self.path = path
+
+    # -- progress
+    def say(self, text: str) -> None:
+        """Prints one progress line, stamped with the seconds since the run started."""
+        with self._lock:
+            self._progress.write(f"[{self._clock() - self._start:6.1f}s] {text}\n")
+            self._progress.flush()
+
+    def _line(self, thread: int, raw: str) -> None:
+        line = _ANSI.sub("", raw).rstrip("\r")
+        task = self._thread_task.get(thread)
+        started = _TASK_STARTED.search(line)
+        if started:
+            task = started["task"]
+            self._thread_task[thread] = task
+            self.tasks[task] = _TaskState(started=self._clock(), thread=thread)
+        self._file.write(f"[{task}] {line}\n" if task else f"{line}\n")
+        if self._verbose:
+            self._progress.write(raw + "\n")
+        if self.on_line:
+            self.on_line()
+        if started:
+            self.say(f"{task:<16} started")
+            return
+        state = self.tasks.get(task) if task else None
+        finished = _TASK_FINISHED.search(line)
+        if finished:
+            self._finish(finished["task"], finished["status"] == "SUCCESS")
+            return
+        exception = _TASK_EXCEPTION.search(line)
+        if exception and exception["task"] in self.tasks:
+            self.tasks[exception["task"]].tail.append(line)
+            self._finish(exception["task"], False)
+            return
+        pipeline = _PIPELINE_FINISHED.search(line)
+        if pipeline:
+            self.pipeline_status = pipeline["status"]
+        if state and not state.finished:
+            if line.strip() or state.tail:
+                state.tail.append(line)
+        elif task and _RULE.match(line):
+            del self._thread_task[thread]  # kfp.local's rule after a task's outputs: back to the pipeline
+
+    def _finish(self, task: str, succeeded: bool) -> None:
+        state = self.tasks.get(task)
+        if state is None or state.finished:
+            return
+        state.finished = True
+        seconds = self._clock() - state.started
+        if succeeded:
+            directory = self._find_task_dir(task)
+            record = read_task(directory) if directory else None
+            outputs = task_outputs_text(record) if record else ""
+            self.say(f"{task:<16} done in {seconds:.1f}s" + (f"  {outputs}" if outputs else ""))
+            return
+        self.failed_tasks.append(task)
+        self.say(f"{task:<16} FAILED after {seconds:.1f}s; its last lines:")
+        tail = list(state.tail)
+        while tail and not tail[-1].strip():
+            tail.pop()
+        with self._lock:
+            for text in tail:
+                self._progress.write(f"    | {text}\n")
+            self._progress.write(f"    full log: {self.path}\n")
+            self._progress.flush()
+
+
+@contextlib.contextmanager
+def capture_run_output(run_log: RunLog) -> Iterator[RunLog]:
+    """Sends ``sys.stdout``, ``sys.stderr`` and the root logger to ``run_log`` inside the block.
+
+    kfp.local swaps the root logger's handlers around each task (from several threads), so the handlers
+    and level found on entry are put back on exit whatever kfp.local left behind.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    handler = logging.StreamHandler(run_log)
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(name)s: %(message)s"))
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(run_log), contextlib.redirect_stderr(run_log):
+            yield run_log
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        run_log.close()
+
+
+@functools.cache
+def build_pipeline(name: str):
+    """The registered pipeline ``name`` for local runs (built once per process)."""
+    from kfpkit.pipelines import registry
+
+    return registry.pipeline_builder(name)()
+
+
+def _new_run_dirs(pipeline_root: str, pipeline_name: str, before: set) -> List[str]:
+    found = [
+        d
+        for d in glob.glob(os.path.join(glob.escape(pipeline_root), f"{glob.escape(pipeline_name)}-*"))
+        if os.path.isdir(d) and d not in before
+    ]
+    return sorted(found, key=os.path.getmtime)
+
+
+def run_pipeline_locally(
+    name: str,
+    arguments: Dict[str, Any],
+    pipeline_root: str = "./local_outputs",
+    tfdv_python: Optional[str] = None,
+    verbose: bool = False,
+    progress: Optional[TextIO] = None,
+) -> Dict[str, Any]:
+    """Runs registered pipeline ``name`` with kfp.local and returns the run summary.
+
+    Args:
+        name: A pipeline of :func:`kfpkit.pipelines.registry.pipeline_names`.
+        arguments: Pipeline parameters; those left out take the pipeline's defaults.
+        pipeline_root: Where kfp.local writes task outputs (one folder per run).
         tfdv_python: Interpreter of the TFDV environment (default: found by the validate component).
-        **parameters: Any other training pipeline parameter (``framework``, ``epochs``, ...).
+        verbose: Stream kfp.local's full logs, not only the progress lines.
+        progress: Where progress lines go (default ``sys.stdout``).
     """
     from kfp import local
 
-    from kfpkit.pipelines.training import PIPELINE_NAME, build_training_pipeline
-
+    progress = progress or sys.stdout
+    pipeline = build_pipeline(name)
+    pipeline_name = pipeline.pipeline_spec.pipeline_info.name
     if tfdv_python:
         os.environ["KFPKIT_TFDV_PYTHON"] = os.path.abspath(tfdv_python)
     pipeline_root = os.path.abspath(pipeline_root)
     os.makedirs(pipeline_root, exist_ok=True)
-    registry_root = registry_root if "://" in registry_root else os.path.abspath(registry_root)
-    # The tasks name kfpkit's images; locally the .venv *is* that environment, so kfp.local's warning
-    # about running a non-Python base image in a Python environment does not apply.
-    warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*", category=RuntimeWarning)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=False)
-    pipeline = build_training_pipeline()
+    before = set(_new_run_dirs(pipeline_root, pipeline_name, set()))
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S-%f")
+    run_dir: Optional[str] = None
+
+    def find_run_dir() -> Optional[str]:
+        nonlocal run_dir
+        if run_dir is None:
+            found = _new_run_dirs(pipeline_root, pipeline_name, before)
+            if found:
+                run_dir = found[-1]
+                run_log.move_to(os.path.join(run_dir, RUN_LOG))
+                run_log.say(f"kfp.local log: {run_log.path}" + ("" if verbose else " (--verbose streams it)"))
+        return run_dir
+
+    def find_task_dir(task: str) -> Optional[str]:
+        directory = find_run_dir()
+        return os.path.join(directory, task) if directory else None
+
+    run_log = RunLog(
+        os.path.join(pipeline_root, f"{pipeline_name}-{stamp}.run.log"),
+        progress,
+        verbose=verbose,
+        find_task_dir=find_task_dir,
+    )
+    run_log.on_line = find_run_dir
+    progress.write(f"kfpkit run {name}: kfp.local SubprocessRunner, outputs under {pipeline_root}\n")
+    progress.flush()
     started = time.time()
-    succeeded = True
-    try:
-        pipeline(source=source, label_column=label_column, registry_root=registry_root, **parameters)
-    except Exception as exc:  # kfp.local raises on task failure when raise_on_error is set by others
-        log.error("pipeline failed: %s", exc)
-        succeeded = False
+    error: Optional[BaseException] = None
+    with capture_run_output(run_log):
+        # The tasks name kfpkit's images; locally the .venv *is* that environment, so kfp.local's warning
+        # about running a non-Python base image in a Python environment does not apply.
+        warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*", category=RuntimeWarning)
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=False)
+        try:
+            pipeline(**arguments)
+        except Exception as exc:  # reported below and in the summary
+            log.exception("pipeline %s did not run", name)
+            error = exc
     duration = time.time() - started
-    run_dir = _latest_run_dir(pipeline_root, PIPELINE_NAME, started)
-    summary = summarize_run(run_dir, pipeline_root, succeeded, duration)
-    if succeeded and not _all_expected_tasks_finished(summary):
-        summary["status"] = "failed"
+    find_run_dir()
+    succeeded = error is None and run_log.pipeline_status == "SUCCESS" and not run_log.failed_tasks
+    if error is not None:
+        progress.write(f"kfpkit run {name}: the pipeline did not run: {type(error).__name__}: {error}\n")
+        progress.write(f"    full log: {run_log.path}\n")
+    summary = summarize_run(
+        run_dir,
+        pipeline_root,
+        succeeded,
+        duration,
+        pipeline=name,
+        run_log=run_log.path,
+        failed_task=run_log.failed_tasks[0] if run_log.failed_tasks else None,
+    )
     return summary
 
 
-def _all_expected_tasks_finished(summary: Dict[str, Any]) -> bool:
-    """With raise_on_error=False kfp.local only logs a failed task: detect it from the missing outputs."""
-    tasks = set(summary["tasks"])
-    if not {"ingest", "validate"} <= tasks:
-        return False
-    if summary["validation"] and summary["validation"]["passed"]:
-        if not {"train", "evaluate", "infra-validate"} <= tasks:
-            return False
-        if summary["blessed"] and summary["infra_blessed"] and "push" not in tasks:
-            return False
-    return True
+def _metric_text(metrics: Dict[str, float], keys: List[str]) -> str:
+    return ", ".join(f"{k}={metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), (int, float)))
+
+
+SUMMARY_METRICS = ["pr_auc", "roc_auc", "log_loss", "brier_score", "ece", "precision", "recall", "f1"]
 
 
 def format_summary(summary: Dict[str, Any]) -> str:
     """A readable multi-line summary for the terminal."""
-    lines = [f"kfpkit training run: {summary['status'].upper()} in {summary['duration_s']:.1f} s"]
+    pipeline = summary.get("pipeline", "training")
+    lines = [f"kfpkit {pipeline} run: {summary['status'].upper()} in {summary['duration_s']:.1f} s"]
+    if summary.get("failed_task"):
+        lines.append(f"  failed task: {summary['failed_task']}")
     validation = summary.get("validation")
     if validation is not None:
         lines.append(f"  data validation: {'passed' if validation['passed'] else 'FAILED'}")
@@ -188,19 +509,16 @@ def format_summary(summary: Dict[str, Any]) -> str:
             lines.append(f"    - {feature}: {description}")
         if not validation["passed"]:
             lines.append("  training skipped: the data did not pass validation")
+    for split, metrics in sorted((summary.get("training_metrics") or {}).items()):
+        lines.append(f"  train, {split} split: " + _metric_text(metrics, SUMMARY_METRICS))
     metrics = summary.get("metrics") or {}
     if metrics:
-        keys = [
-            k
-            for k in ("pr_auc", "roc_auc", "log_loss", "brier_score", "precision", "recall", "f1", "decision_threshold")
-            if k in metrics
-        ]
-        lines.append("  eval metrics: " + ", ".join(f"{k}={metrics[k]:.4f}" for k in keys))
+        split = summary.get("metrics_split") or "test"
+        keys = [*SUMMARY_METRICS, "decision_threshold"]
+        lines.append(f"  evaluate, {split} split: " + _metric_text(metrics, keys))
     if summary.get("baseline_metrics"):
         base = summary["baseline_metrics"]
-        lines.append(
-            "  baseline:     " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(base.items()) if isinstance(v, float))
-        )
+        lines.append("  baseline (latest blessed): " + _metric_text(base, SUMMARY_METRICS))
     if "evaluate" in summary["tasks"]:
         lines.append(f"  blessed: {'yes' if summary['blessed'] else 'no'}")
         for reason in summary["blessing_reasons"]:
@@ -213,4 +531,6 @@ def format_summary(summary: Dict[str, Any]) -> str:
         lines.append("  pushed: nothing")
     if summary.get("run_dir"):
         lines.append(f"  artifacts: {summary['run_dir']}")
+    if summary.get("run_log"):
+        lines.append(f"  log: {summary['run_log']}")
     return "\n".join(lines)

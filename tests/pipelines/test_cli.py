@@ -1,0 +1,145 @@
+"""The ``kfpkit`` command line: one module per command, ``run`` flags built from each pipeline's inputs."""
+
+import importlib
+import json
+import os
+
+import pytest
+
+from kfpkit.pipelines import cli, registry
+from kfpkit.pipelines.commands import run as run_command
+from kfpkit.pipelines.local import build_pipeline
+from kfpkit.pipelines.platforms import TARGETS
+
+
+def _parse(*argv):
+    return cli.build_parser(argv[0]).parse_args(list(argv))
+
+
+def test_every_registered_command_module_exposes_add_arguments_and_run():
+    for name, module_name, text in cli.COMMANDS:
+        module = importlib.import_module(module_name)
+        assert callable(module.add_arguments) and callable(module.run), name
+        assert text, name
+    assert [name for name, _, _ in cli.COMMANDS] == sorted({name for name, _, _ in cli.COMMANDS})
+
+
+def _sample(spec):
+    """A value of the parameter's type that differs from its default."""
+    samples = {
+        "String": lambda d: "x-" + (d or ""),
+        "Integer": lambda d: (d or 0) + 7,
+        "Float": lambda d: (d or 0.0) + 0.5,
+        "Boolean": lambda d: not d,
+        "List": lambda d: ["a", 1],
+        "Dict": lambda d: {"a": 1},
+    }
+    return samples[spec.type](spec.default)
+
+
+def _flag_argv(name, spec, value):
+    flag = "--" + name.replace("_", "-")
+    if spec.type == "Boolean":
+        return [flag if value else "--no-" + flag[2:]]
+    return [flag, json.dumps(value) if spec.type in ("List", "Dict") else str(value)]
+
+
+@pytest.mark.parametrize("pipeline", registry.pipeline_names())
+def test_every_pipeline_parameter_is_reachable_from_the_cli_with_its_type(pipeline):
+    inputs = build_pipeline(pipeline).component_spec.inputs
+    expected, argv = {}, ["run", pipeline]
+    for name, spec in inputs.items():
+        expected[name] = _sample(spec)
+        argv += _flag_argv(name, spec, expected[name])
+    arguments = run_command.pipeline_arguments(_parse(*argv))
+    for name in run_command.LOCAL_PATH_PARAMETERS:
+        if name in expected:
+            assert arguments[name] == os.path.abspath(expected[name])
+            arguments[name] = expected[name]
+    assert arguments == expected
+    left_out = run_command.pipeline_arguments(
+        _parse("run", pipeline, *[a for n, s in inputs.items() if not s.optional for a in _flag_argv(n, s, "r")])
+    )
+    assert set(left_out) == {n for n, s in inputs.items() if not s.optional}, "left-out flags take pipeline defaults"
+
+
+@pytest.mark.parametrize("pipeline", registry.pipeline_names())
+def test_run_help_shows_each_parameters_description_and_default(pipeline, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["run", pipeline, "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name, spec in build_pipeline(pipeline).component_spec.inputs.items():
+        assert "--" + name.replace("_", "-") in text, name
+        description = " ".join((spec.description or "").split())
+        assert description, f"pipeline {pipeline!r}: parameter {name!r} has no description in its docstring"
+        assert description in text, name
+        if spec.default not in (None, ""):
+            assert f"[default: {spec.default}]" in text or f"[default: {json.dumps(spec.default)}]" in text, name
+
+
+def test_run_flags_parse_to_typed_pipeline_arguments_and_leave_the_rest_to_pipeline_defaults(tmp_path):
+    args = _parse(
+        "run", "training", "--registry", "reg", "--weight-decay", "0.001", "--epochs", "3",
+        "--fail-on-anomalies", "--source", "synthetic://fraud?rows=10", "--verbose",
+    )  # fmt: skip
+    arguments = run_command.pipeline_arguments(args)
+    assert arguments["weight_decay"] == 0.001 and arguments["epochs"] == 3
+    assert arguments["fail_on_anomalies"] is True and arguments["source"] == "synthetic://fraud?rows=10"
+    assert arguments["registry_root"].endswith("/reg") and arguments["registry_root"].startswith("/")
+    assert "learning_rate" not in arguments and "label_column" not in arguments
+    assert args.verbose is True and args.pipeline_root == "./local_outputs"
+    assert run_command.pipeline_arguments(_parse("run", "training", "--registry", "gs://b/r"))["registry_root"] == (
+        "gs://b/r"
+    )
+    no = run_command.pipeline_arguments(_parse("run", "training", "--registry", "r", "--no-fail-on-anomalies"))
+    assert no["fail_on_anomalies"] is False
+
+
+def test_run_without_the_required_registry_and_with_a_bad_type_exit_with_status_2(capsys):
+    with pytest.raises(SystemExit) as missing:
+        _parse("run", "training")
+    assert missing.value.code == 2 and "--registry" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        _parse("run", "training", "--registry", "r", "--epochs", "three")
+    assert bad.value.code == 2 and "invalid" in capsys.readouterr().err
+
+
+def test_unknown_flags_are_an_error_except_for_a_command_that_forwards_them(capsys):
+    with pytest.raises(SystemExit) as bad:
+        cli.main(["compile", "--target", TARGETS[0], "--out", "x", "--bogus"])
+    assert bad.value.code == 2 and "--bogus" in capsys.readouterr().err
+    parser = cli.build_parser("serve")
+    args, extra = parser.parse_known_args(["serve", "--model-dir", "m", "--http-port", "9"])
+    assert args.extra_argv == [] and extra == ["--model-dir", "m", "--http-port", "9"]
+
+
+def test_compile_targets_and_pipelines_come_from_the_registries(tmp_path, capsys):
+    for target in TARGETS:
+        assert _parse("compile", "--target", target, "--out", str(tmp_path)).target == target
+    for name in registry.pipeline_names():
+        assert _parse("compile", "--target", TARGETS[0], "--out", "x", "--pipeline", name).pipeline == name
+    with pytest.raises(SystemExit):
+        _parse("compile", "--target", "local-cluster", "--out", "x")
+    capsys.readouterr()
+    assert cli.main(["compile", "--target", "kubeflow", "--out", str(tmp_path), "--pipeline", "training"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "training.kubeflow.yaml")
+
+
+def test_serve_help_is_the_serve_parsers(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "--model-dir" in out and "--http_port" in out
+
+
+def test_summary_json_of_a_finished_run_is_written_where_asked(tmp_path, monkeypatch):
+    from kfpkit.pipelines import local
+
+    summary = {"status": "succeeded", "duration_s": 1.0, "tasks": [], "pipeline": "training"}
+    monkeypatch.setattr(local, "run_pipeline_locally", lambda *a, **k: dict(summary))
+    target = tmp_path / "deep" / "summary.json"
+    code = cli.main(["run", "training", "--registry", str(tmp_path / "r"), "--summary-json", str(target)])
+    assert code == 0 and json.loads(target.read_text())["status"] == "succeeded"
+    summary["status"] = "failed"
+    assert cli.main(["run", "training", "--registry", str(tmp_path / "r")]) == 1
