@@ -1,0 +1,163 @@
+"""Drift metrics on mergeable histograms, and the window-size-dependent rule that turns them into verdicts.
+
+Every metric compares the live window's counts with the baseline's counts on the *baseline's* bins (quantile
+bins for numeric features and the score, top-K values plus "other" for categorical ones):
+
+* ``js`` -- Jensen-Shannon distance (base 2, in [0, 1]; the square root of the divergence, as
+  ``scipy.spatial.distance.jensenshannon(p, q, base=2)``) of the present values;
+* ``psi`` -- population stability index ``sum((p - q) * ln(p / q))`` with counts smoothed by 0.5;
+* ``linf`` -- L-infinity distance of the categorical value frequencies (TFDV's and Vertex's drift measure
+  for categorical features: missing values are left out, every distinct value counts, unseen ones too);
+* ``missing_rate`` -- absolute change of the missing rate;
+* ``unseen_rate`` -- live share of present values outside the baseline's values, minus the baseline's "other"
+  share.
+
+**The rule.** A metric flags drift when it exceeds ``max(threshold, noise_floor(n))``. The noise floor is what
+the metric reaches from sampling noise alone with probability ``alpha``, for ``n`` live rows against ``N``
+baseline rows of the same distribution: under no drift, ``8 ln2 * JS^2``, ``PSI`` and ``chi^2 / n`` all tend to
+``chi^2_{k-1} * (1/n + 1/N)`` for ``k`` bins, and a frequency's error is about ``sqrt(q (1 - q) (1/n + 1/N))``.
+Small windows therefore need larger distances to raise an alarm (a 200-row window has a JS floor near 0.2
+with 20 bins), large ones fall back to the fixed thresholds (Vertex's 0.1 for JS and L-infinity). This is the
+role statistical tests play below 1,000 rows in Evidently, with one rule for every window size.
+
+Only numpy and the standard library are imported (no scipy: it would cost the monitor's start-up time).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+
+# fixed thresholds of every metric (the floor of the rule); per-feature overrides replace them
+DEFAULT_THRESHOLDS: Dict[str, float] = {
+    "js": 0.1,
+    "psi": 0.25,
+    "linf": 0.1,
+    "missing_rate": 0.05,
+    "unseen_rate": 0.01,
+}
+# probability that one metric of one feature crosses its noise floor on an undrifted window
+DEFAULT_ALPHA = 1e-6
+NUMERIC_METRICS = ("js", "psi", "missing_rate")
+CATEGORICAL_METRICS = ("js", "psi", "linf", "missing_rate", "unseen_rate")
+SCORE_METRICS = ("js", "psi")
+PSI_SMOOTHING = 0.5
+
+
+@dataclass
+class MetricVerdict:
+    """One metric of one feature: its value, the threshold in force for this window size, the verdict."""
+
+    metric: str
+    score: float
+    threshold: float
+    drifted: bool
+
+    def as_dict(self) -> Dict[str, object]:
+        return {
+            "metric": self.metric,
+            "score": round(self.score, 6),
+            "threshold": round(self.threshold, 6),
+            "drifted": self.drifted,
+        }
+
+    @property
+    def ratio(self) -> float:
+        return self.score / self.threshold if self.threshold > 0 else math.inf
+
+
+# --------------------------------------------------------------------------- distances
+def _normalize(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total > 0 else np.zeros_like(counts, dtype=np.float64)
+
+
+def js_distance(live: np.ndarray, base: np.ndarray) -> float:
+    """Jensen-Shannon distance (base 2) of two count vectors on the same bins."""
+    p = _normalize(np.asarray(live, dtype=np.float64))
+    q = _normalize(np.asarray(base, dtype=np.float64))
+    if p.sum() == 0 or q.sum() == 0:
+        return 0.0
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum()
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum()
+    return float(math.sqrt(max(0.0, 0.5 * (kl_p + kl_q))))
+
+
+def psi(live: np.ndarray, base: np.ndarray, smoothing: float = PSI_SMOOTHING) -> float:
+    """Population stability index of two count vectors, each count smoothed by ``smoothing``."""
+    live = np.asarray(live, dtype=np.float64) + smoothing
+    base = np.asarray(base, dtype=np.float64) + smoothing
+    p, q = live / live.sum(), base / base.sum()
+    return float(np.sum((p - q) * np.log(p / q)))
+
+
+def linf_distance(live: Mapping[str, float], base: Mapping[str, float]) -> float:
+    """L-infinity distance of two ``{value: count}`` maps, each normalized to frequencies (as TFDV does)."""
+    live_total = float(sum(live.values()))
+    base_total = float(sum(base.values()))
+    if live_total == 0 or base_total == 0:
+        return 0.0
+    keys = set(live) | set(base)
+    return float(max(abs(live.get(k, 0.0) / live_total - base.get(k, 0.0) / base_total) for k in keys))
+
+
+# --------------------------------------------------------------------------- noise floors
+def _z(tail: float) -> float:
+    """The standard normal quantile with ``tail`` probability above it."""
+    return NormalDist().inv_cdf(1.0 - tail)
+
+
+def chi2_quantile(df: int, tail: float) -> float:
+    """Upper ``tail`` quantile of chi-square with ``df`` degrees of freedom (Wilson-Hilferty; slightly high at df 1)."""
+    if df <= 0:
+        return 0.0
+    h = 2.0 / (9.0 * df)
+    return df * max(0.0, 1.0 - h + _z(tail) * math.sqrt(h)) ** 3
+
+
+def _scale(n_live: int, n_base: int) -> float:
+    return 1.0 / max(n_live, 1) + (1.0 / n_base if n_base > 0 else 0.0)
+
+
+def js_floor(bins: int, n_live: int, n_base: int, alpha: float = DEFAULT_ALPHA) -> float:
+    return math.sqrt(chi2_quantile(bins - 1, alpha) * _scale(n_live, n_base) / (8.0 * math.log(2.0)))
+
+
+def psi_floor(bins: int, n_live: int, n_base: int, alpha: float = DEFAULT_ALPHA) -> float:
+    return chi2_quantile(bins - 1, alpha) * _scale(n_live, n_base)
+
+
+def frequency_floor(q: np.ndarray, n_live: int, n_base: int, alpha: float = DEFAULT_ALPHA) -> float:
+    """Largest noise of any one of ``len(q)`` frequencies (two-sided, Bonferroni over the values)."""
+    q = np.asarray(q, dtype=np.float64)
+    if q.size == 0:
+        return 0.0
+    spread = float(np.sqrt(np.max(q * (1.0 - q)) * _scale(n_live, n_base)))
+    return _z(alpha / (2.0 * q.size)) * spread
+
+
+def rate_floor(rate_live: float, n_live: int, rate_base: float, n_base: int, alpha: float = DEFAULT_ALPHA) -> float:
+    """Noise of the difference of two rates (pooled two-proportion spread, two-sided)."""
+    total = n_live + n_base
+    pooled = (rate_live * n_live + rate_base * n_base) / total if total else 0.0
+    return _z(alpha / 2.0) * math.sqrt(pooled * (1.0 - pooled) * _scale(n_live, n_base))
+
+
+def verdict(metric: str, score: float, threshold: float, floor: float) -> MetricVerdict:
+    effective = max(threshold, floor)
+    return MetricVerdict(metric=metric, score=float(score), threshold=float(effective), drifted=bool(score > effective))
+
+
+def threshold_for(metric: str, feature: str, overrides: Optional[Mapping[str, Mapping[str, float]]] = None) -> float:
+    """The fixed threshold of ``metric`` for ``feature``: a per-feature override, else the default."""
+    if overrides and feature in overrides and metric in overrides[feature]:
+        return float(overrides[feature][metric])
+    if overrides and "*" in overrides and metric in overrides["*"]:
+        return float(overrides["*"][metric])
+    return DEFAULT_THRESHOLDS[metric]
