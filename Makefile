@@ -11,6 +11,8 @@ MLSERVER_VENV := .venv-mlserver
 MLSERVER_PY := $(MLSERVER_VENV)/bin/python
 LOADTEST_ARGS ?=
 BENCH_ARGS ?=
+BENCH_TRAIN_ARGS ?=
+BENCH_VALIDATE_ARGS ?=
 IMAGES_ARGS ?=
 REGISTRY_DIR ?= ./local_registry
 PIPELINE_ROOT ?= ./local_outputs
@@ -21,7 +23,7 @@ REGISTRY ?= ghcr.io/kfpkit
 TAG ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' components/_version.py)
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest bench-serving
+.PHONY: help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest bench-serving bench-train bench-validate readmes
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,20 +80,29 @@ compile: setup-main ## compile every pipeline for Kubeflow and Vertex into ./bui
 	$(VENV)/bin/kfpkit compile --target kubeflow --out $(BUILD_DIR)
 	$(VENV)/bin/kfpkit compile --target vertex --out $(BUILD_DIR)
 
-golden: setup-main ## regenerate the golden compiled pipelines in tests/golden
-	$(PY) -m kfpkit.pipelines.golden tests/golden
+golden: setup-main ## regenerate tests/golden: every registered pipeline x target (tools/golden.py)
+	$(PY) -m tools.golden tests/golden
+
+readmes: setup-main ## regenerate the inputs/outputs tables of components/*/README.md (tools/component_readmes.py)
+	$(PY) -m tools.component_readmes
 
 serve: setup-main ## serve the latest blessed model of ./local_registry with the KServe ModelServer
 	@test -f $(REGISTRY_DIR)/$(MODEL_NAME)/LATEST_BLESSED.json || { echo "no blessed model in $(REGISTRY_DIR); run 'make run' first"; exit 1; }
 	$(VENV)/bin/kfpkit serve --model-name $(MODEL_NAME) --http-port 8080 \
 		--model-dir "$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["uri"])' $(REGISTRY_DIR)/$(MODEL_NAME)/LATEST_BLESSED.json)"
 
-loadtest: setup-main ## headless locust run against kfpkit serve on 127.0.0.1 (bounded: 20 s / 200k requests)
-	$(PY) -m kfpkit.serving.bench.loadtest $(LOADTEST_ARGS)
+loadtest: setup-main ## headless locust run against kfpkit serve on 127.0.0.1 (benchmarks/serving; 20 s / 200k requests)
+	$(PY) -m benchmarks.serving.loadtest $(LOADTEST_ARGS)
 
-bench-serving: setup-main setup-mlserver ## kfpkit vs MLServer vs KServe sklearnserver on one LogisticRegression (~4 min)
+bench-serving: setup-main setup-mlserver ## benchmarks/serving: kfpkit vs MLServer vs KServe sklearnserver (~4 min)
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install -y wrk): using the slower Python load generator"
-	$(PY) -m kfpkit.serving.bench.bench_serving --mlserver-bin $(MLSERVER_VENV)/bin/mlserver $(BENCH_ARGS)
+	$(PY) -m benchmarks.serving.bench_serving --mlserver-bin $(MLSERVER_VENV)/bin/mlserver $(BENCH_ARGS)
+
+bench-train: setup-main ## benchmarks/train: PyTorch trainer vs the sklearn baseline, fit rows/s (BENCH_TRAIN_ARGS=...)
+	$(PY) -m benchmarks.train.bench_train $(BENCH_TRAIN_ARGS)
+
+bench-validate: setup ## benchmarks/validate: run_validation vs bare TFDV statistics (BENCH_VALIDATE_ARGS=...)
+	$(PY) -m benchmarks.validate.bench_validate --tfdv-python $(TFDV_PY) $(BENCH_VALIDATE_ARGS)
 
 images: setup-main ## build the four images with docker or buildah (REGISTRY=..., TAG=..., IMAGES_ARGS=--push)
 	$(PY) -m kfpkit.components.images.build --registry $(REGISTRY) --tag $(TAG) $(IMAGES_ARGS)

@@ -12,7 +12,8 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "components" / "_version.py").read_text()).group(1)
 
-# kfpkit.<sub> lives in the top-level folder <sub>/ (DEVELOPERS.md: fixed layout).
+# kfpkit.<sub> lives in the top-level folder <sub>/ (DEVELOPERS.md: fixed layout). benchmarks/ and tools/ are
+# developer folders of the repository, never installed (tests/benchmarks/test_not_shipped.py).
 SUBPACKAGES = {"components": "components", "pipelines": "pipelines", "serving": "serving"}
 packages = []
 package_dir = {}
@@ -34,7 +35,7 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=packages,
     package_dir=package_dir,
-    package_data={"": ["*.md", "*.json", "*.yaml", "*.lua", "*.Dockerfile", "*.in"]},
+    package_data={"": ["*.md", "*.json", "*.yaml", "*.Dockerfile", "*.in"]},
     include_package_data=True,
     install_requires=[
         "kfp>=2.13,<2.18",

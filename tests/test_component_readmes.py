@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from kfpkit.components import docs
+from tools import component_readmes as docs
 
 FOLDERS = docs.component_modules()
 
@@ -20,7 +20,7 @@ def test_readme_table_matches_signature_and_docstring(folder):
     assert os.path.exists(path), f"components/{folder}/README.md is missing"
     text = open(path, encoding="utf-8").read()
     assert docs.current_table(text) == docs.render_table(component), (
-        f"components/{folder}/README.md is out of date: run `python -m kfpkit.components.docs`"
+        f"components/{folder}/README.md is out of date: run `make readmes`"
     )
 
 

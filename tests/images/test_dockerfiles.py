@@ -19,8 +19,9 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from kfpkit.components import docs, images
+from kfpkit.components import images
 from kfpkit.components.images import check_pins
+from tools import component_readmes as docs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGES_DIR = os.path.join(REPO, "components", "images")

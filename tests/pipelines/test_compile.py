@@ -5,7 +5,8 @@ import os
 import pytest
 import yaml
 
-from kfpkit.pipelines import golden, targets
+from kfpkit.pipelines import targets
+from tools import golden
 
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "golden")
 

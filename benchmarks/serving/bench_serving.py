@@ -1,12 +1,12 @@
 """``make bench-serving``: the same LogisticRegression served by kfpkit, MLServer and KServe's sklearnserver.
 
-    python -m kfpkit.serving.bench.bench_serving [--duration 10] [--runs 3] [--concurrency 1 16]
+    python -m benchmarks.serving.bench_serving [--duration 10] [--runs 3] [--concurrency 1 16]
         [--servers kfpkit mlserver kserve] [--mlserver-bin .venv-mlserver/bin/mlserver] [--json-out FILE]
 
 What it does:
 
 1. trains one LogisticRegression on the numeric columns of the synthetic fraud data and writes it for each
-   server (:mod:`kfpkit.serving.bench.models`): a kfpkit model version directory (preprocessing spec +
+   server (:mod:`benchmarks.serving.models`): a kfpkit model version directory (preprocessing spec +
    skops model + manifest) and a joblib ``Pipeline(StandardScaler, the same LogisticRegression)``;
 2. starts the servers on free 127.0.0.1 ports, each pinned to CPU 0 (``taskset -c 0``):
 
@@ -15,7 +15,7 @@ What it does:
      (``.venv-mlserver``, ``requirements/mlserver.lock``), MLServer's defaults (one inference worker
      process, debug/access log on), ``predict_fn: predict_proba``;
    * **KServe custom Model (sklearnserver-equivalent)**: KServe's sklearnserver is not on PyPI, so
-     :mod:`kfpkit.serving.bench.kserve_sklearn_server` reproduces its ``SKLearnModel`` on the installed
+     :mod:`benchmarks.serving.kserve_sklearn_server` reproduces its ``SKLearnModel`` on the installed
      kserve 0.21 ``Model`` + ``ModelServer`` (KServe's defaults, ``PREDICT_PROBA=true``);
 
 3. checks that all servers return the same probabilities as the offline model for a batch of rows (prints
@@ -48,7 +48,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from kfpkit.serving.bench import loadgen, models, servers
+from benchmarks.serving import loadgen, models, servers
 
 MODEL_NAME = "fraud-lr"
 INFER_PATH = f"/v2/models/{MODEL_NAME}/infer"
@@ -278,7 +278,7 @@ def _versions(mlserver_bin: str) -> Dict[str, str]:
 # ---------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m kfpkit.serving.bench.bench_serving",
+        prog="python -m benchmarks.serving.bench_serving",
         description="Benchmark kfpkit's predictor against MLServer and KServe's sklearnserver (loopback only).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -98,6 +98,7 @@ def build_bench_model(directory: str, rows: int = DEFAULT_TRAIN_ROWS, seed: int 
     import skops.io as sio
 
     from kfpkit.components.common import model_dir as md
+    from kfpkit.components.common.model_card import DataLineage, ModelCard
 
     frame = training_frame(rows, seed)
     spec, classifier, pipeline = fit_models(frame)
@@ -108,18 +109,17 @@ def build_bench_model(directory: str, rows: int = DEFAULT_TRAIN_ROWS, seed: int 
     spec.save(os.path.join(kfpkit_dir, md.PREPROCESSING_FILE))
     md.write_model_card(
         kfpkit_dir,
-        {
-            "framework": "sklearn",
-            "model_file": md.SKOPS_FILE,
-            "label_column": LABEL,
-            "feature_order": list(spec.feature_order),
-            "decision_threshold": 0.5,
-            "parameters": {"model": "LogisticRegression", "max_iter": 1000},
-            "data": {"source_uri": f"synthetic://fraud?rows={rows}&seed={seed}", "train_rows": rows},
-            "metrics": {},
-            "versions": {},
-            "created_at": "1970-01-01T00:00:00Z",
-        },
+        ModelCard(
+            framework="sklearn",
+            model_file=md.SKOPS_FILE,
+            label_column=LABEL,
+            feature_order=list(spec.feature_order),
+            decision_threshold=0.5,
+            decision_rule="fixed 0.5 (benchmark model)",
+            data=DataLineage(source_uri=f"synthetic://fraud?rows={rows}&seed={seed}"),
+            parameters={"model": "LogisticRegression", "max_iter": 1000},
+            created_at="1970-01-01T00:00:00Z",
+        ),
     )
     md.write_manifest(kfpkit_dir)
 

@@ -1,8 +1,8 @@
 """Inputs/outputs tables of component READMEs, generated from the component signature and docstring.
 
 Every ``components/<name>/README.md`` holds the table between ``<!-- io-table:start -->`` and
-``<!-- io-table:end -->``. ``python -m kfpkit.components.docs`` rewrites those tables;
-``tests/test_component_readmes.py`` fails when a README differs from what the component says.
+``<!-- io-table:end -->``. ``python -m tools.component_readmes`` (from the repository root) rewrites those
+tables; ``tests/test_component_readmes.py`` fails when a README differs from what the component says.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Tuple
 START = "<!-- io-table:start -->"
 END = "<!-- io-table:end -->"
 HEADER = "| name | direction | type | default | description |\n|---|---|---|---|---|"
-COMPONENTS_DIR = os.path.dirname(os.path.abspath(__file__))
+COMPONENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "components")
 
 
 def component_modules() -> List[str]:
@@ -154,7 +154,8 @@ def main(argv: Any = None) -> int:
                 fh.write(new)
             changed += 1
             print(f"updated {path}")
-    return 0 if changed >= 0 else 1
+    print(f"{changed} README(s) updated")
+    return 0
 
 
 if __name__ == "__main__":

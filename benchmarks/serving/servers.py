@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Sequence
 
 import httpx
 
-from kfpkit.serving.bench.loadgen import pin_prefix
+from benchmarks import subprocess_env
+from benchmarks.serving.loadgen import pin_prefix
 
 SETTINGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mlserver_settings")
 HOST = "127.0.0.1"
@@ -77,7 +78,7 @@ class ServerProcess:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> ServerProcess:
-        env = {**os.environ, **self.env}
+        env = subprocess_env(self.env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -211,7 +212,7 @@ def kserve_sklearn_command(
     """The KServe sklearnserver-equivalent (run it with ``PREDICT_PROBA=true``); ``quiet`` turns off
     KServe's logging setup and latency logging (not sklearnserver's defaults)."""
     command = [
-        python, "-m", "kfpkit.serving.bench.kserve_sklearn_server", "--model_dir", joblib_dir,
+        python, "-m", "benchmarks.serving.kserve_sklearn_server", "--model_dir", joblib_dir,
         "--model_name", model_name, "--http_port", str(port), "--host", HOST, "--enable_grpc", "false",
     ]  # fmt: skip
     if quiet:

@@ -2,10 +2,10 @@
 
 Usage::
 
-    python -m kfpkit.components.train.bench --rows 100000 [--repeats 3] [--device cuda] [--batch-size 16384]
+    python -m benchmarks.train.bench_train --rows 100000 [--repeats 3] [--device cuda] [--batch-size 16384]
 
-Generates a synthetic fraud-like table (``kfpkit.components.ingest.synthetic.generate_fraud`` when it is
-installed, else a built-in generator with the same kind of columns), splits it 80/20, writes Parquet to a
+(from the repository root, or ``make bench-train``). Generates the synthetic fraud table
+(``kfpkit.components.ingest.synthetic.generate_fraud``), splits it 80/20, writes Parquet to a
 temporary folder and runs :func:`kfpkit.components.train.logic.train_model` for both frameworks
 ``--repeats`` times. It prints, per framework, the median of:
 
@@ -33,61 +33,10 @@ LABEL = "is_fraud"
 
 
 def synthetic_frame(rows: int, seed: int = 0, positive_rate: float = 0.02) -> Any:
-    """A fraud-like table with a learnable signal (used when the ingest generator is not available)."""
-    try:
-        from kfpkit.components.ingest.synthetic import generate_fraud
-    except ImportError:
-        generate_fraud = None
-    if generate_fraud is not None:
-        return generate_fraud(rows, seed=seed, fraud_rate=positive_rate)
-    import pandas as pd
+    """``generate_fraud(rows, seed)``: the built-in sample's fraud-like table."""
+    from kfpkit.components.ingest.synthetic import generate_fraud
 
-    rng = np.random.default_rng(seed)
-    merchants = np.array([f"m{i:02d}" for i in range(12)])
-    countries = np.array([f"c{i:02d}" for i in range(30)])
-    channel = rng.choice(np.array(["online", "pos", "atm"]), size=rows, p=[0.5, 0.4, 0.1])
-    merchant = rng.choice(merchants, size=rows)
-    country = countries[np.minimum(rng.zipf(1.6, size=rows) - 1, len(countries) - 1)]
-    device = rng.choice(np.array(["ios", "android", "web", "other", None], dtype=object), size=rows)
-    amount = rng.lognormal(3.5, 1.0, size=rows)
-    hour = rng.integers(0, 24, size=rows)
-    distance = rng.exponential(20.0, size=rows)
-    distance[rng.random(rows) < 0.02] = np.nan
-    recent = rng.poisson(3.0, size=rows)
-    age = rng.integers(1, 3650, size=rows)
-    risky_merchant = np.isin(merchant, merchants[:3])
-    logit = (
-        1.2 * (np.log(amount) - 3.5)
-        + 1.5 * risky_merchant
-        + 1.0 * (channel == "online")
-        + 0.8 * ((hour < 5) | (hour > 22))
-        + 0.02 * np.nan_to_num(distance, nan=20.0)
-        + 0.25 * (recent - 3)
-        - 0.0005 * age
-        + 0.8 * (country != "c00")
-    )
-    # intercept chosen by bisection so the positive rate matches
-    lo, hi = -30.0, 10.0
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        rate = float((1 / (1 + np.exp(-(logit + mid)))).mean())
-        lo, hi = (mid, hi) if rate < positive_rate else (lo, mid)
-    label = (rng.random(rows) < 1 / (1 + np.exp(-(logit + lo)))).astype(np.int64)
-    return pd.DataFrame(
-        {
-            "transaction_id": [f"t{i}" for i in range(rows)],
-            "amount": amount,
-            "merchant_category": merchant,
-            "channel": channel,
-            "country": country,
-            "hour": hour,
-            "device": device,
-            "distance_from_home_km": distance,
-            "transactions_last_24h": recent,
-            "account_age_days": age,
-            LABEL: label,
-        }
-    )
+    return generate_fraud(rows, seed=seed, fraud_rate=positive_rate)
 
 
 def write_splits(rows: int, folder: str, seed: int = 0) -> Dict[str, str]:
@@ -103,6 +52,7 @@ def write_splits(rows: int, folder: str, seed: int = 0) -> Dict[str, str]:
 def run(rows: int, repeats: int, device: Optional[str], batch_size: Optional[int], epochs: Optional[int]) -> None:
     import torch
 
+    from kfpkit.components.common.model_card import read_model_card
     from kfpkit.components.train.logic import TrainParams, train_model
     from kfpkit.components.train.torch_trainer import resolve_device
 
@@ -124,7 +74,7 @@ def run(rows: int, repeats: int, device: Optional[str], batch_size: Optional[int
                     paths["train"], paths["eval"], LABEL, os.path.join(folder, f"model-{framework}-{repeat}"), params
                 )
                 stats["call"].append(time.perf_counter() - started)
-                card_training = _card(result.output_dir)["training"]
+                card_training = read_model_card(result.output_dir).training
                 fit_seconds = card_training["fit_seconds"]
                 stats["fit"].append(train_rows / fit_seconds)
                 stats["step"].append(result.rows_per_second)
@@ -146,12 +96,6 @@ def run(rows: int, repeats: int, device: Optional[str], batch_size: Optional[int
             )
         ratio = statistics.median(results["pytorch"]["fit"]) / statistics.median(results["sklearn"]["fit"])
         print(f"pytorch/{torch_device} fit rows/s vs sklearn HistGradientBoosting baseline: {ratio:.2f}x")
-
-
-def _card(directory: str) -> Dict[str, Any]:
-    from kfpkit.components.common.model_dir import read_model_card
-
-    return read_model_card(directory)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

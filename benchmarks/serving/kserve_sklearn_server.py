@@ -15,7 +15,7 @@ container image; it is not published on PyPI. This module reproduces what its ``
 The one change: KServe's ``RESTServer`` hard-codes the listen address ``0.0.0.0``; here it listens on
 ``--host`` (default 127.0.0.1), so a benchmark never exposes a port beyond the loopback interface.
 
-Run: ``PREDICT_PROBA=true python -m kfpkit.serving.bench.kserve_sklearn_server --model_dir DIR
+Run: ``PREDICT_PROBA=true python -m benchmarks.serving.kserve_sklearn_server --model_dir DIR
 --model_name NAME --http_port PORT --enable_grpc false``.
 """
 

@@ -1,10 +1,10 @@
 """Locust load test of a kfpkit predictor: v1 and v2 requests from a prepared bodies file, loopback only.
 
-Run it through ``python -m kfpkit.serving.bench.loadtest`` (``make loadtest``), which starts the server and
+Run it through ``python -m benchmarks.serving.loadtest`` (``make loadtest``), which starts the server and
 writes the bodies file; directly::
 
-    locust -f serving/bench/locustfile.py --headless --host http://127.0.0.1:8080 -u 16 -r 16 --run-time 20s \\
-        --bodies-file bodies.json [--max-requests 100000]
+    PYTHONPATH=. locust -f benchmarks/serving/locustfile.py --headless --host http://127.0.0.1:8080 \\
+        -u 16 -r 16 --run-time 20s --bodies-file bodies.json [--max-requests 100000]
 
 ``--bodies-file`` is JSON ``{"requests": [{"name": ..., "path": ..., "weight": int, "body": {...}}, ...]}``;
 each simulated user picks a request at random (by weight), POSTs it as soon as the previous answer arrived
@@ -15,7 +15,7 @@ each simulated user picks a request at random (by weight), POSTs it as soon as t
 last entry named ``Aggregated``). A ``--host`` outside 127.0.0.0/8 / ``localhost`` / ``[::1]`` is refused
 before any user starts.
 
-Besides locust it imports only :mod:`kfpkit.serving.bench.loadgen` (for the loopback check).
+Besides locust it imports only :mod:`benchmarks.serving.loadgen` (for the loopback check).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any, Dict, List
 import gevent
 from locust import FastHttpUser, constant, events, task
 
-from kfpkit.serving.bench.loadgen import is_loopback_url
+from benchmarks.serving.loadgen import is_loopback_url
 
 logger = logging.getLogger("kfpkit.loadtest")
 _REQUESTS: List[Dict[str, Any]] = []

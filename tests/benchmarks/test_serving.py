@@ -1,16 +1,22 @@
-"""The serving benchmark's plumbing: payloads, model equivalence, result tables, server lifecycle. No timing asserts."""
+"""Smoke test of benchmarks/serving's plumbing: payloads, model equivalence, result tables, load generators,
+server lifecycle, and tiny bounded runs of the locust load test and of the benchmark. No timing asserts.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
+from benchmarks import subprocess_env
+from benchmarks.serving import bench_serving, kserve_sklearn_server, loadgen, loadtest, models, servers
 from kfpkit.components.common import model_dir as md
-from kfpkit.serving.bench import bench_serving, kserve_sklearn_server, loadgen, models, servers
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
 
@@ -61,7 +67,7 @@ def test_kfpkit_directory_and_joblib_pipeline_score_identically(bench_model):
     offline = loaded.predict_proba(pd.DataFrame(rows, columns=bench_model.feature_order))
     pipeline = joblib.load(bench_model.joblib_path)
 
-    assert loaded.framework == "sklearn" and loaded.card["decision_threshold"] == 0.5
+    assert loaded.framework == "sklearn" and loaded.card.decision_threshold == 0.5
     assert loaded.spec.feature_order == models.FEATURES and not loaded.spec.categorical
     assert type(pipeline[-1]).__name__ == "LogisticRegression"
     np.testing.assert_array_equal(pipeline[-1].coef_, loaded._model.coef_)
@@ -184,3 +190,113 @@ def test_server_group_stops_every_server_when_one_fails_to_start(tmp_path, proce
 
     assert healthy.process is not None and healthy.process.poll() is not None
     assert processes_mentioning(marker) == []
+
+
+# ---------------------------------------------------------------------------------------------- load generators
+class _EchoHandler(BaseHTTPRequestHandler):
+    """Keep-alive HTTP/1.1: POST /ok answers 200 with a small JSON body, any other path 400."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"outputs": []}'
+        self.send_response(200 if self.path == "/ok" else 400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def loopback_url():
+    """A stdlib HTTP server on a free 127.0.0.1 port (the load generators' counting, without a model server)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_python_load_generator_counts_successes_and_error_statuses(loopback_url):
+    good = loadgen.run_python_load(loopback_url + "/ok", b"{}", connections=2, duration_s=0.5)
+    bad = loadgen.run_python_load(loopback_url + "/bad", b"{}", connections=1, duration_s=0.3)
+
+    assert good.generator == "python-asyncio" and good.connections == 2
+    assert good.requests > 0 and good.errors == 0 and good.non_2xx == 0
+    assert 0 < good.p50_ms <= good.p99_ms
+    assert good.rps == pytest.approx(good.requests / good.duration_s)
+    assert bad.requests > 0 and bad.non_2xx == bad.requests and bad.errors == 0
+
+
+@pytest.mark.skipif(not loadgen.wrk_available(), reason="wrk is not installed (apt-get install -y wrk)")
+def test_wrk_reports_requests_latencies_and_counts_error_statuses(loopback_url, tmp_path):
+    body = tmp_path / "body.json"
+    body.write_text("{}")
+
+    good = loadgen.run_wrk(loopback_url + "/ok", str(body), connections=2, duration_s=1)
+    bad = loadgen.run_wrk(loopback_url + "/bad", str(body), connections=1, duration_s=1)
+
+    assert good.generator == "wrk"
+    assert good.requests > 0 and good.errors == 0 and good.non_2xx == 0
+    assert 0 < good.p50_ms <= good.p99_ms
+    assert bad.requests > 0 and bad.non_2xx == bad.requests
+
+
+# ---------------------------------------------------------------------------------------------- tiny runs
+def test_loadtest_runs_headless_against_loopback_kfpkit_until_max_requests_with_no_failures(bench_model, tmp_path):
+    args = loadtest.build_parser().parse_args(
+        ["--model-dir", bench_model.kfpkit_dir, "--run-time", "30", "--users", "2", "--max-requests", "40",
+         "--rows", "8", "--work-dir", str(tmp_path)]
+    )  # fmt: skip
+
+    result = loadtest.run_loadtest(args, emit=lambda line: None)
+
+    aggregated = result["aggregated"]
+    assert aggregated["name"] == "Aggregated"
+    assert 40 <= aggregated["requests"] < 300  # stopped by the request count, long before 30 s
+    assert aggregated["failures"] == 0
+    assert {row["name"] for row in result["stats"][:-1]} == {"v1 objects", "v1 rows", "v2 inputs", "v2 tensor"}
+    assert sum(row["requests"] for row in result["stats"][:-1]) == aggregated["requests"]
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_locust_refuses_a_host_outside_the_loopback_range(tmp_path):
+    bodies = tmp_path / "bodies.json"
+    bodies.write_text('{"requests": [{"path": "/", "body": {}}]}')
+
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", loadtest.LOCUSTFILE, "--headless", "--host", "http://0.0.0.0:9",
+         "-u", "1", "-r", "1", "--run-time", "1s", "--bodies-file", str(bodies)],
+        capture_output=True, text=True, timeout=120, check=False, cwd=str(tmp_path), env=subprocess_env(),
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert "refusing to load-test 'http://0.0.0.0:9'" in done.stderr
+
+
+def test_benchmark_runs_kfpkit_and_its_peers_checks_equivalence_and_stops_them(
+    tmp_path, mlserver_bin, processes_mentioning
+):
+    keys = ["kfpkit", "kserve"] + (["mlserver"] if os.path.isfile(mlserver_bin) else [])
+    args = bench_serving.build_parser().parse_args(
+        ["--servers", *keys, "--duration", "1", "--runs", "1", "--concurrency", "2", "--warmup", "0",
+         "--train-rows", "2000", "--work-dir", str(tmp_path), "--json-out", str(tmp_path / "result.json")]
+    )  # fmt: skip
+    lines = []
+
+    result = bench_serving.run_benchmark(args, emit=lines.append)
+
+    assert (tmp_path / "result.json").is_file()
+    assert set(result["equivalence_max_abs_diff"]) == set(keys)
+    assert max(result["equivalence_max_abs_diff"].values()) < bench_serving.EQUIVALENCE_TOLERANCE
+    assert {c["server"] for c in result["cells"]} == set(keys)
+    for cell in result["cells"]:
+        assert cell["rps"] > 0 and cell["failures"] == 0 and cell["cpu_us_per_request"] > 0
+    assert "rps ratio at  2 connection(s): kfpkit/KServe" in "\n".join(lines)
+    assert processes_mentioning(str(tmp_path)) == []

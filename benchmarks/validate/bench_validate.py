@@ -2,14 +2,16 @@
 
 Run from the main environment::
 
-    .venv/bin/python -m kfpkit.components.validate.bench --rows 100000 1000000 --repeats 3
+    .venv/bin/python -m benchmarks.validate.bench_validate --rows 100000 1000000 --repeats 3
 
-For each size N, ``generate_fraud(N)`` is split 80/20 into train/eval Parquet files (what ingest writes),
-then
+(from the repository root, or ``make bench-validate``).
+
+For each size N, ``generate_fraud(N)`` is split 70/15/15 into train/eval/test Parquet files (ingest's
+default fractions), then
 
 * ``run_validation`` (in-memory statistics) is timed end to end: TFDV subprocess start and TensorFlow
-  import, statistics of both splits, schema, validation, writing every output, report;
-* ``tfdv.generate_statistics_from_dataframe`` (n_jobs=1) is timed on the same two frames, already in
+  import, statistics of the three splits, schema, validation, writing every output, report;
+* ``tfdv.generate_statistics_from_dataframe`` (n_jobs=1) is timed on the same three frames, already in
   memory, as the first call in a fresh TFDV interpreter (import and Parquet read not timed).
 
 It prints the medians of ``--repeats`` runs, the step breakdown of ``run_validation`` and the overhead
@@ -26,55 +28,37 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from kfpkit.components.validate import logic
+
+SPLITS = ("train", "eval", "test")
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # ingest's defaults
 
 BARE_SCRIPT = r"""
 import json, sys, time
 import pandas as pd
 import tensorflow_data_validation as tfdv
-train = pd.read_parquet(sys.argv[1])
-evaluation = pd.read_parquet(sys.argv[2])
+frames = [pd.read_parquet(path) for path in sys.argv[1:]]
 started = time.perf_counter()
-tfdv.generate_statistics_from_dataframe(train, n_jobs=1)
-tfdv.generate_statistics_from_dataframe(evaluation, n_jobs=1)
+for frame in frames:
+    tfdv.generate_statistics_from_dataframe(frame, n_jobs=1)
 print("BARE_JSON " + json.dumps(time.perf_counter() - started))
 """
 
 
-def make_frame(rows: int, seed: int = 0):
-    """``generate_fraud(rows)`` when the ingest component provides it, else a similar frame."""
-    try:
-        from kfpkit.components.ingest.synthetic import generate_fraud
-    except ImportError:  # pragma: no cover - only before the ingest component exists
-        import numpy as np
-        import pandas as pd
+def make_frame(rows: int, seed: int = 0) -> Any:
+    """``generate_fraud(rows, seed)``: the built-in sample's table, as ingest reads it."""
+    from kfpkit.components.ingest.synthetic import generate_fraud
 
-        rng = np.random.default_rng(seed)
-        return pd.DataFrame(
-            {
-                "transaction_id": [f"tx-{seed}-{i:09d}" for i in range(rows)],
-                "amount": rng.lognormal(4.0, 0.8, rows).round(2),
-                "merchant_category": rng.choice(["grocery", "travel", "retail", "gas", "jewelry"], rows),
-                "channel": rng.choice(["in_store", "online", "mobile_app"], rows, p=[0.6, 0.25, 0.15]),
-                "country": rng.choice(["US", "CA", "MX", "GB", "DE"], rows, p=[0.94, 0.02, 0.02, 0.01, 0.01]),
-                "hour": rng.integers(0, 24, rows),
-                "device": rng.choice(["pos_terminal", "mobile", "desktop", "new_device"], rows),
-                "distance_from_home_km": rng.lognormal(1.8, 1.0, rows),
-                "transactions_last_24h": rng.poisson(3, rows),
-                "account_age_days": rng.integers(1, 4000, rows),
-                "is_fraud": (rng.random(rows) < 0.02).astype("int64"),
-            }
-        )
     return generate_fraud(rows, seed=seed)
 
 
-def _bare_statistics(tfdv_python: str, train: str, evaluation: str) -> float:
-    """Seconds of ``generate_statistics_from_dataframe`` on both frames, first call in a fresh TFDV process
+def _bare_statistics(tfdv_python: str, paths: Sequence[str]) -> float:
+    """Seconds of ``generate_statistics_from_dataframe`` on every split, first call in a fresh TFDV process
     (the same conditions as run_validation's statistics step; import and Parquet read not timed)."""
     proc = subprocess.run(
-        [tfdv_python, "-c", BARE_SCRIPT, train, evaluation],
+        [tfdv_python, "-c", BARE_SCRIPT, *paths],
         capture_output=True,
         text=True,
         env=logic._child_env(tfdv_python),
@@ -89,11 +73,10 @@ def _bare_statistics(tfdv_python: str, train: str, evaluation: str) -> float:
 def bench_size(rows: int, repeats: int, tfdv_python: str, workdir: str) -> Dict[str, float]:
     """Medians (seconds) of ``run_validation`` and of bare TFDV statistics for ``rows`` rows."""
     frame = make_frame(rows)
-    cut = int(rows * 0.8)
-    train_path = os.path.join(workdir, f"train_{rows}.parquet")
-    eval_path = os.path.join(workdir, f"eval_{rows}.parquet")
-    frame.iloc[:cut].to_parquet(train_path, index=False)
-    frame.iloc[cut:].to_parquet(eval_path, index=False)
+    cuts = [0, int(rows * SPLIT_FRACTIONS[0]), int(rows * (SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1])), rows]
+    paths = [os.path.join(workdir, f"{split}_{rows}.parquet") for split in SPLITS]
+    for path, start, end in zip(paths, cuts[:-1], cuts[1:], strict=True):
+        frame.iloc[start:end].to_parquet(path, index=False)
     label = "is_fraud"
     runs: List[Dict[str, float]] = []
     for attempt in range(repeats):
@@ -101,10 +84,10 @@ def bench_size(rows: int, repeats: int, tfdv_python: str, workdir: str) -> Dict[
             *(os.path.join(workdir, f"out_{rows}_{attempt}", name) for name in logic.OutputPaths.__dataclass_fields__)
         )
         started = time.perf_counter()
-        result = logic.run_validation(train_path, eval_path, label, outputs, tfdv_python=tfdv_python)
+        result = logic.run_validation(*paths, label, outputs, tfdv_python=tfdv_python)
         wall = time.perf_counter() - started
         runs.append({"wall": wall, **result.timings})
-    bare = [_bare_statistics(tfdv_python, train_path, eval_path) for _ in range(repeats)]
+    bare = [_bare_statistics(tfdv_python, paths) for _ in range(repeats)]
 
     def median(key: str) -> float:
         return statistics.median(run.get(key, 0.0) for run in runs)
@@ -131,7 +114,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--tfdv-python", default=None, help="TFDV interpreter (default: resolved as at run time)")
     args = parser.parse_args(argv)
     tfdv_python = logic.resolve_tfdv_python(args.tfdv_python)
-    print(f"TFDV interpreter: {tfdv_python}; medians of {args.repeats}; train/eval = 80/20 of generate_fraud(rows)")
+    print(
+        f"TFDV interpreter: {tfdv_python}; medians of {args.repeats}; "
+        "train/eval/test = 70/15/15 of generate_fraud(rows)"
+    )
     header = (
         f"{'rows':>9} {'run_validation':>15} {'tf import':>10} {'our stats':>10} {'schema+val+io':>14} "
         f"{'bare stats':>11} {'overhead':>9} {'overhead-import':>16}"

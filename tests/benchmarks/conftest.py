@@ -1,4 +1,4 @@
-"""A small benchmark model (LogisticRegression on 2000 synthetic rows) shared by the serving_bench tests."""
+"""A small benchmark model (LogisticRegression on 2000 synthetic rows) shared by the serving benchmark tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from kfpkit.serving.bench import models
+from benchmarks.serving import models
 
 TRAIN_ROWS = 2000
 
@@ -19,7 +19,7 @@ def bench_model(tmp_path_factory) -> models.BenchModel:
 @pytest.fixture(scope="session")
 def mlserver_bin() -> str:
     """The mlserver executable of ``.venv-mlserver`` (tests that need it skip when it is not set up)."""
-    from kfpkit.serving.bench.bench_serving import default_mlserver_bin
+    from benchmarks.serving.bench_serving import default_mlserver_bin
 
     return default_mlserver_bin()
 

@@ -1,16 +1,16 @@
 """``make loadtest``: a bounded headless locust run against a loopback ``kfpkit serve``.
 
-    python -m kfpkit.serving.bench.loadtest [--model-dir DIR --model-name NAME] [--users 16]
+    python -m benchmarks.serving.loadtest [--model-dir DIR --model-name NAME] [--users 16]
         [--run-time 20] [--max-requests 200000] [--rows 256]
 
 1. Without ``--model-dir`` it trains the benchmark's LogisticRegression
-   (:mod:`kfpkit.serving.bench.models`) into a temporary directory; with it, it serves that model version
+   (:mod:`benchmarks.serving.models`) into a temporary directory; with it, it serves that model version
    directory (local path or registry URI, as ``kfpkit serve``).
 2. It builds request bodies with :mod:`kfpkit.serving.payloads` from fresh synthetic rows
    (``generate_fraud(rows, seed=1)``): v2 one input per feature, v1 objects, v1 rows, and the single
    ``features`` tensor when every feature is numeric -- one row per request by default.
 3. It starts ``kfpkit serve`` on a free 127.0.0.1 port (pinned to CPU 0 on machines with 2+ CPUs), runs
-   :mod:`kfpkit.serving.bench.locustfile` headless (pinned to CPU 1) for ``--run-time`` seconds or
+   :mod:`benchmarks.serving.locustfile` headless (pinned to CPU 1) for ``--run-time`` seconds or
    ``--max-requests`` requests, whichever comes first, and stops the server whatever happens.
 4. It prints locust's per-request-type figures and exits 1 when any request failed (or none was made).
 """
@@ -25,7 +25,8 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
-from kfpkit.serving.bench import loadgen, servers
+from benchmarks import subprocess_env
+from benchmarks.serving import loadgen, servers
 
 LOCUSTFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locustfile.py")
 DEFAULT_MODEL_NAME = "fraud-lr"
@@ -91,12 +92,14 @@ def run_locust(
         "--stop-timeout", "5", "--only-summary", "--loglevel", "WARNING",
         "--bodies-file", bodies_file, "--max-requests", str(max_requests), "--summary-file", summary_file,
     ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=run_time_s + 120, check=False)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=run_time_s + 120, check=False, env=subprocess_env()
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m kfpkit.serving.bench.loadtest",
+        prog="python -m benchmarks.serving.loadtest",
         description="Headless, bounded locust load test of kfpkit serve on 127.0.0.1.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -125,9 +128,9 @@ def run_loadtest(args: argparse.Namespace, emit: Any = print) -> Dict[str, Any]:
     """
     if args.run_time < 1 or args.users < 1 or args.rows < 1 or args.batch_size < 1:
         raise ValueError("--run-time, --users, --rows and --batch-size must be >= 1")
+    from benchmarks.serving import models
     from kfpkit.components.common.model_dir import PREPROCESSING_FILE
     from kfpkit.components.common.preprocessing import PreprocessingSpec
-    from kfpkit.serving.bench import models
     from kfpkit.serving.cli import resolve_model_dir
 
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2

@@ -10,7 +10,7 @@ percentiles. Only loopback URLs are accepted.
   ``wrk``. One Python process tops out at a few thousand requests per second, so it understates a fast
   server; the benchmark prints which generator it used.
 
-``python -m kfpkit.serving.bench.loadgen --url URL --body-file F --connections 16 --duration 10`` runs the
+``python -m benchmarks.serving.loadgen --url URL --body-file F --connections 16 --duration 10`` runs the
 Python client and prints its :class:`LoadResult` as JSON (so the benchmark can pin it to a CPU with
 ``taskset``).
 """
@@ -31,6 +31,8 @@ from typing import List, Optional, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
+
+from benchmarks import subprocess_env
 
 WRK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk_post.lua")
 LOOPBACK_HOSTS = ("localhost", "::1")
@@ -200,10 +202,12 @@ def run_python_load_process(
     """The asyncio client in its own process (pinned to ``cpu`` when given)."""
     _check_url(url)
     command = [
-        *pin_prefix(cpu), sys.executable, "-m", "kfpkit.serving.bench.loadgen",
+        *pin_prefix(cpu), sys.executable, "-m", "benchmarks.serving.loadgen",
         "--url", url, "--body-file", body_file, "--connections", str(connections), "--duration", str(duration_s),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 120, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=duration_s + 120, check=False, env=subprocess_env()
+    )
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed ({done.returncode}): {done.stderr[-2000:]}")
     return LoadResult(**json.loads(done.stdout.strip().splitlines()[-1]))

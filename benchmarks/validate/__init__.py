@@ -1,0 +1,1 @@
+"""The validate component's ``run_validation`` vs bare TFDV statistics (not installed)."""
