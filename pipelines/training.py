@@ -1,5 +1,9 @@
 """The training pipeline: ingest → validate → train → evaluate → infra_validate → push.
 
+Splits: ingest hashes every row into train, eval and test. validate checks all three (schema anomalies per
+split, skew train↔eval and train↔test); train sees only train and eval (early stopping, calibration and the
+decision threshold are chosen on eval); evaluate's metrics, slices and blessing gate use test alone.
+
 Platform-neutral: :func:`build_training_pipeline` takes a :class:`~kfpkit.pipelines.platforms.Platform`
 that adds Kubeflow- or Vertex-only settings to the tasks; the DAG and its parameters are the same on
 every platform (and under kfp.local).
@@ -32,15 +36,17 @@ def build_training_pipeline(platform: Optional[Platform] = None):
     @dsl.pipeline(
         name=PIPELINE_NAME,
         description="Ingest a binary-classification table, validate it with TFDV, train a PyTorch (or "
-        "scikit-learn) classifier, evaluate it against the registry's latest blessed model, check it in "
-        "the real KServe server and push it to a versioned registry when it is blessed.",
+        "scikit-learn) classifier on the train split (eval for early stopping and calibration), evaluate it "
+        "on the held-out test split against the registry's latest blessed model, check it in the real "
+        "KServe server and push it to a versioned registry when it is blessed.",
     )
     def training_pipeline(
         registry_root: str,
         source: str = "synthetic://fraud?rows=100000&seed=0",
         label_column: str = "is_fraud",
         model_name: str = "fraud-detector",
-        eval_fraction: float = 0.2,
+        eval_fraction: float = 0.15,
+        test_fraction: float = 0.15,
         split_key_column: str = "",
         framework: str = "pytorch",
         epochs: int = 8,
@@ -52,6 +58,7 @@ def build_training_pipeline(platform: Optional[Platform] = None):
         checkpoint_dir: str = "",
         min_pr_auc: float = 0.2,
         max_regression: float = 0.01,
+        max_ece: float = 0.0,
         slice_column: str = "",
         fail_on_anomalies: bool = False,
         curated_schema_uri: str = "",
@@ -66,7 +73,10 @@ def build_training_pipeline(platform: Optional[Platform] = None):
                 file://, gs://, s3:// or http(s):// URI of a CSV, Parquet or JSON Lines file.
             label_column: Binary label column (0/1).
             model_name: Model name in the registry and in KServe (lowercase, digits and '-').
-            eval_fraction: Fraction of rows hashed into the eval split.
+            eval_fraction: Fraction of rows hashed into the eval split (train's early stopping, calibration
+                and decision threshold).
+            test_fraction: Fraction of rows hashed into the test split (evaluate's metrics and blessing gate
+                only; never given to train); train gets the rest.
             split_key_column: Column whose hash decides the split (empty: the row number).
             framework: 'pytorch' (GPU-capable MLP with embeddings) or 'sklearn' (HistGradientBoosting baseline).
             epochs: Maximum training epochs (PyTorch).
@@ -77,9 +87,12 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             seed: Random seed of the split-independent training randomness.
             checkpoint_dir: Durable folder for per-epoch checkpoints; a retried task resumes from it
                 (empty: a temporary folder, so a retry starts over).
-            min_pr_auc: Blessing floor: the candidate's eval PR-AUC must reach it.
-            max_regression: Blessing: largest allowed PR-AUC drop against the latest blessed model.
-            slice_column: Categorical column whose values slice the evaluation report (empty: no slices).
+            min_pr_auc: Blessing floor: the candidate's PR-AUC on the test split must reach it.
+            max_regression: Blessing: largest allowed PR-AUC drop against the latest blessed model, both
+                scored on the test split.
+            max_ece: ECE ceiling of the blessing gate, on the test split; 0 disables.
+            slice_column: Categorical column whose values slice the test-split evaluation report (empty: no
+                slices).
             fail_on_anomalies: Fail the run on data anomalies instead of skipping training.
             curated_schema_uri: TFDV schema (text proto) to validate against instead of inferring one
                 from the train split (empty: infer).
@@ -89,12 +102,14 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             source=source,
             label_column=label_column,
             eval_fraction=eval_fraction,
+            test_fraction=test_fraction,
             split_key_column=split_key_column,
             seed=seed,
         )
         validate_task = validate(
             train_data=ingest_task.outputs["train_data"],
             eval_data=ingest_task.outputs["eval_data"],
+            test_data=ingest_task.outputs["test_data"],
             label_column=label_column,
             fail_on_anomalies=fail_on_anomalies,
             curated_schema_uri=curated_schema_uri,
@@ -103,6 +118,7 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             platform.configure_task(task)
 
         with dsl.If(validate_task.outputs["Output"] == True, name="data-valid"):  # noqa: E712
+            # the test split is never given to train: it stays held out for evaluate
             train_task = train(
                 train_data=ingest_task.outputs["train_data"],
                 eval_data=ingest_task.outputs["eval_data"],
@@ -120,10 +136,11 @@ def build_training_pipeline(platform: Optional[Platform] = None):
             platform.configure_training(train_task)
             evaluate_task = evaluate(
                 model=train_task.outputs["model"],
-                eval_data=ingest_task.outputs["eval_data"],
+                test_data=ingest_task.outputs["test_data"],
                 label_column=label_column,
                 min_pr_auc=min_pr_auc,
                 max_regression=max_regression,
+                max_ece=max_ece,
                 slice_column=slice_column,
                 baseline_registry_root=registry_root,
                 model_name=model_name,
@@ -146,4 +163,3 @@ def build_training_pipeline(platform: Optional[Platform] = None):
                     platform.configure_task(push_task)
 
     return training_pipeline
-

@@ -1,15 +1,23 @@
-"""Ingest logic (kfp-free): read a source, normalize the label, split train/eval by hash, write Parquet.
+"""Ingest logic (kfp-free): read a source, normalize the label, split train/eval/test by hash, write Parquet.
 
 Split: every row gets a key -- the value of ``split_key_column`` or, without one, the row's 0-based
-position in the source -- and goes to eval when ``blake2b(key, salt=seed)`` (first 8 bytes, big-endian)
-is below ``eval_fraction * 2**64``. The key is hashed as text (integers and integral floats alike, so
-``7``, ``7.0`` and ``"7"`` agree), so the split is the same across runs, machines and pandas versions,
-and rows that share a key (e.g. a customer id) always land in the same split.
+position in the source -- and ONE uniform 64-bit value ``h = blake2b(key, salt=seed)`` (first 8 bytes,
+big-endian). With ``E = int(eval_fraction * 2**64)`` and ``T = int(test_fraction * 2**64)`` the row goes to
+
+* eval when ``h < E``,
+* test when ``E <= h < E + T``,
+* train otherwise (the remaining ``1 - eval_fraction - test_fraction``).
+
+The key is hashed as text (integers and integral floats alike, so ``7``, ``7.0`` and ``"7"`` agree), so the
+split is the same across runs, machines and pandas versions, rows that share a key (e.g. a customer id)
+always land in the same split, and for the same ``eval_fraction`` the eval split does not depend on
+``test_fraction``.
 
 Outputs: one Parquet file per split, written deterministically (snappy, fixed row-group size, Parquet
 format 2.6, no index column and no pandas schema metadata), so the same input gives byte-identical files
-and the same ``sha256``. Each file is written to a temporary file next to its destination and moved into
-place with ``os.replace`` only after both splits are ready; on any error nothing is left behind.
+and the same ``sha256``. The three files are published together
+(:func:`kfpkit.components.common.publish.publish_together`) only after every split is ready; on any error
+nothing is left behind.
 """
 
 from __future__ import annotations
@@ -17,18 +25,21 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
+from kfpkit.components.common.publish import publish_together
 from kfpkit.components.ingest.errors import IngestError
 from kfpkit.components.ingest.sources import load_source
 
-__all__ = ["IngestError", "IngestResult", "normalize_label", "run_ingest", "split_eval_mask"]
+__all__ = ["SPLITS", "IngestError", "IngestResult", "normalize_label", "run_ingest", "split_masks"]
 
+SPLITS = ("train", "eval", "test")
+DEFAULT_EVAL_FRACTION = 0.15
+DEFAULT_TEST_FRACTION = 0.15
 PARQUET_COMPRESSION = "snappy"
 PARQUET_ROW_GROUP_ROWS = 131_072
 PARQUET_FORMAT_VERSION = "2.6"
@@ -36,6 +47,9 @@ ROW_NUMBER_KEY = "row_number"
 _MAX_SHOWN_VALUES = 5
 _TRUE_STRINGS = frozenset({"1", "true"})
 _FALSE_STRINGS = frozenset({"0", "false"})
+# the splits that train fits on (train) and chooses early stopping, calibration and threshold on (eval)
+_BOTH_CLASSES_REQUIRED = ("train", "eval")
+_FRACTION_OF = {"eval": "eval_fraction", "test": "test_fraction"}
 
 
 @dataclass(frozen=True)
@@ -45,12 +59,14 @@ class IngestResult:
     Attributes:
         train_metadata: Metadata of the train Parquet file (keys ``rows``, ``columns``, ``sha256``,
             ``source_uri``, ``label_column``, ``label_rate``, ``split``, ``format``, ``split_key``,
-            ``eval_fraction``, ``split_seed``).
+            ``eval_fraction``, ``test_fraction``, ``split_seed``).
         eval_metadata: The same for the eval file.
+        test_metadata: The same for the test file.
     """
 
     train_metadata: Dict[str, Any]
     eval_metadata: Dict[str, Any]
+    test_metadata: Dict[str, Any]
 
 
 def run_ingest(
@@ -58,12 +74,14 @@ def run_ingest(
     label_column: str,
     train_path: str,
     eval_path: str,
-    eval_fraction: float = 0.2,
+    test_path: str,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
     split_key_column: Optional[str] = None,
     file_format: Optional[str] = None,
     seed: int = 0,
 ) -> IngestResult:
-    """Reads ``source``, normalizes the label to int64 0/1, splits by hash and writes two Parquet files.
+    """Reads ``source``, normalizes the label to int64 0/1, splits by hash and writes three Parquet files.
 
     Args:
         source: ``synthetic://fraud?rows=N&seed=S&fraud_rate=R&drift=D``, a local path, or a ``file://``,
@@ -72,18 +90,23 @@ def run_ingest(
             Synthetic sources have the label ``is_fraud``.
         train_path: Where to write the train Parquet file.
         eval_path: Where to write the eval Parquet file.
+        test_path: Where to write the test Parquet file.
         eval_fraction: Expected share of rows in the eval split, in (0, 1).
+        test_fraction: Expected share of rows in the test split, in (0, 1); ``eval_fraction + test_fraction``
+            must be below 1 (train gets the rest).
         split_key_column: Column whose values are hashed to assign splits; default: the row number.
         file_format: ``csv``, ``parquet`` or ``jsonl``, overriding the format inferred from the extension.
         seed: Salt of the split hash (a different seed gives a different, equally stable split).
 
     Returns:
-        The metadata of both files.
+        The metadata of the three files.
 
     Raises:
-        IngestError: bad source, label, split key or parameters, or an empty split (nothing is written).
+        IngestError: bad source, label, split key or parameters, an empty split, or a train or eval split
+            without both classes (nothing is written).
     """
-    _check_arguments(train_path, eval_path, eval_fraction, seed)
+    paths = {"train": train_path, "eval": eval_path, "test": test_path}
+    _check_arguments(paths, eval_fraction, test_fraction, seed)
     loaded = load_source(source, label_column, file_format)
     frame = loaded.frame
     label = loaded.label_column
@@ -94,27 +117,14 @@ def run_ingest(
         raise IngestError(f"label column {label!r} not found in {loaded.display_uri!r}; its columns are {shown}")
     frame[label] = normalize_label(frame[label], label, loaded.display_uri)
 
-    eval_mask = split_eval_mask(frame, split_key_column, eval_fraction, seed, loaded.display_uri)
-    eval_rows = int(eval_mask.sum())
-    if eval_rows == 0:
-        raise IngestError(
-            f"eval split is empty: none of the {len(frame)} rows of {loaded.display_uri!r} hashed into eval "
-            f"(eval_fraction={eval_fraction}, split key {split_key_column or ROW_NUMBER_KEY!r}); "
-            "ingest more rows (or more distinct keys) or raise eval_fraction"
-        )
-    if eval_rows == len(frame):
-        raise IngestError(
-            f"train split is empty: all {len(frame)} rows of {loaded.display_uri!r} hashed into eval "
-            f"(eval_fraction={eval_fraction}, split key {split_key_column or ROW_NUMBER_KEY!r}); "
-            "ingest more rows (or more distinct keys) or lower eval_fraction"
-        )
-    # one Arrow conversion for both splits: identical schemas even when a split sees only part of a column
-    table = _arrow_table(frame, loaded.display_uri)
+    masks = split_masks(frame, split_key_column, eval_fraction, test_fraction, seed, loaded.display_uri)
     labels = frame[label].to_numpy()
-    splits = {"train": ~eval_mask, "eval": eval_mask}
-    tables = {name: table.filter(mask) for name, mask in splits.items()}
+    _check_splits(masks, labels, label, len(frame), loaded.display_uri, split_key_column, eval_fraction, test_fraction)
+    # one Arrow conversion for every split: identical schemas even when a split sees only part of a column
+    table = _arrow_table(frame, loaded.display_uri)
+    tables = {name: table.filter(mask) for name, mask in masks.items()}
     data = {name: _parquet_bytes(split_table) for name, split_table in tables.items()}
-    _write_atomically([(train_path, data["train"]), (eval_path, data["eval"])])
+    publish_together([(paths[name], data[name]) for name in SPLITS])
 
     metadata = {
         name: {
@@ -128,27 +138,80 @@ def run_ingest(
             "format": loaded.file_format,
             "split_key": split_key_column or ROW_NUMBER_KEY,
             "eval_fraction": float(eval_fraction),
+            "test_fraction": float(test_fraction),
             "split_seed": int(seed),
         }
-        for name, mask in splits.items()
+        for name, mask in masks.items()
     }
-    return IngestResult(train_metadata=metadata["train"], eval_metadata=metadata["eval"])
+    return IngestResult(
+        train_metadata=metadata["train"], eval_metadata=metadata["eval"], test_metadata=metadata["test"]
+    )
 
 
-def _check_arguments(train_path: str, eval_path: str, eval_fraction: float, seed: int) -> None:
-    if not train_path or not eval_path:
-        raise IngestError("train_path and eval_path are both required")
-    if os.path.abspath(train_path) == os.path.abspath(eval_path):
-        raise IngestError(f"train_path and eval_path are the same file: {train_path!r}")
+def _check_fraction(name: str, value: Any) -> None:
     if (
-        isinstance(eval_fraction, bool)
-        or not isinstance(eval_fraction, (int, float))
-        or not math.isfinite(eval_fraction)
-        or not 0.0 < eval_fraction < 1.0
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0.0 < value < 1.0
     ):
-        raise IngestError(f"eval_fraction must be a number strictly between 0 and 1, got {eval_fraction!r}")
+        raise IngestError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
+
+
+def _check_arguments(paths: Mapping[str, str], eval_fraction: float, test_fraction: float, seed: int) -> None:
+    missing = [f"{name}_path" for name, path in paths.items() if not path]
+    if missing:
+        raise IngestError(f"train_path, eval_path and test_path are all required; missing: {', '.join(missing)}")
+    seen: Dict[str, str] = {}
+    for name, path in paths.items():
+        other = seen.setdefault(os.path.abspath(path), name)
+        if other != name:
+            raise IngestError(f"{other}_path and {name}_path are the same file: {path!r}")
+    _check_fraction("eval_fraction", eval_fraction)
+    _check_fraction("test_fraction", test_fraction)
+    if eval_fraction + test_fraction >= 1.0:
+        raise IngestError(
+            f"eval_fraction + test_fraction must be below 1 (train gets the rest), got "
+            f"{eval_fraction!r} + {test_fraction!r} = {eval_fraction + test_fraction!r}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise IngestError(f"seed must be an integer, got {seed!r}")
+
+
+def _check_splits(
+    masks: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    label: str,
+    rows: int,
+    display_uri: str,
+    split_key_column: Optional[str],
+    eval_fraction: float,
+    test_fraction: float,
+) -> None:
+    """Every split non-empty; train and eval hold both classes (train fits on one, calibrates on the other)."""
+    how = (
+        f"(eval_fraction={eval_fraction}, test_fraction={test_fraction}, "
+        f"split key {split_key_column or ROW_NUMBER_KEY!r})"
+    )
+    for name in SPLITS:
+        count = int(masks[name].sum())
+        if count == 0:
+            fix = f"raise {_FRACTION_OF[name]}" if name in _FRACTION_OF else "lower eval_fraction or test_fraction"
+            raise IngestError(
+                f"{name} split is empty: none of the {rows} rows of {display_uri!r} hashed into {name} {how}; "
+                f"ingest more rows (or more distinct keys) or {fix}"
+            )
+    for name in _BOTH_CLASSES_REQUIRED:
+        split_labels = labels[masks[name]]
+        positives = int(split_labels.sum())
+        if positives in (0, len(split_labels)):
+            present = "1" if positives else "0"
+            fix = f"raise {_FRACTION_OF[name]}" if name in _FRACTION_OF else "lower eval_fraction or test_fraction"
+            raise IngestError(
+                f"{name} split holds only label {present} in column {label!r}: all {len(split_labels)} of its rows "
+                f"from {display_uri!r} {how}; train needs both classes in train and eval: ingest more rows "
+                f"(or more of the rarer class) or {fix}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------- label
@@ -236,14 +299,13 @@ def canonical_key(value: Any) -> Optional[str]:  # noqa: PLR0911 (one return per
     return str(value)
 
 
-def split_eval_mask(
+def split_hashes(
     frame: pd.DataFrame,
     split_key_column: Optional[str],
-    eval_fraction: float,
     seed: int,
     display_uri: str = "<frame>",
 ) -> np.ndarray:
-    """Boolean mask of the rows that go to eval (see the module docstring for the hash).
+    """The uniform 64-bit split hash of every row (uint64; see the module docstring).
 
     Raises:
         IngestError: the key column is missing or has missing values.
@@ -267,9 +329,33 @@ def split_eval_mask(
             keys = [str(v) for v in series.tolist()]
         else:
             keys = [canonical_key(v) for v in series.tolist()]  # type: ignore[misc]
-    hashes = _key_hashes(keys, seed)
-    threshold = np.uint64(min(int(eval_fraction * 2.0**64), 2**64 - 1))
-    return hashes < threshold
+    return _key_hashes(keys, seed)
+
+
+def split_masks(
+    frame: pd.DataFrame,
+    split_key_column: Optional[str],
+    eval_fraction: float,
+    test_fraction: float,
+    seed: int,
+    display_uri: str = "<frame>",
+) -> Dict[str, np.ndarray]:
+    """``{"train": mask, "eval": mask, "test": mask}``: disjoint boolean masks covering every row.
+
+    eval: ``h < int(eval_fraction * 2**64)``; test: the next ``int(test_fraction * 2**64)`` hash values;
+    train: the rest (see the module docstring). The fractions are not checked here (:func:`run_ingest`
+    does).
+
+    Raises:
+        IngestError: the key column is missing or has missing values.
+    """
+    hashes = split_hashes(frame, split_key_column, seed, display_uri)
+    eval_end = int(eval_fraction * 2.0**64)
+    test_end = min(eval_end + int(test_fraction * 2.0**64), 2**64 - 1)
+    eval_mask = hashes < np.uint64(min(eval_end, 2**64 - 1))
+    below_test_end = hashes < np.uint64(test_end)
+    test_mask = below_test_end & ~eval_mask
+    return {"train": ~below_test_end, "eval": eval_mask, "test": test_mask}
 
 
 def _key_hashes(keys: Sequence[str], seed: int) -> np.ndarray:
@@ -339,48 +425,3 @@ def _pandas_dtypes(table: Any) -> Dict[str, str]:
             elif pa.types.is_boolean(field.type):
                 dtypes[field.name] = "object"
     return dtypes
-
-
-def _write_atomically(outputs: List[Tuple[str, Any]]) -> None:
-    """Writes every (path, bytes) to a temp file beside it, then os.replace-s all; all or nothing."""
-    temps: List[str] = []
-    replaced: List[str] = []
-    created_dirs: List[str] = []
-    try:
-        for path, data in outputs:
-            directory = os.path.dirname(os.path.abspath(path))
-            created_dirs.extend(_make_dirs(directory))
-            fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-            temps.append(temp)
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o644)
-                handle.write(memoryview(data))
-        for (path, _), temp in zip(outputs, temps, strict=True):
-            os.replace(temp, path)
-            replaced.append(path)
-    except BaseException:
-        for leftover in [*temps, *replaced]:
-            try:
-                os.remove(leftover)
-            except FileNotFoundError:
-                pass
-        for directory in reversed(created_dirs):
-            try:
-                os.rmdir(directory)
-            except OSError:
-                pass
-        raise
-
-
-def _make_dirs(directory: str) -> List[str]:
-    """Creates ``directory`` and its missing parents; returns the ones created (outermost first)."""
-    missing: List[str] = []
-    current = directory
-    while current and not os.path.isdir(current):
-        missing.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    os.makedirs(directory, exist_ok=True)
-    return list(reversed(missing))

@@ -1,4 +1,4 @@
-"""KFP component: validate the train and eval splits with TensorFlow Data Validation."""
+"""KFP component: validate the train, eval and test splits with TensorFlow Data Validation."""
 
 from typing import Dict, List, Optional
 
@@ -12,9 +12,11 @@ from kfpkit.components import images
 def validate(
     train_data: Input[Dataset],
     eval_data: Input[Dataset],
+    test_data: Input[Dataset],
     label_column: str,
     train_statistics: Output[Artifact],
     eval_statistics: Output[Artifact],
+    test_statistics: Output[Artifact],
     schema: Output[Artifact],
     anomalies: Output[Artifact],
     baseline: Output[Artifact],
@@ -28,34 +30,39 @@ def validate(
     fail_on_anomalies: bool = False,
     beam_pipeline_args: Optional[List[str]] = None,
 ) -> bool:
-    """Computes TFDV statistics of both splits, checks them against a schema and for train/eval skew.
+    """Computes TFDV statistics of the three splits, checks each against a schema and train↔eval, train↔test skew.
 
     The TFDV work runs in the TFDV interpreter as a subprocess, the same code path in the ``kfpkit-tfdv``
     image (its own python) and locally (``KFPKIT_TFDV_PYTHON``, else ``.venv-tfdv/bin/python``). The
     schema is the curated one or is inferred from the training statistics; it gets the environments
-    TRAINING and SERVING with the label absent in SERVING. The train split is validated in TRAINING, the
-    eval split in ``eval_environment``; train/eval skew is measured per feature (except the label) with the
-    Jensen-Shannon divergence (numeric) or the L-infinity distance (categorical). With anomalies the
-    task still succeeds, with ``passed=False``, unless ``fail_on_anomalies`` is set. Bad input (missing file or
-    label column, empty split, unknown threshold feature) fails the task with one clear message.
+    TRAINING and SERVING with the label absent in SERVING. The train and test splits are validated in
+    TRAINING (evaluate needs the test label), the eval split in ``eval_environment``; train/eval and
+    train/test skew are measured per feature (except the label) with the Jensen-Shannon divergence
+    (numeric) or the L-infinity distance (categorical). Every anomaly is reported with the split (or split
+    pair) it was seen in. With anomalies the task still succeeds, with ``passed=False``, unless
+    ``fail_on_anomalies`` is set. Bad input (missing file or label column, empty split, unknown threshold
+    feature) fails the task with one clear message.
 
     Args:
         train_data: Training split: ONE Parquet file, label column int64 0/1.
         eval_data: Eval split: ONE Parquet file with the same columns.
+        test_data: Test split: ONE Parquet file with the same columns, label included.
         label_column: Label column: required in the TRAINING environment, absent in SERVING, never
             compared for skew.
         train_statistics: TFDV ``DatasetFeatureStatisticsList`` of the train split, a binary proto file;
             metadata ``format``, ``split``, ``num_examples``.
         eval_statistics: The same for the eval split.
+        test_statistics: The same for the test split.
         schema: The schema (``tensorflow_metadata`` ``Schema`` text proto) with environments TRAINING and
             SERVING and the skew comparators that were applied.
         anomalies: Directory with ``train_anomalies.pbtxt`` (train split and train/eval skew),
-            ``eval_anomalies.pbtxt`` (text protos) and ``anomalies.json``; metadata ``passed``,
-            ``anomaly_count`` and ``anomalies`` ``{feature: description}``.
+            ``eval_anomalies.pbtxt``, ``test_anomalies.pbtxt``, ``train_test_skew.pbtxt`` (text protos) and
+            ``anomalies.json``; metadata ``passed``, ``anomaly_count``, ``anomalies`` ``{feature:
+            description}`` (each description prefixed with its split) and ``anomalies_by_split``.
         baseline: Monitoring baseline: a directory with ``train_stats.pb`` (training statistics, binary
             proto) and ``schema.pbtxt``; push stores it under ``<version>/baseline/``.
-        report: Markdown report: verdict, anomalies table, skew per feature, per-feature summary (type,
-            missing %, min/mean/max or top values) of both splits.
+        report: Markdown report: verdict, anomalies by split, skew per feature and split pair,
+            per-feature summary (type, missing %, min/mean/max or top values) of the three splits.
         curated_schema: Curated schema to validate against instead of inferring one: a ``Schema`` text
             proto file, or a directory holding ``schema.pbtxt`` (e.g. a previous ``baseline``).
         curated_schema_uri: The curated schema as a URI (``gs://...`` or a local path); not together
@@ -75,9 +82,10 @@ def validate(
             "--region=R", "--temp_location=gs://B/tmp", "--sdk_container_image=IMAGE"]``).
 
     Returns:
-        Whether the data passed: True when neither split has an anomaly and no feature's skew exceeds its
-        threshold. A plain ``bool`` (``Output``), so that ``dsl.If(task.outputs["Output"] == True)`` works on
-        every backend, kfp.local included; the anomaly count is in the anomalies artifact's metadata.
+        Whether the data passed: True when no split has an anomaly and no feature's train/eval or
+        train/test skew exceeds its threshold. A plain ``bool`` (``Output``), so that
+        ``dsl.If(task.outputs["Output"] == True)`` works on every backend, kfp.local included; the anomaly
+        count is in the anomalies artifact's metadata.
     """
 
     from kfpkit.components.validate.logic import OutputPaths, run_validation
@@ -85,10 +93,12 @@ def validate(
     result = run_validation(
         train_path=train_data.path,
         eval_path=eval_data.path,
+        test_path=test_data.path,
         label_column=label_column,
         outputs=OutputPaths(
             train_statistics=train_statistics.path,
             eval_statistics=eval_statistics.path,
+            test_statistics=test_statistics.path,
             schema=schema.path,
             anomalies=anomalies.path,
             baseline=baseline.path,
@@ -96,6 +106,7 @@ def validate(
         ),
         train_uri=train_data.uri,
         eval_uri=eval_data.uri,
+        test_uri=test_data.uri,
         curated_schema_path=curated_schema.path if curated_schema is not None else None,
         curated_schema_uri=curated_schema_uri or None,
         skew_thresholds=skew_thresholds,
@@ -108,6 +119,7 @@ def validate(
     for artifact, name in (
         (train_statistics, "train_statistics"),
         (eval_statistics, "eval_statistics"),
+        (test_statistics, "test_statistics"),
         (schema, "schema"),
         (anomalies, "anomalies"),
         (baseline, "baseline"),

@@ -1,4 +1,4 @@
-"""kfp-free logic of the validate component: checks the inputs, runs the TFDV work in the TFDV interpreter.
+"""kfp-free logic of the validate component: checks the three splits, runs the TFDV work in the TFDV interpreter.
 
 Two interpreters, one code path. The component body runs in the main environment locally
 (``kfp.local`` runs every task with the ``.venv`` python) and in the ``kfpkit-tfdv`` image, where python
@@ -9,11 +9,12 @@ IS the TFDV environment. Either way :func:`run_validation` starts the TFDV work 
 so the same code computes the statistics in both places, and the main environment never imports
 TensorFlow or TFDV. The interpreter is resolved at run time by :func:`resolve_tfdv_python`.
 
-The subprocess writes every output into staging paths next to the final ones; this module adds the
-anomalies JSON and the Markdown report, then moves everything into place. Nothing half-written is left
-behind: on any error the staging paths are removed and the final paths are untouched.
+The subprocess writes every output into a private work folder; this module adds the anomalies JSON and the
+Markdown report and publishes every file at once with
+:func:`kfpkit.components.common.publish.publish_together`: on any error no output is left behind.
 
-Only the standard library and pyarrow (present in both environments) are used here.
+Only the standard library, pyarrow and :mod:`kfpkit.components.common.publish` (both environments have
+them) are used here.
 """
 
 from __future__ import annotations
@@ -29,17 +30,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from kfpkit.components.common.publish import publish_together
 from kfpkit.components.validate import report as report_lib
 
 logger = logging.getLogger(__name__)
 
 TFDV_PYTHON_ENV = "KFPKIT_TFDV_PYTHON"
 TFDV_MAIN_MODULE = "kfpkit.components.validate.tfdv_main"
-REQUEST_VERSION = 1
+REQUEST_VERSION = 2
+SPLITS = ("train", "eval", "test")
+SKEW_PAIRS = ("train/eval", "train/test")
+SPLIT_KEYS = (*SPLITS, *SKEW_PAIRS)  # where an anomaly is seen: a split (schema) or a split pair (skew)
 
 # Vertex AI Model Monitoring's backend default: "If None is passed, all feature will be monitored using alert
 # threshold 0.3" (google-cloud-aiplatform, aiplatform/model_monitoring/objective.py, SkewDetectionConfig).
@@ -57,6 +61,9 @@ BASELINE_SCHEMA_FILE = "schema.pbtxt"
 ANOMALIES_JSON_FILE = "anomalies.json"
 TRAIN_ANOMALIES_FILE = "train_anomalies.pbtxt"
 EVAL_ANOMALIES_FILE = "eval_anomalies.pbtxt"
+TEST_ANOMALIES_FILE = "test_anomalies.pbtxt"
+TRAIN_TEST_SKEW_FILE = "train_test_skew.pbtxt"
+ANOMALIES_FILES = (TRAIN_ANOMALIES_FILE, EVAL_ANOMALIES_FILE, TEST_ANOMALIES_FILE, TRAIN_TEST_SKEW_FILE)
 
 STATS_FORMAT = "tfdv.DatasetFeatureStatisticsList"
 SCHEMA_FORMAT = "tensorflow_metadata.Schema"
@@ -90,12 +97,13 @@ class DataValidationFailed(ValidateError):
 class OutputPaths:
     """Where the outputs go: local paths (the KFP artifacts' ``.path``).
 
-    ``train_statistics``/``eval_statistics``/``schema``/``report`` are files, ``anomalies`` and ``baseline``
-    directories. Parent directories are created when missing.
+    ``train_statistics``/``eval_statistics``/``test_statistics``/``schema``/``report`` are files,
+    ``anomalies`` and ``baseline`` directories. Parent directories are created when missing.
     """
 
     train_statistics: str
     eval_statistics: str
+    test_statistics: str
     schema: str
     anomalies: str
     baseline: str
@@ -107,18 +115,24 @@ class ValidationResult:
     """What :func:`run_validation` found and wrote.
 
     Attributes:
-        passed: No anomaly on either split and no train/eval skew above its threshold.
+        passed: No schema anomaly on any split and no train/eval or train/test skew above its threshold.
         anomaly_count: Number of features (keys of ``anomalies``) with at least one anomaly.
         anomalies: ``{feature: description}``; descriptions are prefixed with where the anomaly was seen
-            (``train:``, ``eval:``, ``train/eval skew:``); dataset-level anomalies use ``__dataset__``.
-        details: One entry per anomaly reason: ``split``, ``check`` ("schema" | "skew"), ``feature``,
-            ``type`` (TFDV ``AnomalyInfo.Type`` name), ``short_description``, ``description``, ``severity``.
-        skew: One entry per compared feature: ``feature``, ``metric`` ("jensen_shannon_divergence" |
-            "l_infinity"), ``value``, ``threshold``, ``exceeded``.
-        features: Per-feature summary of both splits (type, missing %, min/mean/max or top values).
-        num_examples: ``{"train": n, "eval": m}``.
+            (``train:``, ``eval:``, ``test:``, ``train/eval skew:``, ``train/test skew:``); dataset-level
+            anomalies use ``__dataset__``.
+        anomalies_by_split: ``{split: [feature, ...]}`` for every split and split pair of ``SPLIT_KEYS``
+            (empty lists when clean), so a reader sees at once which split is affected.
+        details: One entry per anomaly reason: ``split`` ("train" | "eval" | "test" for schema anomalies,
+            "train/eval" | "train/test" for skew), ``check`` ("schema" | "skew"), ``feature``, ``type``
+            (TFDV ``AnomalyInfo.Type`` name), ``short_description``, ``description``, ``severity``.
+        skew: One entry per compared feature and split pair: ``feature``, ``splits`` ("train/eval" |
+            "train/test"), ``metric`` ("jensen_shannon_divergence" | "l_infinity"), ``value``, ``threshold``,
+            ``exceeded``.
+        features: Per-feature summary of the three splits (type, missing %, min/mean/max or top values).
+        num_examples: ``{"train": n, "eval": m, "test": k}``.
         schema_source: ``"inferred"`` or the curated schema's path/URI.
-        environments: The schema's environments; ``eval_environment``: the one eval was validated in.
+        environments: The schema's environments; ``eval_environment``: the one eval was validated in (test
+            is always validated in TRAINING: evaluate needs its label).
         statistics_mode: ``"in-memory"`` or ``"beam"``.
         timings: Seconds per step of the TFDV subprocess (``import``, ``statistics``, ``schema``, ``validate``,
             ``write``) plus ``subprocess`` (its wall time) and ``total``.
@@ -128,6 +142,7 @@ class ValidationResult:
     passed: bool
     anomaly_count: int
     anomalies: Dict[str, str]
+    anomalies_by_split: Dict[str, List[str]]
     details: List[Dict[str, Any]]
     skew: List[Dict[str, Any]]
     features: List[Dict[str, Any]]
@@ -250,8 +265,7 @@ def _has_scheme(uri: str) -> bool:
 
 def _check_inputs(
     *,
-    train_path: str,
-    eval_path: str,
+    paths: Mapping[str, str],
     label_column: str,
     curated_schema_path: Optional[str],
     curated_schema_uri: Optional[str],
@@ -263,8 +277,11 @@ def _check_inputs(
 ) -> Tuple[Dict[str, int], Optional[str], Dict[str, float]]:
     if not label_column:
         raise ValidateError("label_column must be a non-empty column name")
-    train_rows, train_columns = _parquet_columns("train_data", train_path)
-    eval_rows, _ = _parquet_columns("eval_data", eval_path)
+    rows = {}
+    columns = {}
+    for split in SPLITS:
+        rows[split], columns[split] = _parquet_columns(f"{split}_data", paths[split])
+    train_path, train_columns = paths["train"], columns["train"]
     if label_column not in train_columns:
         raise ValidateError(
             f"label column {label_column!r} is not in train_data {train_path} (columns: {', '.join(train_columns)})"
@@ -306,7 +323,7 @@ def _check_inputs(
                         f"curated schema {schema_location} is a directory without {BASELINE_SCHEMA_FILE}"
                     )
             schema_location = local
-    return {"train": train_rows, "eval": eval_rows}, schema_location, thresholds
+    return rows, schema_location, thresholds
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,38 +393,30 @@ def _run_tfdv_subprocess(tfdv_python: str, request: Dict[str, Any], workdir: str
 
 
 # --------------------------------------------------------------------------------------------------
-# Staging and finalization
+# Publishing
 
 
-def _staging_path(final: str, token: str) -> str:
-    return f"{final.rstrip(os.sep)}.partial-{token}"
+def _staged_files(staged: str, final: str) -> List[Tuple[str, bytes]]:
+    """``(final path, bytes)`` of a file the TFDV work wrote, or of every file in a folder it wrote."""
+    if os.path.isdir(staged):
+        return [
+            item
+            for name in sorted(os.listdir(staged))
+            for item in _staged_files(os.path.join(staged, name), os.path.join(final, name))
+        ]
+    with open(staged, "rb") as fh:
+        return [(final, fh.read())]
 
 
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
-
-
-def _replace(staging: str, final: str) -> None:
-    if os.path.lexists(final):
-        _remove(final)
-    os.replace(staging, final)
-
-
-def _write_json(path: str, payload: Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
-        fh.write("\n")
+def _json_bytes(payload: Any) -> bytes:
+    return (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
 
 
 def _anomaly_map(details: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
-    """``{feature: "train: ...; eval: ...; train/eval skew: ..."}`` from the per-reason details."""
-    labels = {"skew": "train/eval skew"}
+    """``{feature: "train: ...; test: ...; train/test skew: ..."}`` from the per-reason details."""
     grouped: Dict[str, List[str]] = collections.OrderedDict()
     for item in details:
-        label = labels.get(item["check"], item["split"])
+        label = f"{item['split']} skew" if item["check"] == "skew" else item["split"]
         text = f"{label}: {item['description'] or item['short_description']}".rstrip()
         grouped.setdefault(item["feature"], [])
         if text not in grouped[item["feature"]]:
@@ -415,12 +424,22 @@ def _anomaly_map(details: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
     return {feature: "; ".join(texts) for feature, texts in sorted(grouped.items())}
 
 
+def anomalies_by_split(details: Sequence[Mapping[str, Any]]) -> Dict[str, List[str]]:
+    """``{split or split pair: sorted features with an anomaly there}`` for every key of ``SPLIT_KEYS``."""
+    out: Dict[str, List[str]] = {key: [] for key in SPLIT_KEYS}
+    for item in details:
+        features = out.setdefault(item["split"], [])
+        if item["feature"] not in features:
+            features.append(item["feature"])
+    return {key: sorted(features) for key, features in out.items()}
+
+
 def failure_message(result: ValidationResult, report_path: Optional[str] = None) -> str:
     """The readable message of :class:`DataValidationFailed`."""
     lines = [
         f"data validation failed: {result.anomaly_count} feature(s) with anomalies "
         f"(fail_on_anomalies=True; train {result.num_examples.get('train')} rows, "
-        f"eval {result.num_examples.get('eval')} rows):"
+        f"eval {result.num_examples.get('eval')} rows, test {result.num_examples.get('test')} rows):"
     ]
     lines += [f"  - {feature}: {description}" for feature, description in result.anomalies.items()]
     if report_path:
@@ -431,11 +450,13 @@ def failure_message(result: ValidationResult, report_path: Optional[str] = None)
 def run_validation(
     train_path: str,
     eval_path: str,
+    test_path: str,
     label_column: str,
     outputs: OutputPaths,
     *,
     train_uri: Optional[str] = None,
     eval_uri: Optional[str] = None,
+    test_uri: Optional[str] = None,
     curated_schema_path: Optional[str] = None,
     curated_schema_uri: Optional[str] = None,
     skew_thresholds: Optional[Mapping[str, float]] = None,
@@ -446,24 +467,27 @@ def run_validation(
     beam_pipeline_args: Optional[Sequence[str]] = None,
     tfdv_python: Optional[str] = None,
 ) -> ValidationResult:
-    """Validates the train and eval splits with TFDV and writes statistics, schema, anomalies, baseline, report.
+    """Validates the train, eval and test splits with TFDV; writes statistics, schema, anomalies, baseline, report.
 
-    Statistics of both splits are computed in-process (``beam_pipeline_args`` is None) or by a Beam
+    Statistics of the three splits are computed in-process (``beam_pipeline_args`` is None) or by one Beam
     pipeline with those options (DirectRunner, Dataflow, Flink, Spark). The schema is ``curated_schema_*``
     or inferred from the training statistics; it gets the environments TRAINING and SERVING, the label
     is marked absent in SERVING, and every other feature gets a skew comparator: Jensen-Shannon divergence
     for numeric, L-infinity distance for categorical features, with ``skew_thresholds`` overriding the
-    defaults per feature. The train split is validated in TRAINING (plus train/eval skew), the eval split
-    in ``eval_environment``.
+    defaults per feature. The train split is validated in TRAINING, the eval split in ``eval_environment``,
+    the test split in TRAINING (evaluate needs its label); skew is measured train↔eval and train↔test
+    with the same comparators.
 
     Args:
         train_path: Local path of the training Parquet file.
         eval_path: Local path of the eval Parquet file.
+        test_path: Local path of the test Parquet file.
         label_column: The label column (required in TRAINING, absent in SERVING, no skew check).
         outputs: Where the outputs go.
         train_uri: URI of the training data; the Beam path reads it instead of ``train_path`` when it is
             an object-store URI (``gs://``, ``s3://``...), so remote workers can reach it.
         eval_uri: Same for the eval data.
+        test_uri: Same for the test data.
         curated_schema_path: Local path of a curated schema (text proto, or a directory with ``schema.pbtxt``
             such as a previous ``baseline`` output).
         curated_schema_uri: The same as a URI (``gs://...`` or a local path); not together with
@@ -485,9 +509,10 @@ def run_validation(
         ValidateError: bad input or a failed TFDV subprocess; no output was written.
         DataValidationFailed: anomalies found with ``fail_on_anomalies``; every output was written.
     """
+    paths = {"train": train_path, "eval": eval_path, "test": test_path}
+    uris = {"train": train_uri, "eval": eval_uri, "test": test_uri}
     num_rows, schema_location, thresholds = _check_inputs(
-        train_path=train_path,
-        eval_path=eval_path,
+        paths=paths,
         label_column=label_column,
         curated_schema_path=curated_schema_path,
         curated_schema_uri=curated_schema_uri,
@@ -498,15 +523,12 @@ def run_validation(
         beam_pipeline_args=beam_pipeline_args,
     )
     python = resolve_tfdv_python(tfdv_python)
-    token = uuid.uuid4().hex[:8]
     finals = asdict(outputs)
-    staging = {name: _staging_path(path, token) for name, path in finals.items()}
-    for path in finals.values():
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="kfpkit-validate-")
+    staged = {name: os.path.join(workdir, "out", name) for name in finals if name != "report"}
     request = {
         "version": REQUEST_VERSION,
-        "train": {"path": os.path.abspath(train_path), "uri": train_uri},
-        "eval": {"path": os.path.abspath(eval_path), "uri": eval_uri},
+        **{split: {"path": os.path.abspath(paths[split]), "uri": uris[split]} for split in SPLITS},
         "label_column": label_column,
         "curated_schema": schema_location,
         "skew_thresholds": thresholds,
@@ -515,31 +537,26 @@ def run_validation(
         "eval_environment": eval_environment,
         "beam_pipeline_args": list(beam_pipeline_args) if beam_pipeline_args is not None else None,
         "outputs": {
-            "train_statistics": staging["train_statistics"],
-            "eval_statistics": staging["eval_statistics"],
-            "schema": staging["schema"],
-            "anomalies_dir": staging["anomalies"],
-            "baseline_dir": staging["baseline"],
+            "train_statistics": staged["train_statistics"],
+            "eval_statistics": staged["eval_statistics"],
+            "test_statistics": staged["test_statistics"],
+            "schema": staged["schema"],
+            "anomalies_dir": staged["anomalies"],
+            "baseline_dir": staged["baseline"],
         },
     }
-    workdir = tempfile.mkdtemp(prefix="kfpkit-validate-")
     try:
         started = time.perf_counter()
         raw = _run_tfdv_subprocess(python, request, workdir)
         subprocess_s = time.perf_counter() - started
         result = _build_result(raw, num_rows, schema_location, request)
         result.timings["subprocess"] = round(subprocess_s, 3)
-        _write_json(os.path.join(staging["anomalies"], ANOMALIES_JSON_FILE), result.to_json())
-        with open(staging["report"], "w", encoding="utf-8") as fh:
-            fh.write(report_lib.render_markdown(result.to_json()))
         result.metadata = _artifact_metadata(result)
-        for name, final in finals.items():
-            _replace(staging[name], final)
+        files = [item for name, path in staged.items() for item in _staged_files(path, finals[name])]
+        files.append((os.path.join(finals["anomalies"], ANOMALIES_JSON_FILE), _json_bytes(result.to_json())))
+        files.append((finals["report"], report_lib.render_markdown(result.to_json()).encode("utf-8")))
+        publish_together(files)
         result.timings["total"] = round(time.perf_counter() - started, 3)
-    except BaseException:
-        for path in staging.values():
-            _remove(path)
-        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     verdict = "passed" if result.passed else "FAILED"
@@ -558,6 +575,7 @@ def _build_result(
         passed=not anomalies,
         anomaly_count=len(anomalies),
         anomalies=anomalies,
+        anomalies_by_split=anomalies_by_split(details),
         details=details,
         skew=list(raw["skew"]),
         features=list(raw["features"]),
@@ -575,23 +593,20 @@ def _build_result(
     )
 
 
-def _artifact_metadata(result: ValidationResult) -> Dict[str, Dict[str, Any]]:
-    common = {"schema_source": result.schema_source, "statistics_mode": result.statistics_mode}
+def _statistics_metadata(result: ValidationResult, split: str) -> Dict[str, Any]:
     return {
-        "train_statistics": {
-            "format": STATS_FORMAT,
-            "encoding": "binary-proto",
-            "split": "train",
-            "num_examples": result.num_examples.get("train"),
-            **common,
-        },
-        "eval_statistics": {
-            "format": STATS_FORMAT,
-            "encoding": "binary-proto",
-            "split": "eval",
-            "num_examples": result.num_examples.get("eval"),
-            **common,
-        },
+        "format": STATS_FORMAT,
+        "encoding": "binary-proto",
+        "split": split,
+        "num_examples": result.num_examples.get(split),
+        "schema_source": result.schema_source,
+        "statistics_mode": result.statistics_mode,
+    }
+
+
+def _artifact_metadata(result: ValidationResult) -> Dict[str, Dict[str, Any]]:
+    return {
+        **{f"{split}_statistics": _statistics_metadata(result, split) for split in SPLITS},
         "schema": {
             "format": SCHEMA_FORMAT,
             "encoding": "text-proto",
@@ -600,10 +615,11 @@ def _artifact_metadata(result: ValidationResult) -> Dict[str, Dict[str, Any]]:
         },
         "anomalies": {
             "format": ANOMALIES_FORMAT,
-            "files": [TRAIN_ANOMALIES_FILE, EVAL_ANOMALIES_FILE, ANOMALIES_JSON_FILE],
+            "files": [*ANOMALIES_FILES, ANOMALIES_JSON_FILE],
             "passed": result.passed,
             "anomaly_count": result.anomaly_count,
             "anomalies": dict(result.anomalies),
+            "anomalies_by_split": {split: list(features) for split, features in result.anomalies_by_split.items()},
             "eval_environment": result.eval_environment,
         },
         "baseline": {

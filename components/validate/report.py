@@ -45,15 +45,17 @@ def _missing(summary: Optional[Mapping[str, Any]]) -> str:
 
 
 def render_markdown(result: Mapping[str, Any]) -> str:
-    """Renders the validation result as Markdown: verdict, anomalies table, skew table, per-feature summary."""
+    """Renders the validation result as Markdown: verdict, anomalies by split, skew table, per-feature summary."""
     passed = bool(result.get("passed"))
     rows = result.get("num_examples", {})
+    splits = list(rows) or ["train", "eval", "test"]  # num_examples lists the splits in order
     thresholds = result.get("thresholds", {})
     lines: List[str] = [
         f"# Data validation: {'PASSED' if passed else 'FAILED'}",
         "",
-        f"- train: {rows.get('train', '?')} rows, eval: {rows.get('eval', '?')} rows "
-        f"(eval validated in the {result.get('eval_environment', '?')} environment)",
+        "- "
+        + ", ".join(f"{split}: {rows.get(split, '?')} rows" for split in splits)
+        + f" (eval validated in the {result.get('eval_environment', '?')} environment, train and test in TRAINING)",
         f"- schema: {_cell(result.get('schema_source', '?'))}; statistics: {result.get('statistics_mode', '?')}",
         f"- skew thresholds: numeric Jensen-Shannon {thresholds.get('default_numeric_js_threshold')}, "
         f"categorical L-infinity {thresholds.get('default_categorical_linf_threshold')}"
@@ -66,6 +68,11 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         f"## Anomalies ({result.get('anomaly_count', 0)} feature(s))",
         "",
     ]
+    by_split = result.get("anomalies_by_split") or {}
+    affected = [(split, features) for split, features in by_split.items() if features]
+    if affected:
+        shown = (f"{split} {', '.join(f'`{_cell(f)}`' for f in features)}" for split, features in affected)
+        lines += ["By split: " + "; ".join(shown), ""]
     details = result.get("details", [])
     if details:
         lines += ["| feature | split | check | anomaly | description |", "|---|---|---|---|---|"]
@@ -76,13 +83,14 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             )
     else:
         lines.append("No anomalies.")
-    lines += ["", "## Train/eval skew", ""]
+    lines += ["", "## Skew: train/eval and train/test", ""]
     skew = result.get("skew", [])
     if skew:
-        lines += ["| feature | metric | value | threshold | exceeded |", "|---|---|---|---|---|"]
+        lines += ["| feature | splits | metric | value | threshold | exceeded |", "|---|---|---|---|---|---|"]
         for item in skew:
             lines.append(
-                f"| `{_cell(item['feature'])}` | {METRIC_NAMES.get(item['metric'], item['metric'])} | "
+                f"| `{_cell(item['feature'])}` | {_cell(item.get('splits', 'train/eval'))} | "
+                f"{METRIC_NAMES.get(item['metric'], item['metric'])} | "
                 f"{item['value']:.4f} | {item['threshold']:g} | {'**yes**' if item['exceeded'] else 'no'} |"
             )
     else:
@@ -91,14 +99,13 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         "",
         "## Features",
         "",
-        "| feature | type | missing % train / eval | train | eval |",
-        "|---|---|---|---|---|",
+        f"| feature | type | missing % {' / '.join(splits)} | {' | '.join(splits)} |",
+        "|---|---|---|" + "---|" * len(splits),
     ]
     for feature in result.get("features", []):
-        train: Optional[Dict[str, Any]] = feature.get("train")
-        evaluation: Optional[Dict[str, Any]] = feature.get("eval")
+        summaries: List[Optional[Dict[str, Any]]] = [feature.get(split) for split in splits]
         lines.append(
             f"| `{_cell(feature['name'])}` | {_cell(feature.get('type'))} | "
-            f"{_missing(train)} / {_missing(evaluation)} | {split_summary(train)} | {split_summary(evaluation)} |"
+            f"{' / '.join(_missing(s) for s in summaries)} | {' | '.join(split_summary(s) for s in summaries)} |"
         )
     return "\n".join(lines) + "\n"

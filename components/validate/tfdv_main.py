@@ -4,10 +4,11 @@ Runs ONLY in the TFDV interpreter (the ``kfpkit-tfdv`` image's python, or ``.ven
 by :func:`kfpkit.components.validate.logic.run_validation`; this module and
 :mod:`kfpkit.components.validate.tfdv_stats` are the only ones that import TFDV.
 
-Request JSON (written by ``run_validation``): ``train``/``eval`` (``path``, ``uri``), ``label_column``,
-``curated_schema`` (path or URI, or null), ``skew_thresholds``, ``default_numeric_js_threshold``,
-``default_categorical_linf_threshold``, ``eval_environment``, ``beam_pipeline_args`` (null: in-process),
-``outputs`` (staging paths: ``train_statistics``, ``eval_statistics``, ``schema``, ``anomalies_dir``,
+Request JSON (written by ``run_validation``): ``train``/``eval``/``test`` (``path``, ``uri``),
+``label_column``, ``curated_schema`` (path or URI, or null), ``skew_thresholds``,
+``default_numeric_js_threshold``, ``default_categorical_linf_threshold``, ``eval_environment``,
+``beam_pipeline_args`` (null: in-process), ``outputs`` (paths in run_validation's work folder:
+``train_statistics``, ``eval_statistics``, ``test_statistics``, ``schema``, ``anomalies_dir``,
 ``baseline_dir``).
 
 Result JSON: ``{"ok": true, "anomalies": [...], "skew": [...], "features": [...], "environments": [...],
@@ -162,17 +163,20 @@ def prepare_schema(
 # Anomalies, skew, summaries
 
 
-def _eval_wording(text: str) -> str:
-    """TFDV's skew messages say "serving" for the compared split, which is the eval split here."""
+def _skew_wording(text: str, compared: str) -> str:
+    """TFDV's skew messages say "serving" for the compared split (eval or test here) and "training" for train."""
     return (
-        text.replace("between training and serving", "between train and eval")
-        .replace("serving data is missing", "eval data is missing")
+        text.replace("between training and serving", f"between train and {compared}")
+        .replace("serving data is missing", f"{compared} data is missing")
         .replace("training data is missing", "train data is missing")
     )
 
 
-def anomaly_details(anomalies: anomalies_pb2.Anomalies, split: str) -> List[Dict[str, Any]]:
-    """One dict per anomaly reason; comparator (skew) reasons are tagged ``check: skew``."""
+def anomaly_details(
+    anomalies: anomalies_pb2.Anomalies, split: str, compared: Optional[str] = None
+) -> List[Dict[str, Any]]:
+    """One dict per anomaly reason of validating ``split``; comparator (skew) reasons against the ``compared``
+    split are tagged ``check: skew``, ``split: "<split>/<compared>"``."""
     out = []
     infos: List[Tuple[str, anomalies_pb2.AnomalyInfo]] = sorted(anomalies.anomaly_info.items())
     if anomalies.HasField("dataset_anomaly_info"):
@@ -181,31 +185,36 @@ def anomaly_details(anomalies: anomalies_pb2.Anomalies, split: str) -> List[Dict
         for reason in info.reason:
             type_name = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
             skew = type_name.startswith("COMPARATOR_")
+            short, description = reason.short_description, reason.description
+            if skew:
+                short, description = _skew_wording(short, str(compared)), _skew_wording(description, str(compared))
             out.append(
                 {
-                    "split": "train/eval" if skew else split,
+                    "split": f"{split}/{compared}" if skew else split,
                     "check": "skew" if skew else "schema",
                     "feature": feature,
                     "type": type_name,
-                    "short_description": _eval_wording(reason.short_description) if skew else reason.short_description,
-                    "description": (_eval_wording(reason.description) if skew else reason.description).strip(),
+                    "short_description": short,
+                    "description": description.strip(),
                     "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
                 }
             )
     return out
 
 
-def merge_details(train: Sequence[Dict[str, Any]], evaluation: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Schema reasons of train, then of eval, then skew reasons; a skew "data missing" reason is dropped when a
-    schema anomaly already reports the missing column."""
-    schema_reasons = [d for d in list(train) + list(evaluation) if d["check"] == "schema"]
+def merge_details(*validations: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Schema reasons (in the order of ``validations``), then skew reasons; a skew "data missing" reason is
+    dropped when a schema anomaly already reports the missing column."""
+    reasons = [d for validation in validations for d in validation]
+    schema_reasons = [d for d in reasons if d["check"] == "schema"]
     flagged = {d["feature"] for d in schema_reasons}
-    skew = [d for d in list(train) + list(evaluation) if d["check"] == "skew"]
+    skew = [d for d in reasons if d["check"] == "skew"]
     return schema_reasons + [d for d in skew if not (d["type"] in DATA_MISSING_TYPES and d["feature"] in flagged)]
 
 
-def skew_measurements(anomalies: anomalies_pb2.Anomalies) -> List[Dict[str, Any]]:
-    """The raw skew measurement of every compared feature (TFDV records them even below the threshold)."""
+def skew_measurements(anomalies: anomalies_pb2.Anomalies, splits: str) -> List[Dict[str, Any]]:
+    """The raw skew measurement of every compared feature between ``splits`` (e.g. ``"train/test"``); TFDV
+    records them even below the threshold."""
     Measurement = anomalies_pb2.DriftSkewInfo.Measurement
     names = {Measurement.JENSEN_SHANNON_DIVERGENCE: JS, Measurement.L_INFTY: LINF}
     out = []
@@ -214,6 +223,7 @@ def skew_measurements(anomalies: anomalies_pb2.Anomalies) -> List[Dict[str, Any]
             out.append(
                 {
                     "feature": ".".join(info.path.step),
+                    "splits": splits,
                     "metric": names.get(measurement.type) or Measurement.Type.Name(measurement.type),
                     "value": float(measurement.value),
                     "threshold": float(measurement.threshold),
@@ -254,21 +264,21 @@ def _split_summary(feature: statistics_pb2.FeatureNameStatistics, num_examples: 
     return summary
 
 
-def feature_summaries(
-    train: statistics_pb2.DatasetFeatureStatisticsList, evaluation: statistics_pb2.DatasetFeatureStatisticsList
-) -> List[Dict[str, Any]]:
-    """Type, missing % and min/mean/max or top values of every feature of either split."""
+def feature_summaries(stats: Mapping[str, statistics_pb2.DatasetFeatureStatisticsList]) -> List[Dict[str, Any]]:
+    """Type, missing % and min/mean/max or top values of every feature of any split, per split."""
     by_split: Dict[str, Dict[str, statistics_pb2.FeatureNameStatistics]] = {}
     examples = {}
-    for split, stats in (("train", train), ("eval", evaluation)):
-        dataset = stats.datasets[0]
+    for split, split_stats in stats.items():
+        dataset = split_stats.datasets[0]
         examples[split] = dataset.num_examples
         by_split[split] = {_feature_name(f): f for f in dataset.features}
-    names = list(by_split["train"]) + [n for n in by_split["eval"] if n not in by_split["train"]]
+    names: List[str] = []
+    for features in by_split.values():
+        names += [name for name in features if name not in names]
     out = []
     for name in names:
         entry: Dict[str, Any] = {"name": name}
-        for split in ("train", "eval"):
+        for split in stats:
             feature = by_split[split].get(name)
             if feature is not None and "type" not in entry:
                 entry["type"] = statistics_pb2.FeatureNameStatistics.Type.Name(feature.type)
@@ -294,21 +304,22 @@ def _write_text(path: str, payload: str) -> None:
 def write_outputs(
     outputs: Mapping[str, str],
     *,
-    train_stats: statistics_pb2.DatasetFeatureStatisticsList,
-    eval_stats: statistics_pb2.DatasetFeatureStatisticsList,
+    stats: Mapping[str, statistics_pb2.DatasetFeatureStatisticsList],
     schema: schema_pb2.Schema,
-    train_anomalies: anomalies_pb2.Anomalies,
-    eval_anomalies: anomalies_pb2.Anomalies,
+    anomalies: Mapping[str, anomalies_pb2.Anomalies],
 ) -> None:
-    """Statistics (binary protos), schema and anomalies (text protos) and the baseline directory."""
+    """Statistics (binary protos), schema and anomalies (text protos) and the baseline directory.
+
+    ``stats`` is keyed by split, ``anomalies`` by file name in the anomalies directory.
+    """
     schema_text = text_format.MessageToString(schema)
-    _write_bytes(outputs["train_statistics"], train_stats.SerializeToString())
-    _write_bytes(outputs["eval_statistics"], eval_stats.SerializeToString())
+    for split, split_stats in stats.items():
+        _write_bytes(outputs[f"{split}_statistics"], split_stats.SerializeToString())
     _write_text(outputs["schema"], schema_text)
     anomalies_dir, baseline_dir = outputs["anomalies_dir"], outputs["baseline_dir"]
-    _write_text(os.path.join(anomalies_dir, logic.TRAIN_ANOMALIES_FILE), text_format.MessageToString(train_anomalies))
-    _write_text(os.path.join(anomalies_dir, logic.EVAL_ANOMALIES_FILE), text_format.MessageToString(eval_anomalies))
-    _write_bytes(os.path.join(baseline_dir, logic.BASELINE_STATS_FILE), train_stats.SerializeToString())
+    for name, message in anomalies.items():
+        _write_text(os.path.join(anomalies_dir, name), text_format.MessageToString(message))
+    _write_bytes(os.path.join(baseline_dir, logic.BASELINE_STATS_FILE), stats["train"].SerializeToString())
     _write_text(os.path.join(baseline_dir, logic.BASELINE_SCHEMA_FILE), schema_text)
 
 
@@ -319,18 +330,19 @@ def write_outputs(
 def compute_statistics(
     request: Mapping[str, Any], options: tfdv.StatsOptions
 ) -> Tuple[Dict[str, statistics_pb2.DatasetFeatureStatisticsList], str]:
-    """Statistics of both splits, in-process or with Beam; returns them and the mode name."""
+    """Statistics of the three splits, in-process or with Beam; returns them and the mode name."""
     args: Optional[List[str]] = request.get("beam_pipeline_args")
     if args is None:
         stats = {}
-        for split in ("train", "eval"):
+        for split in logic.SPLITS:
             started = time.perf_counter()
             stats[split] = tfdv_stats.in_memory_statistics(request[split]["path"], options)
             seconds = time.perf_counter() - started
             _log(f"{split}: {stats[split].datasets[0].num_examples} rows, in-memory statistics in {seconds:.2f} s")
         return stats, "in-memory"
-    splits = ("train", "eval")
-    locations = {split: tfdv_stats.data_location(request[split]["path"], request[split].get("uri")) for split in splits}
+    locations = {
+        split: tfdv_stats.data_location(request[split]["path"], request[split].get("uri")) for split in logic.SPLITS
+    }
     _log(f"Beam statistics of {locations} with pipeline args {args}")
     return tfdv_stats.beam_statistics(locations, options, args), "beam"
 
@@ -345,7 +357,7 @@ def run(request: Mapping[str, Any]) -> Dict[str, Any]:
     started = time.perf_counter()
     options = tfdv.StatsOptions(schema=curated) if curated is not None else tfdv.StatsOptions()
     stats, mode = compute_statistics(request, options)
-    train_stats, eval_stats = stats["train"], stats["eval"]
+    train_stats = stats["train"]
     timings["statistics"] = round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
@@ -367,39 +379,54 @@ def run(request: Mapping[str, Any]) -> Dict[str, Any]:
     timings["schema"] = round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
+    # train in TRAINING with train/eval skew; eval in eval_environment; test in TRAINING (evaluate needs the
+    # label); then train against test for the train/test skew (its schema reasons repeat train's: dropped)
     train_anomalies = tfdv.validate_statistics(
-        train_stats, schema, environment=logic.TRAINING, serving_statistics=eval_stats
+        train_stats, schema, environment=logic.TRAINING, serving_statistics=stats["eval"]
     )
-    eval_anomalies = tfdv.validate_statistics(eval_stats, schema, environment=request["eval_environment"])
-    details = merge_details(anomaly_details(train_anomalies, "train"), anomaly_details(eval_anomalies, "eval"))
+    eval_anomalies = tfdv.validate_statistics(stats["eval"], schema, environment=request["eval_environment"])
+    test_anomalies = tfdv.validate_statistics(stats["test"], schema, environment=logic.TRAINING)
+    train_test = tfdv.validate_statistics(
+        train_stats, schema, environment=logic.TRAINING, serving_statistics=stats["test"]
+    )
+    train_test_skew = [d for d in anomaly_details(train_test, "train", "test") if d["check"] == "skew"]
+    details = merge_details(
+        anomaly_details(train_anomalies, "train", "eval"),
+        anomaly_details(eval_anomalies, "eval"),
+        anomaly_details(test_anomalies, "test"),
+        train_test_skew,
+    )
     timings["validate"] = round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
     write_outputs(
         request["outputs"],
-        train_stats=train_stats,
-        eval_stats=eval_stats,
+        stats=stats,
         schema=schema,
-        train_anomalies=train_anomalies,
-        eval_anomalies=eval_anomalies,
+        anomalies={
+            logic.TRAIN_ANOMALIES_FILE: train_anomalies,
+            logic.EVAL_ANOMALIES_FILE: eval_anomalies,
+            logic.TEST_ANOMALIES_FILE: test_anomalies,
+            logic.TRAIN_TEST_SKEW_FILE: train_test,
+        },
     )
     timings["write"] = round(time.perf_counter() - started, 3)
+    skew = skew_measurements(train_anomalies, "train/eval") + skew_measurements(train_test, "train/test")
     return {
         "anomalies": details,
-        "skew": skew_measurements(train_anomalies),
-        "features": feature_summaries(train_stats, eval_stats),
+        "skew": sorted(skew, key=lambda item: (item["feature"], item["splits"])),
+        "features": feature_summaries(stats),
         "environments": list(schema.default_environment),
-        "num_examples": {"train": train_stats.datasets[0].num_examples, "eval": eval_stats.datasets[0].num_examples},
+        "num_examples": {split: stats[split].datasets[0].num_examples for split in logic.SPLITS},
         "statistics_mode": mode,
         "timings": timings,
     }
 
 
 def _write_result(path: str, payload: Mapping[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    """Plain write: the parent reads the result only after this process has exited."""
+    with open(path, "w", encoding="utf-8") as fh:
         json.dump(payload, fh, indent=1, default=str)
-    os.replace(tmp, path)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

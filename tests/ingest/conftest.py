@@ -10,15 +10,15 @@ import pytest
 
 @pytest.fixture
 def outputs(tmp_path):
-    """(train_path, eval_path, out_dir): outputs under a folder that does not exist yet."""
+    """(train_path, eval_path, test_path, out_dir): outputs under a folder that does not exist yet."""
     out = tmp_path / "out"
-    return str(out / "train" / "data.parquet"), str(out / "eval" / "data.parquet"), out
+    return (*(str(out / split / "data.parquet") for split in ("train", "eval", "test")), out)
 
 
 @pytest.fixture
 def small_frame():
-    """40 rows: an integer id, a customer key shared by pairs of rows, two features and a 0/1 label."""
-    rows = 40
+    """60 rows: an integer id, a customer key shared by pairs of rows, two features and a 0/1 label."""
+    rows = 60
     return pd.DataFrame(
         {
             "id": list(range(rows)),

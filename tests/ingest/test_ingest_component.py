@@ -11,49 +11,66 @@ from kfpkit.components.ingest.component import ingest
 from kfpkit.components.ingest.errors import IngestError
 
 
-def test_python_func_writes_both_datasets_and_sets_their_metadata(tmp_path):
-    train = Dataset(uri=str(tmp_path / "train_data"))
-    evaluation = Dataset(uri=str(tmp_path / "eval_data"))
+def _artifacts(root):
+    return {name: Dataset(uri=str(root / name)) for name in ("train_data", "eval_data", "test_data")}
+
+
+def test_python_func_writes_the_three_datasets_and_sets_their_metadata(tmp_path):
+    artifacts = _artifacts(tmp_path)
     ingest.python_func(
-        source="synthetic://fraud?rows=2000&seed=4",
+        source="synthetic://fraud?rows=4000&seed=4",
         label_column="is_fraud",
-        train_data=train,
-        eval_data=evaluation,
+        **artifacts,
         eval_fraction=0.25,
+        test_fraction=0.2,
         split_key_column="transaction_id",
         seed=2,
     )
-    for artifact, split in ((train, "train"), (evaluation, "eval")):
+    for name, artifact in artifacts.items():
         frame = pd.read_parquet(artifact.path)
-        assert artifact.metadata["split"] == split
+        assert artifact.metadata["split"] == name.removesuffix("_data")
         assert artifact.metadata["rows"] == len(frame)
         assert artifact.metadata["sha256"] == hashlib.sha256(open(artifact.path, "rb").read()).hexdigest()
         assert artifact.metadata["split_key"] == "transaction_id"
         assert artifact.metadata["split_seed"] == 2
+        assert artifact.metadata["eval_fraction"] == 0.25 and artifact.metadata["test_fraction"] == 0.2
         assert artifact.metadata["columns"]["is_fraud"] == "int64"
-    assert train.metadata["rows"] + evaluation.metadata["rows"] == 2000
-    assert 0.2 < evaluation.metadata["rows"] / 2000 < 0.3
+    rows = {name: artifact.metadata["rows"] for name, artifact in artifacts.items()}
+    assert sum(rows.values()) == 4000
+    assert 0.22 < rows["eval_data"] / 4000 < 0.28 and 0.17 < rows["test_data"] / 4000 < 0.23
+
+
+def test_defaults_split_70_15_15():
+    inputs = ingest.component_spec.inputs
+    assert inputs["eval_fraction"].default == 0.15 and inputs["test_fraction"].default == 0.15
+    assert set(ingest.component_spec.outputs) == {"train_data", "eval_data", "test_data"}
 
 
 def test_python_func_with_bad_input_raises_and_leaves_no_files(tmp_path):
     (tmp_path / "t.csv").write_text("a,label\n1,0\n2,maybe\n3,1\n")
-    train = Dataset(uri=str(tmp_path / "out" / "train_data"))
-    evaluation = Dataset(uri=str(tmp_path / "out" / "eval_data"))
+    artifacts = _artifacts(tmp_path / "out")
     with pytest.raises(IngestError, match="'maybe'"):
-        ingest.python_func(source=str(tmp_path / "t.csv"), label_column="label", train_data=train, eval_data=evaluation)
+        ingest.python_func(source=str(tmp_path / "t.csv"), label_column="label", **artifacts)
     assert not (tmp_path / "out").exists()
-    assert train.metadata == {} and evaluation.metadata == {}
+    assert all(artifact.metadata == {} for artifact in artifacts.values())
+
+
+def test_python_func_with_a_bad_fraction_names_it_and_leaves_no_files(tmp_path):
+    artifacts = _artifacts(tmp_path / "out")
+    with pytest.raises(IngestError, match="test_fraction must be a number strictly between 0 and 1, got 1.2"):
+        ingest.python_func(source="synthetic://fraud?rows=500", label_column="is_fraud", **artifacts, test_fraction=1.2)
+    assert not (tmp_path / "out").exists()
 
 
 def test_component_runs_under_kfp_local(tmp_path):
     @dsl.pipeline
     def ingest_pipeline(source: str) -> Dataset:
-        return ingest(source=source, label_column="is_fraud").outputs["eval_data"]
+        return ingest(source=source, label_column="is_fraud").outputs["test_data"]
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
-    run = ingest_pipeline(source="synthetic://fraud?rows=500&seed=1")
+    run = ingest_pipeline(source="synthetic://fraud?rows=1000&seed=1&fraud_rate=0.2")
     output = run.output
     frame = pd.read_parquet(output.path)
-    assert output.metadata["split"] == "eval"
+    assert output.metadata["split"] == "test"
     assert output.metadata["rows"] == len(frame) > 0
     assert frame["is_fraud"].dtype == "int64"

@@ -1,18 +1,17 @@
 """Bad input fails with one IngestError naming the problem, and leaves no output files behind."""
 
 import importlib.util
-import os
 
 import pandas as pd
 import pytest
 
-from kfpkit.components.ingest.logic import IngestError, run_ingest, split_eval_mask
+from kfpkit.components.ingest.logic import IngestError, run_ingest, split_masks
 
 
 def _assert_fails(source, outputs, match, label="label", **kwargs):
-    train_path, eval_path, out = outputs
+    *paths, out = outputs
     with pytest.raises(IngestError, match=match) as raised:
-        run_ingest(source, label, train_path, eval_path, **kwargs)
+        run_ingest(source, label, *paths, **kwargs)
     assert not out.exists(), f"left behind: {list(out.rglob('*'))}"
     return str(raised.value)
 
@@ -110,20 +109,52 @@ def test_synthetic_source_with_another_label_column_fails(outputs):
     _assert_fails("synthetic://fraud?rows=100", outputs, "label column 'is_fraud'", label="fraud")
 
 
-def test_empty_eval_split_fails(tmp_path, outputs):
+def test_empty_eval_split_fails_naming_the_fraction_to_raise(tmp_path, outputs):
     frame = pd.DataFrame({"k": range(3), "label": [0, 1, 0]})
-    assert not split_eval_mask(frame, None, 0.01, 0).any()  # the case the test relies on
+    assert not split_masks(frame, None, 0.01, 0.5, 0)["eval"].any()  # the case the test relies on
     frame.to_csv(tmp_path / "t.csv", index=False)
-    _assert_fails(str(tmp_path / "t.csv"), outputs, "eval split is empty", eval_fraction=0.01)
+    _assert_fails(str(tmp_path / "t.csv"), outputs, "eval split is empty.*raise eval_fraction", eval_fraction=0.01)
+
+
+def test_empty_test_split_fails_naming_the_fraction_to_raise(tmp_path, outputs):
+    frame = pd.DataFrame({"k": range(40), "label": [i % 2 for i in range(40)]})
+    assert not split_masks(frame, None, 0.3, 0.001, 0)["test"].any()
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    _assert_fails(
+        str(tmp_path / "t.csv"),
+        outputs,
+        "test split is empty.*raise test_fraction",
+        eval_fraction=0.3,
+        test_fraction=0.001,
+    )
 
 
 def test_empty_train_split_fails(tmp_path, outputs):
     frame = pd.DataFrame({"k": [5, 5, 5], "label": [0, 1, 0]})
-    seed = next(s for s in range(100) if split_eval_mask(frame, "k", 0.5, s).all())  # one shared key: all in eval
+    # one shared key: every row in one split; find a seed that puts it in eval
+    seed = next(s for s in range(100) if split_masks(frame, "k", 0.5, 0.3, s)["eval"].all())
     frame.to_csv(tmp_path / "t.csv", index=False)
     _assert_fails(
-        str(tmp_path / "t.csv"), outputs, "train split is empty", eval_fraction=0.5, split_key_column="k", seed=seed
+        str(tmp_path / "t.csv"),
+        outputs,
+        "train split is empty.*lower eval_fraction or test_fraction",
+        eval_fraction=0.5,
+        test_fraction=0.3,
+        split_key_column="k",
+        seed=seed,
     )
+
+
+def test_a_single_class_train_or_eval_split_fails_naming_the_split(tmp_path, outputs):
+    rows = 200
+    masks = split_masks(pd.DataFrame({"x": range(rows)}), None, 0.15, 0.15, 0)
+    frame = pd.DataFrame({"x": range(rows), "label": [int(i % 2 == 0 and not masks["eval"][i]) for i in range(rows)]})
+    frame.to_csv(tmp_path / "no_positive_in_eval.csv", index=False)
+    message = _assert_fails(str(tmp_path / "no_positive_in_eval.csv"), outputs, "eval split holds only label 0")
+    assert "'label'" in message and "train needs both classes" in message
+    ones = frame.assign(label=1)
+    ones.to_csv(tmp_path / "all_ones.csv", index=False)
+    _assert_fails(str(tmp_path / "all_ones.csv"), outputs, "train split holds only label 1")
 
 
 def test_missing_split_key_column_or_values_fail(tmp_path, small_frame, outputs):
@@ -140,18 +171,36 @@ def test_column_with_mixed_types_fails_naming_the_column(tmp_path, outputs):
     _assert_fails(str(tmp_path / "mixed.jsonl"), outputs, "column 'a' .* cannot be stored in Parquet")
 
 
-@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, float("nan")])
-def test_eval_fraction_outside_zero_one_fails(fraction, outputs):
+@pytest.mark.parametrize("parameter", ["eval_fraction", "test_fraction"])
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5, float("nan"), float("inf"), True, "0.2"])
+def test_a_fraction_outside_zero_one_fails_naming_the_parameter(parameter, fraction, outputs):
+    message = _assert_fails(
+        "synthetic://fraud?rows=100", outputs, f"^{parameter} must be", label="is_fraud", **{parameter: fraction}
+    )
+    assert repr(fraction) in message
+
+
+@pytest.mark.parametrize(("eval_fraction", "test_fraction"), [(0.5, 0.5), (0.7, 0.4), (0.99, 0.01)])
+def test_fractions_that_leave_no_room_for_train_fail_naming_both(eval_fraction, test_fraction, outputs):
     _assert_fails(
-        "synthetic://fraud?rows=100", outputs, "eval_fraction must be", label="is_fraud", eval_fraction=fraction
+        "synthetic://fraud?rows=100",
+        outputs,
+        r"eval_fraction \+ test_fraction must be below 1 \(train gets the rest\)",
+        label="is_fraud",
+        eval_fraction=eval_fraction,
+        test_fraction=test_fraction,
     )
 
 
-def test_same_train_and_eval_path_fails(tmp_path):
+def test_the_same_path_for_two_splits_fails_naming_both(tmp_path):
     path = str(tmp_path / "x.parquet")
-    with pytest.raises(IngestError, match="same file"):
-        run_ingest("synthetic://fraud?rows=100", "is_fraud", path, path)
-    assert not os.path.exists(path)
+    with pytest.raises(IngestError, match="eval_path and test_path are the same file"):
+        run_ingest("synthetic://fraud?rows=100", "is_fraud", str(tmp_path / "train.parquet"), path, path)
+    with pytest.raises(IngestError, match="train_path and test_path are the same file"):
+        run_ingest("synthetic://fraud?rows=100", "is_fraud", path, str(tmp_path / "eval.parquet"), path)
+    with pytest.raises(IngestError, match="missing: test_path"):
+        run_ingest("synthetic://fraud?rows=100", "is_fraud", path, str(tmp_path / "eval.parquet"), "")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(("scheme", "extra"), [("gs", "kfpkit[gcs]"), ("s3", "kfpkit[s3]")])
@@ -172,10 +221,16 @@ def test_unknown_scheme_fails(outputs):
 
 def test_failure_while_writing_removes_the_partial_output(tmp_path):
     blocker = tmp_path / "blocker"
-    blocker.write_text("a file where the eval folder should be")
-    train_path = tmp_path / "out" / "train.parquet"
+    blocker.write_text("a file where the test folder should be")
+    out = tmp_path / "out"
     with pytest.raises(OSError):
-        run_ingest("synthetic://fraud?rows=500", "is_fraud", str(train_path), str(blocker / "eval.parquet"))
+        run_ingest(
+            "synthetic://fraud?rows=500&fraud_rate=0.2",
+            "is_fraud",
+            str(out / "train.parquet"),
+            str(out / "eval" / "eval.parquet"),
+            str(blocker / "test.parquet"),
+        )
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
 

@@ -1,4 +1,4 @@
-"""run_ingest on real files: formats, sources, label normalization, split and deterministic outputs."""
+"""run_ingest on real files: formats, sources, label normalization, three-way split and deterministic outputs."""
 
 import concurrent.futures
 import gzip
@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.components.ingest.logic import canonical_key, run_ingest, split_eval_mask
+from kfpkit.components.ingest.logic import SPLITS, canonical_key, run_ingest, split_masks
 from kfpkit.components.ingest.sources import redact_uri
 
 METADATA_KEYS = {
@@ -26,6 +26,7 @@ METADATA_KEYS = {
     "format",
     "split_key",
     "eval_fraction",
+    "test_fraction",
     "split_seed",
 }
 
@@ -39,15 +40,24 @@ def _sha256(path):
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def test_synthetic_ingest_writes_both_splits_with_their_metadata(outputs):
-    train_path, eval_path, _ = outputs
-    source = "synthetic://fraud?rows=5000&seed=3&fraud_rate=0.05&drift=0"
-    result = run_ingest(source, "is_fraud", train_path, eval_path)
+def _paths(root):
+    """train/eval/test paths under ``root`` (a folder that need not exist)."""
+    return [str(root / split) for split in SPLITS]
 
-    train, evaluation = _read(train_path), _read(eval_path)
-    assert len(train) + len(evaluation) == 5000
-    assert 0.17 < len(evaluation) / 5000 < 0.23
-    for frame, meta, split in ((train, result.train_metadata, "train"), (evaluation, result.eval_metadata, "eval")):
+
+def _metadata(result):
+    return {"train": result.train_metadata, "eval": result.eval_metadata, "test": result.test_metadata}
+
+
+def test_synthetic_ingest_writes_three_splits_with_their_metadata(outputs):
+    *paths, _ = outputs
+    source = "synthetic://fraud?rows=5000&seed=3&fraud_rate=0.05&drift=0"
+    result = run_ingest(source, "is_fraud", *paths)
+
+    frames = {split: _read(path) for split, path in zip(SPLITS, paths, strict=True)}
+    assert sum(len(frame) for frame in frames.values()) == 5000
+    for split, meta in _metadata(result).items():
+        frame = frames[split]
         assert set(meta) == METADATA_KEYS
         assert meta["rows"] == len(frame)
         assert meta["split"] == split
@@ -55,46 +65,63 @@ def test_synthetic_ingest_writes_both_splits_with_their_metadata(outputs):
         assert meta["label_column"] == "is_fraud"
         assert meta["format"] == "synthetic"
         assert meta["split_key"] == "row_number"
+        assert meta["eval_fraction"] == 0.15 and meta["test_fraction"] == 0.15
         assert meta["label_rate"] == pytest.approx(frame["is_fraud"].mean())
         assert meta["columns"] == {c: str(t) for c, t in frame.dtypes.items()}
         assert meta["columns"]["is_fraud"] == "int64"
-    assert result.train_metadata["sha256"] == _sha256(train_path)
-    assert result.eval_metadata["sha256"] == _sha256(eval_path)
-    assert set(train["transaction_id"]).isdisjoint(evaluation["transaction_id"])
+        assert meta["sha256"] == _sha256(paths[SPLITS.index(split)])
+    ids = [set(frames[split]["transaction_id"]) for split in SPLITS]
+    assert ids[0].isdisjoint(ids[1]) and ids[0].isdisjoint(ids[2]) and ids[1].isdisjoint(ids[2])
+
+
+@pytest.mark.parametrize(("eval_fraction", "test_fraction"), [(0.15, 0.15), (0.1, 0.3), (0.25, 0.05)])
+def test_fractions_are_honoured_within_sampling_error(tmp_path, eval_fraction, test_fraction):
+    rows = 20_000
+    result = run_ingest(f"synthetic://fraud?rows={rows}", "is_fraud", *_paths(tmp_path), eval_fraction, test_fraction)
+    shares = {split: meta["rows"] / rows for split, meta in _metadata(result).items()}
+    # binomial standard error at 20k rows is at most 0.0036; allow about four of them
+    assert shares["eval"] == pytest.approx(eval_fraction, abs=0.015)
+    assert shares["test"] == pytest.approx(test_fraction, abs=0.015)
+    assert shares["train"] == pytest.approx(1 - eval_fraction - test_fraction, abs=0.015)
 
 
 def test_parquet_files_have_no_index_column_and_snappy_compression(outputs):
-    train_path, eval_path, _ = outputs
-    run_ingest("synthetic://fraud?rows=300", "is_fraud", train_path, eval_path)
-    parquet = pq.ParquetFile(train_path)
-    assert parquet.schema_arrow.names == list(_read(train_path).columns)
-    assert "__index_level_0__" not in parquet.schema_arrow.names
-    assert parquet.metadata.row_group(0).column(0).compression == "SNAPPY"
-    assert not (parquet.schema_arrow.metadata or {}).get(b"pandas")
+    *paths, _ = outputs
+    run_ingest("synthetic://fraud?rows=600", "is_fraud", *paths)
+    for path in paths:
+        parquet = pq.ParquetFile(path)
+        assert parquet.schema_arrow.names == list(_read(path).columns)
+        assert "__index_level_0__" not in parquet.schema_arrow.names
+        assert parquet.metadata.row_group(0).column(0).compression == "SNAPPY"
+        assert not (parquet.schema_arrow.metadata or {}).get(b"pandas")
 
 
-def test_same_input_gives_byte_identical_files_across_runs_and_processes(tmp_path):
+def test_same_input_gives_byte_identical_splits_across_runs_and_processes(tmp_path):
     source = "synthetic://fraud?rows=3000&seed=7"
-    first = run_ingest(source, "is_fraud", str(tmp_path / "a" / "train"), str(tmp_path / "a" / "eval"))
-    second = run_ingest(source, "is_fraud", str(tmp_path / "b" / "train"), str(tmp_path / "b" / "eval"))
+    first = run_ingest(source, "is_fraud", *_paths(tmp_path / "a"))
+    second = run_ingest(source, "is_fraud", *_paths(tmp_path / "b"))
     code = (
         "import sys; from kfpkit.components.ingest.logic import run_ingest; "
-        "r = run_ingest(sys.argv[1], 'is_fraud', sys.argv[2], sys.argv[3]); "
-        "print(r.train_metadata['sha256'], r.eval_metadata['sha256'])"
+        "r = run_ingest(sys.argv[1], 'is_fraud', *sys.argv[2:5]); "
+        "print(r.train_metadata['sha256'], r.eval_metadata['sha256'], r.test_metadata['sha256'])"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run(
-        [sys.executable, "-c", code, source, str(tmp_path / "c" / "train"), str(tmp_path / "c" / "eval")],
+        [sys.executable, "-c", code, source, *_paths(tmp_path / "c")],
         capture_output=True,
         text=True,
         check=True,
         env=env,
         timeout=120,
     )
-    assert (tmp_path / "a" / "train").read_bytes() == (tmp_path / "b" / "train").read_bytes()
-    assert (tmp_path / "a" / "eval").read_bytes() == (tmp_path / "c" / "eval").read_bytes()
-    assert first.train_metadata["sha256"] == second.train_metadata["sha256"]
-    assert out.stdout.split() == [first.train_metadata["sha256"], first.eval_metadata["sha256"]]
+    for split in SPLITS:
+        reference = (tmp_path / "a" / split).read_bytes()
+        assert (tmp_path / "b" / split).read_bytes() == reference, split
+        assert (tmp_path / "c" / split).read_bytes() == reference, split
+    digests = [first.train_metadata["sha256"], first.eval_metadata["sha256"], first.test_metadata["sha256"]]
+    assert len(set(digests)) == 3
+    assert [second.train_metadata["sha256"], second.eval_metadata["sha256"], second.test_metadata["sha256"]] == digests
+    assert out.stdout.split() == digests
 
 
 def test_csv_parquet_and_jsonl_sources_give_the_same_splits(tmp_path, small_frame):
@@ -104,36 +131,32 @@ def test_csv_parquet_and_jsonl_sources_give_the_same_splits(tmp_path, small_fram
     results = {}
     for name in ("t.csv", "t.parquet", "t.jsonl"):
         out = tmp_path / name.replace(".", "_")
-        result = run_ingest(str(tmp_path / name), "label", str(out / "train"), str(out / "eval"), eval_fraction=0.3)
-        results[name] = (result, _read(out / "train"), _read(out / "eval"))
-    formats = [r.train_metadata["format"] for r, _, _ in results.values()]
+        result = run_ingest(str(tmp_path / name), "label", *_paths(out), eval_fraction=0.3, test_fraction=0.2)
+        results[name] = (result, [_read(path) for path in _paths(out)])
+    formats = [r.train_metadata["format"] for r, _ in results.values()]
     assert formats == ["csv", "parquet", "jsonl"]
-    reference_train = results["t.csv"][1]
-    for _, train, evaluation in results.values():
-        pd.testing.assert_frame_equal(train, reference_train)
-        assert len(train) + len(evaluation) == len(small_frame)
-        assert set(train["id"]).isdisjoint(evaluation["id"])
+    reference = results["t.csv"][1]
+    for _, frames in results.values():
+        for frame, expected in zip(frames, reference, strict=True):
+            pd.testing.assert_frame_equal(frame, expected)
+        assert sum(len(frame) for frame in frames) == len(small_frame)
     # identical data give identical bytes whatever the format it came from
-    assert len({r.train_metadata["sha256"] for r, _, _ in results.values()}) == 1
+    for split in SPLITS:
+        assert len({_metadata(r)[split]["sha256"] for r, _ in results.values()}) == 1
 
 
 def test_file_uri_gzip_and_format_override_are_read(tmp_path, small_frame, outputs):
-    train_path, eval_path, _ = outputs
+    *paths, _ = outputs
     (tmp_path / "t.csv.gz").write_bytes(gzip.compress(small_frame.to_csv(index=False).encode()))
-    via_gzip = run_ingest((tmp_path / "t.csv.gz").as_uri(), "label", train_path, eval_path)
+    via_gzip = run_ingest((tmp_path / "t.csv.gz").as_uri(), "label", *paths)
     assert via_gzip.train_metadata["source_uri"].startswith("file://")
-    assert via_gzip.train_metadata["rows"] + via_gzip.eval_metadata["rows"] == len(small_frame)
+    assert sum(meta["rows"] for meta in _metadata(via_gzip).values()) == len(small_frame)
 
     (tmp_path / "export.txt").write_text(small_frame.to_json(orient="records", lines=True))
-    forced = run_ingest(
-        str(tmp_path / "export.txt"),
-        "label",
-        str(tmp_path / "f" / "tr"),
-        str(tmp_path / "f" / "ev"),
-        file_format="jsonl",
-    )
+    forced = run_ingest(str(tmp_path / "export.txt"), "label", *_paths(tmp_path / "f"), file_format="jsonl")
     assert forced.train_metadata["format"] == "jsonl"
     assert forced.train_metadata["sha256"] == via_gzip.train_metadata["sha256"]
+    assert forced.test_metadata["sha256"] == via_gzip.test_metadata["sha256"]
 
 
 def test_http_source_is_read_through_fsspec(http_root, tmp_path, small_frame):
@@ -142,16 +165,12 @@ def test_http_source_is_read_through_fsspec(http_root, tmp_path, small_frame):
     small_frame.to_csv(tmp_path / "table.csv", index=False)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(
-            run_ingest, f"{base_url}/table.csv", "label", str(tmp_path / "h" / "train"), str(tmp_path / "h" / "eval")
-        )
+        future = pool.submit(run_ingest, f"{base_url}/table.csv", "label", *_paths(tmp_path / "h"))
         remote = future.result(timeout=60)
-    local = run_ingest(
-        str(tmp_path / "table.csv"), "label", str(tmp_path / "l" / "train"), str(tmp_path / "l" / "eval")
-    )
+    local = run_ingest(str(tmp_path / "table.csv"), "label", *_paths(tmp_path / "l"))
     assert remote.train_metadata["source_uri"] == f"{base_url}/table.csv"
     assert remote.train_metadata["sha256"] == local.train_metadata["sha256"]
-    assert remote.eval_metadata["rows"] == local.eval_metadata["rows"] > 0
+    assert remote.test_metadata["rows"] == local.test_metadata["rows"] > 0
 
 
 @pytest.mark.parametrize(
@@ -165,34 +184,35 @@ def test_http_source_is_read_through_fsspec(http_root, tmp_path, small_frame):
     ],
 )
 def test_labels_are_normalized_to_int64_zero_one(tmp_path, values, stored):
-    rows = 40
+    rows = 80
     frame = pd.DataFrame({"id": range(rows), "label": pd.Series(values * (rows // 4), dtype=object)})
     frame.to_parquet(tmp_path / "t.parquet", index=False)
-    run_ingest(str(tmp_path / "t.parquet"), "label", str(tmp_path / "train"), str(tmp_path / "eval"))
-    both = pd.concat([_read(tmp_path / "train"), _read(tmp_path / "eval")]).sort_values("id")
-    assert both["label"].dtype == np.int64
-    assert both["label"].tolist() == stored * (rows // 4)
+    run_ingest(str(tmp_path / "t.parquet"), "label", *_paths(tmp_path / "out"))
+    every = pd.concat([_read(path) for path in _paths(tmp_path / "out")]).sort_values("id")
+    assert every["label"].dtype == np.int64
+    assert every["label"].tolist() == stored * (rows // 4)
 
 
 def test_csv_true_false_labels_are_normalized(tmp_path, outputs):
-    train_path, eval_path, _ = outputs
-    (tmp_path / "t.csv").write_text("x,label\n" + "".join(f"{i},{'true' if i % 2 else 'false'}\n" for i in range(30)))
-    result = run_ingest(str(tmp_path / "t.csv"), "label", train_path, eval_path)
+    *paths, _ = outputs
+    (tmp_path / "t.csv").write_text("x,label\n" + "".join(f"{i},{'true' if i % 2 else 'false'}\n" for i in range(60)))
+    result = run_ingest(str(tmp_path / "t.csv"), "label", *paths)
     assert result.train_metadata["columns"]["label"] == "int64"
-    assert set(_read(train_path)["label"]) == {0, 1}
+    assert set(_read(paths[0])["label"]) == {0, 1}
 
 
 def test_split_by_row_number_is_stable_disjoint_and_complete(tmp_path, small_frame):
     small_frame.to_csv(tmp_path / "t.csv", index=False)
     ids = {}
     for run in ("a", "b"):
-        run_ingest(str(tmp_path / "t.csv"), "label", str(tmp_path / run / "tr"), str(tmp_path / run / "ev"))
-        ids[run] = (set(_read(tmp_path / run / "tr")["id"]), set(_read(tmp_path / run / "ev")["id"]))
-    train_ids, eval_ids = ids["a"]
+        run_ingest(str(tmp_path / "t.csv"), "label", *_paths(tmp_path / run))
+        ids[run] = [set(_read(path)["id"]) for path in _paths(tmp_path / run)]
+    train_ids, eval_ids, test_ids = ids["a"]
     assert ids["a"] == ids["b"]
-    assert train_ids.isdisjoint(eval_ids) and train_ids | eval_ids == set(range(len(small_frame)))
-    run_ingest(str(tmp_path / "t.csv"), "label", str(tmp_path / "s" / "tr"), str(tmp_path / "s" / "ev"), seed=1)
-    assert set(_read(tmp_path / "s" / "ev")["id"]) != eval_ids
+    assert train_ids.isdisjoint(eval_ids) and train_ids.isdisjoint(test_ids) and eval_ids.isdisjoint(test_ids)
+    assert train_ids | eval_ids | test_ids == set(range(len(small_frame)))
+    run_ingest(str(tmp_path / "t.csv"), "label", *_paths(tmp_path / "s"), seed=1)
+    assert set(_read(tmp_path / "s" / "test")["id"]) != test_ids
 
 
 def test_split_by_key_keeps_rows_that_share_a_key_together(tmp_path, small_frame):
@@ -201,43 +221,53 @@ def test_split_by_key_keeps_rows_that_share_a_key_together(tmp_path, small_frame
     result = run_ingest(
         str(tmp_path / "t.csv"),
         "label",
-        str(tmp_path / "tr"),
-        str(tmp_path / "ev"),
-        eval_fraction=0.4,
+        *_paths(tmp_path / "shuffled"),
+        eval_fraction=0.3,
+        test_fraction=0.3,
         split_key_column="customer",
     )
-    train, evaluation = _read(tmp_path / "tr"), _read(tmp_path / "ev")
-    assert result.eval_metadata["split_key"] == "customer"
-    assert set(train["customer"]).isdisjoint(evaluation["customer"])
-    assert len(train) + len(evaluation) == len(small_frame)
+    frames = [_read(path) for path in _paths(tmp_path / "shuffled")]
+    customers = [set(frame["customer"]) for frame in frames]
+    assert result.test_metadata["split_key"] == "customer"
+    assert customers[0].isdisjoint(customers[1]) and customers[0].isdisjoint(customers[2])
+    assert customers[1].isdisjoint(customers[2])
+    assert sum(len(frame) for frame in frames) == len(small_frame)
     # the split depends on the key, not on the row order
     small_frame.to_csv(tmp_path / "ordered.csv", index=False)
-    run_ingest(str(tmp_path / "ordered.csv"), "label", str(tmp_path / "o_tr"), str(tmp_path / "o_ev"), 0.4, "customer")
-    assert set(_read(tmp_path / "o_ev")["customer"]) == set(evaluation["customer"])
+    run_ingest(str(tmp_path / "ordered.csv"), "label", *_paths(tmp_path / "ordered"), 0.3, 0.3, "customer")
+    assert [set(_read(path)["customer"]) for path in _paths(tmp_path / "ordered")] == customers
 
 
 def test_split_follows_the_documented_keyed_blake2b_hash():
-    keys = [f"k{i}" for i in range(200)]
-    mask = split_eval_mask(pd.DataFrame({"key": keys}), "key", 0.25, seed=3)
+    keys = [f"k{i}" for i in range(400)]
+    masks = split_masks(pd.DataFrame({"key": keys}), "key", 0.25, 0.15, seed=3)
     salt = hashlib.sha256(b"kfpkit-ingest-split/3").digest()
-    expected = [
-        int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8, key=salt).digest(), "big") < int(0.25 * 2**64)
-        for k in keys
-    ]
-    assert mask.tolist() == expected
-    assert 30 < sum(expected) < 70
-    row_mask = split_eval_mask(pd.DataFrame({"x": range(200)}), None, 0.25, seed=3)
-    assert (
-        row_mask.tolist()
-        == split_eval_mask(pd.DataFrame({"key": [str(i) for i in range(200)]}), "key", 0.25, 3).tolist()
-    )
+    eval_end = int(0.25 * 2**64)
+    test_end = eval_end + int(0.15 * 2**64)
+    hashes = [int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8, key=salt).digest(), "big") for k in keys]
+    assert masks["eval"].tolist() == [h < eval_end for h in hashes]
+    assert masks["test"].tolist() == [eval_end <= h < test_end for h in hashes]
+    assert masks["train"].tolist() == [h >= test_end for h in hashes]
+    assert 60 < masks["eval"].sum() < 140 and 30 < masks["test"].sum() < 90
+    row_masks = split_masks(pd.DataFrame({"x": range(400)}), None, 0.25, 0.15, seed=3)
+    key_masks = split_masks(pd.DataFrame({"key": [str(i) for i in range(400)]}), "key", 0.25, 0.15, 3)
+    assert all(row_masks[split].tolist() == key_masks[split].tolist() for split in SPLITS)
+
+
+def test_the_eval_split_does_not_depend_on_test_fraction():
+    frame = pd.DataFrame({"x": range(2000)})
+    small_test = split_masks(frame, None, 0.2, 0.05, seed=0)
+    large_test = split_masks(frame, None, 0.2, 0.4, seed=0)
+    assert small_test["eval"].tolist() == large_test["eval"].tolist()
+    assert (small_test["test"] & ~large_test["test"]).sum() == 0  # the larger test split contains the smaller
 
 
 def test_integer_float_and_string_keys_hash_alike():
-    as_int = split_eval_mask(pd.DataFrame({"k": [7, 8, 9, 10]}), "k", 0.5, 0)
-    as_float = split_eval_mask(pd.DataFrame({"k": [7.0, 8.0, 9.0, 10.0]}), "k", 0.5, 0)
-    as_str = split_eval_mask(pd.DataFrame({"k": ["7", "8", "9", "10"]}), "k", 0.5, 0)
-    assert as_int.tolist() == as_float.tolist() == as_str.tolist()
+    as_int = split_masks(pd.DataFrame({"k": [7, 8, 9, 10]}), "k", 0.3, 0.3, 0)
+    as_float = split_masks(pd.DataFrame({"k": [7.0, 8.0, 9.0, 10.0]}), "k", 0.3, 0.3, 0)
+    as_str = split_masks(pd.DataFrame({"k": ["7", "8", "9", "10"]}), "k", 0.3, 0.3, 0)
+    for split in SPLITS:
+        assert as_int[split].tolist() == as_float[split].tolist() == as_str[split].tolist()
     assert canonical_key(True) == "true" and canonical_key(2.5) == "2.5" and canonical_key(float("nan")) is None
 
 
@@ -252,23 +282,26 @@ def test_redact_uri_hides_credentials_and_signatures():
 
 
 def test_100k_row_synthetic_ingest_splits_every_row_exactly_once(tmp_path):
-    result = run_ingest("synthetic://fraud?rows=100000", "is_fraud", str(tmp_path / "tr"), str(tmp_path / "ev"))
-    assert result.train_metadata["rows"] + result.eval_metadata["rows"] == 100_000
-    assert 0.15 < result.eval_metadata["rows"] / 100_000 < 0.25
+    result = run_ingest("synthetic://fraud?rows=100000", "is_fraud", *_paths(tmp_path))
+    rows = {split: meta["rows"] for split, meta in _metadata(result).items()}
+    assert sum(rows.values()) == 100_000
+    assert 0.14 < rows["eval"] / 100_000 < 0.16 and 0.14 < rows["test"] / 100_000 < 0.16
+    assert all(meta["label_rate"] > 0 for meta in _metadata(result).values())
 
 
-def test_train_and_eval_share_one_schema_even_when_a_split_sees_only_missing_values(tmp_path, outputs):
-    train_path, eval_path, _ = outputs
-    rows = 60
-    mask = split_eval_mask(pd.DataFrame({"x": range(rows)}), None, 0.2, 0)
+def test_every_split_shares_one_schema_even_when_a_split_sees_only_missing_values(tmp_path, outputs):
+    *paths, _ = outputs
+    rows = 80
+    test_mask = split_masks(pd.DataFrame({"x": range(rows)}), None, 0.15, 0.15, 0)["test"]
     frame = pd.DataFrame(
         {
-            "note": [None if evaluation else f"n{i}" for i, evaluation in enumerate(mask)],
+            "note": [None if in_test else f"n{i}" for i, in_test in enumerate(test_mask)],
             "label": [i % 2 for i in range(rows)],
         }
     )
     frame.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
-    result = run_ingest(str(tmp_path / "t.jsonl"), "label", train_path, eval_path)
-    assert pq.read_schema(train_path) == pq.read_schema(eval_path)
-    assert str(pq.read_schema(eval_path).field("note").type) == "string"
-    assert _read(eval_path)["note"].isna().all() and result.eval_metadata["columns"]["note"] == "object"
+    result = run_ingest(str(tmp_path / "t.jsonl"), "label", *paths)
+    schemas = [pq.read_schema(path) for path in paths]
+    assert schemas[0] == schemas[1] == schemas[2]
+    assert str(schemas[2].field("note").type) == "string"
+    assert _read(paths[2])["note"].isna().all() and result.test_metadata["columns"]["note"] == "object"

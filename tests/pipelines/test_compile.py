@@ -1,14 +1,17 @@
-"""Compiling the pipelines for Kubeflow and Vertex AI: golden files, loadability, platform settings."""
+"""Compiling the pipelines for Kubeflow and Vertex AI: golden files, loadability, platform settings, and the
+wiring of the splits (the test split never reaches train)."""
 
 import os
 
 import pytest
 import yaml
 
-from kfpkit.pipelines import targets
+from kfpkit.pipelines import registry, targets
+from kfpkit.pipelines.platforms import TARGETS
 from tools import golden
 
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "golden")
+COMPILED_NAMES = [f"{p}.{t}.yaml" for p in registry.pipeline_names() for t in TARGETS]
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +31,45 @@ def _executor_of(spec, component):
     return spec["deploymentSpec"]["executors"][label]["container"]
 
 
+def _dags(spec):
+    """``{component name: dag}`` of the root and of every sub-DAG (``dsl.If`` and nested pipelines)."""
+    dags = {"root": spec["root"]["dag"]}
+    dags.update({name: c["dag"] for name, c in spec["components"].items() if "dag" in c})
+    return dags
+
+
+def _artifact_sources(spec, component):
+    """``{input name: (producer task, output key)}`` of every task running ``comp-<component>``, with the
+    inputs that sub-DAGs pass down (``componentInputArtifact``) followed up to the task that produced them."""
+    dags = _dags(spec)
+    caller = {}  # sub-DAG component -> (the DAG that calls it, the calling task)
+    for dag_name, dag in dags.items():
+        for task in dag["tasks"].values():
+            if task["componentRef"]["name"] in dags:
+                caller[task["componentRef"]["name"]] = (dag_name, task)
+
+    def resolve(dag_name, source):
+        if "taskOutputArtifact" in source:
+            return source["taskOutputArtifact"]["producerTask"], source["taskOutputArtifact"]["outputArtifactKey"]
+        if dag_name == "root":
+            return "pipeline input", source["componentInputArtifact"]
+        parent, task = caller[dag_name]
+        return resolve(parent, task["inputs"]["artifacts"][source["componentInputArtifact"]])
+
+    found = []
+    for dag_name, dag in dags.items():
+        for task in dag["tasks"].values():
+            if task["componentRef"]["name"] == f"comp-{component}":
+                artifacts = task.get("inputs", {}).get("artifacts", {})
+                found.append({name: resolve(dag_name, source) for name, source in artifacts.items()})
+    return found
+
+
 def test_every_pipeline_compiles_for_every_target(compiled):
     assert set(compiled) == {f"{p}.{t}.yaml" for p in targets.pipeline_names() for t in ("kubeflow", "vertex")}
 
 
-@pytest.mark.parametrize("name", ["training.kubeflow.yaml", "training.vertex.yaml"])
+@pytest.mark.parametrize("name", COMPILED_NAMES)
 def test_compiled_pipeline_matches_golden_file(compiled, name):
     with open(compiled[name], encoding="utf-8") as fh:
         fresh = golden.normalize(fh.read())
@@ -42,13 +79,58 @@ def test_compiled_pipeline_matches_golden_file(compiled, name):
         assert fresh == fh.read(), f"{name} differs from tests/golden: review the change, then `make golden`"
 
 
-@pytest.mark.parametrize("name", ["training.kubeflow.yaml", "training.vertex.yaml"])
+def test_every_golden_file_belongs_to_a_registered_pipeline_and_target():
+    assert sorted(n for n in os.listdir(GOLDEN_DIR) if n.endswith(".yaml")) == sorted(COMPILED_NAMES)
+
+
+@pytest.mark.parametrize("name", COMPILED_NAMES)
 def test_compiled_pipeline_loads_back_with_kfp(compiled, name):
     from kfp import components
 
     loaded = components.load_component_from_file(compiled[name])
+    assert loaded.name == _docs(compiled[name])[0]["pipelineInfo"]["name"]
+    assert loaded.component_spec.inputs
+
+
+def test_training_pipeline_loads_back_with_its_registry_parameter(compiled):
+    from kfp import components
+
+    loaded = components.load_component_from_file(compiled["training.kubeflow.yaml"])
     assert loaded.name == "kfpkit-training"
     assert "registry_root" in loaded.component_spec.inputs
+
+
+@pytest.mark.parametrize("name", COMPILED_NAMES)
+def test_the_test_split_never_reaches_train(compiled, name):
+    spec = _docs(compiled[name])[0]
+    trains = _artifact_sources(spec, "train")
+    if not trains:
+        assert not name.startswith("training."), "the training pipeline has no train task"
+        pytest.skip(f"{name} has no train task")
+    for sources in trains:
+        assert ("ingest", "test_data") not in sources.values(), sources
+        assert sources == {"train_data": ("ingest", "train_data"), "eval_data": ("ingest", "eval_data")}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_training_pipeline_wires_validate_to_all_three_splits_and_evaluate_to_test_only(compiled, target):
+    spec = _docs(compiled[f"training.{target}.yaml"])[0]
+    (validate,) = _artifact_sources(spec, "validate")
+    assert {name: validate[name] for name in ("train_data", "eval_data", "test_data")} == {
+        split: ("ingest", split) for split in ("train_data", "eval_data", "test_data")
+    }
+    (evaluate,) = _artifact_sources(spec, "evaluate")
+    assert evaluate == {"model": ("train", "model"), "test_data": ("ingest", "test_data")}
+    (infra,) = _artifact_sources(spec, "infra-validate")
+    assert infra["eval_data"] == ("ingest", "eval_data")
+    evaluate_task = next(
+        task
+        for dag in _dags(spec).values()
+        for task in dag["tasks"].values()
+        if task["componentRef"]["name"] == "comp-evaluate"
+    )
+    max_ece = evaluate_task["inputs"]["parameters"]["max_ece"]
+    assert max_ece["componentInputParameter"].endswith("max_ece")
 
 
 def test_kubeflow_training_task_requests_a_gpu_with_toleration(compiled):
@@ -98,12 +180,20 @@ def test_vertex_yaml_builds_an_aiplatform_pipeline_job_offline(compiled):
     assert runtime.parameter_values["framework"] == "sklearn"
 
 
-def test_pipeline_parameters_carry_descriptions_for_the_kubeflow_ui(compiled):
-    spec = _docs(compiled["training.kubeflow.yaml"])[0]
-    params = spec["root"]["inputDefinitions"]["parameters"]
-    assert params["min_pr_auc"]["defaultValue"] == 0.2
-    undocumented = [name for name, p in params.items() if not p.get("description")]
+@pytest.mark.parametrize("name", COMPILED_NAMES)
+def test_pipeline_parameters_carry_descriptions_for_the_kubeflow_ui(compiled, name):
+    params = _docs(compiled[name])[0]["root"]["inputDefinitions"]["parameters"]
+    undocumented = [param for param, p in params.items() if not p.get("description")]
     assert not undocumented
+
+
+def test_training_pipeline_split_and_gate_parameters_default_to_70_15_15_and_no_ece_ceiling(compiled):
+    params = _docs(compiled["training.kubeflow.yaml"])[0]["root"]["inputDefinitions"]["parameters"]
+    assert params["min_pr_auc"]["defaultValue"] == 0.2
+    assert params["eval_fraction"]["defaultValue"] == 0.15 and params["test_fraction"]["defaultValue"] == 0.15
+    assert params["max_ece"]["defaultValue"] == 0.0
+    assert "test split" in params["max_ece"]["description"] and "0 disables" in params["max_ece"]["description"]
+    assert "test split" in params["min_pr_auc"]["description"]
 
 
 def test_image_registry_override_rewrites_every_task_image(tmp_path):

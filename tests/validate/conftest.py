@@ -46,6 +46,7 @@ def output_paths(root) -> logic.OutputPaths:
     return logic.OutputPaths(
         train_statistics=os.path.join(root, "train_statistics"),
         eval_statistics=os.path.join(root, "eval_statistics"),
+        test_statistics=os.path.join(root, "test_statistics"),
         schema=os.path.join(root, "schema"),
         anomalies=os.path.join(root, "anomalies"),
         baseline=os.path.join(root, "baseline"),
@@ -76,10 +77,11 @@ def tfdv_python() -> str:
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-    """train.parquet (400 rows) and a clean eval.parquet (200 rows) from the same distribution."""
+    """train.parquet (400 rows), clean eval.parquet and test.parquet (200 rows each) from the same distribution."""
     root = tmp_path_factory.mktemp("validate-data")
     write_parquet(make_frame(400, seed=0), root / "train.parquet")
     write_parquet(make_frame(200, seed=1), root / "eval.parquet")
+    write_parquet(make_frame(200, seed=5), root / "test.parquet")
     return root
 
 
@@ -94,6 +96,7 @@ def clean_component_run(tfdv_python, data_dir, tmp_path_factory):
     artifacts = {
         "train_statistics": Artifact(uri=str(root / "train_statistics")),
         "eval_statistics": Artifact(uri=str(root / "eval_statistics")),
+        "test_statistics": Artifact(uri=str(root / "test_statistics")),
         "schema": Artifact(uri=str(root / "schema")),
         "anomalies": Artifact(uri=str(root / "anomalies")),
         "baseline": Artifact(uri=str(root / "baseline")),
@@ -102,6 +105,7 @@ def clean_component_run(tfdv_python, data_dir, tmp_path_factory):
     outputs = validate.python_func(
         train_data=Dataset(uri=str(data_dir / "train.parquet")),
         eval_data=Dataset(uri=str(data_dir / "eval.parquet")),
+        test_data=Dataset(uri=str(data_dir / "test.parquet")),
         label_column=LABEL,
         **artifacts,
     )

@@ -1,4 +1,4 @@
-"""The Beam statistics path (beam_pipeline_args) on a tiny file with the DirectRunner."""
+"""The Beam statistics path (beam_pipeline_args) on three tiny splits with the DirectRunner."""
 
 import os
 
@@ -17,6 +17,7 @@ def beam_run(tfdv_python, data_dir, tmp_path_factory, vh):
     result = logic.run_validation(
         str(data_dir / "train.parquet"),
         str(data_dir / "eval.parquet"),
+        str(data_dir / "test.parquet"),
         LABEL,
         outputs,
         beam_pipeline_args=["--runner=DirectRunner"],
@@ -29,7 +30,7 @@ def test_beam_path_validates_clean_data(beam_run):
     result, _ = beam_run
     assert result.statistics_mode == "beam"
     assert result.passed is True
-    assert result.num_examples == {"train": 400, "eval": 200}
+    assert result.num_examples == {"train": 400, "eval": 200, "test": 200}
 
 
 def test_beam_and_in_memory_statistics_infer_the_same_schema(beam_run, clean_component_run):
@@ -43,5 +44,5 @@ def test_beam_and_in_memory_statistics_infer_the_same_schema(beam_run, clean_com
 
 def test_beam_statistics_are_written_like_the_in_memory_ones(beam_run):
     _, outputs = beam_run
-    assert os.path.getsize(outputs.train_statistics) > 100
+    assert os.path.getsize(outputs.train_statistics) > 100 and os.path.getsize(outputs.test_statistics) > 100
     assert sorted(os.listdir(outputs.baseline)) == [logic.BASELINE_SCHEMA_FILE, logic.BASELINE_STATS_FILE]

@@ -1,4 +1,4 @@
-"""The validate component's python_func on clean splits with tmp-path artifacts, and its KFP interface."""
+"""The validate component's python_func on three clean splits with tmp-path artifacts, and its KFP interface."""
 
 import json
 import os
@@ -21,7 +21,8 @@ def test_clean_data_passes(clean_component_run):
 @pytest.mark.tfdv
 def test_statistics_are_binary_protos_with_metadata(clean_component_run):
     artifacts = clean_component_run.artifacts
-    for name, split, rows in (("train_statistics", "train", 400), ("eval_statistics", "eval", 200)):
+    splits = (("train_statistics", "train", 400), ("eval_statistics", "eval", 200), ("test_statistics", "test", 200))
+    for name, split, rows in splits:
         artifact = artifacts[name]
         assert os.path.isfile(artifact.path) and os.path.getsize(artifact.path) > 100
         assert artifact.metadata["format"] == "tfdv.DatasetFeatureStatisticsList"
@@ -60,9 +61,14 @@ def test_anomalies_metadata_carries_passed_and_the_feature_map(clean_component_r
     anomalies = clean_component_run.artifacts["anomalies"]
     assert anomalies.metadata["passed"] is True
     assert anomalies.metadata["anomalies"] == {}
+    assert anomalies.metadata["anomalies_by_split"] == {
+        s: [] for s in ("train", "eval", "test", "train/eval", "train/test")
+    }
     with open(os.path.join(anomalies.path, logic.ANOMALIES_JSON_FILE), encoding="utf-8") as fh:
         payload = json.load(fh)
     assert payload["passed"] is True
+    assert payload["num_examples"] == {"train": 400, "eval": 200, "test": 200}
+    assert {s["splits"] for s in payload["skew"]} == {"train/eval", "train/test"}
     assert {f["name"] for f in payload["features"]} == {"amount", "hour", "channel", "country", "device", LABEL}
 
 
@@ -73,8 +79,11 @@ def test_report_is_markdown_with_the_feature_summary(clean_component_run):
         text = fh.read()
     assert text.startswith("# Data validation: PASSED")
     assert "No anomalies." in text
-    assert "| `amount` | FLOAT | 0.0 % / 0.0 % | min " in text
-    assert "| `channel` | STRING | 0.0 % / 0.0 % | 3 unique · top: " in text
+    assert "- train: 400 rows, eval: 200 rows, test: 200 rows" in text
+    assert "| feature | type | missing % train / eval / test | train | eval | test |" in text
+    assert "| `amount` | FLOAT | 0.0 % / 0.0 % / 0.0 % | min " in text
+    assert "| `channel` | STRING | 0.0 % / 0.0 % / 0.0 % | 3 unique · top: " in text
+    assert "| `amount` | train/test | Jensen-Shannon divergence |" in text
 
 
 def test_component_uses_the_tfdv_image_and_types_its_interface(tmp_path):
@@ -88,6 +97,7 @@ def test_component_uses_the_tfdv_image_and_types_its_interface(tmp_path):
         validate(
             train_data=train.output,
             eval_data=train.output,
+            test_data=train.output,
             label_column=LABEL,
             curated_schema=curated.output,
             skew_thresholds={"amount": 0.5},
@@ -101,6 +111,7 @@ def test_component_uses_the_tfdv_image_and_types_its_interface(tmp_path):
     assert set(spec.outputs) == {
         "train_statistics",
         "eval_statistics",
+        "test_statistics",
         "schema",
         "anomalies",
         "baseline",

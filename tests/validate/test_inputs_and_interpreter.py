@@ -31,14 +31,38 @@ def test_importing_the_component_and_logic_imports_no_tensorflow():
 def test_missing_train_file_fails_naming_the_path(tmp_path, data_dir, vh):
     missing = str(tmp_path / "nope.parquet")
     with pytest.raises(logic.ValidateError, match=r"train_data: .*nope\.parquet does not exist"):
-        logic.run_validation(missing, str(data_dir / "eval.parquet"), LABEL, vh.output_paths(tmp_path / "out"))
+        logic.run_validation(
+            missing,
+            str(data_dir / "eval.parquet"),
+            str(data_dir / "test.parquet"),
+            LABEL,
+            vh.output_paths(tmp_path / "out"),
+        )
     assert _leftovers(tmp_path / "out") == []
 
 
 def test_empty_eval_split_fails_naming_the_file_and_writes_nothing(tmp_path, data_dir, vh):
     empty = vh.write_parquet(vh.make_frame(10, seed=3).iloc[:0], tmp_path / "empty.parquet")
     with pytest.raises(logic.ValidateError, match=r"eval_data: .*empty\.parquet has no rows"):
-        logic.run_validation(str(data_dir / "train.parquet"), empty, LABEL, vh.output_paths(tmp_path / "out"))
+        logic.run_validation(
+            str(data_dir / "train.parquet"),
+            empty,
+            str(data_dir / "test.parquet"),
+            LABEL,
+            vh.output_paths(tmp_path / "out"),
+        )
+    assert _leftovers(tmp_path / "out") == []
+
+
+def test_missing_or_empty_test_split_fails_naming_test_data_and_writes_nothing(tmp_path, data_dir, vh):
+    train, evaluation = str(data_dir / "train.parquet"), str(data_dir / "eval.parquet")
+    with pytest.raises(logic.ValidateError, match=r"test_data: .*absent\.parquet does not exist"):
+        logic.run_validation(
+            train, evaluation, str(tmp_path / "absent.parquet"), LABEL, vh.output_paths(tmp_path / "out")
+        )
+    empty = vh.write_parquet(vh.make_frame(10, seed=3).iloc[:0], tmp_path / "empty.parquet")
+    with pytest.raises(logic.ValidateError, match=r"test_data: .*empty\.parquet has no rows"):
+        logic.run_validation(train, evaluation, empty, LABEL, vh.output_paths(tmp_path / "out"))
     assert _leftovers(tmp_path / "out") == []
 
 
@@ -46,7 +70,13 @@ def test_a_file_that_is_not_parquet_fails_naming_it(tmp_path, data_dir, vh):
     bogus = tmp_path / "eval.parquet"
     bogus.write_text("amount,hour\n1,2\n")
     with pytest.raises(logic.ValidateError, match=r"eval_data: .*eval\.parquet is not a readable Parquet file"):
-        logic.run_validation(str(data_dir / "train.parquet"), str(bogus), LABEL, vh.output_paths(tmp_path / "out"))
+        logic.run_validation(
+            str(data_dir / "train.parquet"),
+            str(bogus),
+            str(data_dir / "test.parquet"),
+            LABEL,
+            vh.output_paths(tmp_path / "out"),
+        )
 
 
 def test_a_column_type_tfdv_cannot_describe_fails_naming_the_column(tmp_path, data_dir, vh):
@@ -56,13 +86,23 @@ def test_a_column_type_tfdv_cannot_describe_fails_naming_the_column(tmp_path, da
     frame["seen_at"] = pd.Timestamp("2026-01-01")
     train = vh.write_parquet(frame, tmp_path / "train.parquet")
     with pytest.raises(logic.ValidateError, match=r"train_data: column 'seen_at' of .* has Arrow type timestamp"):
-        logic.run_validation(train, str(data_dir / "eval.parquet"), LABEL, vh.output_paths(tmp_path / "out"))
+        logic.run_validation(
+            train,
+            str(data_dir / "eval.parquet"),
+            str(data_dir / "test.parquet"),
+            LABEL,
+            vh.output_paths(tmp_path / "out"),
+        )
 
 
 def test_label_missing_from_train_fails_naming_the_column(tmp_path, data_dir, vh):
     with pytest.raises(logic.ValidateError, match=r"label column 'churned' is not in train_data"):
         logic.run_validation(
-            str(data_dir / "train.parquet"), str(data_dir / "eval.parquet"), "churned", vh.output_paths(tmp_path)
+            str(data_dir / "train.parquet"),
+            str(data_dir / "eval.parquet"),
+            str(data_dir / "test.parquet"),
+            "churned",
+            vh.output_paths(tmp_path),
         )
 
 
@@ -80,6 +120,7 @@ def test_bad_skew_thresholds_fail_naming_the_feature(tmp_path, data_dir, thresho
         logic.run_validation(
             str(data_dir / "train.parquet"),
             str(data_dir / "eval.parquet"),
+            str(data_dir / "test.parquet"),
             LABEL,
             vh.output_paths(tmp_path),
             skew_thresholds=thresholds,
@@ -91,6 +132,7 @@ def test_negative_default_threshold_fails_naming_the_parameter(tmp_path, data_di
         logic.run_validation(
             str(data_dir / "train.parquet"),
             str(data_dir / "eval.parquet"),
+            str(data_dir / "test.parquet"),
             LABEL,
             vh.output_paths(tmp_path),
             default_numeric_js_threshold=-1.0,
@@ -102,6 +144,7 @@ def test_unknown_eval_environment_fails_naming_the_choices(tmp_path, data_dir, v
         logic.run_validation(
             str(data_dir / "train.parquet"),
             str(data_dir / "eval.parquet"),
+            str(data_dir / "test.parquet"),
             LABEL,
             vh.output_paths(tmp_path),
             eval_environment="SERVNG",
@@ -115,6 +158,7 @@ def test_curated_schema_as_artifact_and_uri_together_is_refused(tmp_path, data_d
         logic.run_validation(
             str(data_dir / "train.parquet"),
             str(data_dir / "eval.parquet"),
+            str(data_dir / "test.parquet"),
             LABEL,
             vh.output_paths(tmp_path / "out"),
             curated_schema_path=str(schema),
@@ -127,6 +171,7 @@ def test_missing_curated_schema_fails_naming_it(tmp_path, data_dir, vh):
         logic.run_validation(
             str(data_dir / "train.parquet"),
             str(data_dir / "eval.parquet"),
+            str(data_dir / "test.parquet"),
             LABEL,
             vh.output_paths(tmp_path / "out"),
             curated_schema_uri=str(tmp_path / "missing.pbtxt"),
@@ -183,6 +228,7 @@ def test_an_interpreter_without_tfdv_fails_with_the_tail_of_its_stderr_and_leave
         logic.run_validation(
             str(data_dir / "train.parquet"),
             str(data_dir / "eval.parquet"),
+            str(data_dir / "test.parquet"),
             LABEL,
             vh.output_paths(out),
             tfdv_python=sys.executable,  # the main environment: no TFDV

@@ -9,10 +9,11 @@ def _result(details, skew=None, features=None):
         "passed": not anomalies,
         "anomaly_count": len(anomalies),
         "anomalies": anomalies,
+        "anomalies_by_split": logic.anomalies_by_split(details),
         "details": details,
         "skew": skew or [],
         "features": features or [],
-        "num_examples": {"train": 400, "eval": 200},
+        "num_examples": {"train": 400, "eval": 200, "test": 150},
         "schema_source": "inferred",
         "eval_environment": "TRAINING",
         "statistics_mode": "in-memory",
@@ -62,6 +63,20 @@ def test_anomaly_map_names_each_feature_once_with_where_it_was_seen():
     assert anomalies["amount"].startswith("train/eval skew: The approximate Jensen-Shannon divergence")
 
 
+def test_anomaly_map_and_by_split_name_the_test_split_and_the_train_test_pair():
+    details = [
+        dict(DETAILS[0], split="test"),
+        dict(DETAILS[1], split="train/test", description="The approximate Jensen-Shannon divergence is 0.5."),
+    ]
+    anomalies = logic._anomaly_map(details)
+    assert anomalies == {
+        "amount": "train/test skew: The approximate Jensen-Shannon divergence is 0.5.",
+        "country": "test: Column is completely missing",
+    }
+    by_split = logic.anomalies_by_split([*details, dict(DETAILS[0], split="test")])
+    assert by_split == {"train": [], "eval": [], "test": ["country"], "train/eval": [], "train/test": ["amount"]}
+
+
 def test_report_has_the_anomalies_table_with_one_row_per_reason():
     text = report.render_markdown(_result(DETAILS))
     assert text.startswith("# Data validation: FAILED")
@@ -70,6 +85,8 @@ def test_report_has_the_anomalies_table_with_one_row_per_reason():
     assert "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in text
     assert "a\\|b" in text  # a pipe inside a description does not break the table
     assert "per feature: amount 0.5" in text
+    assert "By split: eval `channel`, `country`; train/eval `amount`" in text
+    assert "- train: 400 rows, eval: 200 rows, test: 150 rows" in text
 
 
 def test_report_of_clean_data_says_passed_and_summarizes_features():
@@ -79,34 +96,50 @@ def test_report_of_clean_data_says_passed_and_summarizes_features():
             "type": "FLOAT",
             "train": {"kind": "numeric", "min": 1.0, "mean": 50.5, "max": 900.0, "missing_pct": 0.0},
             "eval": {"kind": "numeric", "min": 2.0, "mean": 51.0, "max": 800.0, "missing_pct": 1.5},
+            "test": {"kind": "numeric", "min": 3.0, "mean": 49.0, "max": 700.0, "missing_pct": 0.5},
         },
         {
             "name": "channel",
             "type": "STRING",
             "train": {"kind": "categorical", "unique": 3, "top_values": [["web", 40.0]], "missing_pct": 0.0},
             "eval": None,
+            "test": {"kind": "categorical", "unique": 2, "top_values": [["pos", 55.0]], "missing_pct": 0.0},
         },
     ]
     skew = [
-        {"feature": "amount", "metric": "jensen_shannon_divergence", "value": 0.01, "threshold": 0.3, "exceeded": False}
+        {
+            "feature": "amount",
+            "splits": splits,
+            "metric": "jensen_shannon_divergence",
+            "value": value,
+            "threshold": 0.3,
+            "exceeded": False,
+        }
+        for splits, value in (("train/eval", 0.01), ("train/test", 0.02))
     ]
     text = report.render_markdown(_result([], skew=skew, features=features))
     assert text.startswith("# Data validation: PASSED")
     assert "No anomalies." in text
-    assert "| `amount` | Jensen-Shannon divergence | 0.0100 | 0.3 | no |" in text
-    assert "| `amount` | FLOAT | 0.0 % / 1.5 % | min 1 · mean 50.5 · max 900 | min 2 · mean 51 · max 800 |" in text
-    assert "| `channel` | STRING | 0.0 % / absent | 3 unique · top: web (40.0 %) | absent |" in text
+    assert "By split" not in text
+    assert "| `amount` | train/eval | Jensen-Shannon divergence | 0.0100 | 0.3 | no |" in text
+    assert "| `amount` | train/test | Jensen-Shannon divergence | 0.0200 | 0.3 | no |" in text
+    assert (
+        "| `amount` | FLOAT | 0.0 % / 1.5 % / 0.5 % | min 1 · mean 50.5 · max 900 | min 2 · mean 51 · max 800 "
+        "| min 3 · mean 49 · max 700 |"
+    ) in text
+    assert "| `channel` | STRING | 0.0 % / absent / 0.0 % | 3 unique · top: web (40.0 %) | absent | 2 unique" in text
 
 
 def test_failure_message_lists_every_feature():
     result = logic.ValidationResult(
         passed=False,
         anomaly_count=2,
-        anomalies={"amount": "train/eval skew: high", "country": "eval: Column is completely missing"},
+        anomalies={"amount": "train/test skew: high", "country": "eval: Column is completely missing"},
+        anomalies_by_split={"eval": ["country"], "train/test": ["amount"]},
         details=[],
         skew=[],
         features=[],
-        num_examples={"train": 400, "eval": 200},
+        num_examples={"train": 400, "eval": 200, "test": 150},
         schema_source="inferred",
         environments=["TRAINING", "SERVING"],
         eval_environment="TRAINING",
@@ -115,5 +148,7 @@ def test_failure_message_lists_every_feature():
     )
     message = logic.failure_message(result, "/tmp/report.md")
     assert "2 feature(s) with anomalies" in message
+    assert "train 400 rows, eval 200 rows, test 150 rows" in message
+    assert "  - amount: train/test skew: high" in message
     assert "  - country: eval: Column is completely missing" in message
     assert message.endswith("Report: /tmp/report.md")

@@ -1,4 +1,5 @@
-"""run_validation end to end in the TFDV interpreter: bad inputs, SERVING environment, curated schema, skew.
+"""run_validation end to end in the TFDV interpreter: bad inputs, SERVING environment, curated schema, skew
+train/eval and train/test, anomalies reported per split.
 
 Each scenario is ONE TFDV subprocess (module-scoped fixture); several tests assert on its result.
 """
@@ -22,6 +23,19 @@ def _types(result, split=None):
     return {(d["split"], d["feature"], d["type"]) for d in result.details if split in (None, d["split"])}
 
 
+def _validate(data_dir, outputs, tfdv_python, eval_path=None, test_path=None, **kwargs):
+    """run_validation on the clean train split and the given (else the clean) eval and test splits."""
+    return logic.run_validation(
+        str(data_dir / "train.parquet"),
+        eval_path or str(data_dir / "eval.parquet"),
+        test_path or str(data_dir / "test.parquet"),
+        LABEL,
+        outputs,
+        tfdv_python=tfdv_python,
+        **kwargs,
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # Bad eval data: missing column, new category, type change, all-null column, label absent (TRAINING)
 
@@ -36,7 +50,7 @@ def bad_eval_run(tfdv_python, data_dir, tmp_path_factory, vh):
     bad["device"] = None  # every value null
     eval_path = vh.write_parquet(bad, root / "eval.parquet")
     outputs = vh.output_paths(root / "out")
-    result = logic.run_validation(str(data_dir / "train.parquet"), eval_path, LABEL, outputs, tfdv_python=tfdv_python)
+    result = _validate(data_dir, outputs, tfdv_python, eval_path)
     return result, outputs
 
 
@@ -56,11 +70,13 @@ def test_each_bad_eval_column_yields_its_tfdv_anomaly(bad_eval_run, feature, ano
     assert feature in result.anomalies
 
 
-def test_bad_eval_data_does_not_pass_and_train_is_clean(bad_eval_run):
+def test_bad_eval_data_does_not_pass_and_train_and_test_are_clean(bad_eval_run):
     result, _ = bad_eval_run
     assert result.passed is False
     assert result.anomaly_count == len(result.anomalies) >= 5
-    assert _types(result, "train") == set()
+    assert _types(result, "train") == set() and _types(result, "test") == set()
+    assert result.anomalies_by_split["eval"] == sorted(["country", "channel", "hour", "device", LABEL])
+    assert result.anomalies_by_split["test"] == [] and result.anomalies_by_split["train/test"] == []
 
 
 def test_descriptions_say_where_and_what(bad_eval_run):
@@ -85,10 +101,11 @@ def test_all_null_column_shows_100_percent_missing_in_the_summary(bad_eval_run):
 def test_anomalies_artifact_holds_json_and_text_protos(bad_eval_run):
     result, outputs = bad_eval_run
     files = sorted(os.listdir(outputs.anomalies))
-    assert files == sorted([logic.ANOMALIES_JSON_FILE, logic.EVAL_ANOMALIES_FILE, logic.TRAIN_ANOMALIES_FILE])
+    assert files == sorted([logic.ANOMALIES_JSON_FILE, *logic.ANOMALIES_FILES])
     with open(os.path.join(outputs.anomalies, logic.ANOMALIES_JSON_FILE), encoding="utf-8") as fh:
         payload = json.load(fh)
     assert payload["anomalies"] == result.anomalies
+    assert payload["anomalies_by_split"] == result.anomalies_by_split
     assert payload["passed"] is False
     with open(os.path.join(outputs.anomalies, logic.EVAL_ANOMALIES_FILE), encoding="utf-8") as fh:
         assert "ENUM_TYPE_UNEXPECTED_STRING_VALUES" in fh.read()
@@ -102,12 +119,16 @@ def test_report_lists_every_anomaly_in_its_table(bad_eval_run):
     assert text.startswith("# Data validation: FAILED")
     assert "| `channel` | eval | schema | ENUM_TYPE_UNEXPECTED_STRING_VALUES |" in text
     assert f"| `{LABEL}` | eval | schema | SCHEMA_MISSING_COLUMN |" in text
-    assert "| `device` | STRING | 0.0 % / 100.0 % |" in text
+    assert "| `device` | STRING | 0.0 % / 100.0 % / 0.0 % |" in text
+    assert "By split: eval `channel`, `country`, `device`, `hour`, `is_fraud`" in text
 
 
-def test_no_staging_leftovers_after_a_run(bad_eval_run):
+def test_no_temporary_files_are_left_beside_the_outputs(bad_eval_run):
     _, outputs = bad_eval_run
-    assert not [name for name in os.listdir(os.path.dirname(outputs.report)) if ".partial-" in name]
+    root = os.path.dirname(outputs.report)
+    leftovers = [os.path.join(d, n) for d, _, names in os.walk(root) for n in names if n.startswith(".")]
+    assert leftovers == []
+    assert sorted(os.listdir(root)) == sorted(logic.OutputPaths.__dataclass_fields__)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -141,14 +162,8 @@ def serving_curated_run(tfdv_python, data_dir, tmp_path_factory, vh):
     serving.loc[1, "hour"] = 30  # above int_domain.max
     eval_path = vh.write_parquet(serving, root / "serving.parquet")
     outputs = vh.output_paths(root / "out")
-    result = logic.run_validation(
-        str(data_dir / "train.parquet"),
-        eval_path,
-        LABEL,
-        outputs,
-        curated_schema_path=str(schema_dir),
-        eval_environment="SERVING",
-        tfdv_python=tfdv_python,
+    result = _validate(
+        data_dir, outputs, tfdv_python, eval_path, curated_schema_path=str(schema_dir), eval_environment="SERVING"
     )
     return result, outputs, schema_dir
 
@@ -193,7 +208,7 @@ def skew_run(tfdv_python, data_dir, tmp_path_factory, vh):
     root = tmp_path_factory.mktemp("validate-skew")
     eval_path = vh.write_parquet(_shifted_eval(vh), root / "eval.parquet")
     outputs = vh.output_paths(root / "out")
-    result = logic.run_validation(str(data_dir / "train.parquet"), eval_path, LABEL, outputs, tfdv_python=tfdv_python)
+    result = _validate(data_dir, outputs, tfdv_python, eval_path)
     return result, outputs
 
 
@@ -211,7 +226,12 @@ def test_skew_is_detected_on_the_shifted_features_with_the_right_metric(skew_run
 
 def test_every_feature_but_the_label_is_measured_against_the_vertex_default(skew_run):
     result, _ = skew_run
-    measured = {s["feature"]: s for s in result.skew}
+    assert {(s["feature"], s["splits"]) for s in result.skew} == {
+        (feature, splits)
+        for feature in ("amount", "hour", "channel", "country", "device")
+        for splits in ("train/eval", "train/test")
+    }
+    measured = {s["feature"]: s for s in result.skew if s["splits"] == "train/eval"}
     assert set(measured) == {"amount", "hour", "channel", "country", "device"}
     assert measured["amount"]["metric"] == "jensen_shannon_divergence"
     assert measured["hour"]["metric"] == "jensen_shannon_divergence"
@@ -219,6 +239,7 @@ def test_every_feature_but_the_label_is_measured_against_the_vertex_default(skew
     assert all(s["threshold"] == pytest.approx(0.3) for s in result.skew)
     assert measured["amount"]["exceeded"] and measured["country"]["exceeded"]
     assert not measured["channel"]["exceeded"]
+    assert not [s for s in result.skew if s["splits"] == "train/test" and s["exceeded"]]  # test is clean
 
 
 def test_schema_output_carries_the_skew_comparators(skew_run):
@@ -232,25 +253,81 @@ def test_schema_output_carries_the_skew_comparators(skew_run):
 def test_per_feature_threshold_override_removes_that_features_skew_and_fail_on_anomalies_raises(
     tfdv_python, data_dir, tmp_path, vh, skew_run
 ):
-    baseline_amount = next(s for s in skew_run[0].skew if s["feature"] == "amount")["value"]
+    baseline_amount = next(s for s in skew_run[0].skew if s["feature"] == "amount" and s["splits"] == "train/eval")[
+        "value"
+    ]
     eval_path = vh.write_parquet(_shifted_eval(vh), tmp_path / "eval.parquet")
     outputs = vh.output_paths(tmp_path / "out")
     override = min(1.0, baseline_amount + 0.05)
     with pytest.raises(logic.DataValidationFailed) as info:
-        logic.run_validation(
-            str(data_dir / "train.parquet"),
-            eval_path,
-            LABEL,
-            outputs,
-            skew_thresholds={"amount": override},
-            fail_on_anomalies=True,
-            tfdv_python=tfdv_python,
+        _validate(
+            data_dir, outputs, tfdv_python, eval_path, skew_thresholds={"amount": override}, fail_on_anomalies=True
         )
     message = str(info.value)
     assert message.startswith("data validation failed: 1 feature(s) with anomalies (fail_on_anomalies=True")
     assert "  - country: train/eval skew:" in message
     assert "amount" not in message.split("Report:", maxsplit=1)[0]
-    amount = next(s for s in info.value.result.skew if s["feature"] == "amount")
+    amount = next(s for s in info.value.result.skew if s["feature"] == "amount" and s["splits"] == "train/eval")
     assert amount["threshold"] == pytest.approx(override) and not amount["exceeded"]
     assert os.path.isfile(outputs.report)  # every output is written before failing
     assert os.path.isfile(os.path.join(outputs.baseline, logic.BASELINE_STATS_FILE))
+
+
+# ------------------------------------------------------------------------------------------------
+# Train/test skew and a schema anomaly in the test split, eval clean
+
+
+@pytest.fixture(scope="module")
+def test_skew_run(tfdv_python, data_dir, tmp_path_factory, vh):
+    root = tmp_path_factory.mktemp("validate-test-skew")
+    shifted = _shifted_eval(vh, seed=6)
+    shifted.loc[:9, "channel"] = "phone"  # a category the training data never had, in test only
+    test_path = vh.write_parquet(shifted, root / "test.parquet")
+    outputs = vh.output_paths(root / "out")
+    result = _validate(data_dir, outputs, tfdv_python, test_path=test_path)
+    return result, outputs
+
+
+def test_train_test_skew_is_detected_and_attributed_to_the_test_split(test_skew_run):
+    result, _ = test_skew_run
+    assert result.passed is False
+    skew = {(d["split"], d["feature"], d["type"]) for d in result.details if d["check"] == "skew"}
+    assert skew == {
+        ("train/test", "amount", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"),
+        ("train/test", "country", "COMPARATOR_L_INFTY_HIGH"),
+    }
+    assert result.anomalies["amount"].startswith("train/test skew: ")
+    assert "between train and test" in result.anomalies["amount"]
+    exceeded = {(s["splits"], s["feature"]) for s in result.skew if s["exceeded"]}
+    assert exceeded == {("train/test", "amount"), ("train/test", "country")}
+
+
+def test_a_schema_anomaly_of_the_test_split_names_the_test_split(test_skew_run):
+    result, _ = test_skew_run
+    assert ("test", "channel", "ENUM_TYPE_UNEXPECTED_STRING_VALUES") in _types(result)
+    assert result.anomalies["channel"].startswith("test: ") and "phone" in result.anomalies["channel"]
+    assert result.anomalies_by_split == {
+        "train": [],
+        "eval": [],
+        "test": ["channel"],
+        "train/eval": [],
+        "train/test": ["amount", "country"],
+    }
+
+
+def test_train_test_skew_is_in_the_report_the_json_and_its_own_text_proto(test_skew_run):
+    result, outputs = test_skew_run
+    with open(outputs.report, encoding="utf-8") as fh:
+        text = fh.read()
+    assert "| `amount` | train/test | skew | COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH |" in text
+    assert "| `channel` | test | schema | ENUM_TYPE_UNEXPECTED_STRING_VALUES |" in text
+    assert "By split: test `channel`; train/test `amount`, `country`" in text
+    with open(os.path.join(outputs.anomalies, logic.ANOMALIES_JSON_FILE), encoding="utf-8") as fh:
+        payload = json.load(fh)
+    assert {d["split"] for d in payload["details"]} == {"test", "train/test"}
+    with open(os.path.join(outputs.anomalies, logic.TRAIN_TEST_SKEW_FILE), encoding="utf-8") as fh:
+        assert "COMPARATOR_L_INFTY_HIGH" in fh.read()
+    with open(os.path.join(outputs.anomalies, logic.TRAIN_ANOMALIES_FILE), encoding="utf-8") as fh:
+        assert "COMPARATOR_" not in fh.read()  # train/eval: clean
+    assert result.metadata["test_statistics"]["split"] == "test"
+    assert result.metadata["test_statistics"]["num_examples"] == 200
