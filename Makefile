@@ -63,7 +63,7 @@ run: setup ## train on the built-in sample (100k synthetic transactions) into ./
 test: setup ## run every test (lint included)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup-main ## tests without the slow and TFDV ones
 	$(VENV)/bin/pytest -m "not slow and not tfdv" $(PYTEST_ARGS)

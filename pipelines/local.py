@@ -15,7 +15,8 @@ root logger's handlers for the duration of the run with a :class:`RunLog`, which
 * turns kfp.local's ``Executing task 'x'`` / ``Task 'x' finished with status ...`` records into one
   progress line when a task starts and one when it ends, the latter with the task's key outputs read
   from its ``executor_output.json`` (rows, PR-AUC, blessed, version, ...);
-* prints, when a task fails, the last :data:`FAILED_TAIL_LINES` lines that task wrote and the log's path.
+* prints, when a task fails, the last :data:`FAILED_TAIL_LINES` non-blank lines that task wrote and the log's
+  path.
 
 The run log starts as ``<pipeline_root>/<pipeline>-<UTC timestamp>.run.log`` (kfp.local names the run
 folder itself, once the run has started) and is moved to ``<run_dir>/run.log`` as soon as that folder
@@ -58,6 +59,7 @@ _PIPELINE_FINISHED = re.compile(
 )
 _RULE = re.compile(r"^-{20,}$")
 
+SPLIT_ORDER = ("train", "eval", "test")
 # The bool result (``-> bool``, kfp's ``Output``) of a task, in words: (true, false).
 RESULT_WORDS = {
     "validate": ("data valid", "data INVALID"),
@@ -198,11 +200,13 @@ def summarize_run(
 def task_outputs_text(task: TaskRecord) -> str:
     """The key outputs of a finished task in a few words: rows, PR-AUC, ECE, its bool result, version."""
     words: List[str] = []
-    for name, artifact in sorted(task.artifacts.items()):
+    rows = []
+    for name, artifact in task.artifacts.items():
         meta = artifact.get("metadata") or {}
         if isinstance(meta.get("rows"), (int, float)):
             split = meta.get("split") if isinstance(meta.get("split"), str) else name.replace("_data", "")
-            words.append(f"{split} {int(meta['rows']):,} rows")
+            rows.append((SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split, meta["rows"]))
+    words += [f"{split} {int(count):,} rows" for _, split, count in sorted(rows)]
     for _, artifact in sorted(task.artifacts.items()):
         meta = artifact.get("metadata") or {}
         if isinstance(meta.get("pr_auc"), (int, float)):
@@ -337,7 +341,7 @@ class RunLog(io.TextIOBase):
         if pipeline:
             self.pipeline_status = pipeline["status"]
         if state and not state.finished:
-            if line.strip() or state.tail:
+            if line.strip():
                 state.tail.append(line)
         elif task and _RULE.match(line):
             del self._thread_task[thread]  # kfp.local's rule after a task's outputs: back to the pipeline
@@ -356,11 +360,8 @@ class RunLog(io.TextIOBase):
             return
         self.failed_tasks.append(task)
         self.say(f"{task:<16} FAILED after {seconds:.1f}s; its last lines:")
-        tail = list(state.tail)
-        while tail and not tail[-1].strip():
-            tail.pop()
         with self._lock:
-            for text in tail:
+            for text in state.tail:
                 self._progress.write(f"    | {text}\n")
             self._progress.write(f"    full log: {self.path}\n")
             self._progress.flush()
