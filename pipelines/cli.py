@@ -26,7 +26,7 @@ from typing import List, Optional, Tuple
 
 from kfpkit.components import __version__
 
-# name, module, one-line help: the one list of kfpkit's subcommands.
+# name, module, one-line help: the one list of kfpkit's subcommands (sorted by name; one line each).
 COMMANDS: Tuple[Tuple[str, str, str], ...] = (
     ("compile", "kfpkit.pipelines.commands.compile", "compile pipelines for Kubeflow Pipelines or Vertex AI"),
     ("run", "kfpkit.pipelines.commands.run", "run a pipeline on this machine with kfp.local"),

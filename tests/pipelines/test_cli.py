@@ -21,7 +21,8 @@ def test_every_registered_command_module_exposes_add_arguments_and_run():
         module = importlib.import_module(module_name)
         assert callable(module.add_arguments) and callable(module.run), name
         assert text, name
-    assert [name for name, _, _ in cli.COMMANDS] == sorted({name for name, _, _ in cli.COMMANDS})
+    names = [name for name, _, _ in cli.COMMANDS]
+    assert names == sorted(set(names)), "keep cli.COMMANDS sorted by name, one entry per command"
 
 
 def _sample(spec):
