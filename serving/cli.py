@@ -9,7 +9,9 @@ loaded; a tampered or incomplete version is refused and the command exits with s
 
 Every flag of ``kserve.model_server.parser`` is accepted as well (``--http_port``, ``--grpc_port``,
 ``--enable_grpc``, ``--max_asyncio_workers``, ``--configure_logging``, ...); the dashed spellings
-``--model-name`` and ``--http-port`` are aliases of KServe's ``--model_name`` and ``--http_port``.
+``--model-name``, ``--http-port``, ``--grpc-port`` and ``--enable-grpc`` are aliases of KServe's flags.
+kfpkit's own: ``--host`` (HTTP and gRPC), ``--expected-digest``, ``--enable-model-repository``,
+``--max-body-bytes``, ``--fast-path``, ``--inference-threads``, ``--model-version``, ``--cache-dir``.
 Only one uvicorn worker per process is supported (``--workers 1``); scale with replicas.
 """
 
@@ -23,6 +25,8 @@ import tempfile
 from typing import List, Optional
 
 logger = logging.getLogger("kfpkit.serving")
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # = fast_path.DEFAULT_MAX_BODY_BYTES (kept import-light here)
 
 
 def _strtobool(value: str) -> bool:
@@ -51,7 +55,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--http-port", dest="http_port", type=int, default=argparse.SUPPRESS, help="alias of --http_port"
     )
-    parser.add_argument("--host", default="0.0.0.0", help="HTTP listen address (127.0.0.1 for local-only use)")
+    parser.add_argument(
+        "--grpc-port",
+        dest="grpc_port",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="alias of --grpc_port: the OIP gRPC port (default 8081; --enable-grpc false turns gRPC off)",
+    )
+    parser.add_argument(
+        "--enable-grpc", dest="enable_grpc", type=_strtobool, default=argparse.SUPPRESS, help="alias of --enable_grpc"
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="HTTP and gRPC listen address (127.0.0.1 for local-only use)")
+    parser.add_argument(
+        "--expected-digest",
+        "--expected_digest",
+        dest="expected_digest",
+        default=None,
+        help="refuse the version unless its content digest (the registry's content_sha256) is this sha256",
+    )
+    parser.add_argument(
+        "--enable-model-repository",
+        "--enable_model_repository",
+        dest="enable_model_repository",
+        type=_strtobool,
+        default=False,
+        help="serve the model repository extension (v2 load/unload, REST and gRPC); off: anyone could unload",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        "--max_body_bytes",
+        dest="max_body_bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="larger request bodies get a 413, on every route",
+    )
     parser.add_argument(
         "--model-version",
         "--model_version",
@@ -134,12 +171,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         local_dir,
         model_version=args.model_version or default_model_version(args.model_dir),
         inference_threads=args.inference_threads or None,
+        expected_digest=args.expected_digest,
     )
     if not model.load():
         return 1
     server = KfpkitModelServer(
         host=args.host,
         fast_path=args.fast_path,
+        max_body_bytes=args.max_body_bytes,
+        enable_model_repository=args.enable_model_repository,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=args.workers,

@@ -8,14 +8,16 @@ row in tens of microseconds this machinery is most of the cost.
 
 :class:`FastInferenceMiddleware` is added as the outermost user middleware of that same app. For these
 two routes, when the named model is a :class:`~kfpkit.serving.predictor.KfpkitModel`, it reads the raw
-body, parses it with orjson, validates it with the cheap checks of :mod:`kfpkit.serving.protocol`
+body, parses it with orjson (or, with ``Inference-Header-Content-Length``, the binary tensor extension of
+:mod:`kfpkit.serving.binary`), validates it with the cheap checks of :mod:`kfpkit.serving.protocol`
 (every refusal is a 4xx ``{"error": ...}``), scores, and writes the orjson response itself. It writes no
 log line per request (the uvicorn access log is filtered for these paths by
 :class:`InferenceAccessLogFilter`), and counts requests in the ``kfpkit_*`` metrics instead.
 
 Everything else -- other paths, other models, CloudEvents (``ce-*`` headers, which KServe decodes), model
 versions in the path -- falls through to KServe unchanged, so health, readiness, metadata, ``/metrics``
-and error handling remain KServe's.
+and error handling remain KServe's. :class:`BodyLimitMiddleware` sits between the two, so the body
+limit holds on every route.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
 
 import orjson
 
@@ -43,8 +45,9 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 # Requests up to this many rows are scored on the event loop (cheaper than a thread hop); larger ones in
 # the loop's default executor so that health checks are not blocked behind them.
 INLINE_MAX_ROWS = 256
-_JSON_TYPES = (b"application/json", b"text/json")
-_RESPONSE_HEADERS = [(b"content-type", b"application/json")]
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_BINARY_CONTENT_TYPE = b"application/octet-stream"
+_HEADER_LENGTH = b"inference-header-content-length"
 
 
 def match_inference_path(path: str) -> Optional[Tuple[str, str]]:
@@ -62,9 +65,67 @@ def match_inference_path(path: str) -> Optional[Tuple[str, str]]:
     return protocol, name
 
 
-def _is_json(content_type: bytes) -> bool:
-    media = content_type.split(b";", 1)[0].strip().lower()
-    return media in _JSON_TYPES or (media.startswith(b"application/") and media.endswith(b"+json"))
+async def send_error(send: Send, status: int, message: str, extra_headers: Sequence[Tuple[bytes, bytes]] = ()) -> None:
+    """Sends ``{"error": message}`` with ``status``."""
+    payload = orjson.dumps({"error": message})
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode()), *extra_headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``max_body_bytes`` with a 413 ``{"error": ...}`` on every route.
+
+    A declared ``content-length`` over the limit is refused before reading; otherwise the body is read
+    (counting) and replayed to the app, so KServe's routes, CloudEvents and ``--fast-path false`` are
+    bounded like the fast path. Paths under ``closed_prefixes`` (the model repository extension, unless
+    enabled) get a 404 ``{"error": ...}`` before they reach KServe.
+    """
+
+    def __init__(self, app: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, closed_prefixes: Sequence[str] = ()):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.closed_prefixes = tuple(closed_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.closed_prefixes and scope["path"].startswith(self.closed_prefixes):
+            await send_error(send, 404, f"{scope['path']}: not served (the model repository extension is off)")
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                await send_error(send, 413, f"request body of {int(value)} bytes exceeds {limit}")
+                return
+        chunks: List[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await send_error(send, 413, f"request body exceeds {limit} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class FastInferenceMiddleware:
@@ -94,50 +155,50 @@ class FastInferenceMiddleware:
         if route is None or not isinstance(model, self._model_type):
             await self.app(scope, receive, send)
             return
-        content_type = b""
+        content_type = ""
         content_length = -1
+        header_length: Optional[bytes] = None
         for key, value in scope["headers"]:
             if key == b"content-type":
-                content_type = value
+                content_type = value.decode("latin-1")
             elif key == b"content-length":
                 content_length = int(value) if value.isdigit() else -1
+            elif key == _HEADER_LENGTH:
+                header_length = value
             elif key.startswith(b"ce-"):
                 await self.app(scope, receive, send)  # a binary CloudEvent: KServe's decoder handles it
                 return
-        await self._serve(route[0], model, content_type, content_length, receive, send)
+        await self._serve(route[0], model, content_type, content_length, header_length, receive, send)
 
     async def _serve(
-        self, protocol: str, model: Any, content_type: bytes, content_length: int, receive: Receive, send: Send
+        self,
+        protocol: str,
+        model: Any,
+        content_type: str,
+        content_length: int,
+        header_length: Optional[bytes],
+        receive: Receive,
+        send: Send,
     ) -> None:
         start = time.perf_counter()
         status = 200
         outcome = "success"
+        json_length: Optional[int] = None
         try:
             if not model.ready:
                 detail = f" {model.load_error}" if model.load_error else ""
                 raise BadRequest(f"Model with name {model.name} is not ready.{detail}", status=503)
-            if content_type and not _is_json(content_type):
-                raise BadRequest(
-                    f"unsupported content type {content_type.decode('latin-1')!r}: send application/json",
-                    status=415,
-                )
             if content_length > self.max_body_bytes:
                 raise BadRequest(f"request body of {content_length} bytes exceeds {self.max_body_bytes}", status=413)
             body = await self._read_body(receive)
             if body is None:
                 return  # the client went away
-            if not body:
-                raise BadRequest("empty request body: send a JSON object")
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest(f"malformed JSON: {exc}") from exc
+            parsed = model.parse_body(protocol, content_type, header_length, body)
             if _rows_hint(protocol, parsed) > INLINE_MAX_ROWS:
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(None, model.handle, protocol, parsed)
+                payload, json_length = await loop.run_in_executor(None, model.handle, protocol, parsed)
             else:
-                result = model.handle(protocol, parsed)
-            payload = orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
+                payload, json_length = model.handle(protocol, parsed)
         except BadRequest as exc:
             status = exc.status
             outcome = _OUTCOME_BY_STATUS.get(status, "bad_request")
@@ -147,13 +208,15 @@ class FastInferenceMiddleware:
             status = 500
             outcome = "error"
             payload = orjson.dumps({"error": f"{type(exc).__name__}: {exc}"})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*_RESPONSE_HEADERS, (b"content-length", str(len(payload)).encode())],
-            }
-        )
+        if json_length is None:
+            headers = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+        else:
+            headers = [
+                (b"content-type", _BINARY_CONTENT_TYPE),
+                (b"content-length", str(len(payload)).encode()),
+                (_HEADER_LENGTH, str(json_length).encode()),
+            ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         model.metrics.observe_request(protocol, outcome, time.perf_counter() - start)
 

@@ -12,24 +12,66 @@ Requests are decoded by :mod:`kfpkit.serving.protocol` and preprocessed by the t
 * the fast path (:mod:`kfpkit.serving.fast_path`), which the kfpkit ModelServer puts in front of
   KServe's predict/infer routes, and
 * KServe's own route -> ``Model.__call__`` -> :meth:`KfpkitModel.predict` (dict for v1, ``InferRequest``
-  for v2 REST and gRPC), used when the fast path is off and for gRPC.
+  for v2 REST and gRPC, :class:`RawV2Body` for a v2 REST binary-extension body that
+  :class:`~kfpkit.serving.kserve_overrides.KfpkitDataPlane` decoded), used when the fast path is off and
+  for gRPC.
+
+Every path scores through :meth:`KfpkitModel.score`: the one place per request where the received
+feature columns, the request id and the scores are all at hand (payload logging hooks in there).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Optional, Tuple
+import uuid
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+import orjson
 from kserve import Model
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from kfpkit.components.common import model_dir as md
 from kfpkit.components.common.model_dir import LoadedModel, load_model
 from kfpkit.components.common.preprocessing import PreprocessingError
+from kfpkit.serving import binary
 from kfpkit.serving.metrics import ModelMetrics
 from kfpkit.serving.protocol import BadRequest, DecodedRequest, RequestCodec
+
+# Standardized numeric features are clipped to +-CLIP_SIGMA before scoring: a finite but huge input
+# (amount 1e41) would otherwise overflow float32 to inf and give a NaN score. Offline data never
+# comes near this.
+CLIP_SIGMA = 1e4
+
+
+class RawV2Body(dict):
+    """A v2 REST body that kfpkit decoded itself (binary extension), passed through KServe's DataPlane."""
+
+
+class ContentDigestMismatch(ValueError):
+    """The model version's content digest differs from the pinned ``--expected-digest``."""
+
+
+def check_content_digest(directory: str, expected: Optional[str]) -> str:
+    """The content digest computed from the files (``content_sha256`` of push's manifest).
+
+    Raises:
+        ContentDigestMismatch: the manifest's own ``content_sha256`` does not match its files, or the
+            computed digest differs from ``expected``.
+    """
+    with open(f"{directory}/{md.MANIFEST_FILE}", encoding="utf-8") as fh:
+        recorded = orjson.loads(fh.read()).get("content_sha256")
+    computed = md.build_manifest(directory)["content_sha256"]
+    if recorded != computed:
+        raise ContentDigestMismatch(
+            f"MANIFEST.json records content_sha256 {recorded} but the files hash to {computed} (edited manifest?)"
+        )
+    if expected is not None and computed != expected.strip().lower():
+        raise ContentDigestMismatch(f"content digest {computed} differs from the pinned --expected-digest {expected}")
+    return computed
+
 
 logger = logging.getLogger("kfpkit.serving")
 
@@ -42,6 +84,8 @@ class KfpkitModel(Model):
         model_dir: Local path of the model version directory.
         model_version: Version reported in v2 responses (e.g. the registry version), if known.
         verify: Check ``MANIFEST.json`` before loading (always on in ``kfpkit serve``).
+        expected_digest: Refuse the version unless its content digest (the ``content_sha256`` that push
+            records in the registry) equals this sha256.
         inference_threads: After a successful load, cap the OpenMP/BLAS/torch threads of the loading
             thread (the one that runs the event loop) to this many -- see :func:`limit_inference_threads`;
             ``None`` leaves the libraries' defaults.
@@ -54,9 +98,12 @@ class KfpkitModel(Model):
         model_version: Optional[str] = None,
         verify: bool = True,
         inference_threads: Optional[int] = 1,
+        expected_digest: Optional[str] = None,
     ):
-        super().__init__(name)
+        super().__init__(name, return_response_headers=True)
         self.inference_threads = inference_threads
+        self.expected_digest = expected_digest
+        self.content_digest: Optional[str] = None
         self.model_dir = model_dir
         self.model_version = model_version
         self.verify = verify
@@ -71,7 +118,13 @@ class KfpkitModel(Model):
         """Verifies and loads the directory; never raises (a failure leaves the model not ready)."""
         self.ready = False
         try:
-            loaded = load_model(self.model_dir, verify=self.verify)
+            digest = None
+            if self.verify or self.expected_digest:
+                md.verify_manifest(self.model_dir)
+                digest = check_content_digest(self.model_dir, self.expected_digest)
+            loaded = load_model(self.model_dir, verify=False)  # the manifest was verified just above
+            if not (0.0 <= loaded.decision_threshold <= 1.0):  # NaN fails both
+                raise ValueError(f"model card decision_threshold {loaded.decision_threshold!r} is not in [0, 1]")
             codec = RequestCodec.from_spec(loaded.spec, self.name, self.model_version)
             warm_up = loaded.predict_proba_arrays(
                 np.zeros((1, len(loaded.spec.numeric)), dtype=np.float32),
@@ -88,16 +141,18 @@ class KfpkitModel(Model):
         self.loaded = loaded
         self.codec = codec
         self.decision_threshold = loaded.decision_threshold
+        self.content_digest = digest
         self.load_error = None
         self.ready = True
         logger.info(
-            "model %s loaded from %s: framework=%s, %d features, decision_threshold=%s, manifest %s",
+            "model %s loaded from %s: framework=%s, %d features, decision_threshold=%s, manifest %s, content %s",
             self.name,
             self.model_dir,
             loaded.framework,
             len(loaded.spec.feature_order),
             self.decision_threshold,
             "verified" if self.verify else "NOT verified",
+            digest or "-",
         )
         return True
 
@@ -109,23 +164,37 @@ class KfpkitModel(Model):
     def score(self, decoded: DecodedRequest) -> Tuple[np.ndarray, np.ndarray]:
         """Probabilities (float64) and labels (int64) of decoded columns; observes the score histogram.
 
+        Every request path (fast path, KServe's REST route, gRPC) scores here: ``decoded.columns`` are the
+        feature values as received, ``decoded.request_id`` the v2 ``id`` (generated when the request has
+        none), and the return value the scores.
+
         Raises:
             BadRequest: the preprocessing spec refuses a value.
         """
         assert self.loaded is not None
+        if decoded.request_id is None:
+            decoded.request_id = uuid.uuid4().hex  # echoed as the v2 "id"; KServe's response requires one
         try:
             numeric, categorical = self.loaded.spec.transform_columns(decoded.columns)
         except PreprocessingError as exc:
             raise BadRequest(str(exc)) from exc
+        np.clip(numeric, -CLIP_SIGMA, CLIP_SIGMA, out=numeric)
         start = time.perf_counter()
         probability = self.loaded.predict_proba_arrays(numeric, categorical)
         self.metrics.kserve_predict.observe(time.perf_counter() - start)
+        if not np.isfinite(probability).all():
+            bad = int(np.flatnonzero(~np.isfinite(probability))[0])
+            raise BadRequest(f"row #{bad}: the model gives no finite score for these feature values")
         labels = (probability >= self.decision_threshold).astype(np.int64)
         self.metrics.observe_scores(probability)
         return probability, labels
 
-    def handle(self, protocol: str, body: Any) -> Dict[str, Any]:
-        """Decodes, scores and encodes one parsed JSON body (``protocol`` ``"v1"`` or ``"v2"``).
+    def handle(self, protocol: str, body: Any) -> Tuple[bytes, Optional[int]]:
+        """Decodes, scores and encodes one parsed body (``protocol`` ``"v1"`` or ``"v2"``).
+
+        Returns:
+            The response bytes and, for a v2 response with binary outputs (as the request asked), the
+            length of its JSON header (``Inference-Header-Content-Length``); else ``None``.
 
         Raises:
             BadRequest: the request is invalid.
@@ -134,36 +203,92 @@ class KfpkitModel(Model):
         assert codec is not None
         if protocol == "v1":
             decoded = codec.decode_v1(body)
-            return codec.encode_v1(*self.score(decoded))
+            return orjson.dumps(codec.encode_v1(*self.score(decoded))), None
         decoded = codec.decode_v2(body)
-        return codec.encode_v2(decoded, *self.score(decoded))
+        response = codec.encode_v2(decoded, *self.score(decoded))
+        wanted = binary.wants_binary_outputs(body)
+        if any(wanted.values()):
+            return binary.encode_response(response, wanted)
+        return orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), None
+
+    def parse_body(self, protocol: str, content_type: str, header_length: Optional[str], body: bytes) -> Any:
+        """The parsed request body, with the checks both REST paths make before decoding.
+
+        Raises:
+            BadRequest: a non-JSON content type (415), an empty body, malformed JSON, a malformed binary
+                body (the ``Inference-Header-Content-Length`` extension, v2 only).
+        """
+        if header_length is not None:
+            if protocol != "v2":
+                raise BadRequest("the binary tensor extension (Inference-Header-Content-Length) is v2 only")
+            return RawV2Body(binary.decode_request(body, binary.parse_header_length(header_length, len(body))))
+        if content_type and not is_json_content_type(content_type):
+            raise BadRequest(f"unsupported content type {content_type!r}: send application/json", status=415)
+        if not body:
+            raise BadRequest("empty request body: send a JSON object")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON: {exc}") from exc
 
     # ------------------------------------------------------------------ KServe's standard path
-    def predict(self, payload: Any, headers: Optional[Dict[str, str]] = None) -> Any:
-        """KServe's predict handler: a dict (v1) or an ``InferRequest`` (v2 REST/gRPC)."""
+    def predict(
+        self,
+        payload: Any,
+        headers: Optional[Dict[str, str]] = None,
+        response_headers: Optional[Dict[str, str]] = None,
+    ) -> Any:
+        """KServe's predict handler: a dict (v1), an ``InferRequest`` (v2 REST/gRPC) or a :class:`RawV2Body`.
+
+        Raises:
+            kserve.errors.InvalidInput: the request is invalid (400 / gRPC ``INVALID_ARGUMENT``).
+            kserve.errors.ModelNotReady: the model was refused at load (503 / ``UNAVAILABLE``).
+        """
         start = time.perf_counter()
-        protocol = "v2" if isinstance(payload, InferRequest) else "v1"
+        protocol = "v1" if type(payload) is dict else "v2"
+        if not self.ready or self.codec is None:
+            self.metrics.observe_request(protocol, "not_ready", time.perf_counter() - start)
+            raise ModelNotReady(self.name, self.load_error)
         try:
-            if protocol == "v1":
-                result = self.handle("v1", payload)
+            if isinstance(payload, (InferRequest, RawV2Body)):
+                result = self._predict_v2(payload, response_headers)
+            elif isinstance(payload, dict):
+                decoded = self.codec.decode_v1(payload)
+                result = self.codec.encode_v1(*self.score(decoded))
             else:
-                body = _infer_request_as_dict(payload)
-                assert self.codec is not None
-                decoded = self.codec.decode_v2(body)
-                result = self._infer_response(decoded, *self.score(decoded))
+                raise BadRequest(f"the {protocol} request body must be a JSON object")
         except BadRequest as exc:
             self.metrics.observe_request(protocol, "bad_request", time.perf_counter() - start)
             raise InvalidInput(str(exc)) from exc
         self.metrics.observe_request(protocol, "success", time.perf_counter() - start)
         return result
 
-    def _infer_response(self, decoded: DecodedRequest, probability: np.ndarray, labels: np.ndarray) -> InferResponse:
+    def _predict_v2(self, payload: Any, response_headers: Optional[Dict[str, str]]) -> Any:
+        """InferResponse (KServe encodes it: REST JSON or gRPC), or bytes when REST binary outputs are asked."""
         assert self.codec is not None
-        encoded = self.codec.encode_v2(decoded, probability, labels)
-        outputs = [
-            InferOutput(name=o["name"], shape=o["shape"], datatype=o["datatype"], data=o["data"].tolist())
-            for o in encoded["outputs"]
-        ]
+        grpc = isinstance(payload, InferRequest) and payload.from_grpc
+        body = _infer_request_as_dict(payload) if isinstance(payload, InferRequest) else payload
+        decoded = self.codec.decode_v2(body)
+        encoded = self.codec.encode_v2(decoded, *self.score(decoded))
+        wanted = {} if grpc else binary.wants_binary_outputs(body)
+        if any(wanted.values()):
+            data, header_length = binary.encode_response(encoded, wanted)
+            if header_length is not None and response_headers is not None:
+                response_headers[binary.HEADER_LENGTH_HEADER] = str(header_length)
+            return data
+        # gRPC: raw_output_contents when the request used raw_input_contents (as Triton), typed otherwise
+        raw = grpc and any(getattr(i, "_raw_data", None) is not None for i in payload.inputs)
+        return self._infer_response(decoded, encoded, raw)
+
+    def _infer_response(self, decoded: DecodedRequest, encoded: Dict[str, Any], raw: bool) -> InferResponse:
+        outputs = []
+        for o in encoded["outputs"]:
+            if raw:
+                item = InferOutput(name=o["name"], shape=o["shape"], datatype=o["datatype"])
+                item.set_data_from_numpy(np.ascontiguousarray(o["data"]), binary_data=True)
+            else:
+                item = InferOutput(name=o["name"], shape=o["shape"], datatype=o["datatype"], data=o["data"].tolist())
+            outputs.append(item)
         return InferResponse(
             response_id=decoded.request_id or "",
             model_name=self.name,
@@ -178,24 +303,58 @@ class KfpkitModel(Model):
         return RequestCodec.output_metadata()
 
 
+def _utf8(values: List[Any], where: str) -> List[Any]:
+    out = []
+    for i, value in enumerate(values):
+        if not isinstance(value, bytes):
+            out.append(value)
+            continue
+        try:
+            out.append(value.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"{where}: BYTES element #{i} is not valid UTF-8 ({exc.reason})") from exc
+    return out
+
+
 def _infer_request_as_dict(request: InferRequest) -> Dict[str, Any]:
+    """The JSON-body form of KServe's ``InferRequest`` (REST or gRPC; typed or raw contents)."""
     inputs = []
     for item in request.inputs:
-        data = item.data
-        if data is None or not isinstance(data, list):
-            try:
-                data = item.as_numpy().tolist()
-            except Exception as exc:
-                raise BadRequest(f"input {item.name!r}: cannot read its data ({exc})") from exc
-        if item.datatype == "BYTES":
-            data = [v.decode() if isinstance(v, bytes) else v for v in np.asarray(data, dtype=object).ravel().tolist()]
-        inputs.append({"name": item.name, "shape": list(item.shape), "datatype": item.datatype, "data": data})
+        where = f"input {item.name!r}"
+        shape = list(item.shape)
+        raw = getattr(item, "_raw_data", None)
+        if raw is not None:  # gRPC raw_input_contents
+            if not all(type(d) is int and d >= 0 for d in shape):
+                raise BadRequest(f"{where}: 'shape' must be a list of non-negative integers, got {shape!r}")
+            data: Any = binary.tensor_from_raw(bytes(raw), item.datatype, shape, where)
+        else:
+            data = item.data
+            if isinstance(data, np.ndarray):
+                data = data.ravel().tolist()
+            elif data is None or not isinstance(data, list):
+                data = [] if data is None else list(data)
+        if item.datatype == "BYTES" and isinstance(data, list):
+            data = _utf8(data, where)
+        entry: Dict[str, Any] = {"name": item.name, "shape": shape, "datatype": item.datatype, "data": data}
+        inputs.append(entry)
     body: Dict[str, Any] = {"inputs": inputs}
     if request.id:
         body["id"] = request.id
+    parameters = request.parameters
+    if parameters and not request.from_grpc and isinstance(parameters, dict):
+        body["parameters"] = dict(parameters)
     if request.request_outputs:
-        body["outputs"] = [{"name": o.name} for o in request.request_outputs]
+        body["outputs"] = [
+            {"name": o.name, **({"parameters": dict(o.parameters)} if isinstance(o.parameters, dict) else {})}
+            for o in request.request_outputs
+        ]
     return body
+
+
+def is_json_content_type(content_type: str) -> bool:
+    """``application/json``, ``text/json`` or ``application/*+json`` (parameters ignored)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("application/json", "text/json") or (media.startswith("application/") and media.endswith("+json"))
 
 
 def limit_inference_threads(threads: int = 1) -> None:

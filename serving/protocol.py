@@ -86,14 +86,20 @@ def numeric_column(values: Sequence[Any], feature: str, integer_only: bool = Fal
         BadRequest: a value is a string, a boolean, a list or an object (or, with ``integer_only``, a
             non-integer number).
     """
+    if isinstance(values, np.ndarray):  # binary tensors (REST extension, gRPC raw contents)
+        if values.dtype.kind in "iuf":
+            return values.astype(np.float64)
+        raise BadRequest(f"feature {feature!r} is numeric but the tensor has dtype {values.dtype}")
     try:
         array = np.asarray(values)
     except (ValueError, TypeError):
         array = None
-    if array is not None and array.ndim == 1 and array.dtype.kind in "iu":
-        return array.astype(np.float64)
-    if array is not None and array.ndim == 1 and array.dtype.kind == "f" and not integer_only:
-        return array.astype(np.float64, copy=False)
+    # numpy turns [1, True] into [1, 1]: a list holding a boolean takes the per-value path (and is refused)
+    if array is not None and array.ndim == 1 and array.dtype.kind in "iuf" and bool not in set(map(type, values)):
+        if array.dtype.kind in "iu":
+            return array.astype(np.float64)
+        if not integer_only:
+            return array.astype(np.float64, copy=False)
     out = np.empty(len(values), dtype=np.float64)
     for i, value in enumerate(values):
         if value is None:
@@ -108,10 +114,13 @@ def numeric_column(values: Sequence[Any], feature: str, integer_only: bool = Fal
 
 
 def categorical_column(values: Sequence[Any], feature: str, strings_only: bool = False) -> Sequence[Any]:
-    """Validates a categorical column: scalars (v1) or strings (v2 BYTES); lists/objects are refused."""
+    """Validates a categorical column: scalars (v1) or strings (v2 BYTES); lists/objects are refused.
+
+    ``null`` is accepted in both: the unknown bucket, as offline.
+    """
     if strings_only:
         for i, value in enumerate(values):
-            if type(value) is not str:
+            if type(value) is not str and value is not None:
                 raise BadRequest(
                     f"feature {feature!r} is BYTES (categorical) but value #{i} is {value!r}, not a string"
                 )
@@ -124,6 +133,8 @@ def categorical_column(values: Sequence[Any], feature: str, strings_only: bool =
 
 def _flatten(data: List[Any], where: str, depth: int = 0) -> List[Any]:
     """Row-major flattening of nested ``data`` (OIP allows both flat and nested)."""
+    if isinstance(data, np.ndarray):
+        return data.ravel()
     if not data or not isinstance(data[0], list):
         return data  # flat; a stray list further on fails the value checks with a 400
     if depth >= 4:
@@ -366,8 +377,8 @@ class RequestCodec:
             params = item.get("parameters")
             if missing == ["data"] and isinstance(params, dict) and "binary_data_size" in params:
                 raise BadRequest(
-                    f"{label}: the binary tensor extension is not supported; send the values in 'data' (JSON)",
-                    status=415,
+                    f"{label}: parameters.binary_data_size without the Inference-Header-Content-Length header "
+                    "(binary tensor extension); send the header, or the values in 'data'"
                 )
             raise BadRequest(f"{label} is missing required field(s) {missing}")
         if not isinstance(item["name"], str) or not item["name"]:
@@ -382,7 +393,7 @@ class RequestCodec:
         datatype = item["datatype"]
         if not isinstance(datatype, str) or datatype not in KNOWN_DATATYPES:
             raise BadRequest(f"{label}: unknown datatype {datatype!r}")
-        if not isinstance(item["data"], list):
+        if not isinstance(item["data"], (list, np.ndarray)):
             raise BadRequest(f"{label}: 'data' must be a list")
 
     @staticmethod

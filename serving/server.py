@@ -9,8 +9,13 @@ gRPC server. Two things differ:
   one process (tests, ``infra_validate``) and the app can be driven in-process through
   ``httpx.ASGITransport``; :class:`~kfpkit.serving.fast_path.FastInferenceMiddleware` is added as its
   outermost middleware unless ``fast_path=False``;
-* the HTTP listen address is a parameter (``host``; KServe hard-codes ``0.0.0.0``) and only one uvicorn
-  worker per process is supported (scale with replicas).
+* the HTTP and gRPC listen address is a parameter (``host``; KServe hard-codes ``0.0.0.0`` / ``[::]``)
+  and only one uvicorn worker per process is supported (scale with replicas);
+* :class:`~kfpkit.serving.fast_path.BodyLimitMiddleware` bounds request bodies on every route, and
+  :mod:`kfpkit.serving.kserve_overrides` changes readiness, error bodies, raw-body decoding and the
+  model repository extension (off unless ``enable_model_repository``);
+* :meth:`KfpkitModelServer.start` runs the servers on uvloop (KServe's ``asyncio.run`` ignores uvicorn's
+  loop setting) unless ``event_loop="asyncio"``.
 """
 
 from __future__ import annotations
@@ -26,12 +31,30 @@ from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.errors import NoModelReady
 from kserve.model import BaseKServeModel
-from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.rest.server import RESTServer
 
-from kfpkit.serving.fast_path import DEFAULT_MAX_BODY_BYTES, FastInferenceMiddleware, InferenceAccessLogFilter
+from kfpkit.serving import kserve_overrides
+from kfpkit.serving.fast_path import (
+    DEFAULT_MAX_BODY_BYTES,
+    BodyLimitMiddleware,
+    FastInferenceMiddleware,
+    InferenceAccessLogFilter,
+)
 
 logger = logging.getLogger("kfpkit.serving")
+
+
+def new_event_loop(event_loop: str = "auto") -> asyncio.AbstractEventLoop:
+    """A uvloop loop for ``"auto"``/``"uvloop"`` when uvloop is installed, else asyncio's."""
+    if event_loop in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if event_loop == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 class KfpkitRESTServer(RESTServer):
@@ -44,6 +67,7 @@ class KfpkitRESTServer(RESTServer):
         fast_path: bool = True,
         enable_docs_url: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        enable_model_repository: bool = False,
         **kwargs: Any,
     ):
         super().__init__(FASTAPI_APP_IMPORT_STRING, *args, **kwargs)
@@ -51,6 +75,7 @@ class KfpkitRESTServer(RESTServer):
         self.fast_path = fast_path
         self.enable_docs_url = enable_docs_url
         self.max_body_bytes = max_body_bytes
+        self.enable_model_repository = enable_model_repository
         self.app: Optional[FastAPI] = None
 
     def create_application(self) -> FastAPI:  # type: ignore[override]
@@ -64,9 +89,9 @@ class KfpkitRESTServer(RESTServer):
             redoc_url=None,
             default_response_class=ORJSONResponse,
         )
-        self._add_middlewares(app)
-        self._register_endpoints(app)
-        self._add_exception_handlers(app)
+        kserve_overrides.build_kserve_app(self, app)
+        closed = () if self.enable_model_repository else (kserve_overrides.REPOSITORY_PATH_PREFIX,)
+        app.add_middleware(BodyLimitMiddleware, max_body_bytes=self.max_body_bytes, closed_prefixes=closed)
         if self.fast_path:
             # added last = outermost: predict/infer of kfpkit models never reach KServe's TimingMiddleware
             app.add_middleware(
@@ -88,7 +113,9 @@ class KfpkitModelServer(ModelServer):
     Args:
         host: HTTP listen address (``0.0.0.0`` in a container, ``127.0.0.1`` for local use).
         fast_path: Put :class:`FastInferenceMiddleware` in front of KServe's predict/infer routes.
-        max_body_bytes: Larger request bodies get a 413 (fast path).
+        max_body_bytes: Larger request bodies get a 413 (every route).
+        enable_model_repository: Serve the model repository extension (``/v2/repository/models/{name}/
+            load|unload`` and its gRPC RPCs); off by default: anyone who reaches the port could unload.
         **kwargs: ``kserve.ModelServer`` arguments (``http_port``, ``grpc_port``, ``enable_grpc``, ...).
     """
 
@@ -97,15 +124,19 @@ class KfpkitModelServer(ModelServer):
         host: str = "0.0.0.0",
         fast_path: bool = True,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        enable_model_repository: bool = False,
         **kwargs: Any,
     ):
         if kwargs.get("workers", 1) != 1:
             raise ValueError("kfpkit serves with one uvicorn worker per process; scale with replicas instead")
+        kserve_overrides.check_private_api()
         kwargs["workers"] = 1
         super().__init__(**kwargs)
+        self.dataplane = kserve_overrides.KfpkitDataPlane(model_registry=self.registered_models)
         self.host = host
         self.fast_path = fast_path
         self.max_body_bytes = max_body_bytes
+        self.enable_model_repository = enable_model_repository
 
     def _rest_server_instance(self) -> KfpkitRESTServer:
         if self._rest_server is None:
@@ -124,6 +155,7 @@ class KfpkitModelServer(ModelServer):
                 fast_path=self.fast_path,
                 enable_docs_url=self.enable_docs_url,
                 max_body_bytes=self.max_body_bytes,
+                enable_model_repository=self.enable_model_repository,
             )
         return self._rest_server
 
@@ -159,22 +191,33 @@ class KfpkitModelServer(ModelServer):
             NoModelReady: no model is ready (a refused model directory).
         """
         self.register_models(models, require_ready=True)
+        loop = new_event_loop(self.event_loop)
+        asyncio.set_event_loop(loop)
         rest = self._rest_server_instance()
         self.servers.append(rest.start())
         if self.enable_grpc:
-            from kserve import model_server as kserve_model_server
-
-            self._grpc_server = GRPCServer(
-                self.grpc_port,
-                self.dataplane,
-                self.model_repository_extension,
-                kwargs=vars(kserve_model_server.args),
-                grace_period=self.grace_period,
-            )
+            self._grpc_server = self.grpc_server()
             self.servers.append(self._grpc_server.start(self.max_threads))
-        self.setup_event_loop()
+        self.setup_event_loop()  # on the loop that serves (KServe configures one that asyncio.run replaces)
         self.register_signal_handler()
-        asyncio.run(self._serve())
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
+
+    def grpc_server(self) -> kserve_overrides.KfpkitGRPCServer:
+        """The gRPC server (OIP ``GRPCInferenceService``) on ``host:grpc_port``; start it with ``.start(n)``."""
+        from kserve import model_server as kserve_model_server
+
+        return kserve_overrides.KfpkitGRPCServer(
+            self.grpc_port,
+            self.dataplane,
+            self.model_repository_extension,
+            kwargs=vars(kserve_model_server.args),
+            grace_period=self.grace_period,
+            host=self.host,
+            enable_model_repository=self.enable_model_repository,
+        )
 
     async def serve_async(self) -> None:
         """Serves HTTP on the running event loop (no gRPC, no signal handlers): for embedding and tests.

@@ -43,19 +43,19 @@ def make_frame(rows: int = 400, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def _card(framework: str, spec: PreprocessingSpec) -> dict:
-    return {
+def _card(framework: str, spec: PreprocessingSpec) -> Any:
+    document = {
         "framework": framework,
         "model_file": md.MODEL_FILES[framework],
         "label_column": LABEL,
         "feature_order": list(spec.feature_order),
         "decision_threshold": 0.35,
-        "parameters": {},
-        "data": {},
-        "metrics": {},
-        "versions": {},
         "created_at": "2024-01-01T00:00:00Z",
     }
+    model_card = getattr(md, "ModelCard", None)
+    if model_card is None:  # before the typed model card
+        return {**document, "parameters": {}, "data": {}, "metrics": {}, "versions": {}}
+    return model_card.from_dict({**document, "card_version": 1})
 
 
 def build_sklearn_dir(directory: str, frame: pd.DataFrame, manifest: bool = True) -> str:

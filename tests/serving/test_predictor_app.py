@@ -248,7 +248,7 @@ BAD_REQUESTS = [
         "'data' must be a list",
     ),
     (
-        "binary-extension",
+        "binary-sizes-without-the-header",
         V2,
         {
             "inputs": [
@@ -257,17 +257,18 @@ BAD_REQUESTS = [
             ]
         },
         JSON,
-        415,
-        "binary tensor extension is not supported",
+        400,
+        "without the Inference-Header-Content-Length header",
     ),
     (
-        "octet-stream",
+        "binary-header-length-zero",
         V2,
         b"\x00\x01",
         {"content-type": "application/octet-stream", "inference-header-content-length": "0"},
-        415,
-        "send application/json",
+        400,
+        "JSON header is empty",
     ),
+    ("octet-stream-without-header", V2, b"\x01", {"content-type": "application/octet-stream"}, 415, "application/json"),
     ("id-not-string", V2, {**_good_v2(), "id": 5}, JSON, 400, "'id' must be a string"),
     ("unknown-datatype", V2, _v2_with(0, datatype="FLOAT"), JSON, 400, "unknown datatype 'FLOAT'"),
     (
@@ -556,17 +557,17 @@ def test_kserve_predict_handler_reads_binary_tensors_of_an_infer_request(sklearn
         model.predict(InferRequest("grpc", inputs[:2]))
 
 
-def test_app_is_kserves_app_with_the_fast_path_outermost(sklearn_dir, kit):
+def test_app_is_kserves_app_with_the_fast_path_outermost_and_the_body_limit_before_kserve(sklearn_dir, kit):
     from timing_asgi import TimingMiddleware
 
-    from kfpkit.serving.fast_path import FastInferenceMiddleware
+    from kfpkit.serving.fast_path import BodyLimitMiddleware, FastInferenceMiddleware
 
     app, _ = kit.serve_app(sklearn_dir, "structure")
-    assert [m.cls for m in app.user_middleware] == [FastInferenceMiddleware, TimingMiddleware]
+    assert [m.cls for m in app.user_middleware] == [FastInferenceMiddleware, BodyLimitMiddleware, TimingMiddleware]
     paths = set(app.openapi()["paths"])
     assert {"/metrics", "/v1/models/{model_name}:predict", "/v2/models/{model_name}/infer", "/v2/health/ready"} <= paths
     plain, _ = kit.serve_app(sklearn_dir, "structure", fast_path=False)
-    assert [m.cls for m in plain.user_middleware] == [TimingMiddleware]
+    assert [m.cls for m in plain.user_middleware] == [BodyLimitMiddleware, TimingMiddleware]
 
 
 def test_identifier_columns_left_out_by_training_are_accepted_and_ignored():
