@@ -42,7 +42,7 @@ setup(
         "numpy>=1.26",
         "pandas>=1.5",
         "pyarrow>=10",
-        "fsspec>=2023.1",
+        "fsspec>=2024.12",  # pipe_file(mode="create"): the registry claims version numbers with it
         "pyyaml>=6",
     ],
     extras_require={
@@ -59,8 +59,8 @@ setup(
         ],
         "kubeflow": ["kfp-kubernetes>=1.3"],
         "vertex": ["google-cloud-aiplatform>=1.60"],
-        "gcs": ["gcsfs>=2023.1"],
-        "s3": ["s3fs>=2023.1"],
+        "gcs": ["gcsfs>=2024.12"],  # exclusive create = ifGenerationMatch=0
+        "s3": ["s3fs>=2024.12"],  # exclusive create = If-None-Match: * (botocore>1.35.20)
         # the TFDV environment (exact pins: requirements/tfdv.lock); never together with torch
         "tfdv": ["tensorflow-data-validation>=1.16,<1.17"],
     },

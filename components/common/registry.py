@@ -6,16 +6,24 @@ Layout (local paths and object stores alike, through fsspec)::
       1/                       a complete version: the model directory + MANIFEST.json (+ baseline/)
       2/
       LATEST_BLESSED.json      {"version": int, "uri": str, "content_sha256": str}
+      .claims/<N>.json         who claimed version number N (created exclusively; never removed)
       .staging/<uuid>/         local roots only: a push in progress (or killed); never read
 
 Rules (see ``components/push/README.md`` for the reasoning):
 
-* Versions are the integers ``1, 2, ...``; a new version is one more than the highest version directory
-  that exists (complete or not), so numbers only ever grow.
+* Versions are the integers ``1, 2, ...``. A pusher *claims* a number by creating ``.claims/<N>.json``
+  with a conditional create that fails when the file exists: ``O_CREAT | O_EXCL`` on a local disk,
+  ``ifGenerationMatch=0`` on GCS and ``If-None-Match: *`` on S3 (fsspec's ``pipe_file(mode="create")``;
+  for ``memory://``, which lives in one process, a process-wide lock makes it atomic). The first
+  candidate is one more than the highest number claimed or present as a directory; a pusher whose
+  create fails takes the next number. Only the claim's owner writes ``<N>/``, so numbers only grow and
+  concurrent pushers never share a version.
 * A version is *complete* when its ``MANIFEST.json`` exists. The manifest is written last, so readers
   (:func:`list_versions`, :func:`latest_blessed`, :func:`materialize`) never see half a version.
   On a local filesystem the whole version is assembled under ``.staging/`` and published with one
   ``os.rename``; on object stores (no rename) the files are uploaded first and the manifest last.
+* A push that fails after its claim removes only what it wrote (its staging folder, or the objects it
+  uploaded) and keeps the claim, so the number is skipped, never reused.
 * Pushing content that an existing complete version already holds (same ``content_sha256``) copies
   nothing and returns that version with ``created=False``.
 * ``LATEST_BLESSED.json`` names the version the last push created or found.
@@ -31,22 +39,31 @@ import os
 import posixpath
 import re
 import shutil
+import socket
 import tempfile
+import threading
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import fsspec.core
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 
 from kfpkit.components.common import model_dir as md
+from kfpkit.components.common.publish import publish_bytes
 
 POINTER_FILE = "LATEST_BLESSED.json"
 STAGING_DIR = ".staging"
+CLAIMS_DIR = ".claims"
 MAX_MODEL_NAME_LENGTH = 63
 _MODEL_NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _VERSION_RE = re.compile(r"[1-9][0-9]*")
+_CLAIM_RE = re.compile(r"([1-9][0-9]*)\.json")
 _MAX_PUBLISH_ATTEMPTS = 1000
+# memory:// is one dict per process, and its exclusive create checks, then writes: threads serialize here.
+_MEMORY_CLAIM_LOCK = threading.Lock()
 
 
 class RegistryError(ValueError):
@@ -154,6 +171,57 @@ class _ModelLocation:
             ]
         return sorted(int(n) for n in names if _VERSION_RE.fullmatch(n))
 
+    def claimed_numbers(self) -> List[int]:
+        """Every version number with a claim file, ascending."""
+        claims = self.join(CLAIMS_DIR)
+        if self.local:
+            try:
+                names = os.listdir(claims)
+            except FileNotFoundError:
+                return []
+        else:
+            if not self.fs.exists(claims):
+                return []
+            names = [posixpath.basename(name.rstrip("/")) for name in self.fs.ls(claims, detail=False)]
+        return sorted(int(m.group(1)) for m in map(_CLAIM_RE.fullmatch, names) if m)
+
+    def next_number(self) -> int:
+        """The first number to try claiming: one more than the highest claimed or present one."""
+        self.refresh()
+        return max([0, *self.version_numbers(), *self.claimed_numbers()]) + 1
+
+    def try_claim(self, version: int, claim: bytes) -> bool:
+        """Creates ``.claims/<version>.json`` unless it exists (conditional create); True when this call created it.
+
+        Raises:
+            RegistryError: the store refused the write for another reason (permissions, network, ...).
+        """
+        path = self.join(CLAIMS_DIR, f"{version}.json")
+        try:
+            if self.local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(claim)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            elif isinstance(self.fs, MemoryFileSystem):
+                with _MEMORY_CLAIM_LOCK:
+                    self.fs.pipe_file(path, claim, mode="create")
+            else:
+                self.fs.pipe_file(path, claim, mode="create")  # gcsfs: ifGenerationMatch=0; s3fs: If-None-Match
+        except FileExistsError:
+            return False
+        return True
+
+    def has_files(self, version: int) -> bool:
+        """Whether anything already exists at ``<version>/`` (left by a writer that did not claim it)."""
+        path = self.version_path(version)
+        if self.local:
+            return os.path.lexists(path)
+        self.refresh()
+        return bool(self.fs.exists(path) and self.fs.find(path))
+
     def read_json(self, path: str) -> Optional[Dict[str, Any]]:
         """The JSON object at ``path``, or None when it is missing or not a readable JSON object."""
         try:
@@ -181,18 +249,9 @@ class _ModelLocation:
         ).encode()
         target = self.join(POINTER_FILE)
         if self.local:
-            tmp = self.join(f".{POINTER_FILE}.{uuid.uuid4().hex}.tmp")
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                _remove_quietly(tmp)
-                raise
+            publish_bytes(target, data, fsync=True)
         else:
-            self.fs.pipe_file(target, data)
+            self.fs.pipe_file(target, data)  # a single-object write: readers see the old or the new pointer
 
 
 def list_versions(root: str, model_name: str) -> List[RegistryEntry]:
@@ -411,27 +470,66 @@ def _stage(plan: Mapping[str, str], staging: str, expected_sha256: str) -> Dict[
     return manifest
 
 
+def _claim_document(push_id: str, version: int) -> bytes:
+    return json.dumps(
+        {
+            "version": version,
+            "push_id": push_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "claimed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def _publish_under_claim(location: _ModelLocation, publish: Callable[[int], bool]) -> int:
+    """Claims the lowest free version number and calls ``publish(number)``; returns the number it published.
+
+    ``publish`` returns False when it cannot use the number (``<N>/`` already holds files that no claim
+    accounts for); that number stays claimed, hence skipped, and the next one is claimed. An exception in
+    ``publish`` propagates (the claim stays too).
+
+    Raises:
+        RegistryError: no number could be claimed and published in ``_MAX_PUBLISH_ATTEMPTS`` tries.
+    """
+    push_id = uuid.uuid4().hex
+    version = location.next_number()
+    for _ in range(_MAX_PUBLISH_ATTEMPTS):
+        if not location.try_claim(version, _claim_document(push_id, version)):
+            # Another pusher holds this number: go past everything claimed or published by now.
+            version = max(version + 1, location.next_number())
+        elif publish(version):
+            return version
+        else:
+            version += 1
+    raise RegistryError(f"{location.path}: no free version number after {_MAX_PUBLISH_ATTEMPTS} attempts")
+
+
 def _publish_local(location: _ModelLocation, plan: Mapping[str, str], content_sha256: str) -> int:
     staging = location.join(STAGING_DIR, uuid.uuid4().hex)
     os.makedirs(staging)
+
+    def rename_into(version: int) -> bool:
+        target = location.version_path(version)
+        if location.has_files(version):
+            return False
+        try:
+            # One rename publishes the whole version. Not publish.publish_directory: that replaces an existing
+            # folder, and a version is never replaced. The pointer write that follows fsyncs this folder.
+            os.rename(staging, target)
+        except OSError:
+            if not os.path.lexists(target):
+                raise
+            return False  # a directory appeared there after the check: leave it alone
+        return True
+
     try:
         _stage(plan, staging, content_sha256)
         _fsync_tree(staging)
-        version = (location.version_numbers() or [0])[-1] + 1
-        for _ in range(_MAX_PUBLISH_ATTEMPTS):
-            target = location.version_path(version)
-            try:
-                os.rename(staging, target)
-                _fsync_dir(location.path)
-                return version
-            except OSError:
-                # A concurrent pusher published this number first (the target exists and is not empty).
-                if not os.path.exists(target):
-                    raise
-                version = max(version + 1, (location.version_numbers() or [0])[-1] + 1)
-        raise RegistryError(f"{location.path}: no free version number after {_MAX_PUBLISH_ATTEMPTS} attempts")
+        return _publish_under_claim(location, rename_into)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # this push's own staging copy, nothing else
         raise
 
 
@@ -439,20 +537,34 @@ def _publish_remote(location: _ModelLocation, plan: Mapping[str, str], content_s
     fs = location.fs
     with tempfile.TemporaryDirectory(prefix="kfpkit-push-") as staging:
         manifest = _stage(plan, staging, content_sha256)
-        version = (location.version_numbers() or [0])[-1] + 1
-        target = location.version_path(version)
-        try:
-            for rel in sorted(manifest["files"]):
-                _upload_file(fs, os.path.join(staging, *rel.split("/")), posixpath.join(target, rel))
-            # The manifest goes last: from this write on, readers see the version as complete.
-            _upload_file(fs, os.path.join(staging, md.MANIFEST_FILE), posixpath.join(target, md.MANIFEST_FILE))
-        except BaseException:
+
+        def upload_into(version: int) -> bool:
+            if location.has_files(version):
+                return False
+            target = location.version_path(version)
+            uploaded: List[str] = []
             try:
-                fs.rm(target, recursive=True)
-            except Exception:
-                pass  # an incomplete directory is invisible to readers; its number is simply skipped
-            raise
-    return version
+                for rel in [*sorted(manifest["files"]), md.MANIFEST_FILE]:
+                    # The manifest goes last: from that write on, readers see the version as complete.
+                    destination = posixpath.join(target, rel)
+                    uploaded.append(destination)  # before the upload: a failed one may leave a partial object
+                    _upload_file(fs, os.path.join(staging, *rel.split("/")), destination)
+            except BaseException:
+                _remove_uploaded(fs, uploaded)
+                raise
+            return True
+
+        return _publish_under_claim(location, upload_into)
+
+
+def _remove_uploaded(fs: Any, paths: List[str]) -> None:
+    """Deletes the objects this push uploaded (never a whole folder); the version stays claimed and skipped."""
+    for path in reversed(paths):
+        try:
+            fs.rm_file(path)
+        except Exception:
+            # never written, or the store is unreachable: without its manifest the version stays invisible
+            pass
 
 
 def _fsync_tree(directory: str) -> None:
@@ -463,23 +575,3 @@ def _fsync_tree(directory: str) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -8,6 +8,7 @@ import fsspec
 import pytest
 
 from kfpkit.components.common import model_dir as md
+from kfpkit.components.common.model_card import ModelCard
 
 MODEL_NAME = "fraud-detector"
 
@@ -17,7 +18,13 @@ def _make_model_dir(path, weights: bytes = b"weights-v1") -> str:
     os.makedirs(path, exist_ok=True)
     md.write_model_card(
         str(path),
-        {"framework": "sklearn", "model_file": md.SKOPS_FILE, "label_column": "is_fraud", "decision_threshold": 0.4},
+        ModelCard(
+            framework="sklearn",
+            model_file=md.SKOPS_FILE,
+            label_column="is_fraud",
+            feature_order=["amount"],
+            decision_threshold=0.4,
+        ),
     )
     with open(os.path.join(path, md.PREPROCESSING_FILE), "w", encoding="utf-8") as fh:
         json.dump({"label_column": "is_fraud", "features": []}, fh)

@@ -19,7 +19,7 @@ MODEL = "fraud-detector"
 def test_python_func_pushes_and_describes_the_version(tmp_path, make_model_dir, make_baseline):
     model = Model(uri=make_model_dir(tmp_path / "model"))
     baseline = Artifact(uri=make_baseline(tmp_path / "baseline"))
-    pushed = Model(uri=str(tmp_path / "out" / "pushed_model"))
+    pushed = Model(uri=str(tmp_path / "pushed_model"))  # KFP creates the folder of an output
     root = str(tmp_path / "registry")
 
     outputs = push.python_func(
@@ -76,12 +76,15 @@ def test_component_compiles_with_an_optional_baseline_input(tmp_path):
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def _fake_train(model: Output[Model]):
-    import json
     import os
 
+    from kfpkit.components.common.model_card import ModelCard, write_model_card
+
     os.makedirs(model.path, exist_ok=True)
-    with open(os.path.join(model.path, "model_card.json"), "w") as fh:
-        json.dump({"framework": "sklearn", "model_file": "model.skops"}, fh)
+    card = ModelCard(
+        framework="sklearn", model_file="model.skops", label_column="y", feature_order=["x"], decision_threshold=0.5
+    )
+    write_model_card(model.path, card)
     with open(os.path.join(model.path, "model.skops"), "wb") as fh:
         fh.write(b"weights")
 

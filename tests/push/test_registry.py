@@ -53,7 +53,12 @@ def test_same_content_returns_same_version_without_copying(model, root, monkeypa
 
     assert (again.version, again.created, again.content_sha256) == (1, False, first.content_sha256)
     assert copies == []
-    assert sorted(os.listdir(os.path.join(root, MODEL))) == [registry.STAGING_DIR, "1", POINTER_FILE]
+    assert sorted(os.listdir(os.path.join(root, MODEL))) == [
+        registry.CLAIMS_DIR,
+        registry.STAGING_DIR,
+        "1",
+        POINTER_FILE,
+    ]
     assert os.listdir(os.path.join(root, MODEL, registry.STAGING_DIR)) == []
 
 
@@ -237,23 +242,65 @@ def test_concurrent_pusher_winning_the_number_makes_us_take_the_next(
     tmp_path, model, root, monkeypatch, make_model_dir
 ):
     other = push_version(make_model_dir(tmp_path / "other", weights=b"other"), root, MODEL)
-    real_numbers = registry._ModelLocation.version_numbers
+    real_next = registry._ModelLocation.next_number
     calls = []
 
-    def stale_numbers(self):
-        # Listing 1 is push_version's dedup check; listing 2 picks the number to publish under and is made
-        # stale here, as if the other pusher had published version 1 right after it.
+    def stale_next(self):
+        # The first candidate comes from a listing made before the other pusher claimed version 1.
         calls.append(1)
-        return [] if len(calls) == 2 else real_numbers(self)
+        return 1 if len(calls) == 1 else real_next(self)
 
-    monkeypatch.setattr(registry._ModelLocation, "version_numbers", stale_numbers)
-    # Dedup check saw no match (different content); then the stale listing proposes version 1 again.
+    monkeypatch.setattr(registry._ModelLocation, "next_number", stale_next)
     result = push_version(model, root, MODEL)
 
     assert (result.version, result.created) == (2, True)
     monkeypatch.undo()
     assert visible_entries(root) == [(1, other.content_sha256), (2, result.content_sha256)]
     md.verify_manifest(os.path.join(root, MODEL, "1"))
+    claims = {
+        n: json.loads((tmp_path / "registry" / MODEL / registry.CLAIMS_DIR / f"{n}.json").read_text()) for n in (1, 2)
+    }
+    assert claims[1]["push_id"] != claims[2]["push_id"]
+    assert claims[2]["version"] == 2 and claims[2]["pid"] == os.getpid() and claims[2]["host"]
+
+
+def test_a_claimed_number_whose_folder_exists_unclaimed_is_skipped_and_the_folder_left_alone(
+    tmp_path, model, root, monkeypatch
+):
+    stray = os.path.join(root, MODEL, "1")
+    os.makedirs(stray)
+    with open(os.path.join(stray, "notes.txt"), "w", encoding="utf-8") as fh:
+        fh.write("made by hand")
+    monkeypatch.setattr(registry._ModelLocation, "next_number", lambda self: 1)
+
+    result = push_version(model, root, MODEL)
+
+    assert result.version == 2
+    assert os.listdir(stray) == ["notes.txt"]
+    assert sorted(os.listdir(os.path.join(root, MODEL, registry.CLAIMS_DIR))) == ["1.json", "2.json"]
+
+
+def test_local_push_failing_after_its_claim_removes_only_its_staging_and_keeps_the_number_claimed(
+    tmp_path, model, root, monkeypatch, make_model_dir
+):
+    winner = push_version(model, root, MODEL)
+    winner_files = sorted(md.list_files(winner.uri))
+
+    def rename_fails(source, destination):
+        raise OSError("I/O error")
+
+    monkeypatch.setattr(registry.os, "rename", rename_fails)
+    with pytest.raises(OSError, match="I/O error"):
+        push_version(make_model_dir(tmp_path / "b", weights=b"b"), root, MODEL)
+    monkeypatch.undo()
+
+    model_root = os.path.join(root, MODEL)
+    assert sorted(md.list_files(winner.uri)) == winner_files
+    md.verify_manifest(winner.uri)
+    assert os.listdir(os.path.join(model_root, registry.STAGING_DIR)) == []
+    assert not os.path.exists(os.path.join(model_root, "2"))
+    assert sorted(os.listdir(os.path.join(model_root, registry.CLAIMS_DIR))) == ["1.json", "2.json"]
+    assert push_version(make_model_dir(tmp_path / "c", weights=b"c"), root, MODEL).version == 3
 
 
 def test_pointer_missing_or_dangling_falls_back_to_highest_complete_version(tmp_path, model, root, make_model_dir):
@@ -339,8 +386,46 @@ def test_object_store_failure_before_manifest_leaves_nothing_visible(tmp_path, m
         push_version(model, memory_root, MODEL)
     assert list_versions(memory_root, MODEL) == []
     assert latest_blessed(memory_root, MODEL) is None
+    fs, path = fsspec.core.url_to_fs(memory_root)
+    assert fs.find(f"{path}/{MODEL}/1") == []  # what it uploaded is gone; the number stays claimed
     monkeypatch.undo()
-    assert push_version(model, memory_root, MODEL).version == 1
+    assert push_version(model, memory_root, MODEL).version == 2
+
+
+def test_object_store_loser_of_a_claim_never_deletes_the_winners_or_anyone_elses_files(
+    tmp_path, model, memory_root, monkeypatch, make_model_dir
+):
+    winner = push_version(model, memory_root, MODEL)
+    fs, path = fsspec.core.url_to_fs(memory_root)
+    winner_files = sorted(fs.find(f"{path}/{MODEL}/1"))
+    real_next = registry._ModelLocation.next_number
+    first_candidate = []
+    real_upload = registry._upload_file
+    foreign = f"{path}/{MODEL}/2/written-by-someone-else.txt"
+
+    def stale_next(self):
+        first_candidate.append(1)
+        return 1 if len(first_candidate) == 1 else real_next(self)
+
+    def upload_then_fail(fs_, source, destination):
+        if not fs_.exists(foreign):
+            fs_.pipe_file(foreign, b"not ours")  # a writer that never claimed, racing into our folder
+        if destination.endswith(md.MANIFEST_FILE):
+            raise ConnectionError("network gone")
+        real_upload(fs_, source, destination)
+
+    monkeypatch.setattr(registry._ModelLocation, "next_number", stale_next)
+    monkeypatch.setattr(registry, "_upload_file", upload_then_fail)
+    with pytest.raises(ConnectionError):
+        push_version(make_model_dir(tmp_path / "b", weights=b"b"), memory_root, MODEL)
+    monkeypatch.undo()
+
+    assert sorted(fs.find(f"{path}/{MODEL}/1")) == winner_files  # lost the claim on 1: never touched it
+    assert visible_entries(memory_root) == [(1, winner.content_sha256)]
+    assert fs.find(f"{path}/{MODEL}/2") == [foreign]  # removed only what it uploaded into 2/
+    local = materialize(winner.uri, str(tmp_path / "v1"))
+    assert md.verify_manifest(local)["content_sha256"] == winner.content_sha256
+    assert push_version(make_model_dir(tmp_path / "c", weights=b"c"), memory_root, MODEL).version == 3
 
 
 def test_object_store_killed_upload_is_invisible_and_its_number_skipped(model, memory_root):
@@ -368,7 +453,7 @@ def test_materialize_copies_an_object_store_version_to_a_local_dir(tmp_path, mod
     assert path == str(local_dir)
     assert md.verify_manifest(path)["content_sha256"] == result.content_sha256
     assert os.path.isfile(os.path.join(path, "baseline", "nested", "extra.txt"))
-    assert md.read_model_card(path)["decision_threshold"] == 0.4
+    assert md.read_model_card(path).decision_threshold == 0.4
     assert [n for n in os.listdir(tmp_path / "materialized") if n != "v1"] == []
     with pytest.raises(RegistryError, match="not an empty directory"):
         materialize(result.uri, str(local_dir))
