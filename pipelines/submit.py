@@ -173,6 +173,17 @@ def _check_cron_field(text: str, spec: tuple) -> Optional[str]:
     return None
 
 
+def _check_cron(expression: str, fields: List[str], specs: tuple, layout: str, hint: str) -> str:
+    """Checks ``fields`` against ``specs``; ``layout`` names the dialect, ``hint`` follows a count error."""
+    if len(fields) != len(specs):
+        raise SubmitError(f"--schedule {expression!r}: {layout}; {hint}")
+    for text, spec in zip(fields, specs, strict=True):
+        problem = _check_cron_field(text, spec)
+        if problem:
+            raise SubmitError(f"--schedule {expression!r}: {problem}; {layout}")
+    return expression
+
+
 def check_kubeflow_cron(expression: str) -> str:
     """Checks a KFP recurring-run cron: 6 fields, **seconds first** (``"0 0 3 * * *"`` = 03:00 daily).
 
@@ -188,21 +199,10 @@ def check_kubeflow_cron(expression: str) -> str:
     if expression in _KFP_DESCRIPTORS or re.fullmatch(r"@every (\d+(ns|us|µs|ms|s|m|h))+", expression):
         return expression
     fields = expression.split()
-    if len(fields) == 5:
-        raise SubmitError(
-            f"--schedule {expression!r}: KFP cron has 6 fields with seconds first "
-            f"(SEC MIN HOUR DOM MON DOW); did you mean '0 {expression}'?"
-        )
-    if len(fields) != 6:
-        raise SubmitError(
-            f"--schedule {expression!r}: KFP cron has 6 fields with seconds first (SEC MIN HOUR DOM MON DOW), "
-            f"e.g. '0 0 3 * * *' for 03:00 daily; got {len(fields)} fields"
-        )
-    for text, spec in zip(fields, _KFP_FIELDS, strict=True):
-        problem = _check_cron_field(text, spec)
-        if problem:
-            raise SubmitError(f"--schedule {expression!r}: {problem} (KFP cron: SEC MIN HOUR DOM MON DOW)")
-    return expression
+    hint = f"did you mean '0 {expression}'?" if len(fields) == 5 else f"e.g. '0 0 3 * * *'; got {len(fields)} fields"
+    return _check_cron(
+        expression, fields, _KFP_FIELDS, "KFP cron has 6 fields with seconds first (SEC MIN HOUR DOM MON DOW)", hint
+    )
 
 
 def check_vertex_cron(expression: str) -> str:
@@ -223,21 +223,12 @@ def check_vertex_cron(expression: str) -> str:
             raise SubmitError(f"--schedule {expression!r}: unknown time zone {match.group(2)!r}") from None
         body = match.group(3)
     fields = body.split()
-    if len(fields) == 6:
-        raise SubmitError(
-            f"--schedule {expression!r}: Vertex AI cron has 5 fields (MIN HOUR DOM MON DOW), no seconds; "
-            f"did you mean {' '.join(fields[1:])!r}?"
-        )
-    if len(fields) != 5:
-        raise SubmitError(
-            f"--schedule {expression!r}: Vertex AI cron has 5 fields (MIN HOUR DOM MON DOW), "
-            f"e.g. '0 3 * * *' for 03:00 daily; got {len(fields)} fields"
-        )
-    for text, spec in zip(fields, _VERTEX_FIELDS, strict=True):
-        problem = _check_cron_field(text, spec)
-        if problem:
-            raise SubmitError(f"--schedule {expression!r}: {problem} (Vertex AI cron: MIN HOUR DOM MON DOW)")
-    return expression
+    hint = (
+        f"did you mean {' '.join(fields[1:])!r}?" if len(fields) == 6 else f"e.g. '0 3 * * *'; got {len(fields)} fields"
+    )
+    return _check_cron(
+        expression, fields, _VERTEX_FIELDS, "Vertex AI cron has 5 fields (MIN HOUR DOM MON DOW), no seconds", hint
+    )
 
 
 @dataclass(frozen=True)
@@ -337,6 +328,14 @@ def check_registry_root(target: str, values: Mapping[str, Any]) -> None:
             f"registry_root {root!r}: Kubeflow runs need an object-store registry root (gs://, s3://, ...); "
             "a local path lives only as long as the task's pod"
         )
+
+
+def check_vertex_target(project: Optional[str], pipeline_root: Optional[str]) -> None:
+    """Vertex AI needs a project and a ``gs://`` pipeline root."""
+    if not project:
+        raise SubmitError("--project is required for the vertex target")
+    if not (pipeline_root or "").startswith("gs://"):
+        raise SubmitError(f"--pipeline-root {pipeline_root!r}: Vertex AI needs a gs:// pipeline root")
 
 
 def set_caching(pipeline_spec: Dict[str, Any], enabled: bool) -> int:
@@ -493,6 +492,11 @@ def _quiet_client_output():
         log.info("kfp.Client: %s", line)
 
 
+def _check_compiled_for(prepared: Prepared, target: str) -> None:
+    if prepared.target != target:
+        raise SubmitError(f"{prepared.package_path} was compiled for {prepared.target}, not {target}")
+
+
 def _default_run_name(pipeline: str) -> str:
     return f"{pipeline}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
@@ -601,6 +605,7 @@ def submit_kubeflow(
     client=None,
 ) -> Tuple[Submission, Any]:
     """Uploads ``prepared`` and creates a run, or with ``schedule`` a recurring run; returns (it, client)."""
+    _check_compiled_for(prepared, "kubeflow")
     if schedule:
         schedule = check_kubeflow_cron(schedule)
     client = client or kubeflow_client(
@@ -688,8 +693,6 @@ def vertex_pipeline_job(
     """
     from google.cloud import aiplatform_v1
 
-    if not (pipeline_root or "").startswith("gs://"):
-        raise SubmitError(f"--pipeline-root {pipeline_root!r}: Vertex AI needs a gs:// pipeline root")
     return aiplatform_v1.PipelineJob(
         display_name=run_name or _default_run_name(prepared.pipeline),
         pipeline_spec=prepared.pipeline_spec,
@@ -729,8 +732,8 @@ def submit_vertex(
     """Creates a PipelineJob, or with ``schedule`` a Schedule of it; returns (it, the PipelineServiceClient)."""
     from google.cloud import aiplatform_v1
 
-    if not project:
-        raise SubmitError("--project is required for the vertex target")
+    _check_compiled_for(prepared, "vertex")
+    check_vertex_target(project, pipeline_root)
     if schedule:
         schedule = check_vertex_cron(schedule)
     job = vertex_pipeline_job(
@@ -851,10 +854,7 @@ def check_arguments(args: argparse.Namespace) -> Dict[str, str]:
     if args.schedule:
         (check_kubeflow_cron if args.target == "kubeflow" else check_vertex_cron)(args.schedule)
     if args.target == "vertex":
-        if not args.project:
-            raise SubmitError("--project is required for the vertex target")
-        if not (args.pipeline_root or "").startswith("gs://"):
-            raise SubmitError(f"--pipeline-root {args.pipeline_root!r}: Vertex AI needs a gs:// pipeline root")
+        check_vertex_target(args.project, args.pipeline_root)
         parse_labels(args.labels)
     if args.existing_token and args.kube_context and args.host:
         raise SubmitError("--existing-token and --kube-context both give a token for --host: pass one")
