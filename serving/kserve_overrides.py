@@ -7,9 +7,11 @@ attributes, ``InferInput._raw_data``, ...). kfpkit needs them to build a per-ser
 
 * **readiness** (:class:`KfpkitDataPlane`): ``/v2/health/ready`` and gRPC ``ServerReady`` are true only
   while at least one model is registered and every registered model is ready (KServe: always true);
-* **decoding** (:meth:`KfpkitDataPlane.decode`): raw REST bodies addressed to kfpkit models -- v1, and v2
-  with the binary tensor extension -- are parsed by the same code as the fast path
-  (:meth:`KfpkitModel.parse_body`), so both paths refuse alike;
+* **decoding** (:class:`RawInferBodyMiddleware`, :meth:`KfpkitDataPlane.decode`): REST bodies addressed
+  to kfpkit models -- v1, v2 JSON and v2 with the binary tensor extension -- reach the DataPlane as raw
+  bytes and are parsed and validated by the same code as the fast path (:meth:`KfpkitModel.parse_body`,
+  ``RequestCodec``), so both paths answer alike; KServe's pydantic ``InferenceRequest`` would coerce
+  what kfpkit refuses (``"shape": [1.0]``, ``["1"]``) and answer 422 ``{"detail": ...}`` for the rest;
 * **errors** (:func:`install_exception_handlers`): every refusal is ``{"error": ...}``; a FastAPI/pydantic
   validation failure of a kfpkit model's request is answered with the kfpkit decoder's 400 (the fast
   path's message) instead of a 422 ``{"detail": [...]}``; an unknown model is a 404 with one log line
@@ -38,6 +40,7 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferInput
 from kserve.protocol.rest.server import RESTServer
 
+from kfpkit.serving.predictor import RawV2Body
 from kfpkit.serving.protocol import BadRequest
 
 logger = logging.getLogger("kfpkit.serving")
@@ -145,7 +148,7 @@ def install_exception_handlers(app: FastAPI, dataplane: DataPlane) -> None:
                 body = await request.body()
                 parsed = model.parse_body(
                     protocol,
-                    request.headers.get("content-type", ""),
+                    _content_type(request.headers),
                     request.headers.get("inference-header-content-length"),
                     body,
                 )
@@ -183,10 +186,14 @@ class KfpkitDataPlane(DataPlane):
                 try:
                     parsed = model.parse_body(
                         protocol,
-                        headers.get("content-type", "") if headers else "",
+                        _content_type(headers),
                         headers.get("inference-header-content-length") if headers else None,
                         bytes(body),
                     )
+                    if protocol == "v2" and not isinstance(parsed, dict):
+                        model.codec.decode_v2(parsed)  # raises the decoder's BadRequest
+                    elif protocol == "v2" and not isinstance(parsed, RawV2Body):
+                        parsed = RawV2Body(parsed)
                 except BadRequest:
                     model.metrics.observe_request(protocol, "bad_request", 0.0)
                     raise
@@ -200,6 +207,51 @@ class KfpkitDataPlane(DataPlane):
         models = list(self.model_registry.get_models())
         targets = [_kfpkit_model(self, name) for name in models]
         return targets[0] if targets and all(t is not None for t in targets) else None
+
+
+ORIGINAL_CONTENT_TYPE = "x-kfpkit-original-content-type"
+_ORIGINAL_CONTENT_TYPE = ORIGINAL_CONTENT_TYPE.encode()
+
+
+class RawInferBodyMiddleware:
+    """Lets v2 infer bodies of kfpkit models reach KServe's route as bytes, not pydantic-parsed.
+
+    KServe's v2 infer endpoint takes ``Union[InferenceRequest, bytes]``: FastAPI parses a JSON content
+    type into the pydantic model and passes anything else as bytes. For kfpkit models this middleware
+    sets ``content-type: application/octet-stream`` and keeps the client's value in
+    ``x-kfpkit-original-content-type``, which :meth:`KfpkitDataPlane.decode` reads. CloudEvents keep
+    their headers (KServe decodes them).
+    """
+
+    def __init__(self, app: Any, dataplane: DataPlane):
+        self.app = app
+        self.dataplane = dataplane
+
+    async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            from kfpkit.serving.fast_path import match_inference_path
+
+            route = match_inference_path(scope["path"])
+            headers = scope["headers"]
+            if (
+                route is not None
+                and route[0] == "v2"
+                and _kfpkit_model(self.dataplane, route[1]) is not None
+                and not any(k.startswith(b"ce-") for k, _ in headers)
+            ):
+                original = next((v for k, v in headers if k == b"content-type"), b"")
+                rewritten = [(k, v) for k, v in headers if k != b"content-type"]
+                rewritten += [(b"content-type", b"application/octet-stream"), (_ORIGINAL_CONTENT_TYPE, original)]
+                scope = {**scope, "headers": rewritten}
+        await self.app(scope, receive, send)
+
+
+def _content_type(headers: Any) -> str:
+    if not headers:
+        return ""
+    if ORIGINAL_CONTENT_TYPE in headers:
+        return headers[ORIGINAL_CONTENT_TYPE]
+    return headers.get("content-type", "")
 
 
 def _has_cloudevent_headers(headers: Any) -> bool:

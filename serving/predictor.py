@@ -245,18 +245,16 @@ class KfpkitModel(Model):
             kserve.errors.ModelNotReady: the model was refused at load (503 / ``UNAVAILABLE``).
         """
         start = time.perf_counter()
-        protocol = "v1" if type(payload) is dict else "v2"
+        protocol = "v2" if isinstance(payload, (InferRequest, RawV2Body)) else "v1"
         if not self.ready or self.codec is None:
             self.metrics.observe_request(protocol, "not_ready", time.perf_counter() - start)
             raise ModelNotReady(self.name, self.load_error)
         try:
             if isinstance(payload, (InferRequest, RawV2Body)):
                 result = self._predict_v2(payload, response_headers)
-            elif isinstance(payload, dict):
+            else:  # v1: whatever JSON the body held (the decoder says what is wrong with it)
                 decoded = self.codec.decode_v1(payload)
                 result = self.codec.encode_v1(*self.score(decoded))
-            else:
-                raise BadRequest(f"the {protocol} request body must be a JSON object")
         except BadRequest as exc:
             self.metrics.observe_request(protocol, "bad_request", time.perf_counter() - start)
             raise InvalidInput(str(exc)) from exc

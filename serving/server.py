@@ -90,6 +90,7 @@ class KfpkitRESTServer(RESTServer):
             default_response_class=ORJSONResponse,
         )
         kserve_overrides.build_kserve_app(self, app)
+        app.add_middleware(kserve_overrides.RawInferBodyMiddleware, dataplane=self.dataplane)
         closed = () if self.enable_model_repository else (kserve_overrides.REPOSITORY_PATH_PREFIX,)
         app.add_middleware(BodyLimitMiddleware, max_body_bytes=self.max_body_bytes, closed_prefixes=closed)
         if self.fast_path:

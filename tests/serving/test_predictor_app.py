@@ -561,13 +561,15 @@ def test_app_is_kserves_app_with_the_fast_path_outermost_and_the_body_limit_befo
     from timing_asgi import TimingMiddleware
 
     from kfpkit.serving.fast_path import BodyLimitMiddleware, FastInferenceMiddleware
+    from kfpkit.serving.kserve_overrides import RawInferBodyMiddleware
 
     app, _ = kit.serve_app(sklearn_dir, "structure")
-    assert [m.cls for m in app.user_middleware] == [FastInferenceMiddleware, BodyLimitMiddleware, TimingMiddleware]
+    kserve_side = [BodyLimitMiddleware, RawInferBodyMiddleware, TimingMiddleware]
+    assert [m.cls for m in app.user_middleware] == [FastInferenceMiddleware, *kserve_side]
     paths = set(app.openapi()["paths"])
     assert {"/metrics", "/v1/models/{model_name}:predict", "/v2/models/{model_name}/infer", "/v2/health/ready"} <= paths
     plain, _ = kit.serve_app(sklearn_dir, "structure", fast_path=False)
-    assert [m.cls for m in plain.user_middleware] == [BodyLimitMiddleware, TimingMiddleware]
+    assert [m.cls for m in plain.user_middleware] == kserve_side
 
 
 def test_identifier_columns_left_out_by_training_are_accepted_and_ignored():
