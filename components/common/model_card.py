@@ -164,7 +164,21 @@ def _data_lineage(data: Any, where: str) -> DataLineage:
     for name, split in splits.items():
         if not isinstance(split, Mapping) or set(split) != {"sha256", "rows", "label_rate"}:
             raise ModelCardError(f"{where}: data.splits.{name} must have sha256, rows and label_rate, got {split!r}")
-        out[name] = SplitLineage(sha256=split["sha256"], rows=split["rows"], label_rate=split["label_rate"])
+        rows, rate = split["rows"], split["label_rate"]
+        if (
+            not isinstance(split["sha256"], str)
+            or isinstance(rows, bool)
+            or not isinstance(rows, int)
+            or rows < 0
+            or isinstance(rate, bool)
+            or not isinstance(rate, (int, float))
+            or not 0.0 <= rate <= 1.0
+        ):
+            raise ModelCardError(
+                f"{where}: data.splits.{name} needs a sha256 string, rows >= 0 and a label_rate in [0, 1], "
+                f"got {split!r}"
+            )
+        out[name] = SplitLineage(sha256=split["sha256"], rows=rows, label_rate=float(rate))
     return DataLineage(source_uri=data.get("source_uri"), splits=out)
 
 

@@ -29,7 +29,7 @@ def infra_validate(
 
     Args:
         model: The candidate model directory written by train (model file, preprocessing.json,
-            model_card.json).
+            calibration.json, model_card.json).
         eval_data: The eval split: one Parquet file with the raw features (other columns are ignored).
         report: Markdown report: verdict, every check with its result and detail, the reasons of a
             failure.

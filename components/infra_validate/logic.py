@@ -13,8 +13,9 @@ serving stack can load it and answers correctly and fast enough. Steps:
    malformed requests are refused with a 4xx;
 4. send the first eval rows (at most :data:`MAX_CHECK_ROWS`) in batches of ``batch_size`` as v1 and as
    v2 requests (built by :mod:`kfpkit.serving.payloads`) and compare the probabilities with the model's
-   offline ``LoadedModel.predict_proba`` on the same rows (what evaluate computes): the largest absolute
-   difference must be <= ``tolerance`` and every label must equal ``probability >= decision_threshold``;
+   offline ``LoadedModel.predict_proba`` on the same rows (what evaluate computes, calibration included): the
+   largest absolute difference must be <= ``tolerance`` and every label must equal
+   ``probability >= decision_threshold``;
 5. send ``num_requests`` v2 requests of ``batch_size`` rows one after the other and require the p99
    client-side latency to be <= ``latency_budget_ms``.
 
@@ -32,8 +33,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
-
-from kfpkit.components.common.io import write_text_atomic
 
 MAX_CHECK_ROWS = 1000
 MAX_REQUESTS = 100_000
@@ -126,7 +125,8 @@ def run_infra_validate(
     Args:
         model_dir: The candidate model directory (left unchanged).
         eval_data_path: Eval split Parquet file (raw features; other columns are ignored).
-        report_path: Where to write the Markdown report (atomically); ``None``: not written.
+        report_path: Where to write the Markdown report (a KFP output artifact: a plain write); ``None``:
+            not written.
         tolerance: Largest allowed absolute difference between served and offline probabilities.
         latency_budget_ms: Largest allowed p99 latency of a ``batch_size``-row v2 request, in ms.
         num_requests: v2 requests sent for the latency measurement.
@@ -151,7 +151,9 @@ def run_infra_validate(
     result.infra_blessed = bool(checks.items) and not result.reasons
     result.report_markdown = render_report(result, model_dir, settings)
     if report_path:
-        write_text_atomic(report_path, result.report_markdown)
+        os.makedirs(os.path.dirname(os.path.abspath(report_path)), exist_ok=True)
+        with open(report_path, "w", encoding="utf-8") as fh:
+            fh.write(result.report_markdown)
     return result
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Dict, Optional
 
 from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.io import write_json_atomic
 from kfpkit.components.common.registry import push_version
 
 
@@ -24,7 +25,8 @@ def run_push(
         model_name: Model name in the registry (a DNS-1035 label; it also names the InferenceService).
         baseline_path: Local directory or file with the TFDV training statistics and schema; stored under
             ``baseline/`` in the version and covered by its manifest.
-        pointer_path: When given, a JSON file with the returned dict is written there (atomically).
+        pointer_path: When given, a JSON file with the returned dict is written there (the KFP output
+            artifact; the registry's own pointer is published atomically by the registry).
 
     Returns:
         ``{"model_uri", "version", "content_sha256", "created", "model_name", "registry_root"}``.
@@ -43,5 +45,7 @@ def run_push(
         "registry_root": registry_root,
     }
     if pointer_path:
-        write_json_atomic(pointer_path, summary)
+        os.makedirs(os.path.dirname(os.path.abspath(pointer_path)), exist_ok=True)
+        with open(pointer_path, "w", encoding="utf-8") as fh:
+            json.dump(summary, fh, indent=2, sort_keys=True)
     return summary

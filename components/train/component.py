@@ -31,23 +31,28 @@ def train(
     checkpoint_dir: Optional[str] = None,
     pipeline_run: Optional[str] = None,
 ):
-    """Trains a binary classifier on the train split and writes a model directory.
+    """Trains a binary classifier on the train split, calibrates it on eval and writes a model directory.
 
     Fits the shared preprocessing (standardized numerics, categorical vocabularies with an unknown bucket)
-    on the train split, then trains either a PyTorch MLP with categorical embeddings (BCE with
-    ``pos_weight = negatives / positives`` of train, AdamW, early stopping on eval PR-AUC, bf16 autocast
-    and device-resident data on CUDA, a checkpoint after every epoch) exported as TorchScript, or a
-    HistGradientBoosting baseline saved with skops. The decision threshold is the one that maximizes F1
-    on the eval split. The directory is built beside ``model.path`` and renamed into place, so it is
-    complete or absent.
+    on the train split, then trains either a PyTorch MLP with categorical embeddings (plain BCE, AdamW,
+    early stopping on eval PR-AUC, bf16 autocast and device-resident data on CUDA, a checkpoint after every
+    epoch) exported as TorchScript, or a HistGradientBoosting baseline saved with skops. Platt scaling
+    fitted on the eval split is stored as calibration.json and applied by every reader of the model
+    directory (evaluate, infra_validate, serving), so the served probability is calibrated. The decision
+    threshold is the one that maximizes F1 on the calibrated eval probabilities. The test split is never
+    read here. The directory is built beside ``model.path`` and renamed into place, so it is complete or
+    absent.
 
     Args:
         train_data: Training split: one Parquet file with the label and the feature columns.
-        eval_data: Eval split (same columns): early stopping, decision threshold and reported metrics.
+        eval_data: Eval split (same columns): early stopping, calibration, decision threshold and the
+            card's eval metrics.
         label_column: Binary 0/1 label column.
-        model: Output model directory (model.pt or model.skops, preprocessing.json, model_card.json);
-            metadata: framework, decision_threshold, metrics, label_column.
-        metrics: Output eval metrics: pr_auc, roc_auc, f1, decision_threshold, best_epoch, rows_per_second.
+        model: Output model directory (model.pt or model.skops, preprocessing.json, calibration.json,
+            model_card.json); metadata: framework, decision_threshold, calibration, metrics (eval),
+            label_column.
+        metrics: Output eval-split metrics of the calibrated model: pr_auc, roc_auc, brier_score, log_loss,
+            ece, f1, decision_threshold, best_epoch, rows_per_second; metadata ``split`` ("eval").
         framework: "pytorch" (MLP, TorchScript) or "sklearn" (HistGradientBoosting baseline, skops).
         epochs: Maximum passes over the train split (pytorch).
         batch_size: Rows per optimizer step (pytorch); raise it (16384+) on a GPU.
@@ -101,10 +106,12 @@ def train(
         {
             "framework": result.framework,
             "decision_threshold": result.decision_threshold,
-            "metrics": result.metrics,
+            "calibration": result.calibration.method,
+            "metrics": {"eval": result.metrics},
             "label_column": label_column,
         }
     )
-    for name in ("pr_auc", "roc_auc", "f1", "best_epoch", "rows_per_second"):
+    for name in ("pr_auc", "roc_auc", "brier_score", "log_loss", "ece", "f1", "best_epoch", "rows_per_second"):
         metrics.log_metric(name, result.metrics[name])
     metrics.log_metric("decision_threshold", result.decision_threshold)
+    metrics.metadata["split"] = "eval"

@@ -1,6 +1,11 @@
 """PyTorch side of train: the tabular network, the device-resident training loop, checkpoints, export.
 
+:class:`TorchTrainer` is the :class:`~kfpkit.components.train.trainer.Trainer` of ``framework="pytorch"``.
 Imported lazily by :mod:`kfpkit.components.train.logic` (this module imports torch at the top).
+
+The loss is plain ``BCEWithLogitsLoss`` (no ``pos_weight``): on the 100k-row synthetic sample, weighting
+positives by negatives/positives left PR-AUC 0.013 lower and the probabilities far from calibrated
+(Brier 0.135 against 0.017); the eval-fitted Platt calibration of train then only corrects what is left.
 
 GPU behaviour (``device="cuda"``):
 
@@ -25,12 +30,17 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from kfpkit.components.common.metrics import ranking_metrics
+from kfpkit.components.common.model_dir import TORCHSCRIPT_FILE
+from kfpkit.components.common.publish import atomic_path
+from kfpkit.components.train.trainer import FittedModel, TrainError, TrainingData, TrainParams
 
 logger = logging.getLogger("kfpkit.train")
 
@@ -165,16 +175,6 @@ def predict_logits(
     return torch.cat(outputs)
 
 
-def _atomic_torch_save(obj: Any, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _load_checkpoint(path: str, device: torch.device, fingerprint: str) -> Optional[Dict[str, Any]]:
     if not os.path.isfile(path):
         return None
@@ -214,12 +214,10 @@ def fit_torch(
     eval_categorical: np.ndarray,
     eval_labels: np.ndarray,
     cardinalities: Sequence[int],
-    params: Any,
+    params: TrainParams,
     device: torch.device,
-    pos_weight: float,
     checkpoint_dir: str,
     fingerprint: str,
-    score: Callable[[np.ndarray, np.ndarray], Dict[str, float]],
 ) -> TorchFitResult:
     """Trains :class:`TabularNet` with AdamW, early stopping on eval PR-AUC and per-epoch checkpoints.
 
@@ -228,10 +226,8 @@ def fit_torch(
     resumed run ends with the same weights as an uninterrupted one (on CPU, exactly).
 
     Args:
-        params: A ``TrainParams`` (epochs, batch_size, learning_rate, weight_decay, embedding_dim,
-            hidden_units, hidden_layers, dropout, patience, seed).
-        pos_weight: ``BCEWithLogitsLoss`` positive-class weight (negatives / positives in train).
-        score: ``(labels, probabilities) -> {"pr_auc", "roc_auc", ...}`` computed on the host.
+        params: Hyperparameters (epochs, batch_size, learning_rate, weight_decay, embedding_dim,
+            hidden_units, hidden_layers, dropout, patience, seed, cpu_threads).
 
     Raises:
         FloatingPointError: the loss or the eval predictions became non-finite.
@@ -254,7 +250,7 @@ def fit_torch(
             weight_decay=params.weight_decay,
             **({"fused": True} if device.type == "cuda" else {}),
         )
-        loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device))
+        loss_fn = nn.BCEWithLogitsLoss()
         shuffle = torch.Generator(device=device)
         shuffle.manual_seed(params.seed)
 
@@ -329,7 +325,7 @@ def fit_torch(
             probabilities = torch.sigmoid(predict_logits(model, e_num, e_cat, use_autocast)).cpu().numpy()
             if not np.isfinite(probabilities).all():
                 raise FloatingPointError(f"eval predictions became non-finite at epoch {epoch}; lower learning_rate")
-            scores = score(eval_y, probabilities)
+            scores = ranking_metrics(eval_y, probabilities)
             record = EpochRecord(
                 epoch=epoch,
                 train_loss=train_loss,
@@ -373,7 +369,8 @@ def fit_torch(
             }
             if device.type == "cuda":
                 checkpoint["rng_cuda"] = torch.cuda.get_rng_state(device)
-            _atomic_torch_save(checkpoint, checkpoint_path)
+            with atomic_path(checkpoint_path) as partial:  # a retried task never resumes from a torn file
+                torch.save(checkpoint, partial)
             if stopped:
                 logger.info(
                     "early stopping after epoch %d: eval PR-AUC did not improve for %d epoch(s); best epoch %d",
@@ -414,3 +411,73 @@ def export_torchscript(model: TabularNet, cardinalities: Sequence[int], path: st
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(wrapper)
         torch.jit.save(scripted, path)
+
+
+class TorchTrainer:
+    """The :class:`~kfpkit.components.train.trainer.Trainer` of ``framework="pytorch"``."""
+
+    framework = "pytorch"
+    model_file = TORCHSCRIPT_FILE
+
+    def fit(self, data: TrainingData, params: TrainParams, checkpoint_dir: Optional[str]) -> FittedModel:
+        """Trains with :func:`fit_torch` and exports TorchScript on ``save``.
+
+        Without ``checkpoint_dir`` the checkpoints go to a temporary folder and a retry starts over.
+        """
+        import hashlib
+        import json
+        import tempfile
+
+        try:
+            device = resolve_device(params.device)
+        except ValueError as exc:
+            raise TrainError(str(exc)) from exc
+        parameters: Dict[str, Any] = {
+            "device": str(device),
+            "autocast": "bfloat16" if device.type == "cuda" else None,
+            "optimizer": "AdamW",
+            "loss": "BCEWithLogitsLoss",
+        }
+        # what a checkpoint must match to be resumed: the data, every hyperparameter but epochs, the device type
+        fingerprint_source = {k: v for k, v in asdict(params).items() if k not in ("epochs", "device", "cpu_threads")}
+        fingerprint_source.update({k: v for k, v in parameters.items() if k != "device"})
+        fingerprint_source.update(device_type=device.type, **data.fingerprint_source)
+        fingerprint = hashlib.sha256(json.dumps(fingerprint_source, sort_keys=True).encode()).hexdigest()
+        with tempfile.TemporaryDirectory(prefix="kfpkit-train-ckpt-") as scratch:
+            if not checkpoint_dir:
+                logger.info("no checkpoint_dir: checkpoints go to %s and a retry starts over", scratch)
+            try:
+                fit = fit_torch(
+                    train_numeric=data.train_numeric,
+                    train_categorical=data.train_categorical,
+                    train_labels=data.train_labels,
+                    eval_numeric=data.eval_numeric,
+                    eval_categorical=data.eval_categorical,
+                    eval_labels=data.eval_labels,
+                    cardinalities=data.cardinalities,
+                    params=params,
+                    device=device,
+                    checkpoint_dir=checkpoint_dir or scratch,
+                    fingerprint=fingerprint,
+                )
+            except FloatingPointError as exc:
+                raise TrainError(str(exc)) from exc
+        history = [asdict(record) for record in fit.history]
+        return FittedModel(
+            eval_probabilities=fit.eval_probabilities,
+            best_epoch=fit.best_epoch,
+            epochs_run=fit.epochs_run,
+            rows_per_second=fit.rows_per_second,
+            parameters=parameters,
+            training={
+                "device": str(device),
+                "resumed_from_epoch": fit.resumed_from_epoch,
+                "stopped_early": fit.stopped_early,
+                "train_seconds": fit.train_seconds,
+                "fit_seconds": fit.fit_seconds,
+                "history": history,
+            },
+            save=lambda path: export_torchscript(fit.model, data.cardinalities, path),
+            resumed_from_epoch=fit.resumed_from_epoch,
+            history=history,
+        )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 
+import numpy as np
 import pytest
 
 from kfpkit.components.common import model_dir as md
@@ -38,6 +41,36 @@ def test_good_candidate_is_infra_blessed_and_left_unchanged(candidate, eval_path
     assert sorted(os.listdir(candidate)) == before  # the manifest went into a temporary copy
     text = report.read_text()
     assert "**INFRA BLESSED**" in text and "| v2 predictions match offline predict_proba | pass |" in text
+
+
+def test_calibrated_candidate_serves_the_calibrated_probability(candidate, eval_path):
+    """calibration.json is applied by LoadedModel inside the server as offline: both match, and differ from
+    the model's own (uncalibrated) output."""
+    import pandas as pd
+
+    calibration = md.PlattCalibration(slope=0.6, intercept=-1.5)
+    calibration.save(candidate)
+    card = md.read_model_card(candidate)
+    md.write_model_card(candidate, dataclasses.replace(card, calibration=calibration.method))
+    result = run_infra_validate(candidate, eval_path, None, num_requests=5, batch_size=40)
+    assert result.infra_blessed, result.reasons
+    assert result.v1_max_abs_diff <= 1e-4 and result.v2_max_abs_diff <= 1e-4
+    loaded = md.load_model(candidate)
+    frame = pd.read_parquet(eval_path)
+    raw = loaded.predict_uncalibrated_arrays(*loaded.spec.transform(frame))
+    assert np.max(np.abs(loaded.predict_proba(frame) - raw)) > 100 * 1e-4  # the check would see a missing calibration
+
+
+def test_candidate_with_an_invalid_model_card_is_not_blessed_naming_the_field(candidate, eval_path):
+    path = os.path.join(candidate, md.MODEL_CARD_FILE)
+    with open(path, encoding="utf-8") as fh:
+        document = json.load(fh)
+    document["decision_threshold"] = 2.0
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(document, fh)
+    result = run_infra_validate(candidate, eval_path, None)
+    assert not result.infra_blessed
+    assert "ModelCardError" in result.reasons[0] and "decision_threshold must be a finite number" in result.reasons[0]
 
 
 def test_sklearn_candidate_with_a_manifest_is_verified_and_blessed(sklearn_dir, eval_path):

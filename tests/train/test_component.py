@@ -41,14 +41,17 @@ def test_component_writes_the_model_directory_at_model_path_and_reports_metrics(
     assert loaded.framework == "pytorch"
     assert model.metadata["framework"] == "pytorch"
     assert model.metadata["decision_threshold"] == loaded.decision_threshold
-    assert model.metadata["metrics"]["pr_auc"] == loaded.card["metrics"]["pr_auc"]
-    for name in ("pr_auc", "roc_auc", "f1", "best_epoch", "rows_per_second", "decision_threshold"):
+    assert model.metadata["metrics"]["eval"]["pr_auc"] == loaded.card.metrics["eval"]["pr_auc"]
+    assert model.metadata["calibration"] == loaded.card.calibration == "platt"
+    names = ("pr_auc", "roc_auc", "brier_score", "log_loss", "ece", "f1", "best_epoch", "rows_per_second")
+    for name in (*names, "decision_threshold"):
         assert isinstance(metrics.metadata[name], (int, float)), name
+    assert metrics.metadata["split"] == "eval"
     assert metrics.metadata["pr_auc"] > 3 * splits.eval_frame[LABEL].mean()
-    assert loaded.card["data"]["source_uri"] == "synthetic://fraud?rows=4500"
-    assert loaded.card["pipeline_run"] == "pipeline-run-7"
-    assert loaded.card["parameters"]["epochs"] == 3
-    assert "transaction_id" not in loaded.card["feature_order"]
+    assert loaded.card.data.source_uri == "synthetic://fraud?rows=4500"
+    assert loaded.card.pipeline_run == "pipeline-run-7"
+    assert loaded.card.parameters["epochs"] == 3
+    assert "transaction_id" not in loaded.card.feature_order
 
 
 def test_component_trains_the_sklearn_baseline(splits, tmp_path):
@@ -96,3 +99,5 @@ def test_component_runs_on_the_train_image_without_installing_kfp():
     assert "pip install" not in " ".join(container.command or [])
     inputs = train.component_spec.inputs
     assert inputs["checkpoint_dir"].optional and inputs["exclude_columns"].optional
+    # train sees two splits; the test split is evaluate's alone
+    assert sorted(n for n, spec in inputs.items() if spec.type == "system.Dataset@0.0.1") == ["eval_data", "train_data"]

@@ -40,9 +40,9 @@ def test_cuda_training_uses_bf16_autocast_and_matches_cpu_quality(splits, tmp_pa
     cpu = train_model(splits.train, splits.eval, LABEL, str(tmp_path / "cpu"), tools.fast_params(device="cpu"))
     gpu = train_model(splits.train, splits.eval, LABEL, str(tmp_path / "gpu"), tools.fast_params(device="cuda"))
     card = md.read_model_card(gpu.output_dir)
-    assert card["parameters"]["device"].startswith("cuda")
-    assert card["parameters"]["autocast"] == "bfloat16"
-    assert card["versions"]["cuda"]
+    assert card.parameters["device"].startswith("cuda")
+    assert card.parameters["autocast"] == "bfloat16"
+    assert card.versions["cuda"]
     base_rate = float(splits.eval_frame[LABEL].mean())
     assert gpu.metrics["pr_auc"] > 3 * base_rate
     assert abs(gpu.metrics["pr_auc"] - cpu.metrics["pr_auc"]) < 0.08

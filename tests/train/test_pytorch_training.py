@@ -41,11 +41,12 @@ def test_metrics_in_card_are_those_of_the_exported_model(trained_pytorch, splits
     loaded = md.load_model(trained_pytorch.directory)
     probabilities = loaded.predict_proba(splits.eval_frame)
     labels = splits.eval_frame[LABEL].to_numpy()
-    assert loaded.card["metrics"]["pr_auc"] == pytest.approx(average_precision_score(labels, probabilities), abs=1e-6)
-    assert loaded.card["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(labels, probabilities), abs=1e-6)
+    eval_metrics = loaded.card.metrics["eval"]
+    assert eval_metrics["pr_auc"] == pytest.approx(average_precision_score(labels, probabilities), abs=1e-6)
+    assert eval_metrics["roc_auc"] == pytest.approx(roc_auc_score(labels, probabilities), abs=1e-6)
 
 
-def test_decision_threshold_maximizes_f1_on_eval(trained_pytorch, splits):
+def test_decision_threshold_maximizes_f1_of_the_calibrated_eval_probabilities(trained_pytorch, splits):
     loaded = md.load_model(trained_pytorch.directory)
     labels = splits.eval_frame[LABEL].to_numpy()
     probabilities = loaded.predict_proba(splits.eval_frame)
@@ -54,7 +55,7 @@ def test_decision_threshold_maximizes_f1_on_eval(trained_pytorch, splits):
     assert loaded.decision_threshold == pytest.approx(float(thresholds[np.argmax(f1)]), abs=1e-6)
     predicted = probabilities >= loaded.decision_threshold
     tp = int((predicted & (labels == 1)).sum())
-    card_f1 = loaded.card["metrics"]["f1"]
+    card_f1 = loaded.card.metrics["eval"]["f1"]
     assert card_f1 == pytest.approx(2 * tp / (predicted.sum() + labels.sum()), abs=1e-6)
     assert card_f1 == pytest.approx(float(f1.max()), abs=1e-6)
     assert trained_pytorch.result.decision_threshold == loaded.decision_threshold
@@ -63,9 +64,9 @@ def test_decision_threshold_maximizes_f1_on_eval(trained_pytorch, splits):
 def test_exported_torchscript_gives_the_in_memory_models_probabilities(trained_pytorch, splits):
     loaded = md.load_model(trained_pytorch.directory)
     numeric, categorical = loaded.spec.transform(splits.eval_frame)
-    scripted = loaded.predict_proba_arrays(numeric, categorical)
+    scripted = loaded.predict_uncalibrated_arrays(numeric, categorical)
     # rebuild the eager network from the exported weights and run it in memory
-    card = loaded.card["parameters"]
+    card = loaded.card.parameters
     net = TabularNet(
         n_numeric=numeric.shape[1],
         cardinalities=loaded.spec.cardinalities,
@@ -130,38 +131,43 @@ def test_same_seed_gives_identical_weights_and_metrics_on_cpu(splits, tmp_path, 
     assert not torch.equal(state_a["net.embedding.weight"], state_other["net.embedding.weight"])
 
 
-def test_model_card_records_lineage_parameters_metrics_and_versions(trained_pytorch, splits):
+def test_model_card_records_lineage_parameters_metrics_per_split_and_versions(trained_pytorch, splits):
     card = md.read_model_card(trained_pytorch.directory)
-    assert card["framework"] == "pytorch" and card["model_file"] == md.TORCHSCRIPT_FILE
-    assert card["label_column"] == LABEL
-    assert card["feature_order"] == ["amount", "merchant_category", "channel", "hour", "distance_km"]
-    assert 0 < card["decision_threshold"] < 1
-    for path, key in ((splits.train, "train_sha256"), (splits.eval, "eval_sha256")):
+    assert card.card_version == 1
+    assert card.framework == "pytorch" and card.model_file == md.TORCHSCRIPT_FILE
+    assert card.label_column == LABEL
+    assert card.feature_order == ["amount", "merchant_category", "channel", "hour", "distance_km"]
+    assert 0 < card.decision_threshold < 1
+    assert card.calibration == "platt"
+    assert set(card.data.splits) == {"train", "eval"}  # the test split is evaluate's
+    for path, split, frame in ((splits.train, "train", splits.train_frame), (splits.eval, "eval", splits.eval_frame)):
         with open(path, "rb") as fh:
-            assert card["data"][key] == hashlib.sha256(fh.read()).hexdigest()
-    assert card["data"]["train_rows"] == len(splits.train_frame)
-    assert card["data"]["eval_rows"] == len(splits.eval_frame)
-    assert card["data"]["source_uri"] == "synthetic://test"
-    params = card["parameters"]
+            assert card.data.splits[split].sha256 == hashlib.sha256(fh.read()).hexdigest()
+        assert card.data.splits[split].rows == len(frame)
+        assert card.data.splits[split].label_rate == pytest.approx(frame[LABEL].mean())
+    assert card.data.source_uri == "synthetic://test"
+    params = card.parameters
     for name, value in tools_fast_items(trained_pytorch.params):
         assert params[name] == value, name
-    rate = float(splits.train_frame[LABEL].mean())
-    assert params["pos_weight"] == pytest.approx((1 - rate) / rate)
+    assert params["loss"] == "BCEWithLogitsLoss" and "pos_weight" not in params
     assert params["device"] == "cpu" and params["autocast"] is None
-    for key in ("pr_auc", "roc_auc", "log_loss", "f1", "precision", "recall", "best_epoch", "epochs_run"):
-        assert isinstance(card["metrics"][key], (int, float)), key
-    assert card["metrics"]["rows_per_second"] > 0
-    assert card["metrics"]["best_epoch"] == trained_pytorch.result.best_epoch
-    assert {"python", "torch", "numpy", "pandas", "sklearn", "kfpkit"} <= set(card["versions"])
-    assert card["versions"]["torch"] == torch.__version__
-    assert card["pipeline_run"] == "run-42"
-    created = datetime.fromisoformat(card["created_at"])
+    assert list(card.metrics) == ["eval"]
+    eval_metrics = card.metrics["eval"]
+    for key in ("pr_auc", "roc_auc", "log_loss", "brier_score", "ece", "f1", "precision", "recall", "best_epoch"):
+        assert isinstance(eval_metrics[key], (int, float)), key
+    assert eval_metrics["rows_per_second"] > 0
+    assert eval_metrics["best_epoch"] == trained_pytorch.result.best_epoch
+    assert {"python", "torch", "numpy", "pandas", "sklearn", "kfpkit"} <= set(card.versions)
+    assert card.versions["torch"] == torch.__version__
+    assert card.pipeline_run == "run-42"
+    created = datetime.fromisoformat(card.created_at)
     assert created.utcoffset() == timezone.utc.utcoffset(None)
-    assert len(card["training"]["history"]) == card["metrics"]["epochs_run"]
-    # the whole card is plain JSON
-    json.dumps(card)
+    assert len(card.training["history"]) == eval_metrics["epochs_run"]
+    # the whole card is plain JSON, and reads back equal
+    with open(os.path.join(trained_pytorch.directory, md.MODEL_CARD_FILE), encoding="utf-8") as fh:
+        assert md.ModelCard.from_dict(json.load(fh)) == card
     assert sorted(os.listdir(trained_pytorch.directory)) == sorted(
-        [md.MODEL_CARD_FILE, md.TORCHSCRIPT_FILE, md.PREPROCESSING_FILE]
+        [md.MODEL_CARD_FILE, md.TORCHSCRIPT_FILE, md.PREPROCESSING_FILE, md.CALIBRATION_FILE]
     )
 
 
@@ -186,9 +192,10 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement_and_expo
     best = max(result.history, key=lambda h: h["pr_auc"])
     assert best["epoch"] == result.best_epoch
     card = md.read_model_card(result.output_dir)
-    assert card["training"]["stopped_early"] is True
-    # the exported weights are the best epoch's: the card's PR-AUC (fp32 on CPU) equals that epoch's
-    assert card["metrics"]["pr_auc"] == pytest.approx(best["pr_auc"], abs=1e-9)
+    assert card.training["stopped_early"] is True
+    # the exported weights are the best epoch's: the card's PR-AUC (fp32 on CPU; calibration is monotonic)
+    # equals that epoch's
+    assert card.metrics["eval"]["pr_auc"] == pytest.approx(best["pr_auc"], abs=1e-9)
 
 
 def test_existing_output_directory_is_replaced(splits, tmp_path, tools):
@@ -204,7 +211,7 @@ def test_existing_output_directory_is_replaced(splits, tmp_path, tools):
 def test_exclude_columns_are_not_features_and_absent_names_are_ignored(splits, tmp_path, tools):
     params = tools.fast_params(epochs=1, exclude_columns=["transaction_id", "hour", "no_such_column"])
     result = train_model(splits.train, splits.eval, LABEL, str(tmp_path / "m"), params)
-    assert md.read_model_card(result.output_dir)["feature_order"] == [
+    assert md.read_model_card(result.output_dir).feature_order == [
         "amount",
         "merchant_category",
         "channel",

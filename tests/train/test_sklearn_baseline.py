@@ -18,13 +18,16 @@ LABEL = "is_fraud"
 
 def test_sklearn_baseline_trains_and_loads_via_load_model(trained_sklearn, splits):
     directory = trained_sklearn.directory
-    assert sorted(os.listdir(directory)) == sorted([md.MODEL_CARD_FILE, md.SKOPS_FILE, md.PREPROCESSING_FILE])
+    assert sorted(os.listdir(directory)) == sorted(
+        [md.MODEL_CARD_FILE, md.SKOPS_FILE, md.PREPROCESSING_FILE, md.CALIBRATION_FILE]
+    )
     loaded = md.load_model(directory)
     assert loaded.framework == "sklearn"
     probabilities = loaded.predict_proba(splits.eval_frame)
     labels = splits.eval_frame[LABEL].to_numpy()
-    assert average_precision_score(labels, probabilities) == pytest.approx(loaded.card["metrics"]["pr_auc"], abs=1e-6)
-    assert loaded.card["metrics"]["pr_auc"] > 3 * labels.mean()
+    eval_metrics = loaded.card.metrics["eval"]
+    assert average_precision_score(labels, probabilities) == pytest.approx(eval_metrics["pr_auc"], abs=1e-6)
+    assert eval_metrics["pr_auc"] > 3 * labels.mean()
     assert 0 < loaded.decision_threshold < 1
 
 
@@ -36,7 +39,7 @@ def test_skops_file_holds_only_sklearn_numpy_and_the_partial_around_check_array(
 
 def test_sklearn_uses_native_categorical_splits_and_balanced_classes(trained_sklearn):
     card = md.read_model_card(trained_sklearn.directory)
-    params = card["parameters"]
+    params = card.parameters
     assert params["estimator"] == "HistGradientBoostingClassifier"
     assert params["estimator_params"]["class_weight"] == "balanced"
     assert params["estimator_params"]["early_stopping"] is True
@@ -44,8 +47,8 @@ def test_sklearn_uses_native_categorical_splits_and_balanced_classes(trained_skl
     # numerics first (amount, hour, distance_km), then merchant_category and channel at positions 3 and 4
     assert params["estimator_params"]["categorical_features"] == [3, 4]
     assert params["native_categorical"] == ["merchant_category", "channel"]
-    assert card["versions"]["skops"] == skops.__version__ and "torch" not in card["versions"]
-    assert card["metrics"]["best_epoch"] == card["metrics"]["epochs_run"] >= 1
+    assert card.versions["skops"] == skops.__version__ and "torch" not in card.versions
+    assert card.metrics["eval"]["best_epoch"] == card.metrics["eval"]["epochs_run"] >= 1
 
 
 def test_sklearn_unknown_categories_score_without_error(trained_sklearn, splits):
@@ -67,6 +70,6 @@ def test_categorical_beyond_255_values_is_kept_as_ordinal_codes(tmp_path, tools)
     params = tools.fast_params(framework="sklearn")
     train_model(str(tmp_path / "train.parquet"), str(tmp_path / "eval.parquet"), LABEL, str(tmp_path / "m"), params)
     card = md.read_model_card(str(tmp_path / "m"))
-    assert card["parameters"]["ordinal_categorical"] == ["store"]
-    assert "store" not in card["parameters"]["native_categorical"]
+    assert card.parameters["ordinal_categorical"] == ["store"]
+    assert "store" not in card.parameters["native_categorical"]
     assert md.load_model(str(tmp_path / "m")).predict_proba(evaluation).shape == (800,)
