@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -77,7 +79,12 @@ def test_reliability_table_and_ece_match_the_scores(models):
     assert first.rows == int(in_first.sum()) and first.positive_rate == pytest.approx(labels[in_first].mean())
     row = f"| [0.000, 0.067) | {first.rows} | {first.mean_score:.4f} | {first.positive_rate:.4f} |"
     assert row in result.report_markdown
-    assert "![Reliability diagram on the test split](data:image/svg+xml;base64," in result.report_markdown
+    prefix = "![Reliability diagram on the test split](data:image/svg+xml;base64,"
+    assert prefix in result.report_markdown
+    encoded = result.report_markdown.split(prefix, 1)[1].split(")", 1)[0]
+    svg = ElementTree.fromstring(base64.b64decode(encoded))  # well-formed SVG
+    circles = svg.findall("{http://www.w3.org/2000/svg}circle")
+    assert len(circles) == sum(1 for b in result.reliability if b.rows)  # one dot per non-empty bin
 
 
 def test_ece_ceiling_fails_a_miscalibrated_model_and_passes_when_unset_or_zero(models):
