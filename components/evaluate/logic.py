@@ -38,8 +38,6 @@ from kfpkit.components.evaluate.gate import (
 )
 from kfpkit.components.evaluate.report import render_report
 
-__all__ = ["DEFAULT_MAX_REGRESSION", "DEFAULT_MIN_PR_AUC", "EvaluationError", "EvaluationResult", "run_evaluation"]
-
 SPLIT = "test"
 CONFUSION_MATRIX_CATEGORIES: Tuple[str, str] = ("0", "1")
 

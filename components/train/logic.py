@@ -44,8 +44,6 @@ from kfpkit.components.common.preprocessing import PreprocessingError, Preproces
 from kfpkit.components.common.publish import publish_directory, staging_directory
 from kfpkit.components.train.trainer import FittedModel, Trainer, TrainError, TrainingData, TrainParams
 
-__all__ = ["FRAMEWORKS", "TrainError", "TrainParams", "TrainResult", "assemble_model_dir", "train_model"]
-
 logger = logging.getLogger("kfpkit.train")
 
 FRAMEWORKS = ("pytorch", "sklearn")
@@ -295,7 +293,6 @@ def train_model(
         pipeline_run=pipeline_run,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    card.validate()
     if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
         raise TrainError(f"output {output_dir} exists and is not a directory")
     staging = staging_directory(output_dir)

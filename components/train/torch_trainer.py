@@ -25,9 +25,12 @@ thread count). On CUDA the embedding backward uses atomic adds, so runs agree on
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import math
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -424,10 +427,6 @@ class TorchTrainer:
 
         Without ``checkpoint_dir`` the checkpoints go to a temporary folder and a retry starts over.
         """
-        import hashlib
-        import json
-        import tempfile
-
         try:
             device = resolve_device(params.device)
         except ValueError as exc:
