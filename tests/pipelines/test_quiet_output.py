@@ -41,10 +41,10 @@ def test_each_task_prints_one_line_when_it_starts_and_one_with_its_key_outputs_w
     assert [task for task, _ in events] == [t for t in TASKS for _ in (0, 1)]
     assert all(what == "started" for _, what in events[::2])
     ends = {task: what for task, what in events[1::2]}
-    assert re.fullmatch(r"done in \d+\.\ds  train 4,828 rows, eval 1,172 rows", ends["ingest"])
+    assert re.fullmatch(r"done in \d+\.\ds  train 4,142 rows, eval 884 rows, test 974 rows", ends["ingest"])
     assert ends["validate"].endswith("  data valid")
-    assert ends["train"].endswith("  PR-AUC 0.2848")
-    assert ends["evaluate"].endswith("  PR-AUC 0.2848, blessed")
+    assert ends["train"].endswith("  PR-AUC 0.4258, ECE 0.0195 (eval)")
+    assert ends["evaluate"].endswith("  PR-AUC 0.3851, ECE 0.0169 (test), blessed")
     assert re.search(r"  p99 \d+\.\d\d ms, serves in KServe$", ends["infra-validate"])
     assert ends["push"].endswith("  version 1")
     assert run_log.failed_tasks == [] and run_log.pipeline_status == "SUCCESS"

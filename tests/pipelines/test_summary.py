@@ -23,7 +23,10 @@ def test_summary_of_a_blessed_run_states_the_split_of_each_figure(recorded_run):
     assert summary["blessed"] is True and summary["infra_blessed"] is True
     assert summary["validation"] == {"passed": True, "anomalies": {}}
     assert summary["metrics_split"] == "test"
-    assert summary["metrics"]["pr_auc"] == pytest.approx(0.2848, abs=1e-4)
+    assert summary["metrics"]["pr_auc"] == pytest.approx(0.3851, abs=1e-4)
+    assert summary["metrics"]["ece"] == pytest.approx(0.0169, abs=1e-4) and "test_rows" in summary["metrics"]
+    assert list(summary["training_metrics"]) == ["eval"]
+    assert summary["training_metrics"]["eval"]["pr_auc"] == pytest.approx(0.4258, abs=1e-4)
     assert "blessed" not in summary["metrics"] and summary["baseline_metrics"] is None
     assert summary["model_version"] == 1
     assert summary["model_uri"] == str(run_dir.parent.parent / "registry" / "fraud-detector" / "1")
@@ -51,7 +54,7 @@ def test_training_metrics_come_from_the_typed_model_card_by_split(recorded_run):
     }
     text = local.format_summary(summary)
     assert "train, eval split: pr_auc=0.3100, ece=0.0040" in text
-    assert "evaluate, test split: pr_auc=0.2848" in text
+    assert "evaluate, test split: pr_auc=0.3851" in text
 
 
 def test_an_unreadable_model_card_leaves_training_metrics_out_with_a_warning(recorded_run, caplog):
@@ -75,7 +78,7 @@ def test_summary_of_an_unblessed_run_pushes_nothing_and_keeps_the_baseline(recor
     def unbless(document):
         document["parameterValues"]["Output"] = False
         meta = document["artifacts"]["metrics"]["artifacts"][0]["metadata"]
-        meta.update(baseline_pr_auc=0.3, baseline_roc_auc=0.8, reasons=["fail: PR-AUC 0.2848 < floor 0.9990"])
+        meta.update(baseline_pr_auc=0.3, baseline_roc_auc=0.8, reasons=["fail: PR-AUC 0.3851 < floor 0.9990"])
 
     edit_task_output(run_dir, "evaluate", unbless)
     (run_dir / "push" / "executor_output.json").unlink()
@@ -84,7 +87,7 @@ def test_summary_of_an_unblessed_run_pushes_nothing_and_keeps_the_baseline(recor
     assert summary["baseline_metrics"] == {"pr_auc": 0.3, "roc_auc": 0.8}
     assert "baseline_pr_auc" not in summary["metrics"]
     text = local.format_summary(summary)
-    assert "blessed: no" in text and "- fail: PR-AUC 0.2848 < floor 0.9990" in text
+    assert "blessed: no" in text and "- fail: PR-AUC 0.3851 < floor 0.9990" in text
     assert "pushed: nothing" in text and "baseline (latest blessed): pr_auc=0.3000, roc_auc=0.8000" in text
 
 
