@@ -1,0 +1,225 @@
+"""kfp-free logic of the deploy component: create the InferenceService, or add the version as a canary.
+
+* Absent ISVC: create it with the version as its only predictor and wait until it is ``Ready``.
+* Present ISVC, **Serverless**: replace the predictor with the new version and set
+  ``canaryTrafficPercent`` (Knative keeps the previous revision for the rest), in one JSON merge patch
+  whose explicit ``null`` values remove what the new predictor does not set; wait for ``Ready`` and
+  ``status.components.predictor.traffic[]`` showing the split.
+* Present ISVC, **Standard**: add a ``spec.canary[]`` entry named ``v<version>`` with ``trafficPercent``
+  (KServe ≥ 0.20); wait for ``CanaryPredictorReady`` and ``status.canaryStatuses[]``.
+
+Refused loudly, where KServe would silently ignore the request: ``canaryTrafficPercent`` on a Standard
+ISVC (kserve#5335), ``spec.canary`` on a cluster whose CRD lacks it (every write uses
+``fieldValidation=Strict``), and a mode different from the existing ISVC's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Optional
+
+from kfpkit.components.deploy import isvc as api_mod
+from kfpkit.components.deploy.isvc import DeployError
+
+
+@dataclasses.dataclass
+class DeployResult:
+    """What deploy did and the traffic it left."""
+
+    action: str  # created | canary | unchanged
+    url: str
+    mode: str
+    stable_version: str
+    canary_version: str
+    stable_revision: str
+    canary_revision: str
+    traffic: Dict[str, int]
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def canary_name(version: str) -> str:
+    """The ``spec.canary[].predictor.name`` of a version (a DNS label: ``v<version>``)."""
+    return f"v{version}"
+
+
+def replacement(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:
+    """A merge patch turning ``old`` into ``new`` at the top level: ``None`` for keys only ``old`` has."""
+    patch: Dict[str, Any] = {key: None for key in old if key not in new}
+    patch.update(new)
+    return patch
+
+
+def check_mode(obj: Dict[str, Any], mode: str) -> None:
+    """Refuses a request KServe would silently ignore in ``mode``.
+
+    Raises:
+        DeployError: ``canaryTrafficPercent`` in Standard mode (kserve#5335: Standard ignores it).
+    """
+    if (
+        mode == api_mod.STANDARD
+        and (obj.get("spec", {}).get("predictor") or {}).get("canaryTrafficPercent") is not None
+    ):
+        raise DeployError(
+            f"{obj['metadata'].get('namespace')}/{obj['metadata'].get('name')}: spec.predictor.canaryTrafficPercent is "
+            "set on a Standard (RawDeployment) InferenceService, which KServe ignores (kserve#5335); "
+            "Standard mode splits traffic with spec.canary[].trafficPercent"
+        )
+
+
+def run_deploy(
+    api: api_mod.InferenceServiceApi,
+    *,
+    name: str,
+    namespace: str,
+    storage_uri: str,
+    version: str,
+    content_sha256: str,
+    image: str,
+    mode: str = api_mod.SERVERLESS,
+    protocol: str = "v1",
+    cpu: str = "1",
+    memory: str = "1Gi",
+    min_replicas: int = 1,
+    max_replicas: int = 1,
+    service_account: str = "",
+    canary_percent: int = 10,
+    logger_url: str = "",
+    logger_mode: str = "all",
+    timeout_s: float = 600.0,
+) -> DeployResult:
+    """Deploys ``version`` of a pushed model to ISVC ``namespace/name`` (see the module docstring).
+
+    Raises:
+        DeployError: bad arguments, a refusal by the cluster (its message included), or no readiness within
+            ``timeout_s`` (the ISVC's condition messages included).
+    """
+    if mode not in api_mod.MODES:
+        raise DeployError(f"mode must be one of {', '.join(api_mod.MODES)}, got {mode!r}")
+    if not 0 <= canary_percent <= 100:
+        raise DeployError(f"canary_percent must be within 0..100, got {canary_percent}")
+    if protocol not in ("v1", "v2"):
+        raise DeployError(f"protocol must be v1 or v2, got {protocol!r}")
+    if not content_sha256:
+        raise DeployError("content_sha256 is required: deploy pins the pushed content digest on the predictor")
+    version = str(version)
+    spec_args = dict(
+        model_name=name,
+        storage_uri=storage_uri,
+        version=version,
+        content_sha256=content_sha256,
+        image=image,
+        protocol=protocol,
+        cpu=cpu,
+        memory=memory,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        service_account=service_account,
+        logger_url=logger_url,
+        logger_mode=logger_mode,
+    )
+    existing = api.get(name, namespace)
+    if existing is None:
+        predictor = api_mod.predictor_spec(**spec_args, name=canary_name(version) if mode == api_mod.STANDARD else "")
+        body = api_mod.inference_service(name, namespace, mode, predictor, stable_version=version)
+        created = api.create(body)
+        obj = api.wait(name, namespace, api_mod.ready, timeout_s, generation=created["metadata"].get("generation"))
+        return _result("created", obj, mode)
+
+    current_mode = api_mod.deployment_mode(existing)
+    if current_mode != mode:
+        raise DeployError(
+            f"{namespace}/{name} runs in {current_mode} mode; deploy was asked for {mode} "
+            "(modes cannot change in place)"
+        )
+    check_mode(existing, mode)
+    stable_labels = existing["spec"]["predictor"].get("labels") or {}
+    annotations = existing["metadata"].get("annotations") or {}
+    if mode == api_mod.SERVERLESS:
+        already_canary = existing["spec"]["predictor"].get("canaryTrafficPercent") is not None
+        if stable_labels.get(api_mod.VERSION_LABEL) == version and not already_canary:
+            return _result("unchanged", existing, mode)
+        stable_version = (
+            annotations.get(api_mod.STABLE_VERSION_ANNOTATION, "")
+            if stable_labels.get(api_mod.VERSION_LABEL) == version
+            else stable_labels.get(api_mod.VERSION_LABEL, annotations.get(api_mod.STABLE_VERSION_ANNOTATION, ""))
+        )
+        predictor = api_mod.predictor_spec(**spec_args)
+        predictor["canaryTrafficPercent"] = canary_percent
+        patch = {
+            "metadata": {"annotations": {api_mod.STABLE_VERSION_ANNOTATION: stable_version}},
+            "spec": {"predictor": replacement(existing["spec"]["predictor"], predictor)},
+        }
+        applied = api.patch(name, namespace, patch)
+        obj = api.wait(
+            name,
+            namespace,
+            lambda o: api_mod.serverless_split_ready(o, canary_percent),
+            timeout_s,
+            generation=applied["metadata"].get("generation"),
+        )
+        return _result("canary", obj, mode)
+
+    if stable_labels.get(api_mod.VERSION_LABEL) == version:
+        return _result("unchanged", existing, mode)
+    entry_name = canary_name(version)
+    predictor = api_mod.predictor_spec(**spec_args, name=entry_name)
+    patch = {"spec": {"canary": [{"trafficPercent": canary_percent, "predictor": predictor}]}}
+    try:
+        applied = api.patch(name, namespace, patch)
+    except DeployError as exc:
+        if "unknown field" in str(exc) and "canary" in str(exc):
+            raise DeployError(
+                f"{namespace}/{name}: the cluster's InferenceService CRD has no spec.canary (KServe < 0.20); "
+                f"upgrade KServe or use mode=Serverless. Cluster said: {exc}"
+            ) from exc
+        raise
+    obj = api.wait(
+        name,
+        namespace,
+        lambda o: api_mod.standard_canary_ready(o, entry_name, canary_percent),
+        timeout_s,
+        generation=applied["metadata"].get("generation"),
+    )
+    return _result("canary", obj, mode)
+
+
+def _result(action: str, obj: Dict[str, Any], mode: str) -> DeployResult:
+    from kfpkit.components.rollout.backends import serverless_traffic, standard_traffic
+
+    traffic = standard_traffic(obj) if mode == api_mod.STANDARD else serverless_traffic(obj)
+    split: Dict[str, int] = {traffic.stable.version: 100 - traffic.canary_percent}
+    if traffic.canary is not None:
+        split[traffic.canary.version] = traffic.canary_percent
+    return DeployResult(
+        action=action,
+        url=(obj.get("status") or {}).get("url", ""),
+        mode=mode,
+        stable_version=traffic.stable.version,
+        canary_version=traffic.canary.version if traffic.canary else "",
+        stable_revision=traffic.stable.revision,
+        canary_revision=traffic.canary.revision if traffic.canary else "",
+        traffic=split,
+    )
+
+
+def to_markdown(result: DeployResult, obj: Optional[Dict[str, Any]] = None) -> str:
+    """The deploy status as Markdown for the KFP UI."""
+    lines = [
+        f"# Deploy: {result.action} ({result.mode})",
+        "",
+        f"URL: {result.url or 'n/a'}",
+        "",
+        "| version | revision | traffic |",
+        "|---|---|---|",
+    ]
+    for role, version, revision in (
+        ("stable", result.stable_version, result.stable_revision),
+        ("canary", result.canary_version, result.canary_revision),
+    ):
+        if version:
+            lines.append(f"| {version} ({role}) | {revision or '-'} | {result.traffic.get(version, 0)}% |")
+    if obj is not None:
+        lines += ["", f"Conditions: {api_mod.condition_messages(obj)}"]
+    return "\n".join(lines) + "\n"

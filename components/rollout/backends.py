@@ -1,0 +1,167 @@
+"""The traffic-backend interface of the canary analysis, and the two KServe implementations.
+
+A backend routes traffic between a stable and a canary version and answers four calls, each returning
+the :class:`~kfpkit.components.rollout.analysis.Traffic` after it:
+
+* ``current()`` -- read the split (a retried task resumes from it);
+* ``set_canary_percent(p)`` -- route ``p`` % to the canary;
+* ``promote()`` -- the canary becomes the stable version with 100 %;
+* ``rollback()`` -- all traffic back to the stable version.
+
+Implementations: :class:`KServeServerlessBackend` (Knative revisions, ``canaryTrafficPercent``),
+:class:`KServeStandardBackend` (``spec.canary[]`` weighted by the Gateway API) and
+:class:`kfpkit.components.rollout.local.LocalBackend` (nginx weighted upstreams on one machine).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from kfpkit.components.deploy import isvc as isvc_api
+from kfpkit.components.rollout.analysis import RolloutError, Side, Traffic
+
+
+class TrafficBackend:
+    """The interface (see the module docstring)."""
+
+    def current(self) -> Traffic:
+        raise NotImplementedError
+
+    def set_canary_percent(self, percent: int) -> Traffic:
+        raise NotImplementedError
+
+    def promote(self) -> Traffic:
+        raise NotImplementedError
+
+    def rollback(self) -> Traffic:
+        raise NotImplementedError
+
+
+class _KServeBackend(TrafficBackend):
+    def __init__(self, api: isvc_api.InferenceServiceApi, name: str, namespace: str, timeout_s: float = 600.0):
+        self.api = api
+        self.name = name
+        self.namespace = namespace
+        self.timeout_s = timeout_s
+
+    def _patch_and_wait(self, patch: Dict[str, Any], ready) -> Traffic:
+        applied = self.api.patch(self.name, self.namespace, patch)
+        self.api.wait(
+            self.name, self.namespace, ready, self.timeout_s, generation=applied["metadata"].get("generation")
+        )
+        return self.current()
+
+
+class KServeServerlessBackend(_KServeBackend):
+    """Serverless mode: the latest Knative revision is the canary; ``canaryTrafficPercent`` splits.
+
+    Promote removes ``canaryTrafficPercent`` with an explicit ``null`` in a JSON merge patch (the
+    SDK's model-object patch cannot remove it); rollback sets it to 0.
+    """
+
+    def current(self) -> Traffic:
+        obj = self.api.get(self.name, self.namespace)
+        return serverless_traffic(obj)
+
+    def set_canary_percent(self, percent: int) -> Traffic:
+        return self._patch_and_wait(
+            {"spec": {"predictor": {"canaryTrafficPercent": percent}}},
+            lambda obj: isvc_api.serverless_split_ready(obj, percent),
+        )
+
+    def promote(self) -> Traffic:
+        canary = self.current().canary
+        annotations = {isvc_api.STABLE_VERSION_ANNOTATION: canary.version} if canary else {}
+        return self._patch_and_wait(
+            {"metadata": {"annotations": annotations}, "spec": {"predictor": {"canaryTrafficPercent": None}}},
+            lambda obj: isvc_api.serverless_split_ready(obj, 100),
+        )
+
+    def rollback(self) -> Traffic:
+        return self._patch_and_wait(
+            {"spec": {"predictor": {"canaryTrafficPercent": 0}}},
+            lambda obj: isvc_api.serverless_split_ready(obj, 0),
+        )
+
+
+def serverless_traffic(obj: Dict[str, Any]) -> Traffic:
+    """The split of a Serverless ISVC from ``status.components.predictor.traffic[]`` and its spec."""
+    meta, spec = obj["metadata"], obj.get("spec", {})
+    predictor = ((obj.get("status") or {}).get("components") or {}).get("predictor") or {}
+    traffic = predictor.get("traffic") or []
+    latest = next((t for t in traffic if t.get("latestRevision")), None)
+    previous = next((t for t in traffic if not t.get("latestRevision") and t.get("percent")), None)
+    labels = spec.get("predictor", {}).get("labels") or {}
+    version = labels.get(isvc_api.VERSION_LABEL, "")
+    percent_spec = spec.get("predictor", {}).get("canaryTrafficPercent")
+    if previous is None or latest is None or percent_spec is None:
+        stable_rev = (latest or {}).get("revisionName", predictor.get("latestReadyRevision", ""))
+        stable = Side(version=version, revision=stable_rev)
+        return Traffic(meta["namespace"], meta["name"], stable, None, 0, url=obj.get("status", {}).get("url", ""))
+    annotations = meta.get("annotations") or {}
+    stable_version = annotations.get(isvc_api.STABLE_VERSION_ANNOTATION, "")
+    return Traffic(
+        namespace=meta["namespace"],
+        isvc=meta["name"],
+        stable=Side(version=stable_version, revision=previous.get("revisionName", "")),
+        canary=Side(version=version, revision=latest.get("revisionName", "")),
+        canary_percent=int(latest.get("percent") or 0),
+        url=(obj.get("status") or {}).get("url", ""),
+    )
+
+
+class KServeStandardBackend(_KServeBackend):
+    """Standard (RawDeployment) mode: one ``spec.canary[]`` entry named after the canary version.
+
+    Promote: ``predictor.name`` ← the canary (its whole predictor spec) and ``canary: []``; rollback:
+    ``canary: []``.
+    """
+
+    def current(self) -> Traffic:
+        return standard_traffic(self.api.get(self.name, self.namespace))
+
+    def set_canary_percent(self, percent: int) -> Traffic:
+        obj = self.api.get(self.name, self.namespace)
+        canaries = list(obj["spec"].get("canary") or [])
+        if len(canaries) != 1:
+            raise RolloutError(f"{self.namespace}/{self.name} has {len(canaries)} canaries; expected exactly one")
+        canaries[0] = dict(canaries[0], trafficPercent=percent)
+        name = canaries[0]["predictor"]["name"]
+        return self._patch_and_wait(
+            {"spec": {"canary": canaries}}, lambda o: isvc_api.standard_canary_ready(o, name, percent)
+        )
+
+    def promote(self) -> Traffic:
+        obj = self.api.get(self.name, self.namespace)
+        canaries = obj["spec"].get("canary") or []
+        if len(canaries) != 1:
+            raise RolloutError(f"{self.namespace}/{self.name} has {len(canaries)} canaries; expected exactly one")
+        predictor = canaries[0]["predictor"]
+        patch = {
+            "metadata": {"annotations": {isvc_api.STABLE_VERSION_ANNOTATION: _label_version(predictor)}},
+            "spec": {"predictor": predictor, "canary": []},
+        }
+        return self._patch_and_wait(patch, isvc_api.standard_no_canary_ready)
+
+    def rollback(self) -> Traffic:
+        return self._patch_and_wait({"spec": {"canary": []}}, isvc_api.standard_no_canary_ready)
+
+
+def _label_version(predictor: Dict[str, Any]) -> str:
+    return (predictor.get("labels") or {}).get(isvc_api.VERSION_LABEL, predictor.get("name", ""))
+
+
+def standard_traffic(obj: Dict[str, Any]) -> Traffic:
+    """The split of a Standard-mode ISVC from ``spec.canary[]`` and ``status.canaryStatuses[]``."""
+    meta, spec = obj["metadata"], obj["spec"]
+    status = obj.get("status") or {}
+    stable = Side(version=_label_version(spec["predictor"]), revision=spec["predictor"].get("name", ""))
+    canaries = spec.get("canary") or []
+    canary: Optional[Side] = None
+    percent = 0
+    if canaries:
+        entry = canaries[0]
+        canary = Side(version=_label_version(entry["predictor"]), revision=entry["predictor"].get("name", ""))
+        reported = next((c for c in status.get("canaryStatuses") or [] if c["name"] == canary.revision), None)
+        percent = int((reported or entry).get("trafficPercent") or 0)
+    return Traffic(meta["namespace"], meta["name"], stable, canary, percent, url=status.get("url", ""))

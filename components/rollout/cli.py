@@ -1,0 +1,318 @@
+"""``kfpkit rollout``: canary analysis from Prometheus metrics, then promote or roll back.
+
+    kfpkit rollout --backend local --stable URI --canary URI [--steps 10,25,50,100] [--interval 10s]
+                   [--replay SOURCE --rps N] --summary-json PATH
+    kfpkit rollout --backend kserve --name ISVC --namespace NS --prometheus-url URL --summary-json PATH
+
+``--backend local`` starts two ``kfpkit serve`` processes (or uses ``--stable-url``/``--canary-url``),
+Prometheus (or uses ``--prometheus-url``) and nginx on loopback ports, prints the URL to send traffic to,
+optionally replays a table of feature rows against it, analyses, decides, writes the rollout record and
+stops everything it started. nginx's folder (``--work-dir``) keeps the split: a rollout restarted with
+the same folder adopts the running nginx and continues at its step. ``--backend kserve`` drives an
+InferenceService (Serverless or Standard mode, read from the ISVC) through the Kubernetes API.
+
+Exit status: 0 promoted, 3 rolled back, 2 bad arguments, 1 an error (nothing decided).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional
+
+EXIT_PROMOTED, EXIT_ERROR, EXIT_USAGE, EXIT_ROLLED_BACK = 0, 1, 2, 3
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of ``10s``, ``500ms``, ``2m`` or a plain number of seconds."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 10s, 500ms, 2m)")
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
+    return value
+
+
+def parse_steps(text: str) -> List[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"steps must be comma-separated integers, got {text!r}") from exc
+
+
+def parse_query(text: str) -> tuple:
+    name, sep, template = text.partition("=")
+    if not sep or not template:
+        raise argparse.ArgumentTypeError(f"expected NAME=PROMQL_TEMPLATE, got {text!r}")
+    return name.strip(), template
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds every ``kfpkit rollout`` option to ``parser``."""
+    from kfpkit.components.rollout.analysis import DEFAULT_STEPS, Thresholds
+
+    t = Thresholds()
+    g = parser.add_argument_group("backend")
+    g.add_argument("--backend", choices=["local", "kserve"], default="local", help="traffic backend (default local)")
+    g.add_argument("--stable", default="", help="local: model directory or registry URI of the stable version")
+    g.add_argument("--canary", default="", help="local: model directory or registry URI of the canary version")
+    g.add_argument("--stable-url", default="", help="local: host:port of an already running stable predictor")
+    g.add_argument("--canary-url", default="", help="local: host:port of an already running canary predictor")
+    g.add_argument(
+        "--stable-version", default="", help="model_version label of the stable version (default: from --stable)"
+    )
+    g.add_argument(
+        "--canary-version", default="", help="model_version label of the canary version (default: from --canary)"
+    )
+    g.add_argument("--model-name", default="kfpkit", help="local: served model name, the isvc label (default kfpkit)")
+    g.add_argument(
+        "--work-dir", default="", help="local: nginx folder; reuse it to resume a killed rollout (default: temporary)"
+    )
+    g.add_argument("--name", default="", help="kserve: InferenceService name")
+    g.add_argument("--namespace", default="", help="kserve: namespace of the InferenceService")
+    g.add_argument(
+        "--kubeconfig", default="", help="kserve: kubeconfig file (default: in-cluster, then ~/.kube/config)"
+    )
+    g.add_argument("--api-server", default="", help="kserve: Kubernetes API URL (overrides --kubeconfig)")
+    g.add_argument("--token-file", default="", help="kserve: file with a bearer token for --api-server")
+    g.add_argument(
+        "--timeout", type=parse_duration, default=600.0, help="kserve: readiness timeout per change (default 600s)"
+    )
+    a = parser.add_argument_group("analysis")
+    a.add_argument(
+        "--steps",
+        type=parse_steps,
+        default=list(DEFAULT_STEPS),
+        help="canary weights in percent (default 10,25,50,100)",
+    )
+    a.add_argument("--interval", type=parse_duration, default=60.0, help="traffic analysed per step (default 60s)")
+    a.add_argument(
+        "--min-requests", type=int, default=50, help="canary requests a step needs to be judged (default 50)"
+    )
+    a.add_argument(
+        "--max-inconclusive", type=int, default=3, help="inconclusive intervals before a rollback (default 3)"
+    )
+    a.add_argument(
+        "--max-error-rate-increase",
+        type=float,
+        default=t.max_error_rate_increase,
+        help=f"relative: canary minus stable error rate (default {t.max_error_rate_increase})",
+    )
+    a.add_argument(
+        "--max-latency-ratio",
+        type=float,
+        default=t.max_latency_ratio,
+        help=f"relative: canary p99 / stable p99 (default {t.max_latency_ratio})",
+    )
+    a.add_argument(
+        "--max-score-js",
+        type=float,
+        default=t.max_score_js,
+        help=f"relative: JS distance of the score histograms (default {t.max_score_js})",
+    )
+    a.add_argument(
+        "--max-score-psi",
+        type=float,
+        default=t.max_score_psi,
+        help=f"relative: PSI of the score histograms (default {t.max_score_psi})",
+    )
+    a.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=t.max_error_rate,
+        help=f"SLO: canary error rate (default {t.max_error_rate})",
+    )
+    a.add_argument(
+        "--max-p99",
+        type=parse_duration,
+        default=t.max_p99_seconds,
+        help=f"SLO: canary p99 latency (default {t.max_p99_seconds}s)",
+    )
+    a.add_argument(
+        "--query-set", choices=["kfpkit", "queue-proxy"], default="kfpkit", help="PromQL template set (default kfpkit)"
+    )
+    a.add_argument(
+        "--query",
+        type=parse_query,
+        action="append",
+        default=[],
+        metavar="NAME=TEMPLATE",
+        help="override one query template (requests, errors, p99_seconds, score_buckets); repeatable",
+    )
+    m = parser.add_argument_group("metrics and traffic")
+    m.add_argument(
+        "--prometheus-url", default="", help="Prometheus to query (local default: start one on a loopback port)"
+    )
+    m.add_argument(
+        "--scrape-interval",
+        type=parse_duration,
+        default=1.0,
+        help="local: scrape interval of the started Prometheus (default 1s)",
+    )
+    m.add_argument(
+        "--replay", default="", help="local: CSV/Parquet/JSON Lines table of feature rows to send as traffic"
+    )
+    m.add_argument("--label-column", default="", help="column of --replay to drop before sending")
+    m.add_argument("--rps", type=float, default=20.0, help="requests per second of --replay (default 20)")
+    m.add_argument("--batch-size", type=int, default=1, help="rows per replayed request (default 1)")
+    o = parser.add_argument_group("output")
+    o.add_argument(
+        "--summary-json", default="", help="write the rollout record (JSON) here; rewritten after every step"
+    )
+    o.add_argument("--record-md", default="", help="write the rollout record as Markdown here")
+
+
+def _version_of(uri: str, fallback: str) -> str:
+    last = uri.rstrip("/").rsplit("/", 1)[-1]
+    return last if re.fullmatch(r"\d+", last) else fallback
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from kfpkit.components.rollout.analysis import RolloutConfig, Thresholds
+
+    return RolloutConfig(
+        steps=tuple(args.steps),
+        interval_s=args.interval,
+        min_requests=args.min_requests,
+        max_inconclusive=args.max_inconclusive,
+        thresholds=Thresholds(
+            max_error_rate_increase=args.max_error_rate_increase,
+            max_latency_ratio=args.max_latency_ratio,
+            max_score_js=args.max_score_js,
+            max_score_psi=args.max_score_psi,
+            max_error_rate=args.max_error_rate,
+            max_p99_seconds=args.max_p99,
+        ),
+        query_set=args.query_set,
+        query_overrides=tuple(args.query),
+    )
+
+
+def _write(args: argparse.Namespace, record: Any, extra: Dict[str, Any]) -> None:
+    from kfpkit.components.common.publish import publish_bytes, publish_json
+    from kfpkit.components.rollout.analysis import to_markdown
+
+    if args.summary_json:
+        publish_json(args.summary_json, dict(record.as_dict(), **extra))
+    if args.record_md and record.decision:
+        publish_bytes(args.record_md, to_markdown(record).encode())
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``kfpkit rollout``; returns the exit status (see the module docstring)."""
+    from kfpkit.components.rollout.analysis import PROMOTE, RolloutError
+
+    try:
+        config = _config(args)
+    except (RolloutError, ValueError) as exc:
+        print(f"kfpkit rollout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    previous = signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        record = _run_local(args, config) if args.backend == "local" else _run_kserve(args, config)
+    except _UsageError as exc:
+        print(f"kfpkit rollout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        print(f"kfpkit rollout: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"decision: {record.decision} ({record.reason}) after {record.intervals_to_decision} intervals")
+    return EXIT_PROMOTED if record.decision == PROMOTE else EXIT_ROLLED_BACK
+
+
+class _UsageError(ValueError):
+    pass
+
+
+def _raise_exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _run_local(args: argparse.Namespace, config: Any) -> Any:
+    from kfpkit.components.rollout import local, replay
+    from kfpkit.components.rollout.analysis import PrometheusSource, run_rollout
+    from kfpkit.components.rollout.prometheus import PrometheusClient
+
+    if not (args.stable or args.stable_url) or not (args.canary or args.canary_url):
+        raise _UsageError("--backend local needs --stable (or --stable-url) and --canary (or --canary-url)")
+    stable_version = args.stable_version or _version_of(args.stable, "stable")
+    canary_version = args.canary_version or _version_of(args.canary, "canary")
+    if stable_version == canary_version:
+        stable_version, canary_version = f"stable-{stable_version}", f"canary-{canary_version}"
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix="kfpkit-rollout-")
+    started: List[Any] = []
+    try:
+        addresses = {}
+        for role, uri, url in (("stable", args.stable, args.stable_url), ("canary", args.canary, args.canary_url)):
+            if url:
+                addresses[role] = url.replace("http://", "").rstrip("/")
+                continue
+            predictor = local.Predictor(uri, args.model_name, log_path=os.path.join(work_dir, f"{role}.log")).start()
+            started.append(predictor)
+            addresses[role] = predictor.address
+        for predictor in started:
+            predictor.wait_ready()
+        prometheus_url = args.prometheus_url
+        if not prometheus_url:
+            labels = {"namespace": local.LOCAL_NAMESPACE, "isvc": args.model_name}
+            targets = [
+                {"address": addresses["stable"], "labels": dict(labels, model_version=stable_version)},
+                {"address": addresses["canary"], "labels": dict(labels, model_version=canary_version)},
+            ]
+            server = local.PrometheusServer(os.path.join(work_dir, "prometheus"), targets, args.scrape_interval).start()
+            started.append(server)
+            prometheus_url = server.url
+        nginx = local.Nginx(os.path.join(work_dir, "nginx"), addresses["stable"], addresses["canary"])
+        started.append(nginx)
+        if not nginx.running():
+            nginx.apply(0)
+        print(f"send traffic to {nginx.url}/v1/models/{args.model_name}:predict", flush=True)
+        backend = local.LocalBackend(nginx, args.model_name, stable_version, canary_version)
+        if args.replay:
+            rows = replay.read_rows(args.replay, args.label_column)
+            budget = config.interval_s * (len(config.steps) + config.max_inconclusive + 1) + 60
+            load = replay.Replay(nginx.url, args.model_name, replay.batches_of(rows, args.batch_size), args.rps, budget)
+            started.append(load.start())
+        source = PrometheusSource(PrometheusClient(prometheus_url), config.templates())
+        extra = {"url": nginx.url, "backend": "local"}
+        return run_rollout(backend, source, config, on_step=lambda r: _write(args, r, extra), log=_log)
+    finally:
+        for item in reversed(started):
+            item.stop()
+
+
+def _run_kserve(args: argparse.Namespace, config: Any) -> Any:
+    from kfpkit.components.rollout.analysis import PrometheusSource, run_rollout
+    from kfpkit.components.rollout.kserve import kserve_backend
+    from kfpkit.components.rollout.prometheus import PrometheusClient
+
+    if not args.name or not args.namespace or not args.prometheus_url:
+        raise _UsageError("--backend kserve needs --name, --namespace and --prometheus-url")
+    token = open(args.token_file, encoding="utf-8").read().strip() if args.token_file else ""
+    backend = kserve_backend(
+        args.name, args.namespace, host=args.api_server, token=token, kubeconfig=args.kubeconfig, timeout_s=args.timeout
+    )
+    source = PrometheusSource(PrometheusClient(args.prometheus_url), config.templates())
+    extra = {"backend": "kserve"}
+    return run_rollout(backend, source, config, on_step=lambda r: _write(args, r, extra), log=_log)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="kfpkit rollout", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
