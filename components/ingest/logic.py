@@ -26,16 +26,17 @@ import hashlib
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
+from kfpkit.components.common.labels import binary_labels
 from kfpkit.components.common.publish import publish_together
 from kfpkit.components.ingest.errors import IngestError
 from kfpkit.components.ingest.sources import load_source
 
-__all__ = ["SPLITS", "IngestError", "IngestResult", "normalize_label", "run_ingest", "split_masks"]
+__all__ = ["SPLITS", "IngestError", "IngestResult", "run_ingest", "split_masks"]
 
 SPLITS = ("train", "eval", "test")
 DEFAULT_EVAL_FRACTION = 0.15
@@ -44,9 +45,6 @@ PARQUET_COMPRESSION = "snappy"
 PARQUET_ROW_GROUP_ROWS = 131_072
 PARQUET_FORMAT_VERSION = "2.6"
 ROW_NUMBER_KEY = "row_number"
-_MAX_SHOWN_VALUES = 5
-_TRUE_STRINGS = frozenset({"1", "true"})
-_FALSE_STRINGS = frozenset({"0", "false"})
 # the splits that train fits on (train) and chooses early stopping, calibration and threshold on (eval)
 _BOTH_CLASSES_REQUIRED = ("train", "eval")
 _FRACTION_OF = {"eval": "eval_fraction", "test": "test_fraction"}
@@ -115,7 +113,7 @@ def run_ingest(
     if label not in frame.columns:
         shown = list(frame.columns)[:20]
         raise IngestError(f"label column {label!r} not found in {loaded.display_uri!r}; its columns are {shown}")
-    frame[label] = normalize_label(frame[label], label, loaded.display_uri)
+    frame[label] = binary_labels(frame[label], label, f"source {loaded.display_uri!r}", error=IngestError)
 
     masks = split_masks(frame, split_key_column, eval_fraction, test_fraction, seed, loaded.display_uri)
     labels = frame[label].to_numpy()
@@ -215,66 +213,6 @@ def _check_splits(
 
 
 # ---------------------------------------------------------------------------------------------- label
-def normalize_label(series: pd.Series, column: str, display_uri: str) -> np.ndarray:
-    """Returns the label as int64 0/1.
-
-    Accepted: 0/1 integers or integral floats, bools, and the strings "0"/"1"/"true"/"false" (any case,
-    surrounding spaces ignored).
-
-    Raises:
-        IngestError: missing values or any other value; the message names the column and the offending values.
-    """
-    if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
-        return series.to_numpy(dtype=bool).astype(np.int64)
-    if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
-        values = series.to_numpy(dtype=np.int64)
-        bad = (values != 0) & (values != 1)
-        if not bad.any():
-            return values
-    missing = series.isna().to_numpy()
-    present = series[~missing]
-    mapping: Dict[Any, int] = {}
-    offending: List[Any] = []
-    for value in pd.unique(present):
-        mapped = _label_value(value)
-        if mapped is None:
-            offending.append(value)
-        else:
-            mapping[value] = mapped
-    if offending or missing.any():
-        bad_rows = int(missing.sum()) + (int(present.isin(offending).sum()) if offending else 0)
-        shown = [repr(_plain(v)) for v in offending[:_MAX_SHOWN_VALUES]]
-        if len(offending) > _MAX_SHOWN_VALUES:
-            shown.append(f"... ({len(offending)} distinct)")
-        if missing.any():
-            shown.append(f"{int(missing.sum())} missing value(s)")
-        raise IngestError(
-            f"label column {column!r} in {display_uri!r} is not binary: offending values {', '.join(shown)} "
-            f"in {bad_rows} row(s); labels must be 0/1, true/false, or the strings '0'/'1'/'true'/'false'"
-        )
-    return present.map(mapping).to_numpy(dtype=np.int64)
-
-
-def _label_value(value: Any) -> Optional[int]:
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value) if value in (0, 1) else None
-    if isinstance(value, (float, np.floating)):
-        return int(value) if value in (0.0, 1.0) else None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE_STRINGS:
-            return 1
-        if text in _FALSE_STRINGS:
-            return 0
-    return None
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 # ---------------------------------------------------------------------------------------------- split
 def canonical_key(value: Any) -> Optional[str]:  # noqa: PLR0911 (one return per value kind)
     """The text a split-key value is hashed as; ``None`` for a missing value.

@@ -71,7 +71,7 @@ def test_non_binary_label_fails_naming_the_offending_values(tmp_path, small_fram
     frame.loc[3, "label"] = 2
     frame.loc[5, "label"] = "yes"
     frame.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
-    message = _assert_fails(str(tmp_path / "t.jsonl"), outputs, "label column 'label' .* is not binary")
+    message = _assert_fails(str(tmp_path / "t.jsonl"), outputs, "label column 'label' is not binary")
     assert "2" in message and "'yes'" in message and "2 row(s)" in message
 
 
