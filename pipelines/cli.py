@@ -31,6 +31,7 @@ COMMANDS: Tuple[Tuple[str, str, str], ...] = (
     ("compile", "kfpkit.pipelines.commands.compile", "compile pipelines for Kubeflow Pipelines or Vertex AI"),
     ("monitor", "kfpkit.components.monitor.cli", "compare a live window with a model version's training baseline"),
     ("payload-sink", "kfpkit.serving.payload_sink_cli", "receive KServe logger CloudEvents as payload records"),
+    ("rollout", "kfpkit.components.rollout.cli", "canary analysis from Prometheus, then promote or roll back"),
     ("run", "kfpkit.pipelines.commands.run", "run a pipeline on this machine with kfp.local"),
     ("serve", "kfpkit.pipelines.commands.serve", "serve a model version directory with the KServe ModelServer"),
     ("submit", "kfpkit.pipelines.submit", "run or schedule a pipeline on Kubeflow Pipelines or Vertex AI"),
