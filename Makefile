@@ -23,7 +23,7 @@ REGISTRY ?= ghcr.io/kfpkit
 TAG ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' components/_version.py)
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest bench-serving bench-train bench-validate readmes
+.PHONY: help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest fuzz bench-serving bench-train bench-validate readmes
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ serve: setup-main ## serve the latest blessed model of ./local_registry with the
 
 loadtest: setup-main ## headless locust run against kfpkit serve on 127.0.0.1 (benchmarks/serving; 20 s / 200k requests)
 	$(PY) -m benchmarks.serving.loadtest $(LOADTEST_ARGS)
+
+fuzz: setup-main ## longer property-based fuzz of kfpkit serve (FUZZ_EXAMPLES per protocol, default 2500: ~2 min, 20k requests)
+	KFPKIT_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2500) $(VENV)/bin/pytest -q -p no:cacheprovider tests/serving/test_fuzz.py
 
 bench-serving: setup-main setup-mlserver ## benchmarks/serving: kfpkit vs MLServer vs KServe sklearnserver (~4 min)
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install -y wrk): using the slower Python load generator"

@@ -15,7 +15,7 @@ attributes, ``InferInput._raw_data``, ...). kfpkit needs them to build a per-ser
 * **errors** (:func:`install_exception_handlers`): every refusal is ``{"error": ...}``; a FastAPI/pydantic
   validation failure of a kfpkit model's request is answered with the kfpkit decoder's 400 (the fast
   path's message) instead of a 422 ``{"detail": [...]}``; an unknown model is a 404 with one log line
-  (no traceback);
+  and a refused request a 400 without KServe's per-request traceback;
 * **the model repository extension** (``/v2/repository/models/{name}/load|unload``, gRPC
   ``RepositoryModelLoad|Unload``) is removed unless enabled: one unauthenticated unload takes the model
   down.
@@ -166,7 +166,12 @@ def install_exception_handlers(app: FastAPI, dataplane: DataPlane) -> None:
         logger.warning("%s", exc)
         return ORJSONResponse(status_code=404, content={"error": str(exc)})
 
+    async def invalid_input(_request: Request, exc: InvalidInput) -> ORJSONResponse:
+        logger.debug("invalid input: %s", exc)  # KServe logs a traceback per refused request
+        return ORJSONResponse(status_code=400, content={"error": str(exc)})
+
     app.add_exception_handler(BadRequest, bad_request)
+    app.add_exception_handler(InvalidInput, invalid_input)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ModelNotFound, model_not_found)
 
