@@ -1,6 +1,6 @@
 """KFP component: compare a live window with a model version's training baseline and flag drift."""
 
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, Optional
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Metrics, Output
@@ -20,7 +20,7 @@ def monitor(
     thresholds: Optional[Dict[str, Dict[str, float]]] = None,
     alpha: float = 1e-06,
     score_drift_triggers: bool = True,
-) -> NamedTuple("MonitorOutputs", [("drift_detected", bool), ("drifted_features", List[str])]):
+) -> bool:
     """Compares a live window with the monitoring baseline stored in the model version.
 
     Reads ``monitoring_baseline.json`` of the model version (written by train: quantile bins of every numeric
@@ -39,7 +39,8 @@ def monitor(
         metrics: Output metrics: rows, drift_detected (0/1), drifted_count and, per feature, the score of its
             deciding metric.
         report: Output HTML report: baseline and live histograms overlaid per feature, drifted features first.
-        drift: Output drift JSON: per feature every metric's score, threshold and verdict, and the histograms.
+        drift: Output drift JSON: per feature every metric's score, threshold and verdict, and the histograms;
+            metadata drift_detected and drifted_features (most drifted first).
         since: Start (inclusive, ISO-8601, UTC when no offset) of the payload-log time range; unset: no bound.
         until: End (exclusive) of the payload-log time range; unset: no bound.
         thresholds: Per-feature fixed thresholds {feature: {metric: value}} over the defaults (js 0.1,
@@ -48,12 +49,11 @@ def monitor(
         score_drift_triggers: Whether score drift alone sets drift_detected.
 
     Returns:
-        drift_detected: True when any feature drifted (or the score did, with score_drift_triggers).
-        drifted_features: The drifted features, most drifted first.
+        True when drift was detected (any feature drifted, or the score did with score_drift_triggers); the
+        drifted features, most drifted first, are the drift artifact's drifted_features metadata.
     """
     import logging
     import os
-    from collections import namedtuple
 
     from kfpkit.components.monitor.logic import OutputPaths, run_monitor
 
@@ -79,5 +79,4 @@ def monitor(
         metrics.log_metric(f"score.{result.score.deciding.metric}", round(result.score.deciding.score, 6))
     drift.metadata.update({"drift_detected": result.drift_detected, "drifted_features": result.drifted_features})
     report.metadata["drift_detected"] = result.drift_detected
-    outputs = namedtuple("MonitorOutputs", ["drift_detected", "drifted_features"])
-    return outputs(result.drift_detected, list(result.drifted_features))
+    return result.drift_detected

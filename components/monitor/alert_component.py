@@ -1,0 +1,36 @@
+"""KFP component: POST a drift alert to a webhook (used by the monitoring pipeline when drift is detected)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Input
+
+from kfpkit.components import images
+
+
+@dsl.component(base_image=images.base_image(), install_kfp_package=False)
+def drift_alert(
+    webhook_url: str,
+    model_uri: str,
+    drift: Input[Artifact],
+    report: Input[HTML],
+    pipeline_run: str = "",
+) -> int:
+    """Sends one JSON POST describing the drift to a webhook (retried 3 times; fails the task if refused).
+
+    Args:
+        webhook_url: URL that receives the alert.
+        model_uri: The monitored model version.
+        drift: The monitor's drift JSON (its drifted_features go into the alert).
+        report: The monitor's HTML report (its URI goes into the alert).
+        pipeline_run: Pipeline run name recorded in the alert.
+
+    Returns:
+        The webhook's HTTP status.
+    """
+    import json
+
+    from kfpkit.components.monitor.alert import alert_body, post_alert
+
+    with open(drift.path, encoding="utf-8") as fh:
+        drifted_features = json.load(fh)["drifted_features"]
+    body = alert_body(model_uri, drifted_features, report.uri, pipeline_run or None)
+    return post_alert(webhook_url, body)

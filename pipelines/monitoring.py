@@ -1,0 +1,95 @@
+"""The monitoring pipeline: monitor → ``dsl.If(drift_detected)`` → the training pipeline (nested) + alert.
+
+Platform-neutral like the training pipeline: :func:`build_monitoring_pipeline` takes a
+:class:`~kfpkit.pipelines.platforms.Platform`; the nested training pipeline is built for the same platform,
+so its GPU settings apply inside the monitoring run too. Schedule it (``kfpkit submit``, a recurring run) over
+a sliding payload-log window, e.g. the last 24 hours.
+"""
+
+from typing import Optional
+
+from kfp import dsl
+
+from kfpkit.components.monitor.alert_component import drift_alert
+from kfpkit.components.monitor.component import monitor
+from kfpkit.pipelines.platforms import LocalPlatform, Platform
+
+PIPELINE_NAME = "kfpkit-monitoring"
+
+
+def build_monitoring_pipeline(platform: Optional[Platform] = None):
+    """Returns the monitoring pipeline (a KFP ``GraphComponent``) configured for ``platform``."""
+    from kfpkit.pipelines.training import build_training_pipeline
+
+    platform = platform or LocalPlatform()
+    training = build_training_pipeline(platform)
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Compare a live window (payload log or table) with the model version's training baseline; "
+        "when drift is detected, retrain with the training pipeline and optionally POST an alert.",
+    )
+    def monitoring_pipeline(
+        model_uri: str,
+        live_source: str,
+        registry_root: str,
+        since: str = "",
+        until: str = "",
+        alpha: float = 1e-06,
+        score_drift_triggers: bool = True,
+        alert_webhook_url: str = "",
+        retrain_source: str = "synthetic://fraud?rows=100000&seed=0",
+        label_column: str = "is_fraud",
+        model_name: str = "fraud-detector",
+        framework: str = "pytorch",
+        epochs: int = 8,
+        min_pr_auc: float = 0.2,
+    ):
+        """Monitors one model version and retrains on drift.
+
+        Args:
+            model_uri: Monitored model version (<registry_root>/<model_name>/<version>).
+            live_source: Live window: payload-log URI or a CSV/Parquet/JSON Lines table of raw feature rows.
+            registry_root: Registry root the retrained model is pushed to.
+            since: Start of the payload-log time range (ISO-8601; empty: no bound).
+            until: End of the payload-log time range (ISO-8601, exclusive; empty: no bound).
+            alpha: False-alarm probability per metric and feature of the monitor's noise floors.
+            score_drift_triggers: Whether score drift alone triggers retraining.
+            alert_webhook_url: URL that receives a JSON POST when drift is detected (empty: no alert).
+            retrain_source: Data source the training pipeline retrains on.
+            label_column: Binary label column of the retraining data.
+            model_name: Model name in the registry for the retrained model.
+            framework: 'pytorch' or 'sklearn' for the retrained model.
+            epochs: Maximum training epochs of the retrained model (PyTorch).
+            min_pr_auc: Blessing floor of the retrained model.
+        """
+        monitor_task = monitor(
+            model_uri=model_uri,
+            live_source=live_source,
+            since=since,
+            until=until,
+            alpha=alpha,
+            score_drift_triggers=score_drift_triggers,
+        )
+        platform.configure_task(monitor_task)
+        with dsl.If(monitor_task.outputs["Output"] == True, name="drift-detected"):  # noqa: E712
+            training(
+                registry_root=registry_root,
+                source=retrain_source,
+                label_column=label_column,
+                model_name=model_name,
+                framework=framework,
+                epochs=epochs,
+                min_pr_auc=min_pr_auc,
+            ).set_display_name("retrain")
+            with dsl.If(alert_webhook_url != "", name="alert-configured"):
+                alert_task = drift_alert(
+                    webhook_url=alert_webhook_url,
+                    model_uri=model_uri,
+                    drift=monitor_task.outputs["drift"],
+                    report=monitor_task.outputs["report"],
+                    pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                )
+                platform.configure_task(alert_task)
+
+    return monitoring_pipeline

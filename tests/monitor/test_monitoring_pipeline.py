@@ -1,0 +1,52 @@
+"""The monitoring pipeline under kfp.local: drift → the nested training pipeline retrains and pushes + alert."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        length = int(self.headers["Content-Length"])
+        _Webhook.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_drift_retrains_through_the_nested_training_pipeline_and_posts_the_alert(tmp_path, model_dir, mh):
+    live = mh.write_window(tmp_path / "live.parquet", 3000, seed=31, shift_names=["mean", "new_category"])
+    server = HTTPServer(("127.0.0.1", 0), _Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    registry = tmp_path / "registry"
+    cmd = [
+        sys.executable, "-m", "kfpkit.pipelines.cli", "run", "monitoring",
+        "--model-uri", model_dir, "--live-source", live, "--registry-root", str(registry),
+        "--alert-webhook-url", f"http://127.0.0.1:{server.server_port}/hook",
+        "--retrain-source", "synthetic://fraud?rows=3000&seed=3&fraud_rate=0.08",
+        "--framework", "sklearn", "--min-pr-auc", "0.05",
+        "--pipeline-root", str(tmp_path / "outputs"), "--summary-json", str(tmp_path / "summary.json"),
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {"monitor", "train", "push", "drift-alert"} <= set(summary["tasks"]), summary["tasks"]
+    assert os.path.isfile(registry / "fraud-detector" / "1" / "MANIFEST.json")
+    assert len(_Webhook.received) == 1
+    alert = _Webhook.received[0]
+    assert alert["event"] == "kfpkit.drift_detected" and alert["model_uri"] == model_dir
+    assert sorted(alert["drifted_features"]) == ["c10", "f00"]
