@@ -9,6 +9,9 @@ PY := $(VENV)/bin/python
 TFDV_PY := $(TFDV_VENV)/bin/python
 MLSERVER_VENV := .venv-mlserver
 MLSERVER_PY := $(MLSERVER_VENV)/bin/python
+EVIDENTLY_VENV := .venv-evidently
+EVIDENTLY_PY := $(EVIDENTLY_VENV)/bin/python
+BENCH_DRIFT_ARGS ?=
 LOADTEST_ARGS ?=
 BENCH_ARGS ?=
 BENCH_TRAIN_ARGS ?=
@@ -53,6 +56,15 @@ $(MLSERVER_VENV)/.installed: requirements/mlserver.lock
 	test -x $(MLSERVER_PY) || $(PYTHON_BOOT) -m venv $(MLSERVER_VENV)
 	$(MLSERVER_PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
 	$(MLSERVER_PY) -m pip install -q --no-deps -r requirements/mlserver.lock
+	touch $@
+
+.PHONY: setup-evidently bench-drift
+setup-evidently: $(EVIDENTLY_VENV)/.installed ## create .venv-evidently (Evidently 0.7.23 + pandas 2, the drift benchmark peer)
+
+$(EVIDENTLY_VENV)/.installed: requirements/evidently.lock
+	test -x $(EVIDENTLY_PY) || $(PYTHON_BOOT) -m venv $(EVIDENTLY_VENV)
+	$(EVIDENTLY_PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(EVIDENTLY_PY) -m pip install -q --no-deps -r requirements/evidently.lock
 	touch $@
 
 run: setup ## train on the built-in sample (100k synthetic transactions) into ./local_registry
@@ -106,6 +118,9 @@ bench-train: setup-main ## benchmarks/train: PyTorch trainer vs the sklearn base
 
 bench-validate: setup ## benchmarks/validate: run_validation vs bare TFDV statistics (BENCH_VALIDATE_ARGS=...)
 	$(PY) -m benchmarks.validate.bench_validate --tfdv-python $(TFDV_PY) $(BENCH_VALIDATE_ARGS)
+
+bench-drift: setup setup-evidently ## benchmarks/drift: kfpkit monitor vs Evidently DataDriftPreset vs TFDV, 100k and 1M rows (~15 min)
+	$(PY) -m benchmarks.drift.bench_drift $(BENCH_DRIFT_ARGS)
 
 images: setup-main ## build the four images with docker or buildah (REGISTRY=..., TAG=..., IMAGES_ARGS=--push)
 	$(PY) -m kfpkit.components.images.build --registry $(REGISTRY) --tag $(TAG) $(IMAGES_ARGS)
