@@ -67,12 +67,31 @@ $(EVIDENTLY_VENV)/.installed: requirements/evidently.lock
 	$(EVIDENTLY_PY) -m pip install -q --no-deps -r requirements/evidently.lock
 	touch $@
 
+.PHONY: system-packages setup-checkov
+SYSTEM_PACKAGES := prometheus:prometheus promtool:prometheus nginx:nginx-light wrk:wrk kubectl:kubernetes-client
+CHECKOV_VENV := .venv-checkov
+system-packages: ## apt-get install prometheus, nginx-light, wrk, kubernetes-client when root and their binaries are missing
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+		PATH="$$PATH:/usr/sbin" command -v $$bin >/dev/null || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "missing Debian packages:$$missing (not root: the tests that need them skip; under CI=true they fail)"; fi
+
+setup-checkov: $(CHECKOV_VENV)/.installed ## create .venv-checkov (checkov, pinned apart from the main env) for the manifest tests
+
+$(CHECKOV_VENV)/.installed: requirements/checkov.lock
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q --no-deps -r requirements/checkov.lock
+	touch $@
+
 run: setup ## train on the built-in sample (100k synthetic transactions) into ./local_registry
 	$(VENV)/bin/kfpkit run training --source '$(SOURCE)' --label-column is_fraud \
 		--registry $(REGISTRY_DIR) --model-name $(MODEL_NAME) --pipeline-root $(PIPELINE_ROOT) \
 		--tfdv-python $(TFDV_PY) --summary-json $(PIPELINE_ROOT)/last_run_summary.json
 
-test: setup ## run every test (lint included)
+test: setup system-packages setup-checkov ## run every test (lint included)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest --durations=15 $(PYTEST_ARGS)

@@ -1,0 +1,64 @@
+"""Every PromQL expression kfpkit ships runs against the real test Prometheus: the rollout's default
+templates (both sets), the PrometheusRule and the Grafana dashboard."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from kfpkit.components.rollout import queries
+from kfpkit.components.rollout.prometheus import PrometheusClient, PrometheusUnavailable
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _manifest_tests():
+    spec = importlib.util.spec_from_file_location(
+        "manifest_tests", os.path.join(_HERE, "..", "manifests", "test_manifests.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rendered_templates():
+    values = dict(namespace="local", isvc="fraud", version="1", revision="fraud-predictor-00001", interval="30s")
+    return [
+        (f"{name}/{q}", queries.render(t, **values)) for name, s in queries.QUERY_SETS.items() for q, t in s.items()
+    ]
+
+
+@pytest.mark.parametrize(("name", "expr"), _rendered_templates())
+def test_default_rollout_templates_are_valid_promql_against_prometheus(prometheus, name, expr):
+    PrometheusClient(prometheus.url).query(expr)  # raises on a parse error
+
+
+def test_kfpkit_templates_return_data_for_a_scraped_predictor(prometheus):
+    client = PrometheusClient(prometheus.url)
+    values = dict(namespace="local", isvc="fraud", version="1", interval="5m")
+    assert client.scalar(queries.render(queries.KFPKIT_QUERIES["requests"], **values)) is not None
+    assert client.query(queries.render(queries.KFPKIT_QUERIES["score_buckets"], **values))
+
+
+def test_rule_and_dashboard_expressions_run_against_prometheus(prometheus):
+    module = _manifest_tests()
+    client = PrometheusClient(prometheus.url)
+    exprs = module.rule_expressions() + [
+        e.replace("$namespace", "local").replace("$isvc", "fraud") for e in module.dashboard_expressions()
+    ]
+    for expr in exprs:
+        client.query(expr)
+
+
+def test_a_bad_template_is_refused_before_any_query():
+    with pytest.raises(queries.QueryTemplateError, match="unknown query 'latency'"):
+        queries.query_set("kfpkit", {"latency": "up"})
+    with pytest.raises(queries.QueryTemplateError, match="bad template"):
+        queries.query_set("kfpkit", {"requests": "sum(x{{job={job}}})"})
+
+
+def test_an_unparsable_query_is_reported_as_unavailable_not_as_data(prometheus):
+    with pytest.raises(PrometheusUnavailable, match="bad_data"):
+        PrometheusClient(prometheus.url).query("sum(")
