@@ -11,7 +11,7 @@ Every flag of ``kserve.model_server.parser`` is accepted as well (``--http_port`
 ``--enable_grpc``, ``--max_asyncio_workers``, ``--configure_logging``, ...); the dashed spellings
 ``--model-name``, ``--http-port``, ``--grpc-port`` and ``--enable-grpc`` are aliases of KServe's flags.
 kfpkit's own: ``--host`` (HTTP and gRPC), ``--expected-digest``, ``--enable-model-repository``,
-``--max-body-bytes``, ``--fast-path``, ``--inference-threads``, ``--model-version``, ``--cache-dir``.
+``--max-body-bytes``, ``--access-log``, ``--fast-path``, ``--inference-threads``, ``--model-version``, ``--cache-dir``.
 Only one uvicorn worker per process is supported (``--workers 1``); scale with replicas.
 """
 
@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_strtobool,
         default=False,
         help="serve the model repository extension (v2 load/unload, REST and gRPC); off: anyone could unload",
+    )
+    parser.add_argument(
+        "--access-log",
+        "--access_log",
+        dest="access_log",
+        type=_strtobool,
+        default=False,
+        help="uvicorn's access log (predict/infer lines are dropped even when on)",
     )
     parser.add_argument(
         "--max-body-bytes",
@@ -180,6 +188,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         fast_path=args.fast_path,
         max_body_bytes=args.max_body_bytes,
         enable_model_repository=args.enable_model_repository,
+        access_log=args.access_log,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=args.workers,

@@ -68,10 +68,12 @@ class KfpkitRESTServer(RESTServer):
         enable_docs_url: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         enable_model_repository: bool = False,
+        access_log: bool = False,
         **kwargs: Any,
     ):
         super().__init__(FASTAPI_APP_IMPORT_STRING, *args, **kwargs)
         self.config.host = host
+        self.config.access_log = access_log  # off at the source: uvicorn builds no record per request
         self.fast_path = fast_path
         self.enable_docs_url = enable_docs_url
         self.max_body_bytes = max_body_bytes
@@ -117,6 +119,7 @@ class KfpkitModelServer(ModelServer):
         max_body_bytes: Larger request bodies get a 413 (every route).
         enable_model_repository: Serve the model repository extension (``/v2/repository/models/{name}/
             load|unload`` and its gRPC RPCs); off by default: anyone who reaches the port could unload.
+        access_log: uvicorn's access log (off by default; when on, predict/infer lines are still dropped).
         **kwargs: ``kserve.ModelServer`` arguments (``http_port``, ``grpc_port``, ``enable_grpc``, ...).
     """
 
@@ -126,6 +129,7 @@ class KfpkitModelServer(ModelServer):
         fast_path: bool = True,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         enable_model_repository: bool = False,
+        access_log: bool = False,
         **kwargs: Any,
     ):
         if kwargs.get("workers", 1) != 1:
@@ -138,6 +142,7 @@ class KfpkitModelServer(ModelServer):
         self.fast_path = fast_path
         self.max_body_bytes = max_body_bytes
         self.enable_model_repository = enable_model_repository
+        self.access_log = access_log
 
     def _rest_server_instance(self) -> KfpkitRESTServer:
         if self._rest_server is None:
@@ -157,6 +162,7 @@ class KfpkitModelServer(ModelServer):
                 enable_docs_url=self.enable_docs_url,
                 max_body_bytes=self.max_body_bytes,
                 enable_model_repository=self.enable_model_repository,
+                access_log=self.access_log,
             )
         return self._rest_server
 
