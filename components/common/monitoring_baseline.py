@@ -230,14 +230,17 @@ def category_key(value: Any) -> str:
 
 def categorical_profile(name: str, values: Sequence[Any], top_k: int = DEFAULT_TOP_K) -> CategoricalProfile:
     """The profile of one categorical column of raw values."""
+    from collections import Counter
+
     counts: Dict[str, int] = {}
     missing = 0
-    for value in values:
+    raw = Counter(values)  # distinct raw values first (C speed), then their canonical keys
+    for value, count in raw.items():
         key = category_key(value)
         if key == "":
-            missing += 1
+            missing += count
         else:
-            counts[key] = counts.get(key, 0) + 1
+            counts[key] = counts.get(key, 0) + count
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     top = ordered[:top_k]
     return CategoricalProfile(
@@ -288,6 +291,16 @@ def build_baseline(
         score_rows=0 if eval_scores is None else len(eval_scores),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def build_baseline_from_parquet(
+    path: str, spec: Any, eval_scores: Optional[np.ndarray] = None, bins: int = DEFAULT_BINS, top_k: int = DEFAULT_TOP_K
+) -> MonitoringBaseline:
+    """:func:`build_baseline` of a Parquet training split, reading only the spec's feature columns."""
+    import pyarrow.parquet as pq
+
+    frame = pq.read_table(path, columns=list(spec.feature_order)).to_pandas()
+    return build_baseline(frame, spec, eval_scores, bins, top_k)
 
 
 # --------------------------------------------------------------------------- files
