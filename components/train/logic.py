@@ -40,6 +40,11 @@ from kfpkit.components._version import __version__
 from kfpkit.components.common import metrics as m
 from kfpkit.components.common.model_card import DataLineage, ModelCard, SplitLineage, write_model_card
 from kfpkit.components.common.model_dir import PREPROCESSING_FILE, PlattCalibration
+from kfpkit.components.common.monitoring_baseline import (
+    MonitoringBaseline,
+    build_baseline_from_parquet,
+    write_baseline,
+)
 from kfpkit.components.common.preprocessing import PreprocessingError, PreprocessingSpec
 from kfpkit.components.common.publish import publish_directory, staging_directory
 from kfpkit.components.train.trainer import FittedModel, Trainer, TrainError, TrainingData, TrainParams
@@ -220,16 +225,20 @@ def assemble_model_dir(
     spec: PreprocessingSpec,
     calibration: PlattCalibration,
     card: ModelCard,
+    baseline: Optional[MonitoringBaseline] = None,
 ) -> None:
     """Writes every file of a model directory into ``directory`` (an empty staging folder).
 
     The one place that knows the directory's contents: the model file, ``preprocessing.json``,
-    ``calibration.json`` and ``model_card.json`` (see :mod:`kfpkit.components.common.model_dir`).
+    ``calibration.json`` and ``model_card.json`` (see :mod:`kfpkit.components.common.model_dir`), and the
+    monitoring baseline profile ``monitoring_baseline.json`` (written last: it records the other files' sha256).
     """
     fitted.save(os.path.join(directory, model_file))
     spec.save(os.path.join(directory, PREPROCESSING_FILE))
     calibration.save(directory)
     write_model_card(directory, card)
+    if baseline is not None:
+        write_baseline(directory, baseline)
 
 
 # --------------------------------------------------------------------------- training
@@ -295,10 +304,18 @@ def train_model(
     )
     if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
         raise TrainError(f"output {output_dir} exists and is not a directory")
+    # the monitor's reference: raw training features and the calibrated eval scores (what serving returns)
+    baseline = build_baseline_from_parquet(train_path, spec, probabilities)
     staging = staging_directory(output_dir)
     try:
         assemble_model_dir(
-            staging, fitted=fitted, model_file=trainer.model_file, spec=spec, calibration=calibration, card=card
+            staging,
+            fitted=fitted,
+            model_file=trainer.model_file,
+            spec=spec,
+            calibration=calibration,
+            card=card,
+            baseline=baseline,
         )
         publish_directory(staging, output_dir)
     except BaseException:
