@@ -11,6 +11,7 @@ import skops.io as sio
 from sklearn.metrics import average_precision_score
 
 from kfpkit.components.common import model_dir as md
+from kfpkit.components.common import monitoring_baseline as mb
 from kfpkit.components.train.logic import train_model
 
 LABEL = "is_fraud"
@@ -19,11 +20,15 @@ LABEL = "is_fraud"
 def test_sklearn_baseline_trains_and_loads_via_load_model(trained_sklearn, splits):
     directory = trained_sklearn.directory
     assert sorted(os.listdir(directory)) == sorted(
-        [md.MODEL_CARD_FILE, md.SKOPS_FILE, md.PREPROCESSING_FILE, md.CALIBRATION_FILE]
+        [md.MODEL_CARD_FILE, md.SKOPS_FILE, md.PREPROCESSING_FILE, md.CALIBRATION_FILE, mb.BASELINE_FILE]
     )
     loaded = md.load_model(directory)
     assert loaded.framework == "sklearn"
     probabilities = loaded.predict_proba(splits.eval_frame)
+    # the monitoring baseline: this model's files, and the served (calibrated) eval score distribution
+    baseline = mb.read_baseline(directory)
+    mb.check_matches_model_dir(baseline, directory)
+    assert baseline.score.counts == mb.bin_counts(probabilities, np.asarray(baseline.score.edges)).tolist()
     labels = splits.eval_frame[LABEL].to_numpy()
     eval_metrics = loaded.card.metrics["eval"]
     assert average_precision_score(labels, probabilities) == pytest.approx(eval_metrics["pr_auc"], abs=1e-6)
