@@ -167,7 +167,13 @@ def test_model_card_records_lineage_parameters_metrics_per_split_and_versions(tr
     with open(os.path.join(trained_pytorch.directory, md.MODEL_CARD_FILE), encoding="utf-8") as fh:
         assert md.ModelCard.from_dict(json.load(fh)) == card
     assert sorted(os.listdir(trained_pytorch.directory)) == sorted(
-        [md.MODEL_CARD_FILE, md.TORCHSCRIPT_FILE, md.PREPROCESSING_FILE, md.CALIBRATION_FILE]
+        [
+            md.MODEL_CARD_FILE,
+            md.TORCHSCRIPT_FILE,
+            md.PREPROCESSING_FILE,
+            md.CALIBRATION_FILE,
+            "monitoring_baseline.json",
+        ]
     )
 
 
