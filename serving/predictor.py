@@ -112,6 +112,7 @@ class KfpkitModel(Model):
         self.codec: Optional[RequestCodec] = None
         self.decision_threshold = 0.5
         self.metrics = ModelMetrics(name)
+        self.payload_logger: Optional[Any] = None  # a PayloadLogger (kfpkit serve --payload-log)
 
     # ------------------------------------------------------------------ lifecycle
     def load(self) -> bool:
@@ -187,6 +188,8 @@ class KfpkitModel(Model):
             raise BadRequest(f"row #{bad}: the model gives no finite score for these feature values")
         labels = (probability >= self.decision_threshold).astype(np.int64)
         self.metrics.observe_scores(probability)
+        if self.payload_logger is not None:  # enqueues references only; the writer thread does the rest
+            self.payload_logger.log(decoded.columns, probability, labels, decoded.request_id)
         return probability, labels
 
     def handle(self, protocol: str, body: Any) -> Tuple[bytes, Optional[int]]:
