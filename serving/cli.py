@@ -123,6 +123,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="OpenMP/BLAS/torch threads of the serving thread (0: library defaults)",
     )
+    parser.add_argument(
+        "--payload-log",
+        "--payload_log",
+        dest="payload_log",
+        default=None,
+        help="log every scored instance as Parquet payload records under this folder, gs:// or s3:// URI",
+    )
+    parser.add_argument(
+        "--payload-log-sample-rate",
+        dest="payload_log_sample_rate",
+        type=float,
+        default=1.0,
+        help="fraction of requests the payload log keeps",
+    )
+    parser.add_argument(
+        "--payload-log-flush-seconds",
+        dest="payload_log_flush_seconds",
+        type=float,
+        default=10.0,
+        help="longest time a payload record waits in memory before it is written",
+    )
     return parser
 
 
@@ -183,6 +204,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     if not model.load():
         return 1
+    if args.payload_log:
+        from kfpkit.serving.payload_log import PayloadLogger
+
+        model.payload_logger = PayloadLogger(
+            args.payload_log,
+            args.model_name,
+            model.model_version,
+            model.loaded.spec,
+            sample_rate=args.payload_log_sample_rate,
+            flush_seconds=args.payload_log_flush_seconds,
+        )
     server = KfpkitModelServer(
         host=args.host,
         fast_path=args.fast_path,
@@ -203,7 +235,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
     )
-    server.start([model])
+    try:
+        server.start([model])  # returns after KServe's graceful shutdown (SIGTERM/SIGINT)
+    finally:
+        if model.payload_logger is not None:
+            model.payload_logger.close()  # flush what is queued
     return 0
 
 
