@@ -110,6 +110,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"relative: canary p99 / stable p99 (default {t.max_latency_ratio})",
     )
     a.add_argument(
+        "--min-latency-increase",
+        type=parse_duration,
+        default=t.min_latency_increase_seconds,
+        help="relative: a p99 ratio above the limit fails only when the p99 grew by more than this "
+        f"(default {t.min_latency_increase_seconds}s)",
+    )
+    a.add_argument(
         "--max-score-js",
         type=float,
         default=t.max_score_js,
@@ -183,6 +190,7 @@ def _config(args: argparse.Namespace) -> Any:
         thresholds=Thresholds(
             max_error_rate_increase=args.max_error_rate_increase,
             max_latency_ratio=args.max_latency_ratio,
+            min_latency_increase_seconds=args.min_latency_increase,
             max_score_js=args.max_score_js,
             max_score_psi=args.max_score_psi,
             max_error_rate=args.max_error_rate,

@@ -198,6 +198,7 @@ class Nginx:
         if test.returncode != 0:
             raise LocalProcessError(f"nginx refused its config: {test.stderr.strip()}")
         os.replace(self.conf + ".new", self.conf)
+        old_workers = self._workers()
         if self.running():
             subprocess.run(
                 [self.binary, "-p", self.directory, "-c", self.conf, "-s", "reload"], check=True, capture_output=True
@@ -211,6 +212,10 @@ class Nginx:
             self.started_here = True
 
         def serves_it() -> bool:
+            # an old worker keeps accepting until it handles the reload's QUIT: wait until each one has
+            # closed its listening socket (it then calls itself "shutting down") or exited
+            if any(self._accepting(pid) for pid in old_workers):
+                return False
             return json.loads(_get(self.url + "/kfpkit/traffic")).get("generation") == self.generation
 
         wait_until(serves_it, timeout_s, f"nginx on port {self.port}")
@@ -224,6 +229,31 @@ class Nginx:
                 "canary": self.canary,
             },
         )
+
+    def _workers(self) -> List[int]:
+        """Worker pids of the running master (empty when it is not running or /proc is unavailable)."""
+        master = self.pid()
+        if master is None or not os.path.isdir("/proc"):
+            return []
+        out = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
+                        if int(fh.read().rsplit(")", 1)[1].split()[1]) == master:
+                            out.append(int(entry))
+                except (OSError, ValueError, IndexError):
+                    continue
+        return out
+
+    @staticmethod
+    def _accepting(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                title = fh.read()
+        except OSError:
+            return False
+        return b"worker process" in title and b"shutting down" not in title
 
     def stop(self) -> None:
         """Stops nginx (graceful quit, then waits for the master to exit)."""
