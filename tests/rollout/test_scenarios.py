@@ -116,7 +116,8 @@ def _cli(work_dir, summary, predictors, prometheus, kit):
         "--stable-version", kit.versions["stable"], "--canary-version", kit.versions["good"],
         "--model-name", ISVC, "--prometheus-url", prometheus.url, "--work-dir", str(work_dir),
         "--steps", ",".join(str(s) for s in kit.config.steps), "--interval", f"{kit.config.interval_s}s",
-        "--min-requests", str(kit.config.min_requests), "--min-latency-increase", f"{kit.config.thresholds.min_latency_increase_seconds}s", "--max-inconclusive", str(kit.config.max_inconclusive),
+        "--min-requests", str(kit.config.min_requests), "--max-inconclusive", str(kit.config.max_inconclusive),
+        "--min-latency-increase", f"{kit.config.thresholds.min_latency_increase_seconds}s",
         "--summary-json", str(summary),
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
