@@ -61,6 +61,18 @@ def _get(url: str, timeout: float = 2.0) -> bytes:
         return response.read()
 
 
+def terminate(process: Optional[subprocess.Popen], grace_s: float = 15.0) -> None:
+    """SIGTERM ``process`` (if it still runs), SIGKILL after ``grace_s``, and reap it."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_until(check, timeout_s: float, what: str, process: Optional[subprocess.Popen] = None) -> None:
     """Polls ``check()`` (True when ready) until ``timeout_s``; fails early when ``process`` exits."""
     deadline = time.monotonic() + timeout_s
@@ -372,13 +384,7 @@ class PrometheusServer:
         wait_until(scraped, timeout_s, f"prometheus scraping {targets} targets", self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
 
@@ -425,11 +431,5 @@ class Predictor:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
