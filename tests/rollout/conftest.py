@@ -25,7 +25,7 @@ CONFIG = analysis.RolloutConfig(
     interval_s=3.0,
     min_requests=10,
     max_inconclusive=2,
-    thresholds=analysis.Thresholds(min_latency_increase_seconds=0.04),
+    thresholds=analysis.Thresholds(min_latency_increase_seconds=0.03),
 )
 RPS = 60.0
 

@@ -126,7 +126,7 @@ def build_models(root: str) -> Dict[str, str]:
         "stable": write_model_dir(os.path.join(root, "stable"), stable, spec),
         "good": write_model_dir(os.path.join(root, "good"), good, spec),
         "errors": write_model_dir(os.path.join(root, "errors"), Failing(stable, limit), spec),
-        "slow": write_model_dir(os.path.join(root, "slow"), Slow(stable, 1000), spec),
+        "slow": write_model_dir(os.path.join(root, "slow"), Slow(stable, 600), spec),
         "shifted": write_model_dir(os.path.join(root, "shifted"), shifted, spec),
     }
 
