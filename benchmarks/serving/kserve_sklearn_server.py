@@ -100,7 +100,8 @@ def _use_host(host: str) -> None:
     model_server.RESTServer = _HostRESTServer
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, model_class: Optional[Any] = None) -> int:
+    """KServe's ``__main__``: parse KServe's flags, load ``model_class(name, model_dir)``, ``ModelServer().start``."""
     from kserve import ModelServer, model_server
     from kserve import logging as kserve_logging
 
@@ -111,7 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.configure_logging:
         kserve_logging.configure_logging(args.log_config_file)
     _use_host(args.host)
-    model = _model_class()(args.model_name, args.model_dir)
+    model = (model_class or _model_class())(args.model_name, args.model_dir)
     model.load()
     ModelServer(
         http_port=args.http_port,

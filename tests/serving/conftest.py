@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import types
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import httpx
 import numpy as np
@@ -156,6 +161,44 @@ def send(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
     return send_all(app, [(method, path, kwargs)])[0]
 
 
+SERVER_STARTUP_TIMEOUT_S = 60.0
+
+
+@contextlib.contextmanager
+def serve_process(cli_args: List[str], ready_url: str, log_path: Any) -> Iterator[Any]:
+    """``python -m kfpkit.serving.cli <cli_args>`` until ``ready_url`` answers 200; always stopped.
+
+    Yields the ``Popen``; stops it with SIGTERM (then SIGKILL) whatever happens.
+    """
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kfpkit.serving.cli", *cli_args], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + SERVER_STARTUP_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}: {open(log_path).read()[-3000:]}")
+            try:
+                if httpx.get(ready_url, timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready in {SERVER_STARTUP_TIMEOUT_S} s: {open(log_path).read()[-3000:]}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
+        log.close()
+
+
 @pytest.fixture(scope="session")
 def kit():
     """The helpers above, for test modules (importlib import mode: conftest is not importable by name)."""
@@ -166,5 +209,6 @@ def kit():
         serve_app=serve_app,
         send=send,
         send_all=send_all,
+        serve_process=serve_process,
         LABEL=LABEL,
     )

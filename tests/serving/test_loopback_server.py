@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import numpy as np
@@ -29,41 +25,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def running_server(torch_dir, tmp_path):
+def running_server(torch_dir, tmp_path, kit):
     """``python -m kfpkit.serving.cli`` on a free loopback port; always stopped (SIGTERM, then SIGKILL)."""
     port = _free_port()
     log_path = tmp_path / "server.log"
-    log = open(log_path, "wb")
-    command = [
-        sys.executable, "-m", "kfpkit.serving.cli",
+    args = [
         "--model-dir", torch_dir, "--model-name", "fraud", "--http-port", str(port),
         "--host", "127.0.0.1", "--enable_grpc", "false", "--model-version", "3",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base_url}/v2/models/fraud/ready", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready within {STARTUP_TIMEOUT_S} s: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
+    with kit.serve_process(args, f"{base_url}/v2/models/fraud/ready", log_path):
         yield base_url, log_path
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
-        log.close()
 
 
 def test_kserve_rest_client_gets_offline_predictions_from_a_loopback_server(running_server, torch_dir, frame):

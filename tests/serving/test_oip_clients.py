@@ -8,7 +8,6 @@ all get the probabilities that offline scoring (``LoadedModel.predict_proba``) g
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import subprocess
 import sys
@@ -33,41 +32,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(torch_dir, tmp_path_factory):
+def server(torch_dir, tmp_path_factory, kit):
     """`kfpkit serve` with REST and gRPC on loopback ports; stopped with SIGTERM (then SIGKILL)."""
     http_port, grpc_port = _free_port(), _free_port()
     log_path = tmp_path_factory.mktemp("oip") / "server.log"
-    log = open(log_path, "wb")
-    command = [
-        sys.executable, "-m", "kfpkit.serving.cli", "--model-dir", torch_dir, "--model-name", "fraud",
-        "--host", "127.0.0.1", "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--model-version", "4",
+    args = [
+        "--model-dir", torch_dir, "--model-name", "fraud", "--host", "127.0.0.1", "--http-port", str(http_port),
+        "--grpc-port", str(grpc_port), "--model-version", "4",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{http_port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}: {log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/v2/health/ready", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready in {STARTUP_TIMEOUT_S} s: {log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with kit.serve_process(args, f"{base}/v2/health/ready", log_path):
         _wait_for_port(grpc_port)
         yield {"http": f"127.0.0.1:{http_port}", "grpc": f"127.0.0.1:{grpc_port}", "base": base, "log": log_path}
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
-        log.close()
 
 
 def _wait_for_port(port: int, timeout: float = 20.0) -> None:
