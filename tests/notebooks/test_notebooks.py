@@ -6,6 +6,8 @@ convention), whose defaults are what a user with a cluster runs.
 """
 
 import json
+import re
+import socket
 import sys
 import time
 from pathlib import Path
@@ -46,7 +48,7 @@ def kernel_dir(tmp_path_factory):
     return directory
 
 
-def execute(path: Path, parameters: dict, workdir: Path, kernel_dir: Path):
+def execute(path: Path, parameters: dict, workdir: Path, kernel_dir: Path, cell_timeout: int = BUDGET_S):
     """Runs the notebook with ``parameters`` injected after its parameters cell; returns (notebook, seconds)."""
     notebook = nbformat.read(path, as_version=4)
     injected = nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}" for name, value in parameters.items()))
@@ -55,7 +57,7 @@ def execute(path: Path, parameters: dict, workdir: Path, kernel_dir: Path):
     manager = KernelManager(
         kernel_name="kfpkit-test", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)])
     )
-    client = NotebookClient(notebook, km=manager, timeout=BUDGET_S, resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(notebook, km=manager, timeout=cell_timeout, resources={"metadata": {"path": str(workdir)}})
     start = time.monotonic()
     try:
         client.execute()
@@ -132,3 +134,125 @@ def test_vertex_notebook_compiles_submits_and_schedules(tmp_path, kernel_dir):
     assert "final state: PIPELINE_STATE_SUCCEEDED" in text
     print(f"03-vertex-ai.ipynb ran in {seconds:.1f} s")
     assert seconds < BUDGET_S
+
+
+# --------------------------------------------------------------------------- local notebooks (run for real)
+QUICKSTART_BUDGET_S = 150  # a kfp.local run of every task on 20,000 rows, then serving: ~75 s on 2 busy cores
+KSERVE_BUDGET_S = 90  # a small sklearn model trained and pushed, then serving: ~30-45 s on 2 busy cores
+SAMPLE = "synthetic://fraud?rows=20000&seed=0"
+_READY = re.compile(r"ready(?: on|: REST) http://127\.0\.0\.1:(?P<port>\d+).*\(pid (?P<pid>\d+)\)")
+
+
+def _server_of(text: str) -> tuple:
+    found = _READY.search(text)
+    assert found, "the notebook prints the server's address and pid"
+    return int(found["port"]), int(found["pid"])
+
+
+def _assert_server_gone(port: int, pid: int, timeout: float = 20.0) -> None:
+    """Nothing listens on ``port`` and process ``pid`` is gone (or a zombie nobody reaped yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stat = Path(f"/proc/{pid}/stat")
+        alive = stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+        with socket.socket() as sock:
+            listening = sock.connect_ex(("127.0.0.1", port)) == 0
+        if not alive and not listening:
+            return
+        assert time.monotonic() < deadline, f"kfpkit serve (pid {pid}, port {port}) still running"
+        time.sleep(0.2)
+
+
+def _assert_stopped_cleanly(text: str) -> None:
+    """The notebook's last cell stopped the server it started (SIGTERM, exit 0) and nothing is left."""
+    assert "server stopped, exit code 0" in text
+    _assert_server_gone(*_server_of(text))
+
+
+def _images(notebook) -> int:
+    return sum("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_local_notebooks_default_to_the_built_in_sample_and_the_make_run_registry():
+    from kfpkit.pipelines.local import build_pipeline
+
+    quickstart = _defaults(NOTEBOOKS / "01-local-quickstart.ipynb")
+    assert quickstart["SOURCE"] == build_pipeline("training").component_spec.inputs["source"].default
+    assert (quickstart["EPOCHS"], quickstart["FRAMEWORK"]) == (8, "pytorch")
+    inference = _defaults(NOTEBOOKS / "04-kserve-inference.ipynb")
+    # notebook 4 serves what notebook 1 (and `make run`, from the repository root) pushed
+    assert quickstart["REGISTRY_ROOT"] == inference["REGISTRY_ROOT"] == "../local_registry"
+    assert quickstart["MODEL_NAME"] == inference["MODEL_NAME"] and inference["MODEL_URI"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.tfdv
+def test_quickstart_notebook_trains_plots_serves_and_answers_v1_and_v2(tmp_path, kernel_dir):
+    parameters = {
+        "SOURCE": SAMPLE,
+        "EPOCHS": 4,
+        "BATCH_SIZE": 512,
+        "REGISTRY_ROOT": str(tmp_path / "registry"),
+        "PIPELINE_ROOT": str(tmp_path / "outputs"),
+    }
+    notebook, seconds = execute(
+        NOTEBOOKS / "01-local-quickstart.ipynb", parameters, tmp_path, kernel_dir, cell_timeout=QUICKSTART_BUDGET_S
+    )
+    text = outputs(notebook)
+    assert "kfpkit training run: SUCCEEDED" in text and "blessed: True | serves in KServe: True" in text
+    assert (tmp_path / "registry" / "fraud-detector" / "1" / "MANIFEST.json").is_file()
+    (run_dir,) = (tmp_path / "outputs").glob("kfpkit-training-*/")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["summary_version"] == 2 and summary["model_version"] == 1
+    assert _images(notebook) == 1 and (run_dir / "curves.png").stat().st_size > 10_000
+    assert "v1 and v2 match the offline probabilities of 5 test rows" in text
+    assert "sent with the label column: 400" in text
+    _assert_stopped_cleanly(text)
+    print(f"01-local-quickstart.ipynb ran in {seconds:.1f} s")
+    assert seconds < QUICKSTART_BUDGET_S
+
+
+@pytest.mark.slow
+def test_kserve_notebook_answers_v1_v2_json_binary_and_grpc_with_offline_probabilities(tmp_path, kernel_dir):
+    registry_root = tmp_path / "registry"  # empty: the notebook trains a small sklearn model and pushes it
+    parameters = {"REGISTRY_ROOT": str(registry_root), "SAMPLE_SOURCE": "synthetic://fraud?rows=8000&seed=0"}
+    notebook, seconds = execute(NOTEBOOKS / "04-kserve-inference.ipynb", parameters, tmp_path, kernel_dir)
+    text = outputs(notebook)
+    assert "had no blessed fraud-detector: trained a sklearn model" in text
+    assert (registry_root / "fraud-detector" / "1" / "MANIFEST.json").is_file()
+    assert "all 6 ways agree with the offline probabilities of 8 rows (to 1e-6)" in text
+    assert "a request without every feature: StatusCode.INVALID_ARGUMENT" in text
+    assert "the label sent as a feature: 400" in text and "not JSON: 415" in text
+    assert 'kfpkit_requests_total{model_name="fraud-detector",outcome="success",protocol="v2"} 5.0' in text
+    _assert_stopped_cleanly(text)
+    print(f"04-kserve-inference.ipynb ran in {seconds:.1f} s")
+    assert seconds < KSERVE_BUDGET_S
+
+
+@pytest.mark.slow
+def test_kserve_notebook_server_stops_when_a_later_cell_fails(tmp_path, kernel_dir):
+    """nbclient stops at a failing cell; shutting the kernel down then stops the server it started."""
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.read(NOTEBOOKS / "04-kserve-inference.ipynb", as_version=4)
+    started = next(i for i, c in enumerate(notebook.cells) if "subprocess.Popen(" in c.source)
+    pid_file = tmp_path / "server.txt"
+    record = f"open({str(pid_file)!r}, 'w').write(f'{{http_port}} {{server.pid}}')"
+    failing = record + "\nraise RuntimeError('a later cell failed')"
+    notebook.cells.insert(started + 1, nbformat.v4.new_code_cell(failing))
+    broken = tmp_path / "broken.ipynb"
+    nbformat.write(notebook, broken)
+    parameters = {"REGISTRY_ROOT": str(tmp_path / "registry"), "SAMPLE_SOURCE": "synthetic://fraud?rows=3000&seed=0"}
+    with pytest.raises(CellExecutionError, match="a later cell failed"):
+        execute(broken, parameters, tmp_path, kernel_dir)
+    port, pid = map(int, pid_file.read_text().split())
+    _assert_server_gone(port, pid)
+
+
+def test_readme_choose_your_path_and_the_notebooks_readme_link_every_notebook():
+    names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+    readme = (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Choose your path\n", 1)[1].split("\n## ", 1)[0]
+    assert sorted(set(re.findall(r"\]\(notebooks/([^)]+\.ipynb)\)", section))) == names
+    listed = re.findall(r"\]\(([^)/]+\.ipynb)\)", (NOTEBOOKS / "README.md").read_text(encoding="utf-8"))
+    assert sorted(set(listed)) == names
