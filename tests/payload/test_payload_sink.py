@@ -167,3 +167,14 @@ def test_sink_records_equal_the_predictor_loggers_for_the_same_request(tmp_path,
     assert from_sink.schema == from_predictor.schema
     assert from_sink.to_pylist() == from_predictor.to_pylist()
     assert json.loads(json.dumps(from_sink.to_pylist()))[0]["country"] is None
+
+
+def test_a_request_whose_response_never_comes_is_dropped_after_the_ttl_and_counted(tmp_path, model_dir, ph):
+    sink = _sink(tmp_path, model_dir, pending_ttl_s=0.0)
+    before = REGISTRY.get_sample_value("kfpkit_payload_sink_unanswered_total", {"model_name": "fraud"}) or 0.0
+    assert _send(sink, ph.ce_headers("lonely", "request"), ph.v1_request(1, 3))[0] == 200
+    sink.rotate_and_compact()
+    after = REGISTRY.get_sample_value("kfpkit_payload_sink_unanswered_total", {"model_name": "fraud"})
+    assert after - before == 1
+    sink.stop()
+    assert _records(str(tmp_path / "out")) is None
