@@ -58,8 +58,8 @@ UNVERSIONED = "unversioned"
 DEFAULT_QUEUE_REQUESTS = 10_000
 DEFAULT_FLUSH_ROWS = 20_000
 DEFAULT_FLUSH_SECONDS = 10.0
+POLL_SECONDS = 0.25
 
-_STOP = object()
 _metrics_lock = threading.Lock()
 _metrics: Dict[str, Any] = {}
 
@@ -287,27 +287,23 @@ class PayloadLogger:
 
     # ------------------------------------------------------------------ writer thread
     def _run(self) -> None:
+        # Polls (a few times a second) instead of blocking on the queue: a wake-up per request would make the
+        # request thread hand over the GIL for every record.
+        poll = min(POLL_SECONDS, self.flush_seconds)
         pending: List[PayloadEntry] = []
         rows = 0
         first = 0.0
         while True:
-            timeout = self.flush_seconds - (time.monotonic() - first) if pending else self.flush_seconds
-            try:
-                entry = self._queue.get(timeout=max(timeout, 0.001))
-                if entry is not _STOP:
-                    if not pending:
-                        first = time.monotonic()
-                    pending.append(entry)
-                    rows += len(entry.score)
-            except queue.Empty:
-                pass
-            stopping = self._stop.is_set()
+            stopping = self._stop.wait(poll)
+            drained = self._drain()
+            if drained and not pending:
+                first = time.monotonic()
+            pending.extend(drained)
+            rows += sum(len(e.score) for e in drained)
             if pending and (rows >= self.flush_rows or time.monotonic() - first >= self.flush_seconds or stopping):
-                if stopping:
-                    pending.extend(self._drain())
                 self._write(pending)
                 pending, rows = [], 0
-            if stopping and not pending and self._queue.empty():
+            if stopping and self._queue.empty():
                 return
 
     def _drain(self) -> List[PayloadEntry]:
@@ -317,8 +313,7 @@ class PayloadLogger:
                 entry = self._queue.get_nowait()
             except queue.Empty:
                 return out
-            if entry is not _STOP:
-                out.append(entry)
+            out.append(entry)
 
     def _write(self, entries: List[PayloadEntry]) -> None:
         rows = sum(len(e.score) for e in entries)
@@ -353,10 +348,6 @@ class PayloadLogger:
                 return
             self._closed = True
         self._stop.set()
-        try:
-            self._queue.put(_STOP, timeout=timeout)  # wakes the writer
-        except queue.Full:
-            pass
         self._thread.join(timeout)
 
     def install_sigterm_flush(self) -> None:
