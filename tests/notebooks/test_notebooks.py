@@ -256,3 +256,64 @@ def test_readme_choose_your_path_and_the_notebooks_readme_link_every_notebook():
     assert sorted(set(re.findall(r"\]\(notebooks/([^)]+\.ipynb)\)", section))) == names
     listed = re.findall(r"\]\(([^)/]+\.ipynb)\)", (NOTEBOOKS / "README.md").read_text(encoding="utf-8"))
     assert sorted(set(listed)) == names
+
+
+# ------------------------------------------------- local notebooks 05 and 06: canary rollout, monitoring
+ROLLOUT_BUDGET_S = 120  # two small sklearn models, then 3 canary steps of 3 s with 3 processes: ~60 s
+MONITORING_BUDGET_S = 90  # a small sklearn model, serving, 2 x 1,500 rows replayed, 2 monitor runs: ~40 s
+SMALL_SOURCES = ("synthetic://fraud?rows=6000&seed=0", "synthetic://fraud?rows=6000&seed=1&drift=0.2")
+
+
+@pytest.mark.slow
+def test_canary_notebook_runs_the_local_rollout_shows_the_analysis_table_and_the_decision(tmp_path, kernel_dir):
+    registry_root = tmp_path / "registry"  # empty: the notebook trains and pushes two small sklearn versions
+    parameters = {
+        "REGISTRY_ROOT": str(registry_root),
+        "TRAIN_SOURCES": SMALL_SOURCES,
+        "TRAFFIC_ROWS": 1000,
+        "INTERVAL": "3s",
+        "MIN_REQUESTS": 10,
+    }
+    notebook, seconds = execute(
+        NOTEBOOKS / "05-canary-rollout.ipynb", parameters, tmp_path, kernel_dir, cell_timeout=ROLLOUT_BUDGET_S
+    )
+    text = outputs(notebook)
+    assert [p.name for p in sorted((registry_root / "fraud-detector").glob("*/MANIFEST.json"))] == ["MANIFEST.json"] * 2
+    assert re.search(r"stable: .*/fraud-detector/1\n", text) and re.search(r"canary: .*/fraud-detector/2\n", text)
+    decision = re.search(r"^decision: (promote|rollback) \((.+)\) after (\d+) intervals$", text, re.M)
+    assert decision, "the notebook prints the decision"
+    if decision[1] == "promote":
+        assert decision[2] == "all 3 steps passed" and "kfpkit rollout exited with 0" in text
+        assert "traffic now: version 2: 100 %" in text
+    else:
+        assert "kfpkit rollout exited with 3" in text and "traffic now: version 1: 100 %" in text
+    for metric in ("error_rate_increase", "p99_latency_ratio", "score_js_distance", "score_psi", "p99_seconds"):
+        assert metric in text, f"the analysis table has a {metric} row"
+    port = int(re.search(r"nginx on port (\d+): stopped", text)[1])
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+    print(f"05-canary-rollout.ipynb ran in {seconds:.1f} s ({decision[1]})")
+    assert seconds < ROLLOUT_BUDGET_S
+
+
+@pytest.mark.slow
+def test_monitoring_notebook_finds_drift_only_in_the_drifted_window_and_plots_it(tmp_path, kernel_dir):
+    registry_root = tmp_path / "registry"
+    parameters = {
+        "REGISTRY_ROOT": str(registry_root),
+        "SAMPLE_SOURCE": "synthetic://fraud?rows=6000&seed=0",
+        "WINDOW_ROWS": 1500,
+    }
+    notebook, seconds = execute(
+        NOTEBOOKS / "06-monitoring.ipynb", parameters, tmp_path, kernel_dir, cell_timeout=MONITORING_BUDGET_S
+    )
+    text = outputs(notebook)
+    assert (registry_root / "fraud-detector" / "1" / "MANIFEST.json").is_file()
+    assert re.search(r"^like training: 1500 rows, no drift$", text, re.M)
+    drifted = re.search(r"^drift=1: 1500 rows, DRIFT in (.+)$", text, re.M)
+    assert drifted and "device" in drifted[1].split(", ")
+    assert _images(notebook) == 1
+    assert "<iframe srcdoc=" in text and "report.html" in text
+    _assert_stopped_cleanly(text)
+    print(f"06-monitoring.ipynb ran in {seconds:.1f} s")
+    assert seconds < MONITORING_BUDGET_S
