@@ -134,11 +134,11 @@ def build_models(root: str) -> Dict[str, str]:
 def replay_batches(
     batches: int = 400, size: int = 20, marked_fraction: float = 0.05, seed: int = 3
 ) -> List[List[Dict[str, Any]]]:
-    """Batches of feature rows (label dropped); ``marked_fraction`` of the batches, chosen at random, hold
-    one marker row that the "errors" model refuses."""
+    """Batches of feature rows (label dropped); exactly ``marked_fraction`` of the batches, chosen at random,
+    hold one marker row that the "errors" model refuses."""
     rows = frame(batches * size, seed=seed).drop(columns=[LABEL]).to_dict(orient="records")
     rng = np.random.default_rng(seed)
     out = [rows[i * size : (i + 1) * size] for i in range(batches)]
-    for index in np.flatnonzero(rng.random(batches) < marked_fraction):
+    for index in rng.choice(batches, size=round(batches * marked_fraction), replace=False):
         out[index] = [dict(out[index][0], distance_km=MARKER_DISTANCE), *out[index][1:]]
     return out
