@@ -6,10 +6,10 @@ the prefix in the compiled pipeline (see :func:`kfpkit.pipelines.targets.compile
 
 | group   | image               | components                        |
 |---------|---------------------|-----------------------------------|
-| base    | ``kfpkit-base``     | ingest, evaluate, push             |
-| tfdv    | ``kfpkit-tfdv``     | validate, monitor                  |
+| base    | ``kfpkit-base``     | ingest, evaluate, push, deploy, rollout, monitor |
+| tfdv    | ``kfpkit-tfdv``     | validate                           |
 | train   | ``kfpkit-train``    | train (CUDA build of PyTorch)      |
-| serving | ``kfpkit-serving``  | predictor, infra_validate          |
+| serving | ``kfpkit-serving``  | predictor, infra_validate, payload-sink |
 
 The Dockerfiles of these images (``<group>.Dockerfile``), the requirement lists they install (``<group>.in``,
 versions from ``requirements/*.lock``) and the build command (``python -m kfpkit.components.images.build``,
