@@ -27,8 +27,8 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -136,7 +136,8 @@ class PlattCalibration:
 
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (float64) of uncalibrated ones."""
-        p = np.clip(np.asarray(probabilities, dtype=np.float64), CALIBRATION_EPS, 1.0 - CALIBRATION_EPS)
+        # np.maximum/np.minimum: np.clip's result (NaN stays NaN) without its per-call overhead
+        p = np.minimum(np.maximum(np.asarray(probabilities, dtype=np.float64), CALIBRATION_EPS), 1.0 - CALIBRATION_EPS)
         z = self.slope * (np.log(p) - np.log1p(-p)) + self.intercept
         return 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow warnings
 
@@ -212,6 +213,11 @@ class LoadedModel:
     card: ModelCard
     calibration: Optional[PlattCalibration]
     _model: Any
+    _scorer: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._scorer is None:
+            self._scorer = model_scorer(self.card.framework, self._model)
 
     @property
     def framework(self) -> str:
@@ -224,19 +230,7 @@ class LoadedModel:
 
     def predict_uncalibrated_arrays(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         """The model's own positive-class probabilities (float64 ``[n]``), before calibration."""
-        if self.framework == "pytorch":
-            import torch
-
-            with torch.inference_mode():
-                out = self._model(torch.from_numpy(numeric), torch.from_numpy(categorical))
-            return out.double().numpy().reshape(-1)
-        import sklearn
-
-        # The preprocessing spec guarantees finite float input of the right width, so sklearn's per-call
-        # input and parameter validation (most of the cost of scoring one row) is skipped.
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            proba = self._model.predict_proba(sklearn_feature_matrix(numeric, categorical))
-        return proba[:, 1].astype(np.float64)
+        return self._scorer(numeric, categorical)  # type: ignore[misc]
 
     def predict_proba_arrays(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         """Calibrated positive-class probabilities (float64 ``[n]``) from already-transformed arrays."""
@@ -252,8 +246,181 @@ class LoadedModel:
 
 
 def sklearn_feature_matrix(numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-    """The sklearn baseline's input: numeric columns, then categorical indices (as float)."""
-    return np.concatenate([numeric.astype(np.float64), categorical.astype(np.float64)], axis=1)
+    """The sklearn baseline's input (float64, C order): numeric columns, then categorical indices (as float)."""
+    k = numeric.shape[1]
+    matrix = np.empty((numeric.shape[0], k + categorical.shape[1]), dtype=np.float64)
+    matrix[:, :k] = numeric
+    matrix[:, k:] = categorical
+    return matrix
+
+
+def model_scorer(framework: str, model: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The function ``(numeric, categorical) -> float64 [n]`` positive-class probabilities of a loaded model.
+
+    * ``pytorch``: the TorchScript module under ``torch.inference_mode``.
+    * A binary :class:`~sklearn.linear_model.LogisticRegression` (exactly that class, dense float64 weights
+      of the matrix's width): ``expit(X @ coef_.T + intercept_)`` in numpy -- the operations of its own
+      ``predict_proba`` (``decision_function`` then ``expit``), without its per-call input validation and
+      dispatch, which cost more than the product for one row.
+    * A binary :class:`~sklearn.ensemble.HistGradientBoostingClassifier` (the train baseline): its trees'
+      own predictors on the matrix its categorical preprocessor would give (a sorted-categories lookup in
+      numpy instead of the per-call ColumnTransformer/OrdinalEncoder, which is ~90% of a one-row score),
+      with the known-category bitsets computed once. It relies on fitted attributes sklearn does not
+      document, so it is used only when, at load, it gives exactly ``predict_proba``'s probabilities on a
+      probe matrix covering every category code; otherwise, or on any missing name, the next rule applies.
+    * Any other sklearn estimator: its ``predict_proba`` with sklearn's finiteness and parameter checks off
+      (the preprocessing spec guarantees finite float input of the right width).
+    """
+    if framework == "pytorch":
+        return _torch_scorer(model)
+    return _logistic_scorer(model) or _hist_gradient_boosting_scorer(model) or _sklearn_scorer(model)
+
+
+def _torch_scorer(model: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    import torch
+
+    inference_mode = torch.inference_mode
+    from_numpy = torch.from_numpy
+
+    def score(numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        with inference_mode():
+            out = model(from_numpy(numeric), from_numpy(categorical))
+        return out.numpy().astype(np.float64).reshape(-1)
+
+    return score
+
+
+def _logistic_scorer(model: Any) -> Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """The numpy scorer of a binary LogisticRegression, or ``None`` when ``model`` is anything else."""
+    if type(model).__name__ != "LogisticRegression":
+        return None
+    from sklearn.linear_model import LogisticRegression
+
+    if type(model) is not LogisticRegression:  # a subclass may score differently
+        return None
+    coef = getattr(model, "coef_", None)
+    intercept = getattr(model, "intercept_", None)
+    classes = getattr(model, "classes_", None)
+    if (
+        classes is None
+        or len(classes) != 2
+        or not isinstance(coef, np.ndarray)
+        or not isinstance(intercept, np.ndarray)
+        or coef.dtype != np.float64
+        or coef.ndim != 2
+        or coef.shape[0] != 1
+        or intercept.shape != (1,)
+        or coef.shape[1] != getattr(model, "n_features_in_", -1)
+    ):
+        return None
+    from scipy.special import expit
+
+    coef_t = np.array(coef.T)  # (k, 1), as decision_function multiplies
+    bias = np.array(intercept, dtype=np.float64)
+    width = coef.shape[1]
+
+    def score(numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        matrix = sklearn_feature_matrix(numeric, categorical)
+        if matrix.shape[1] != width:
+            raise ValueError(f"X has {matrix.shape[1]} features, but LogisticRegression is expecting {width}")
+        z = (matrix @ coef_t + bias).reshape(-1)
+        return expit(z, out=z)
+
+    return score
+
+
+def _hist_gradient_boosting_scorer(model: Any) -> Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """The precomputed scorer of a binary HistGradientBoostingClassifier, or ``None`` (see :func:`model_scorer`)."""
+    if type(model).__name__ != "HistGradientBoostingClassifier":
+        return None  # before importing sklearn.ensemble, which other models do not need
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    if type(model) is not HistGradientBoostingClassifier or len(getattr(model, "classes_", ())) != 2:
+        return None
+    try:
+        width = int(model.n_features_in_)
+        preprocessor = model._preprocessor
+        if preprocessor is None:
+            order, categories = None, []
+        else:
+            is_categorical = np.asarray(model.is_categorical_, dtype=bool)
+            # the ColumnTransformer puts the (ordinal-encoded) categorical columns first, then the rest
+            order = np.concatenate([np.flatnonzero(is_categorical), np.flatnonzero(~is_categorical)])
+            categories = [
+                np.asarray(c, dtype=np.float64) for c in preprocessor.named_transformers_["encoder"].categories_
+            ]
+            if len(categories) != int(is_categorical.sum()) or any(np.isnan(c).any() for c in categories):
+                return None  # spec-encoded categories are never NaN; anything else is not the case handled here
+        known_cat_bitsets, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+        predictors = [p for iteration in model._predictors for p in iteration]
+        baseline = np.asarray(model._baseline_prediction)
+        loss = model._loss
+        if baseline.shape != (1, 1) or any(len(iteration) != 1 for iteration in model._predictors):
+            return None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+    def score(numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        matrix = sklearn_feature_matrix(numeric, categorical)
+        if matrix.shape[1] != width:
+            raise ValueError(
+                f"X has {matrix.shape[1]} features, but HistGradientBoostingClassifier is expecting {width}"
+            )
+        if order is not None:
+            matrix = matrix[:, order]
+            for j, known in enumerate(categories):
+                column = matrix[:, j]
+                at = np.minimum(np.searchsorted(known, column), len(known) - 1)
+                matrix[:, j] = np.where(known[at] == column, at, np.nan)  # unknown -> NaN, as OrdinalEncoder
+        raw = np.zeros((matrix.shape[0], 1), dtype=baseline.dtype, order="F")
+        raw += baseline
+        for predictor in predictors:
+            raw[:, 0] += predictor.predict(matrix, known_cat_bitsets, f_idx_map, 1)
+        return loss.predict_proba(raw)[:, 1].astype(np.float64)
+
+    return score if _same_as_predict_proba(model, score, width, categories) else None
+
+
+def _same_as_predict_proba(
+    model: Any,
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    width: int,
+    categories: Sequence[np.ndarray],
+) -> bool:
+    """Whether ``score`` equals ``model.predict_proba`` exactly on a probe: every category code, unknown ones too."""
+    n_categorical = len(categories)
+    n_numeric = width - n_categorical
+    codes = [np.arange(int(c.max()) + 3 if c.size else 2, dtype=np.int64) for c in categories]
+    rows = max([64] + [c.size for c in codes])
+    rng = np.random.default_rng(0)
+    numeric = (rng.standard_normal((rows, n_numeric)) * 3.0).astype(np.float32)
+    numeric[0] = 0.0
+    categorical = np.empty((rows, n_categorical), dtype=np.int64)
+    for j, c in enumerate(codes):
+        categorical[:, j] = np.resize(rng.permutation(c), rows)
+    try:
+        import sklearn
+
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            expected = model.predict_proba(sklearn_feature_matrix(numeric, categorical))[:, 1]
+        return bool(np.array_equal(score(numeric, categorical), expected)) and bool(
+            np.array_equal(score(numeric[:1], categorical[:1]), expected[:1])
+        )
+    except Exception:  # any failure means: use sklearn's own path
+        return False
+
+
+def _sklearn_scorer(model: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    import sklearn
+
+    config_context = sklearn.config_context
+
+    def score(numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        with config_context(assume_finite=True, skip_parameter_validation=True):
+            proba = model.predict_proba(sklearn_feature_matrix(numeric, categorical))
+        return proba[:, 1].astype(np.float64)
+
+    return score
 
 
 def load_model(directory: str, verify: bool = False) -> LoadedModel:
