@@ -91,6 +91,12 @@ run: setup ## train on the built-in sample (100k synthetic transactions) into ./
 		--registry $(REGISTRY_DIR) --model-name $(MODEL_NAME) --pipeline-root $(PIPELINE_ROOT) \
 		--tfdv-python $(TFDV_PY) --summary-json $(PIPELINE_ROOT)/last_run_summary.json
 
+.PHONY: demo
+DEMO_DIR ?= ./demo_outputs
+DEMO_ARGS ?=
+demo: setup system-packages ## the whole loop on this machine: train v1+v2, canary, drifted traffic, monitor, retrain (~5 min)
+	$(VENV)/bin/kfpkit demo --work-dir $(DEMO_DIR) --model-name $(MODEL_NAME) --tfdv-python $(TFDV_PY) $(DEMO_ARGS)
+
 test: setup system-packages setup-checkov ## run every test (lint included)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -29,6 +29,7 @@ from kfpkit.components import __version__
 # name, module, one-line help: the one list of kfpkit's subcommands (sorted by name; one line each).
 COMMANDS: Tuple[Tuple[str, str, str], ...] = (
     ("compile", "kfpkit.pipelines.commands.compile", "compile pipelines for Kubeflow Pipelines or Vertex AI"),
+    ("demo", "kfpkit.pipelines.demo", "the whole loop on this machine: train, serve, canary, drift, retrain"),
     ("monitor", "kfpkit.components.monitor.cli", "compare a live window with a model version's training baseline"),
     ("payload-sink", "kfpkit.serving.payload_sink_cli", "receive KServe logger CloudEvents as payload records"),
     ("rollout", "kfpkit.components.rollout.cli", "canary analysis from Prometheus, then promote or roll back"),

@@ -1,0 +1,569 @@
+"""``kfpkit demo``: the whole loop on one machine, no cluster -- train, serve, canary, drift, retrain.
+
+    kfpkit demo [--work-dir DIR] [--rows N] [--epochs N] [--framework pytorch|sklearn]
+                [--steps 25,50,100] [--interval 8s] [--rps N] [--drifted-rows N] [--summary-json PATH]
+
+Six stages, each one line of the timeline (its key figure and where its report is):
+
+1. **train v1** with the training pipeline under kfp.local (``synthetic://fraud``, ``drift=0``), then serve
+   it as the stable version behind the local traffic backend: ``kfpkit serve`` processes behind nginx's
+   weighted upstream, scraped by Prometheus;
+2. **train v2** on newer data (the synthetic source's drift knob, ``--v2-drift``);
+3. **canary v2** with replayed live traffic (newer data) through nginx; the canary analysis reads
+   Prometheus at every step and promotes, or rolls back and says why (the rollout record, JSON and Markdown);
+4. **drifted traffic** (``--live-drift``) replayed through nginx to the version that serves after stage 3,
+   every scored row written to the payload log (``kfpkit serve --payload-log``);
+5. **monitor** that window against the serving version's monitoring baseline: ``drift.json``, ``summary.json``
+   and ``report.html`` (histograms per feature);
+6. **retrain**: the monitoring pipeline under kfp.local; on drift its nested training pipeline retrains on
+   the drifted data and pushes the next version.
+
+Everything goes under ``--work-dir``: ``registry/``, ``outputs/`` (kfp.local), ``serving/`` (predictor, nginx
+and Prometheus folders and logs), ``payload_log/``, ``rollout/``, ``monitor/``, ``demo.log`` (the full
+progress of each pipeline run) and ``demo_summary.json`` (README "Demo summary JSON"). Every process the demo
+starts is stopped when it ends, fails, or is interrupted (Ctrl-C, SIGTERM).
+
+Exit status: 0 every stage ran (whatever the rollout decided and the monitor found), 1 a stage failed,
+2 bad arguments or a missing system package (nginx, Prometheus).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import signal
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+DEMO_SUMMARY_VERSION = 1
+SUMMARY_FILE = "demo_summary.json"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# what the demo writes under its work dir (and removes there when it starts again)
+OWNED = ("registry", "outputs", "serving", "payload_log", "rollout", "monitor", "traffic", "demo.log", SUMMARY_FILE)
+STAGES = ("train_v1", "train_v2", "canary", "drifted_traffic", "monitor", "retrain")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the ``kfpkit demo`` options to ``parser``."""
+    from kfpkit.components.rollout.cli import parse_duration, parse_steps
+
+    parser.add_argument("--work-dir", default="./demo_outputs", help="folder for everything the demo writes")
+    parser.add_argument("--summary-json", default="", help=f"the demo summary (default <work-dir>/{SUMMARY_FILE})")
+    parser.add_argument("--model-name", default="fraud-detector", help="model name in the registry and in KServe")
+    d = parser.add_argument_group("data and training")
+    d.add_argument("--rows", type=int, default=100000, help="synthetic rows per training run (default 100000)")
+    d.add_argument("--seed", type=int, default=0, help="seed of v1's data; v2 and the traffic use seed+1..+3")
+    d.add_argument("--v2-drift", type=float, default=0.2, help="drift knob of v2's newer data (default 0.2)")
+    d.add_argument("--live-drift", type=float, default=1.0, help="drift knob of the drifted traffic (default 1.0)")
+    d.add_argument("--framework", choices=["pytorch", "sklearn"], default="pytorch", help="default pytorch")
+    d.add_argument("--epochs", type=int, default=None, help="maximum training epochs, PyTorch (pipeline default)")
+    d.add_argument("--batch-size", type=int, default=None, help="training batch size, PyTorch (pipeline default)")
+    d.add_argument("--min-pr-auc", type=float, default=None, help="blessing floor of every version (pipeline default)")
+    d.add_argument(
+        "--max-regression",
+        type=float,
+        default=0.02,
+        help="v2's blessing: allowed PR-AUC drop against v1 on v2's test split (default 0.02)",
+    )
+    d.add_argument("--tfdv-python", default=None, help="interpreter of the TFDV environment")
+    r = parser.add_argument_group("canary and traffic")
+    r.add_argument("--steps", type=parse_steps, default=[25, 50, 100], help="canary weights (default 25,50,100)")
+    r.add_argument("--interval", type=parse_duration, default=8.0, help="traffic analysed per step (default 8s)")
+    r.add_argument("--rps", type=float, default=40.0, help="replayed requests per second (default 40)")
+    r.add_argument("--min-requests", type=int, default=30, help="canary requests a step needs (default 30)")
+    r.add_argument(
+        "--min-latency-increase",
+        type=parse_duration,
+        default=0.03,
+        help="a p99 ratio above the limit fails only past this increase (default 30ms: the box is shared)",
+    )
+    r.add_argument("--scrape-interval", type=parse_duration, default=0.5, help="Prometheus scrape (default 0.5s)")
+    r.add_argument("--drifted-rows", type=int, default=3000, help="rows of drifted traffic (default 3000)")
+    r.add_argument("--drifted-batch", type=int, default=20, help="rows per drifted request (default 20)")
+
+
+class StageFailed(RuntimeError):
+    """A stage could not produce what the next stages need; the message says why."""
+
+
+class Demo:
+    """Runs the stages in order; :meth:`close` stops every process it started (also after a failure)."""
+
+    def __init__(self, args: argparse.Namespace, out: Any = None):
+        self.args = args
+        self.out = out or sys.stdout
+        self.work = os.path.abspath(args.work_dir)
+        self.registry = os.path.join(self.work, "registry")
+        self.outputs = os.path.join(self.work, "outputs")
+        self.serving = os.path.join(self.work, "serving")
+        self.payload_log = os.path.join(self.work, "payload_log")
+        self.log_path = os.path.join(self.work, "demo.log")
+        self.summary_path = os.path.abspath(args.summary_json or os.path.join(self.work, SUMMARY_FILE))
+        self.started_at = time.monotonic()
+        self.stack = contextlib.ExitStack()
+        self.summary: Dict[str, Any] = {
+            "demo_summary_version": DEMO_SUMMARY_VERSION,
+            "status": "running",
+            "failed_stage": None,
+            "error": None,
+            "work_dir": self.work,
+            "registry_root": self.registry,
+            "model_name": args.model_name,
+            "log": self.log_path,
+            "stages": {},
+            "model_versions": {},
+            "rollout": None,
+            "drift": None,
+            "duration_s": None,
+        }
+        self.nginx: Any = None
+        self.predictors: Dict[str, Any] = {}
+        self.prometheus: Any = None
+        self.log_file: Any = None
+        self.canary_port = 0
+        self.v1: Dict[str, Any] = {}  # version, uri, source of each trained version
+        self.v2: Dict[str, Any] = {}
+        self.serving_version: Dict[str, Any] = {}  # the one serving after the canary stage
+        self.since = ""  # start of the drifted window in the payload log (ISO-8601)
+
+    # --------------------------------------------------------------------------------------- helpers
+    def source(self, seed_offset: int, drift: float, rows: Optional[int] = None) -> str:
+        return f"synthetic://fraud?rows={rows or self.args.rows}&seed={self.args.seed + seed_offset}&drift={drift:g}"
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+        if self.log_file:
+            self.log_file.write(f"== {line}\n")
+            self.log_file.flush()
+
+    def stage_line(self, number: int, name: str, text: str, report: str = "") -> None:
+        tail = f"  [{self._short(report)}]" if report else ""
+        self.say(f"[{self.elapsed():5.0f}s] {number} {name:<16} {text}{tail}")
+
+    def _short(self, path: str) -> str:
+        rel = os.path.relpath(path)
+        return rel if not rel.startswith("..") else path
+
+    def record(self, stage: str, started: float, **values: Any) -> None:
+        self.summary["stages"][stage] = dict(values, duration_s=round(time.monotonic() - started, 1))
+        self.write_summary()
+
+    def write_summary(self) -> None:
+        from kfpkit.components.common.publish import publish_json
+
+        publish_json(self.summary_path, self.summary)
+
+    def train(self, pipeline: str, arguments: Dict[str, Any]) -> Dict[str, Any]:
+        from kfpkit.pipelines.local import run_pipeline_locally
+
+        self.log_file.write(f"\n== kfpkit run {pipeline} {arguments}\n")
+        self.log_file.flush()
+        summary = run_pipeline_locally(
+            pipeline,
+            arguments,
+            pipeline_root=self.outputs,
+            tfdv_python=self.args.tfdv_python,
+            progress=self.log_file,
+        )
+        self.log_file.flush()
+        return summary
+
+    def training_arguments(self, source: str, **extra: Any) -> Dict[str, Any]:
+        a = self.args
+        arguments = dict(registry_root=self.registry, source=source, model_name=a.model_name, framework=a.framework)
+        optional = dict(epochs=a.epochs, batch_size=a.batch_size, min_pr_auc=a.min_pr_auc)
+        return dict(arguments, **{k: v for k, v in optional.items() if v is not None}, **extra)
+
+    @staticmethod
+    def pushed(summary: Dict[str, Any], what: str) -> Dict[str, Any]:
+        if summary["status"] != "succeeded":
+            raise StageFailed(f"{what}: task {summary.get('failed_task')} failed (run log {summary.get('run_log')})")
+        validation = summary.get("validation") or {}
+        if validation and not validation.get("passed"):
+            found = "; ".join(f"{k}: {v}" for k, v in sorted((validation.get("anomalies") or {}).items()))
+            raise StageFailed(f"{what}: the data did not pass validation ({found}); run log {summary.get('run_log')}")
+        if not summary.get("model_uri"):
+            reasons = "; ".join(summary.get("blessing_reasons") or []) or "not pushed"
+            raise StageFailed(f"{what}: not blessed ({reasons}); run log {summary.get('run_log')}")
+        return summary
+
+    @staticmethod
+    def pr_auc(summary: Dict[str, Any]) -> str:
+        value = (summary.get("metrics") or {}).get("pr_auc")
+        return "n/a" if value is None else f"{value:.3f}"
+
+    def traffic_rows(self, seed_offset: int, drift: float, rows: int, name: str) -> List[Dict[str, Any]]:
+        """Feature rows of the synthetic source (label dropped), kept as ``<work-dir>/traffic/<name>.parquet``."""
+        from kfpkit.components.ingest.synthetic import generate_fraud
+        from kfpkit.components.rollout import replay
+
+        path = os.path.join(self.work, "traffic", f"{name}.parquet")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        generate_fraud(rows, seed=self.args.seed + seed_offset, drift=drift).to_parquet(path, index=False)
+        return replay.read_rows(path, "is_fraud")
+
+    # ---------------------------------------------------------------------------------------- stages
+    def stage_train_v1(self) -> None:
+        from kfpkit.components.rollout import local
+
+        started = time.monotonic()
+        source = self.source(0, 0.0)
+        summary = self.pushed(self.train("training", self.training_arguments(source)), "train v1")
+        v1 = {"version": summary["model_version"], "uri": summary["model_uri"], "source": source}
+        self.summary["model_versions"]["v1"] = dict(v1, pr_auc=(summary.get("metrics") or {}).get("pr_auc"))
+        # serve v1 as stable: its predictor, nginx (0 % canary) and Prometheus scraping both predictor ports
+        os.makedirs(self.serving, exist_ok=True)
+        canary_port = local.free_port()
+        stable = self.predictor("stable", v1["uri"])
+        self.predictors["stable"].wait_ready()
+        labels = {"namespace": local.LOCAL_NAMESPACE, "isvc": self.args.model_name}
+        targets = [
+            {"address": stable.address, "labels": dict(labels, model_version=str(v1["version"]))},
+            {"address": f"127.0.0.1:{canary_port}", "labels": dict(labels, model_version="canary")},
+        ]
+        self.canary_port = canary_port
+        self.prometheus = local.PrometheusServer(
+            os.path.join(self.serving, "prometheus"), targets, self.args.scrape_interval
+        ).start()
+        self.stack.callback(self.prometheus.stop)
+        self.nginx = local.Nginx(os.path.join(self.serving, "nginx"), stable.address, f"127.0.0.1:{canary_port}")
+        self.stack.callback(self.nginx.stop)
+        self.nginx.apply(0)
+        self.warm_up(self.nginx.url)
+        self.record(
+            "train_v1",
+            started,
+            status="succeeded",
+            run_dir=summary["run_dir"],
+            model_uri=v1["uri"],
+            model_version=v1["version"],
+            pr_auc=(summary.get("metrics") or {}).get("pr_auc"),
+            serving_url=self.nginx.url,
+            prometheus_url=self.prometheus.url,
+        )
+        self.stage_line(
+            1,
+            "train v1",
+            f"PR-AUC {self.pr_auc(summary)} (test) -> v{v1['version']}; stable at {self.nginx.url}, "
+            f"Prometheus {self.prometheus.url}",
+            os.path.join(summary["run_dir"], "summary.json"),
+        )
+        self.v1 = v1
+
+    def predictor(self, role: str, uri: str, port: int = 0) -> Any:
+        from kfpkit.components.rollout import local
+
+        extra = ["--payload-log", self.payload_log, "--payload-log-flush-seconds", "1"]
+        predictor = local.Predictor(
+            uri, self.args.model_name, port=port, log_path=os.path.join(self.serving, f"{role}.log"), extra_args=extra
+        ).start()
+        self.predictors[role] = predictor
+        self.stack.callback(predictor.stop)
+        return predictor
+
+    def warm_up(self, url: str, requests: int = 20) -> None:
+        """A few scored rows first: a fresh TorchScript process answers its first calls slowly."""
+        from kfpkit.components.rollout import replay
+
+        rows = self.traffic_rows(9, 0.0, requests, "warm-up")
+        replay.Replay(url, self.args.model_name, [[r] for r in rows], 200, 30, requests, threads=1).start().join()
+
+    def stage_train_v2(self) -> None:
+        started = time.monotonic()
+        source = self.source(1, self.args.v2_drift)
+        arguments = self.training_arguments(source, max_regression=self.args.max_regression)
+        summary = self.pushed(self.train("training", arguments), "train v2")
+        v2 = {"version": summary["model_version"], "uri": summary["model_uri"], "source": source}
+        self.summary["model_versions"]["v2"] = dict(v2, pr_auc=(summary.get("metrics") or {}).get("pr_auc"))
+        base = (summary.get("baseline_metrics") or {}).get("pr_auc")
+        self.record(
+            "train_v2",
+            started,
+            status="succeeded",
+            run_dir=summary["run_dir"],
+            model_uri=v2["uri"],
+            model_version=v2["version"],
+            pr_auc=(summary.get("metrics") or {}).get("pr_auc"),
+            baseline_pr_auc=base,
+        )
+        vs = f" (v1 on the same split: {base:.3f})" if base is not None else ""
+        self.stage_line(
+            2,
+            "train v2",
+            f"drift={self.args.v2_drift:g} data, PR-AUC {self.pr_auc(summary)}{vs} -> v{v2['version']}",
+            os.path.join(summary["run_dir"], "summary.json"),
+        )
+        self.v2 = v2
+
+    def stage_canary(self) -> None:
+        from kfpkit.components.common.publish import publish_bytes, publish_json
+        from kfpkit.components.rollout import local, replay
+        from kfpkit.components.rollout.analysis import (
+            PROMOTE,
+            PrometheusSource,
+            RolloutConfig,
+            Thresholds,
+            run_rollout,
+            to_markdown,
+        )
+        from kfpkit.components.rollout.prometheus import PrometheusClient
+
+        a = self.args
+        started = time.monotonic()
+        config = RolloutConfig(
+            steps=tuple(a.steps),
+            interval_s=a.interval,
+            min_requests=a.min_requests,
+            max_inconclusive=2,
+            thresholds=Thresholds(min_latency_increase_seconds=a.min_latency_increase),
+        )
+        canary = self.predictor("canary", self.v2["uri"], port=self.canary_port)
+        canary.wait_ready()
+        self.warm_up(f"http://{canary.address}")
+        # Prometheus labelled the canary port "canary" until now; restart it with the version label
+        self.prometheus.stop()
+        stable_version, canary_version = str(self.v1["version"]), str(self.v2["version"])
+        self.prometheus.targets[1]["labels"]["model_version"] = canary_version
+        self.prometheus.start()
+        self.prometheus.wait_scraped(2)
+        backend = local.LocalBackend(self.nginx, a.model_name, stable_version, canary_version)
+        source = PrometheusSource(PrometheusClient(self.prometheus.url), config.templates())
+        rows = self.traffic_rows(2, a.v2_drift, 2000, "canary")
+        budget = config.interval_s * (len(config.steps) + config.max_inconclusive + 1) + 60
+        load = replay.Replay(self.nginx.url, a.model_name, [[r] for r in rows], a.rps, budget).start()
+        folder = os.path.join(self.work, "rollout")
+        record_json, record_md = os.path.join(folder, "rollout.json"), os.path.join(folder, "rollout.md")
+
+        def on_step(record: Any) -> None:
+            publish_json(record_json, dict(record.as_dict(), url=self.nginx.url, backend="local"))
+
+        try:
+            record = run_rollout(backend, source, config, on_step=on_step, log=self._log_line)
+        finally:
+            answered = load.stop()
+        publish_bytes(record_md, to_markdown(record).encode())
+        promoted = record.decision == PROMOTE
+        self.serving_version = self.v2 if promoted else self.v1
+        self.summary["rollout"] = {
+            "decision": record.decision,
+            "reason": record.reason,
+            "stable_version": int(stable_version),
+            "canary_version": int(canary_version),
+            "intervals": record.intervals_to_decision,
+            "weights": [s.weight for s in record.steps],
+            "verdicts": [s.verdict for s in record.steps],
+            "final_traffic": record.final_traffic,
+            "serving_version": self.serving_version["version"],
+            "record_json": record_json,
+            "record_md": record_md,
+        }
+        requests = sum(answered.values())
+        errors = sum(n for code, n in answered.items() if code != 200)
+        self.record("canary", started, status="succeeded", requests=requests, non_200=errors, **self.summary["rollout"])
+        path = " -> ".join(f"{s.weight}%" + ("" if s.verdict == "pass" else f" ({s.verdict})") for s in record.steps)
+        if promoted:
+            text = f"PROMOTED v{canary_version} after {path} ({record.reason}); {requests} requests"
+        else:
+            text = f"ROLLED BACK to v{stable_version} after {path}: {record.reason}; {requests} requests"
+        self.stage_line(3, "canary v2", text, record_md)
+
+    def _log_line(self, message: str) -> None:
+        self.log_file.write(f"rollout: {message}\n")
+        self.log_file.flush()
+
+    def stage_drifted_traffic(self) -> None:
+        from kfpkit.components.rollout import replay
+
+        a = self.args
+        started = time.monotonic()
+        # the window of this stage in the payload log: the canary stage's records are all older
+        self.since = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+        rows = self.traffic_rows(3, a.live_drift, a.drifted_rows, "drifted")
+        batches = replay.batches_of(rows, a.drifted_batch)
+        rps = max(5.0, a.rps / 2)
+        load = replay.Replay(self.nginx.url, a.model_name, batches, rps, len(batches) / rps + 60, len(batches))
+        answered = load.start().join()
+        # stopping the predictors flushes their payload logs (SIGTERM), and frees the CPU for what follows
+        for predictor in self.predictors.values():
+            predictor.stop()
+        self.nginx.stop()
+        self.prometheus.stop()
+        ok = answered.get(200, 0)
+        if ok == 0:
+            raise StageFailed(f"drifted traffic: no request answered ({answered}); logs under {self.serving}")
+        self.record(
+            "drifted_traffic",
+            started,
+            status="succeeded",
+            requests=sum(answered.values()),
+            answered=ok,
+            rows=ok * a.drifted_batch,
+            drift=a.live_drift,
+            since=self.since,
+            payload_log=self.payload_log,
+        )
+        self.stage_line(
+            4,
+            "drifted traffic",
+            f"{len(rows)} rows (drift={a.live_drift:g}) in {sum(answered.values())} requests to "
+            f"v{self.serving_version['version']}, {ok} answered; payload log on",
+            self.payload_log,
+        )
+
+    def stage_monitor(self) -> None:
+        from kfpkit.components.monitor.logic import OutputPaths, run_monitor
+
+        started = time.monotonic()
+        folder = os.path.join(self.work, "monitor")
+        outputs = OutputPaths.in_folder(folder)
+        result = run_monitor(
+            model_uri=self.serving_version["uri"], live=self.payload_log, outputs=outputs, since=self.since
+        )
+        self.summary["drift"] = {
+            "drift_detected": result.drift_detected,
+            "drifted_features": result.drifted_features,
+            "score_drifted": bool(result.score and result.score.drifted),
+            "rows": result.rows,
+            "model_uri": self.serving_version["uri"],
+            "since": self.since,
+            "report_html": outputs.report_html,
+            "summary_json": outputs.summary_json,
+            "drift_json": outputs.drift_json,
+        }
+        self.record("monitor", started, status="succeeded", **self.summary["drift"])
+        if result.drift_detected:
+            names = result.drifted_features
+            shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+            text = f"DRIFT in {len(names)} features ({shown or 'the score'}) over {result.rows} logged rows"
+        else:
+            text = f"no drift over {result.rows} logged rows"
+        self.stage_line(5, "monitor", text, outputs.report_html)
+
+    def stage_retrain(self) -> None:
+        from kfpkit.components.common import registry
+
+        a = self.args
+        started = time.monotonic()
+        before = {e.version for e in registry.list_versions(self.registry, a.model_name)}
+        retrain_source = self.source(4, a.live_drift)
+        arguments = dict(
+            model_uri=self.serving_version["uri"],
+            live_source=self.payload_log,
+            since=self.since,
+            registry_root=self.registry,
+            retrain_source=retrain_source,
+            model_name=a.model_name,
+            framework=a.framework,
+            **{k: v for k, v in dict(epochs=a.epochs, min_pr_auc=a.min_pr_auc).items() if v is not None},
+        )
+        summary = self.train("monitoring", arguments)
+        if summary["status"] != "succeeded":
+            raise StageFailed(f"retrain: task {summary.get('failed_task')} failed (run log {summary.get('run_log')})")
+        new = [e for e in registry.list_versions(self.registry, a.model_name) if e.version not in before]
+        retrained = "train" in summary["tasks"]
+        values: Dict[str, Any] = dict(
+            status="succeeded",
+            run_dir=summary["run_dir"],
+            retrained=retrained,
+            tasks=summary["tasks"],
+            source=retrain_source,
+            pr_auc=(summary.get("metrics") or {}).get("pr_auc"),
+        )
+        if new:
+            v3 = {"version": new[-1].version, "uri": new[-1].uri, "source": retrain_source}
+            self.summary["model_versions"]["v3"] = dict(v3, pr_auc=values["pr_auc"])
+            values.update(model_uri=v3["uri"], model_version=v3["version"])
+            text = f"monitoring pipeline: drift -> retrained, PR-AUC {self.pr_auc(summary)} -> v{v3['version']}"
+        elif retrained:
+            text = "monitoring pipeline: drift -> retrained, NOT blessed (nothing pushed)"
+        else:
+            text = "monitoring pipeline: no drift, no retraining"
+        self.record("retrain", started, **values)
+        self.stage_line(6, "retrain", text, os.path.join(summary["run_dir"], "summary.json"))
+
+    # --------------------------------------------------------------------------------------------- run
+    def clear_previous_run(self) -> None:
+        """Removes what an earlier demo wrote in the work dir: every run starts from an empty registry."""
+        import shutil
+
+        for name in OWNED:
+            path = os.path.join(self.work, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+
+    def run(self) -> int:
+        self.clear_previous_run()
+        os.makedirs(self.work, exist_ok=True)
+        self.log_file = open(self.log_path, "a", encoding="utf-8")  # closed last, in finally
+        self.say(f"kfpkit demo: the whole loop on this machine, everything under {self._short(self.work)}")
+        stages: List[Callable[[], None]] = [
+            self.stage_train_v1,
+            self.stage_train_v2,
+            self.stage_canary,
+            self.stage_drifted_traffic,
+            self.stage_monitor,
+            self.stage_retrain,
+        ]
+        current = STAGES[0]
+        try:
+            for name, stage in zip(STAGES, stages, strict=True):
+                current = name
+                stage()
+            self.summary["status"] = "succeeded"
+            return EXIT_OK
+        except Exception as exc:  # any failure ends the demo, its stage named
+            self.summary.update(status="failed", failed_stage=current, error=f"{type(exc).__name__}: {exc}")
+            self.say(f"kfpkit demo: stage {current} failed: {exc} (details: {self._short(self.log_path)})")
+            return EXIT_FAILED
+        except BaseException:  # Ctrl-C, SIGTERM: stop everything, record why, re-raise
+            self.summary.update(status="interrupted", failed_stage=current, error="interrupted")
+            raise
+        finally:
+            self.summary["duration_s"] = round(self.elapsed(), 1)
+            self.close()
+            self.write_summary()
+            if self.summary["status"] == "succeeded":
+                self.say(
+                    f"kfpkit demo: done in {self.summary['duration_s']:.0f} s; summary {self._short(self.summary_path)}"
+                )
+            self.log_file.close()
+            self.log_file = None
+
+    def close(self) -> None:
+        """Stops every process the demo started (predictors, nginx, Prometheus), newest first."""
+        self.stack.close()
+
+
+def _raise_exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``kfpkit demo``; returns the exit status (see the module docstring)."""
+    from kfpkit.components.rollout import local
+
+    missing = [
+        f"{name} (Debian {package})"
+        for name, package, extra in (("nginx", "nginx-light", ["/usr/sbin/nginx"]), ("prometheus", "prometheus", []))
+        if not local.find_binary(name, extra)
+    ]
+    if missing:
+        print(f"kfpkit demo: missing {', '.join(missing)}: apt-get install -y nginx-light prometheus", file=sys.stderr)
+        return EXIT_USAGE
+    if args.rows < 1000 or args.drifted_rows < 200:
+        print("kfpkit demo: --rows must be at least 1000 and --drifted-rows at least 200", file=sys.stderr)
+        return EXIT_USAGE
+    previous = signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        return Demo(args).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
