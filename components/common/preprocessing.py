@@ -222,8 +222,11 @@ class PreprocessingSpec:
             col = columns[feat.name]
             if len(col) != n:
                 raise PreprocessingError(f"feature {feat.name!r} has {len(col)} values, expected {n}")
-            values[:, j] = _as_float(col, feat.name)
-        np.copyto(values, fill, where=~np.isfinite(values))
+            # a numeric ndarray (what the serving decoder gives) is cast on assignment, as _as_float would
+            values[:, j] = col if type(col) is np.ndarray and col.dtype.kind in "fiub" else _as_float(col, feat.name)
+        finite = np.isfinite(values)
+        if not finite.all():
+            np.copyto(values, fill, where=~finite)
         values -= mean
         values /= std
         numeric = values.astype(np.float32)
