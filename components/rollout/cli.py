@@ -259,6 +259,7 @@ def _run_local(args: argparse.Namespace, config: Any) -> Any:
     if stable_version == canary_version:
         stable_version, canary_version = f"stable-{stable_version}", f"canary-{canary_version}"
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="kfpkit-rollout-")
+    os.makedirs(work_dir, exist_ok=True)
     started: List[Any] = []
     try:
         addresses = {}
