@@ -116,10 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    generator = args.load_generator
-    if generator == "auto":
-        generator = "wrk" if loadgen.wrk_available() else "python"
-    pin = not args.no_pin and (os.cpu_count() or 1) >= 2
+    generator = loadgen.resolve_generator(args.load_generator)
+    pin = loadgen.can_pin(args.no_pin)
     server_cpu, client_cpu = (0, 1) if pin else (None, None)
     started = time.monotonic()
     print(f"bench-serving (real model): {generator}, pinned {pin}, loadavg {os.getloadavg()[0]:.2f}", flush=True)

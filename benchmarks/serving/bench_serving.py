@@ -329,13 +329,10 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
     """Runs the benchmark described by parsed ``args``; returns the results (also printed through ``emit``)."""
     if args.duration <= 0 or args.runs < 1 or not args.concurrency or min(args.concurrency) < 1:
         raise ValueError("--duration must be > 0, --runs >= 1 and every --concurrency >= 1")
-    generator = args.load_generator
-    if generator == "auto":
-        generator = "wrk" if loadgen.wrk_available() else "python"
+    generator = loadgen.resolve_generator(args.load_generator)
     if generator == "wrk" and not loadgen.wrk_available():
         raise FileNotFoundError("wrk is not installed (apt-get install -y wrk), or use --load-generator python")
-    cpus = os.cpu_count() or 1
-    pin = not args.no_pin and cpus >= 2
+    pin = loadgen.can_pin(args.no_pin)
     server_cpu = args.server_cpu if pin else None
     client_cpu = args.client_cpu if pin else None
     keys = list(dict.fromkeys(args.servers))
@@ -352,7 +349,8 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
         load_before = os.getloadavg()
         emit(f"kfpkit serving benchmark: {', '.join(LABELS[k] for k in keys)}")
         emit(
-            f"  {cpus} CPUs; servers on CPU {server_cpu if pin else '-'}, load generator ({generator}) on CPU "
+            f"  {os.cpu_count() or 1} CPUs; servers on CPU {server_cpu if pin else '-'}, "
+            f"load generator ({generator}) on CPU "
             f"{client_cpu if pin else '-'}; {args.runs} run(s) x {args.duration:g} s per cell; "
             f"loadavg before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
         )

@@ -75,6 +75,18 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
+def resolve_generator(requested: str) -> str:
+    """``"wrk"`` or ``"python"``: ``"auto"`` picks wrk when it is installed."""
+    if requested == "auto":
+        return "wrk" if wrk_available() else "python"
+    return requested
+
+
+def can_pin(no_pin: bool) -> bool:
+    """Whether server and load generator go on separate CPUs (asked for, and at least two CPUs)."""
+    return not no_pin and (os.cpu_count() or 1) >= 2
+
+
 def pin_prefix(cpu: Optional[int]) -> List[str]:
     """``["taskset", "-c", str(cpu)]`` when ``cpu`` is given and taskset exists, else ``[]``."""
     if cpu is None or shutil.which("taskset") is None:

@@ -133,7 +133,7 @@ def run_loadtest(args: argparse.Namespace, emit: Any = print) -> Dict[str, Any]:
     from kfpkit.components.common.preprocessing import PreprocessingSpec
     from kfpkit.serving.cli import resolve_model_dir
 
-    pin = not args.no_pin and (os.cpu_count() or 1) >= 2
+    pin = loadgen.can_pin(args.no_pin)
     owned = tempfile.TemporaryDirectory(prefix="kfpkit-loadtest-") if args.work_dir is None else None
     work_dir = owned.name if owned is not None else args.work_dir
     os.makedirs(work_dir, exist_ok=True)

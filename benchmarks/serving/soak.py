@@ -129,11 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    generator = args.load_generator
-    if generator == "auto":
-        generator = "wrk" if loadgen.wrk_available() else "python"
-    pin = not args.no_pin and (os.cpu_count() or 1) >= 2
-    server_cpu, client_cpu = (0, 1) if pin else (None, None)
+    generator = loadgen.resolve_generator(args.load_generator)
+    server_cpu, client_cpu = (0, 1) if loadgen.can_pin(args.no_pin) else (None, None)
     with tempfile.TemporaryDirectory(prefix="kfpkit-soak-") as work:
         model = models.build_bench_model(os.path.join(work, "model"))
         body = bench_serving.server_bodies(models.request_rows(1), ["kfpkit"])["kfpkit"]

@@ -12,8 +12,8 @@ import yaml
 
 from tests import system_packages
 from tests.manifests import kserve_schemas
+from tests.manifests.kustomize import MANIFESTS, PORTABLE_FIELDS, kustomization_fields, render_all
 
-MANIFESTS = os.path.join(kserve_schemas.PROJECT_ROOT, "manifests")
 KUSTOMIZATIONS = [
     "base",
     "overlays/serverless-canary",
@@ -21,23 +21,13 @@ KUSTOMIZATIONS = [
     "overlays/promote",
     "overlays/rollback",
 ]
-# the fields kustomize v2.0.3 (Debian's kubernetes-client) and current kustomize both accept
-PORTABLE_FIELDS = {"resources", "patchesStrategicMerge", "patchesJson6902", "namespace", "commonLabels", "images"}
 KUBERNETES_VERSION = "1.32.0"
 CHECKOV = os.path.join(kserve_schemas.PROJECT_ROOT, ".venv-checkov", "bin", "checkov")
 
 
 @pytest.fixture(scope="module")
 def rendered():
-    kubectl = system_packages.require("kubectl")
-    out = {}
-    for name in KUSTOMIZATIONS:
-        result = subprocess.run(
-            [kubectl, "kustomize", os.path.join(MANIFESTS, name)], capture_output=True, text=True, check=False
-        )
-        assert result.returncode == 0, f"{name}: {result.stderr}"
-        out[name] = [d for d in yaml.safe_load_all(result.stdout) if d]
-    return out
+    return render_all(KUSTOMIZATIONS)
 
 
 def _isvc(docs):
@@ -47,8 +37,7 @@ def _isvc(docs):
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_kustomization_uses_only_fields_kustomize_v2_also_accepts(name):
-    with open(os.path.join(MANIFESTS, name, "kustomization.yaml"), encoding="utf-8") as fh:
-        fields = set(yaml.safe_load(fh))
+    fields = kustomization_fields(name)
     assert fields <= PORTABLE_FIELDS, fields - PORTABLE_FIELDS
 
 

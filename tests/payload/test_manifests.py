@@ -2,32 +2,19 @@
 Kubernetes schemas and the KServe CRD, and point the ISVC logger at the sink's Service with args the CLI takes."""
 
 import argparse
-import os
-import subprocess
 
 import pytest
-import yaml
 
 from kfpkit.serving import payload_sink_cli
-from tests import system_packages
 from tests.manifests import kserve_schemas
+from tests.manifests.kustomize import PORTABLE_FIELDS, kustomization_fields, render_all
 
-MANIFESTS = os.path.join(kserve_schemas.PROJECT_ROOT, "manifests")
 FOLDERS = ["payload-sink", "overlays/payload-logging"]
-PORTABLE_FIELDS = {"resources", "patchesStrategicMerge", "patchesJson6902", "namespace", "commonLabels", "images"}
 
 
 @pytest.fixture(scope="module")
 def rendered():
-    kubectl = system_packages.require("kubectl")
-    out = {}
-    for name in FOLDERS:
-        result = subprocess.run(
-            [kubectl, "kustomize", os.path.join(MANIFESTS, name)], capture_output=True, text=True, check=False
-        )
-        assert result.returncode == 0, f"{name}: {result.stderr}"
-        out[name] = [d for d in yaml.safe_load_all(result.stdout) if d]
-    return out
+    return render_all(FOLDERS)
 
 
 def _one(docs, kind):
@@ -37,8 +24,7 @@ def _one(docs, kind):
 
 @pytest.mark.parametrize("name", FOLDERS)
 def test_kustomizations_use_only_fields_kustomize_v2_also_accepts(name):
-    with open(os.path.join(MANIFESTS, name, "kustomization.yaml"), encoding="utf-8") as fh:
-        assert set(yaml.safe_load(fh)) <= PORTABLE_FIELDS
+    assert kustomization_fields(name) <= PORTABLE_FIELDS
 
 
 def test_sink_objects_validate_against_the_kubernetes_schemas(rendered):
