@@ -32,7 +32,8 @@ def _rendered_templates():
 
 @pytest.mark.parametrize(("name", "expr"), _rendered_templates())
 def test_default_rollout_templates_are_valid_promql_against_prometheus(prometheus, name, expr):
-    PrometheusClient(prometheus.url).query(expr)  # raises on a parse error
+    samples = PrometheusClient(prometheus.url).query(expr)  # raises on a parse error
+    assert isinstance(samples, list), f"{name}: {samples!r}"
 
 
 def test_kfpkit_templates_return_data_for_a_scraped_predictor(prometheus):
@@ -48,8 +49,10 @@ def test_rule_and_dashboard_expressions_run_against_prometheus(prometheus):
     exprs = module.rule_expressions() + [
         e.replace("$namespace", "local").replace("$isvc", "fraud") for e in module.dashboard_expressions()
     ]
+    assert exprs, "no rule or dashboard expressions found"
     for expr in exprs:
-        client.query(expr)
+        samples = client.query(expr)  # raises on a parse or evaluation error
+        assert isinstance(samples, list), f"{expr}: {samples!r}"
 
 
 def test_a_bad_template_is_refused_before_any_query():

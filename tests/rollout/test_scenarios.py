@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from kfpkit.components.rollout import analysis, local, replay
 from tests.rollout.conftest import ISVC, SCRAPE_S
 
@@ -182,8 +184,10 @@ def test_rollout_killed_mid_rollout_resumes_at_its_step(rollout_kit, predictors,
     assert "resuming at 50%" in output
 
 
-def test_zz_report():
-    """Prints the scenario table (decision, time to decision in intervals) for the closing note."""
+@pytest.fixture(scope="module", autouse=True)
+def scenario_report():
+    """After the module: prints the scenario table (decision, time to decision in intervals) for the note."""
+    yield
     lines = ["| scenario | decision | intervals to decision |", "|---|---|---|"]
     lines += [f"| {name} | {d} | {n} |" for name, (d, n, _why) in SCENARIO_RESULTS.items()]
     report = "\n".join(lines)

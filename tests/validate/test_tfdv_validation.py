@@ -278,7 +278,7 @@ def test_per_feature_threshold_override_removes_that_features_skew_and_fail_on_a
 
 
 @pytest.fixture(scope="module")
-def test_skew_run(tfdv_python, data_dir, tmp_path_factory, vh):
+def skew_run_with_a_shifted_test_split(tfdv_python, data_dir, tmp_path_factory, vh):
     root = tmp_path_factory.mktemp("validate-test-skew")
     shifted = _shifted_eval(vh, seed=6)
     shifted.loc[:9, "channel"] = "phone"  # a category the training data never had, in test only
@@ -288,8 +288,8 @@ def test_skew_run(tfdv_python, data_dir, tmp_path_factory, vh):
     return result, outputs
 
 
-def test_train_test_skew_is_detected_and_attributed_to_the_test_split(test_skew_run):
-    result, _ = test_skew_run
+def test_train_test_skew_is_detected_and_attributed_to_the_test_split(skew_run_with_a_shifted_test_split):
+    result, _ = skew_run_with_a_shifted_test_split
     assert result.passed is False
     skew = {(d["split"], d["feature"], d["type"]) for d in result.details if d["check"] == "skew"}
     assert skew == {
@@ -302,8 +302,8 @@ def test_train_test_skew_is_detected_and_attributed_to_the_test_split(test_skew_
     assert exceeded == {("train/test", "amount"), ("train/test", "country")}
 
 
-def test_a_schema_anomaly_of_the_test_split_names_the_test_split(test_skew_run):
-    result, _ = test_skew_run
+def test_a_schema_anomaly_of_the_test_split_names_the_test_split(skew_run_with_a_shifted_test_split):
+    result, _ = skew_run_with_a_shifted_test_split
     assert ("test", "channel", "ENUM_TYPE_UNEXPECTED_STRING_VALUES") in _types(result)
     assert result.anomalies["channel"].startswith("test: ") and "phone" in result.anomalies["channel"]
     assert result.anomalies_by_split == {
@@ -315,8 +315,8 @@ def test_a_schema_anomaly_of_the_test_split_names_the_test_split(test_skew_run):
     }
 
 
-def test_train_test_skew_is_in_the_report_the_json_and_its_own_text_proto(test_skew_run):
-    result, outputs = test_skew_run
+def test_train_test_skew_is_in_the_report_the_json_and_its_own_text_proto(skew_run_with_a_shifted_test_split):
+    result, outputs = skew_run_with_a_shifted_test_split
     with open(outputs.report, encoding="utf-8") as fh:
         text = fh.read()
     assert "| `amount` | train/test | skew | COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH |" in text
