@@ -31,7 +31,6 @@ the declared width, so the model sees exactly the values offline evaluation sees
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -57,14 +56,54 @@ class BadRequest(ValueError):
         self.status = status
 
 
-@dataclass
 class DecodedRequest:
-    """Feature columns of one request, ready for ``PreprocessingSpec.transform_columns``."""
+    """Feature values of one request, ready for the preprocessing spec.
 
-    columns: Dict[str, Any]
-    rows: int
-    request_id: Optional[str] = None
-    outputs: Tuple[str, ...] = OUTPUT_NAMES
+    Attributes:
+        columns: Feature name -> the values as received (lists or numpy arrays).
+        rows: Number of rows.
+        request_id: The v2 ``id`` (the scorer generates one when the request has none).
+        outputs: The outputs to return, in order.
+        matrix: For the single ``features`` tensor: its float64 ``[rows, features]`` values in feature
+            order, which ``PreprocessingSpec.transform_matrix`` takes whole; ``columns`` are then views of
+            it, built when first read.
+    """
+
+    __slots__ = ("_columns", "_feature_order", "matrix", "outputs", "request_id", "rows")
+
+    def __init__(
+        self,
+        columns: Optional[Dict[str, Any]] = None,
+        rows: int = 0,
+        request_id: Optional[str] = None,
+        outputs: Tuple[str, ...] = OUTPUT_NAMES,
+        matrix: Optional[np.ndarray] = None,
+        feature_order: Sequence[str] = (),
+    ):
+        if columns is None and matrix is None:
+            raise ValueError("DecodedRequest needs columns or a matrix")
+        self._columns = columns
+        self.rows = rows
+        self.request_id = request_id
+        self.outputs = outputs
+        self.matrix = matrix
+        self._feature_order = feature_order
+
+    @property
+    def columns(self) -> Dict[str, Any]:
+        if self._columns is None:
+            matrix = self.matrix
+            assert matrix is not None
+            self._columns = {f: matrix[:, j] for j, f in enumerate(self._feature_order)}
+        return self._columns
+
+    def __repr__(self) -> str:
+        return f"DecodedRequest(rows={self.rows}, features={list(self.columns)}, request_id={self.request_id!r})"
+
+
+def _input_label(j: int, item: Mapping[str, Any]) -> str:
+    """``inputs[j]``, with the input's name when it has one (for error messages)."""
+    return f"inputs[{j}]" + (f" ({item['name']!r})" if isinstance(item.get("name"), str) else "")
 
 
 def _names(names: Sequence[str]) -> str:
@@ -364,16 +403,37 @@ class RequestCodec:
         if len(data) != n * k:
             raise BadRequest(f"{where}: shape {shape} needs {n * k} values, 'data' has {len(data)}")
         matrix = numeric_column(data, TENSOR_INPUT_NAME, integer_only=datatype in INT_DATATYPES).reshape(n, k)
-        columns = {f: matrix[:, j] for j, f in enumerate(self.feature_order)}
-        return DecodedRequest(columns=columns, rows=n, request_id=request_id, outputs=outputs)
+        return DecodedRequest(
+            rows=n, request_id=request_id, outputs=outputs, matrix=matrix, feature_order=self.feature_order
+        )
 
     @staticmethod
     def _check_input_fields(j: int, item: Any) -> None:
         if not isinstance(item, dict):
             raise BadRequest(f"inputs[{j}] must be an object with {list(V2_REQUIRED_INPUT_FIELDS)}")
         missing = [f for f in V2_REQUIRED_INPUT_FIELDS if f not in item]
-        label = f"inputs[{j}]" + (f" ({item['name']!r})" if isinstance(item.get("name"), str) else "")
+        if missing or not isinstance(item["name"], str) or not item["name"]:
+            RequestCodec._refuse_input_fields(j, item, missing)
+        shape = item["shape"]
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(type(d) is int and d >= 0 for d in shape)  # bool is not a dimension
+        ):
+            raise BadRequest(
+                f"{_input_label(j, item)}: 'shape' must be a non-empty list of non-negative integers, got {shape!r}"
+            )
+        datatype = item["datatype"]
+        if not isinstance(datatype, str) or datatype not in KNOWN_DATATYPES:
+            raise BadRequest(f"{_input_label(j, item)}: unknown datatype {datatype!r}")
+        if not isinstance(item["data"], (list, np.ndarray)):
+            raise BadRequest(f"{_input_label(j, item)}: 'data' must be a list")
+
+    @staticmethod
+    def _refuse_input_fields(j: int, item: Mapping[str, Any], missing: List[str]) -> None:
+        """Raises the error for missing fields or a bad ``name`` (kept off the path of valid inputs)."""
         if missing:
+            label = _input_label(j, item)
             params = item.get("parameters")
             if missing == ["data"] and isinstance(params, dict) and "binary_data_size" in params:
                 raise BadRequest(
@@ -381,20 +441,7 @@ class RequestCodec:
                     "(binary tensor extension); send the header, or the values in 'data'"
                 )
             raise BadRequest(f"{label} is missing required field(s) {missing}")
-        if not isinstance(item["name"], str) or not item["name"]:
-            raise BadRequest(f"inputs[{j}]: 'name' must be a non-empty string")
-        shape = item["shape"]
-        if (
-            not isinstance(shape, list)
-            or not shape
-            or not all(type(d) is int and d >= 0 for d in shape)  # bool is not a dimension
-        ):
-            raise BadRequest(f"{label}: 'shape' must be a non-empty list of non-negative integers, got {shape!r}")
-        datatype = item["datatype"]
-        if not isinstance(datatype, str) or datatype not in KNOWN_DATATYPES:
-            raise BadRequest(f"{label}: unknown datatype {datatype!r}")
-        if not isinstance(item["data"], (list, np.ndarray)):
-            raise BadRequest(f"{label}: 'data' must be a list")
+        raise BadRequest(f"inputs[{j}]: 'name' must be a non-empty string")
 
     @staticmethod
     def _requested_outputs(outputs: Any) -> Tuple[str, ...]:

@@ -7,10 +7,12 @@ gRPC server. Two things differ:
 * the FastAPI app is built per server by :meth:`KfpkitModelServer.create_app` -- with KServe's own
   ``RESTServer`` methods -- instead of being KServe's module-global app, so several servers can live in
   one process (tests, ``infra_validate``) and the app can be driven in-process through
-  ``httpx.ASGITransport``; :class:`~kfpkit.serving.fast_path.FastInferenceMiddleware` is added as its
-  outermost middleware unless ``fast_path=False``;
+  ``httpx.ASGITransport``; unless ``fast_path=False``, uvicorn serves it behind
+  :class:`~kfpkit.serving.fast_path.FastInferenceMiddleware`, an ASGI wrapper in front of the app;
 * the HTTP and gRPC listen address is a parameter (``host``; KServe hard-codes ``0.0.0.0`` / ``[::]``)
   and only one uvicorn worker per process is supported (scale with replicas);
+* uvicorn's access log is off unless ``access_log=True`` (KServe's root handlers make uvicorn format a
+  record for every response otherwise);
 * :class:`~kfpkit.serving.fast_path.BodyLimitMiddleware` bounds request bodies on every route, and
   :mod:`kfpkit.serving.kserve_overrides` changes readiness, error bodies, raw-body decoding and the
   model repository extension (off unless ``enable_model_repository``);
@@ -21,6 +23,7 @@ gRPC server. Two things differ:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from importlib import metadata
 from typing import Any, List, Optional, Sequence
@@ -57,6 +60,28 @@ def new_event_loop(event_loop: str = "auto") -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+_stashed_access_handlers: List[logging.Handler] = []
+
+
+def set_uvicorn_access_log(enabled: bool) -> None:
+    """Turns uvicorn's access log on or off at the source.
+
+    uvicorn's HTTP protocol formats a record for every response whenever the ``uvicorn.access`` logger has
+    handlers (KServe's logging configuration gives it one), and ``uvicorn.Config`` applies
+    ``access_log=False`` only in its own constructor -- before KServe's ``RESTServer`` could be told. Off
+    does what uvicorn does (no handlers, no propagation); the handlers are kept aside so that a later
+    server in the same process can turn the log back on.
+    """
+    access = logging.getLogger("uvicorn.access")
+    if not enabled:
+        if access.handlers:
+            _stashed_access_handlers[:] = access.handlers
+        access.handlers = []
+        access.propagate = False
+    elif not access.handlers and _stashed_access_handlers:
+        access.handlers = list(_stashed_access_handlers)
+
+
 class KfpkitRESTServer(RESTServer):
     """KServe's ``RESTServer`` with a per-instance app, a configurable host and the fast path."""
 
@@ -73,15 +98,20 @@ class KfpkitRESTServer(RESTServer):
     ):
         super().__init__(FASTAPI_APP_IMPORT_STRING, *args, **kwargs)
         self.config.host = host
-        self.config.access_log = access_log  # off at the source: uvicorn builds no record per request
+        self.config.access_log = access_log
+        set_uvicorn_access_log(access_log)
         self.fast_path = fast_path
         self.enable_docs_url = enable_docs_url
         self.max_body_bytes = max_body_bytes
         self.enable_model_repository = enable_model_repository
         self.app: Optional[FastAPI] = None
+        self.served_app: Any = None
 
     def create_application(self) -> FastAPI:  # type: ignore[override]
-        """Builds the app exactly like KServe's (same FastAPI settings, middlewares, routes, handlers)."""
+        """Builds KServe's FastAPI app exactly like KServe does (same settings, middlewares, routes, handlers).
+
+        What uvicorn serves is :attr:`served_app`: this app, behind the fast path unless ``fast_path=False``.
+        """
         if self.app is not None:
             return self.app
         app = FastAPI(
@@ -95,18 +125,19 @@ class KfpkitRESTServer(RESTServer):
         app.add_middleware(kserve_overrides.RawInferBodyMiddleware, dataplane=self.dataplane)
         closed = () if self.enable_model_repository else (kserve_overrides.REPOSITORY_PATH_PREFIX,)
         app.add_middleware(BodyLimitMiddleware, max_body_bytes=self.max_body_bytes, closed_prefixes=closed)
+        served: Any = app
         if self.fast_path:
-            # added last = outermost: predict/infer of kfpkit models never reach KServe's TimingMiddleware
-            app.add_middleware(
-                FastInferenceMiddleware,
-                model_repository=self.dataplane.model_registry,
-                max_body_bytes=self.max_body_bytes,
+            # in front of the FastAPI app, not inside it: predict/infer of kfpkit models skip Starlette's
+            # error middleware, FastAPI's telemetry and body-limit layers and KServe's TimingMiddleware
+            served = FastInferenceMiddleware(
+                app, model_repository=self.dataplane.model_registry, max_body_bytes=self.max_body_bytes
             )
             access = logging.getLogger("uvicorn.access")
             if not any(isinstance(f, InferenceAccessLogFilter) for f in access.filters):
                 access.addFilter(InferenceAccessLogFilter())
-        self.config.app = app
+        self.config.app = served
         self.app = app
+        self.served_app = served
         return app
 
 
@@ -182,14 +213,17 @@ class KfpkitModelServer(ModelServer):
                 model.enable_latency_logging = self.enable_latency_logging
                 model.start()  # KfpkitModel.start() keeps a refused model not ready
 
-    def create_app(self, models: Sequence[BaseKServeModel] = (), require_ready: bool = True) -> FastAPI:
+    def create_app(self, models: Sequence[BaseKServeModel] = (), require_ready: bool = True) -> Any:
         """Registers ``models`` and returns the server's ASGI app without starting a server.
 
-        The app is what :meth:`start` serves; drive it in-process with ``httpx.ASGITransport``.
+        The app is what :meth:`start` serves (the fast path in front of KServe's FastAPI app, or that
+        FastAPI app alone with ``fast_path=False``); drive it in-process with ``httpx.ASGITransport``.
         """
         if models:
             self.register_models(models, require_ready=require_ready)
-        return self._rest_server_instance().create_application()
+        rest = self._rest_server_instance()
+        rest.create_application()
+        return rest.served_app
 
     def start(self, models: List[BaseKServeModel]) -> None:
         """Registers ``models`` and serves HTTP (and gRPC when enabled) until stopped by a signal.
@@ -207,6 +241,11 @@ class KfpkitModelServer(ModelServer):
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()  # on the loop that serves (KServe configures one that asyncio.run replaces)
         self.register_signal_handler()
+        # the loaded libraries (kserve, fastapi, pydantic, torch, sklearn) are hundreds of thousands of
+        # long-lived objects: out of the collector's reach, a full collection no longer walks them while
+        # requests wait (CPython's gc.freeze, meant for exactly this)
+        gc.collect()
+        gc.freeze()
         try:
             loop.run_until_complete(self._serve())
         finally:

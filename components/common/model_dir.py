@@ -320,7 +320,8 @@ def _logistic_scorer(model: Any) -> Optional[Callable[[np.ndarray, np.ndarray], 
     width = coef.shape[1]
 
     def score(numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        matrix = sklearn_feature_matrix(numeric, categorical)
+        # without categorical columns the matrix is the numeric block: matmul casts it to float64 itself
+        matrix = numeric if categorical.shape[1] == 0 else sklearn_feature_matrix(numeric, categorical)
         if matrix.shape[1] != width:
             raise ValueError(f"X has {matrix.shape[1]} features, but LogisticRegression is expecting {width}")
         z = (matrix @ coef_t + bias).reshape(-1)

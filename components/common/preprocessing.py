@@ -216,7 +216,6 @@ class PreprocessingSpec:
         if missing:
             raise PreprocessingError(f"missing feature(s): {missing}")
         n = len(columns[self.feature_order[0]])
-        fill, mean, std = self._numeric_vectors()
         values = np.empty((n, len(self.numeric)), dtype=np.float64)
         for j, feat in enumerate(self.numeric):
             col = columns[feat.name]
@@ -224,12 +223,7 @@ class PreprocessingSpec:
                 raise PreprocessingError(f"feature {feat.name!r} has {len(col)} values, expected {n}")
             # a numeric ndarray (what the serving decoder gives) is cast on assignment, as _as_float would
             values[:, j] = col if type(col) is np.ndarray and col.dtype.kind in "fiub" else _as_float(col, feat.name)
-        finite = np.isfinite(values)
-        if not finite.all():
-            np.copyto(values, fill, where=~finite)
-        values -= mean
-        values /= std
-        numeric = values.astype(np.float32)
+        numeric = self._standardized(values)
         categorical = np.empty((n, len(self.categorical)), dtype=np.int64)
         for j, cfeat in enumerate(self.categorical):
             col = columns[cfeat.name]
@@ -237,6 +231,59 @@ class PreprocessingSpec:
                 raise PreprocessingError(f"feature {cfeat.name!r} has {len(col)} values, expected {n}")
             categorical[:, j] = cfeat.codes(col)
         return numeric, categorical
+
+    def transform_matrix(self, matrix: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Transforms a numeric ``[n, len(feature_order)]`` matrix whose columns follow :attr:`feature_order`.
+
+        The same result as :meth:`transform_columns` on its columns, for a spec without categorical
+        features (the serving ``features`` tensor), with one copy instead of one assignment per column.
+        ``matrix`` is not modified.
+
+        Raises:
+            PreprocessingError: the spec has categorical features, or the matrix is not 2-D of that width.
+        """
+        if self.categorical:
+            raise PreprocessingError(
+                f"a feature matrix holds numeric features only; this spec has categorical feature(s) "
+                f"{[c.name for c in self.categorical]}"
+            )
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.feature_order):
+            raise PreprocessingError(
+                f"feature matrix of shape {list(matrix.shape)} is not [n, {len(self.feature_order)}]"
+            )
+        positions = self._numeric_positions()
+        values = (
+            np.array(matrix, dtype=np.float64)
+            if positions is None
+            else np.array(matrix[:, positions], dtype=np.float64, order="C")
+        )
+        return self._standardized(values), np.empty((matrix.shape[0], 0), dtype=np.int64)
+
+    def _standardized(self, values: np.ndarray) -> np.ndarray:
+        """float32 ``(values - mean) / std`` with non-finite values filled first; ``values`` is reused."""
+        fill, mean, std = self._numeric_vectors()
+        finite = np.isfinite(values)
+        if np.count_nonzero(finite) != finite.size:  # count_nonzero: a fraction of .all()'s per-call cost
+            np.copyto(values, fill, where=~finite)
+        values -= mean
+        values /= std
+        return values.astype(np.float32)
+
+    def _numeric_positions(self) -> Optional[List[int]]:
+        """Columns of :attr:`numeric` in :attr:`feature_order`, or ``None`` when they are the same order."""
+        order, numeric = self.feature_order, self.numeric
+        cached = self.__dict__.get("_positions")
+        if (
+            cached is None
+            or cached[0] is not numeric
+            or cached[1] is not order
+            or cached[2] != (len(numeric), len(order))
+        ):
+            positions = [order.index(f.name) for f in numeric]
+            same = positions == list(range(len(order)))
+            cached = (numeric, order, (len(numeric), len(order)), None if same else positions)
+            self.__dict__["_positions"] = cached
+        return cached[3]
 
     def _numeric_vectors(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(fill, mean, std)`` float64 vectors of :attr:`numeric`, rebuilt when that list is replaced or resized."""

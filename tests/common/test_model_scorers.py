@@ -77,6 +77,18 @@ def test_binary_logistic_regression_scores_as_its_predict_proba_with_the_calibra
     np.testing.assert_allclose(one, expected[3:4], rtol=1e-12, atol=0)
 
 
+def test_logistic_regression_without_categorical_features_scores_as_its_predict_proba(tmp_path, frame):
+    from sklearn.linear_model import LogisticRegression
+
+    numeric_only = frame.drop(columns=["channel"])
+    loaded = _sklearn_dir(str(tmp_path / "m"), numeric_only, LogisticRegression(C=0.5))
+    numeric, categorical = loaded.spec.transform(numeric_only)
+    assert categorical.shape[1] == 0 and numeric.dtype == np.float32  # scored without the float64 copy
+    np.testing.assert_array_equal(
+        loaded.predict_uncalibrated_arrays(numeric, categorical), _reference(loaded, numeric_only)
+    )
+
+
 def test_logistic_regression_is_scored_in_numpy_not_through_predict_proba(tmp_path, frame):
     from sklearn.linear_model import LogisticRegression
 

@@ -126,3 +126,36 @@ def test_encode_returns_int64_indices_with_the_unknown_bucket():
     feature = SPEC.categorical[0]
     np.testing.assert_array_equal(feature.encode(["web", "nope", None]), np.array([2, 0, 0], dtype=np.int64))
     assert feature.encode([]).dtype == np.int64 and feature.encode([]).shape == (0,)
+
+
+NUMERIC_SPEC = PreprocessingSpec(
+    label_column="y",
+    numeric=[
+        NumericFeature("amount", mean=52.25, std=31.5, fill=40.0),
+        NumericFeature("hour", mean=11.5, std=6.9, fill=12.0),
+        NumericFeature("age", mean=400.0, std=250.0, fill=365.0),
+    ],
+    categorical=[],
+    feature_order=["hour", "amount", "age"],  # not the order of `numeric`
+)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_transform_matrix_equals_transform_columns_and_leaves_the_matrix_as_it_was():
+    matrix = np.array([[3.0, 12.5, 700.0], [np.nan, np.inf, -np.inf], [23.0, 1e300, 0.0], [-1.0, 0.0, 5.0]])
+    before = matrix.copy()
+    columns = {f: matrix[:, j] for j, f in enumerate(NUMERIC_SPEC.feature_order)}
+    numeric, categorical = NUMERIC_SPEC.transform_matrix(matrix)
+    expected_numeric, _ = NUMERIC_SPEC.transform_columns(columns)
+    np.testing.assert_array_equal(numeric, expected_numeric)
+    np.testing.assert_array_equal(numeric, _oracle(NUMERIC_SPEC, columns)[0])
+    assert numeric.dtype == np.float32 and numeric.flags.c_contiguous
+    assert categorical.shape == (4, 0) and categorical.dtype == np.int64
+    np.testing.assert_array_equal(matrix, before)
+
+
+def test_transform_matrix_refuses_a_spec_with_categorical_features_and_a_matrix_of_the_wrong_width():
+    with pytest.raises(PreprocessingError, match="categorical feature.*channel"):
+        SPEC.transform_matrix(np.zeros((1, 4)))
+    with pytest.raises(PreprocessingError, match=r"shape \[2, 2\] is not \[n, 3\]"):
+        NUMERIC_SPEC.transform_matrix(np.zeros((2, 2)))

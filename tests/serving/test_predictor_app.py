@@ -557,19 +557,54 @@ def test_kserve_predict_handler_reads_binary_tensors_of_an_infer_request(sklearn
         model.predict(InferRequest("grpc", inputs[:2]))
 
 
-def test_app_is_kserves_app_with_the_fast_path_outermost_and_the_body_limit_before_kserve(sklearn_dir, kit):
+def test_served_app_is_the_fast_path_in_front_of_kserves_app_with_the_body_limit_before_kserve(sklearn_dir, kit):
+    from fastapi import FastAPI
     from timing_asgi import TimingMiddleware
 
     from kfpkit.serving.fast_path import BodyLimitMiddleware, FastInferenceMiddleware
     from kfpkit.serving.kserve_overrides import RawInferBodyMiddleware
 
-    app, _ = kit.serve_app(sklearn_dir, "structure")
+    served, _ = kit.serve_app(sklearn_dir, "structure")
+    assert isinstance(served, FastInferenceMiddleware) and isinstance(served.app, FastAPI)
     kserve_side = [BodyLimitMiddleware, RawInferBodyMiddleware, TimingMiddleware]
-    assert [m.cls for m in app.user_middleware] == [FastInferenceMiddleware, *kserve_side]
-    paths = set(app.openapi()["paths"])
+    assert [m.cls for m in served.app.user_middleware] == kserve_side
+    paths = set(served.app.openapi()["paths"])
     assert {"/metrics", "/v1/models/{model_name}:predict", "/v2/models/{model_name}/infer", "/v2/health/ready"} <= paths
     plain, _ = kit.serve_app(sklearn_dir, "structure", fast_path=False)
-    assert [m.cls for m in plain.user_middleware] == kserve_side
+    assert isinstance(plain, FastAPI) and [m.cls for m in plain.user_middleware] == kserve_side
+
+
+def test_access_log_off_leaves_uvicorn_nothing_to_log_and_on_restores_its_handlers():
+    from kfpkit.serving.server import KfpkitModelServer
+
+    access = logging.getLogger("uvicorn.access")
+    handler = logging.NullHandler()
+    saved = (list(access.handlers), access.propagate)
+    access.handlers = [handler]
+    try:
+        KfpkitModelServer(host="127.0.0.1", http_port=0, enable_grpc=False).create_app()
+        assert not access.hasHandlers()  # what uvicorn's protocol checks before formatting a record
+        KfpkitModelServer(host="127.0.0.1", http_port=0, enable_grpc=False, access_log=True).create_app()
+        assert access.handlers == [handler]
+    finally:
+        access.handlers, access.propagate = saved
+
+
+def test_requests_without_an_id_get_distinct_generated_ids_and_models_distinct_prefixes(sklearn_dir):
+    from kfpkit.serving.predictor import KfpkitModel
+    from kfpkit.serving.protocol import DecodedRequest
+
+    model, other = KfpkitModel("ids", sklearn_dir), KfpkitModel("ids-2", sklearn_dir)
+    assert model.load() and other.load()
+    spec = model.loaded.spec
+    ids = []
+    for _ in range(3):
+        columns = {f.name: [0.0] for f in spec.numeric} | {c.name: ["web"] for c in spec.categorical}
+        decoded = DecodedRequest(columns=columns, rows=1)
+        model.score(decoded)
+        ids.append(decoded.request_id)
+    assert len(set(ids)) == 3 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert other._next_request_id()[:16] != ids[0][:16]  # one random prefix per model instance
 
 
 def test_identifier_columns_left_out_by_training_are_accepted_and_ignored():
