@@ -1,4 +1,4 @@
-"""The predict/infer fast path: an ASGI middleware in the KServe ModelServer's FastAPI app.
+"""The predict/infer fast path: an ASGI wrapper in front of the KServe ModelServer's FastAPI app.
 
 KServe 0.21 routes ``POST /v1/models/{name}:predict`` and ``POST /v2/models/{name}/infer`` through
 FastAPI (pydantic validation of the v2 body into ``InferenceRequest``, then ``InferRequest``), the
@@ -6,8 +6,9 @@ FastAPI (pydantic validation of the v2 body into ``InferenceRequest``, then ``In
 ``DataPlane`` and ``Model.__call__`` (four histograms, one latency log line). For a model that scores a
 row in tens of microseconds this machinery is most of the cost.
 
-:class:`FastInferenceMiddleware` is added as the outermost user middleware of that same app. For these
-two routes, when the named model is a :class:`~kfpkit.serving.predictor.KfpkitModel`, it reads the raw
+:class:`FastInferenceMiddleware` wraps that app: uvicorn serves the wrapper, so these requests never enter
+Starlette's error middleware or FastAPI's telemetry and body-limit layers. For these two routes, when the
+named model is a :class:`~kfpkit.serving.predictor.KfpkitModel`, it reads the raw
 body, parses it with orjson (or, with ``Inference-Header-Content-Length``, the binary tensor extension of
 :mod:`kfpkit.serving.binary`), validates it with the cheap checks of :mod:`kfpkit.serving.protocol`
 (every refusal is a 4xx ``{"error": ...}``), scores, and writes the orjson response itself. It writes no
@@ -16,8 +17,8 @@ log line per request (the uvicorn access log is filtered for these paths by
 
 Everything else -- other paths, other models, CloudEvents (``ce-*`` headers, which KServe decodes), model
 versions in the path -- falls through to KServe unchanged, so health, readiness, metadata, ``/metrics``
-and error handling remain KServe's. :class:`BodyLimitMiddleware` sits between the two, so the body
-limit holds on every route.
+and error handling remain KServe's. :class:`BodyLimitMiddleware` is the outermost middleware of KServe's
+app, so the body limit holds on every route.
 """
 
 from __future__ import annotations
