@@ -284,7 +284,7 @@ def test_locust_refuses_a_host_outside_the_loopback_range(tmp_path):
 def test_benchmark_runs_kfpkit_and_its_peers_checks_equivalence_and_stops_them(
     tmp_path, mlserver_bin, processes_mentioning
 ):
-    keys = ["kfpkit", "kserve"] + (["mlserver"] if os.path.isfile(mlserver_bin) else [])
+    keys = ["kfpkit", "limit", "kserve"] + (["mlserver"] if os.path.isfile(mlserver_bin) else [])
     args = bench_serving.build_parser().parse_args(
         ["--servers", *keys, "--duration", "1", "--runs", "1", "--concurrency", "2", "--warmup", "0",
          "--train-rows", "2000", "--work-dir", str(tmp_path), "--json-out", str(tmp_path / "result.json")]
@@ -299,5 +299,6 @@ def test_benchmark_runs_kfpkit_and_its_peers_checks_equivalence_and_stops_them(
     assert {c["server"] for c in result["cells"]} == set(keys)
     for cell in result["cells"]:
         assert cell["rps"] > 0 and cell["failures"] == 0 and cell["cpu_us_per_request"] > 0
-    assert "rps ratio at  2 connection(s): kfpkit/KServe" in "\n".join(lines)
+    text = "\n".join(lines)
+    assert "rps ratio at  2 connection(s): kfpkit/limit" in text and "kfpkit/KServe" in text
     assert processes_mentioning(str(tmp_path)) == []
