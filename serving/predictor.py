@@ -27,7 +27,7 @@ import logging
 import math
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import orjson
@@ -175,17 +175,69 @@ class KfpkitModel(Model):
     def score(self, decoded: DecodedRequest) -> Tuple[np.ndarray, np.ndarray]:
         """Probabilities (float64) and labels (int64) of decoded columns; observes the score histogram.
 
-        Every request path (fast path, KServe's REST route, gRPC) scores here: ``decoded.columns`` are the
-        feature values as received, ``decoded.request_id`` the v2 ``id`` (generated when the request has
-        none), and the return value the scores.
+        Every request path (fast path, KServe's REST route, gRPC) scores here or in :meth:`score_batch`:
+        ``decoded.columns`` are the feature values as received, ``decoded.request_id`` the v2 ``id``
+        (generated when the request has none), and the return value the scores.
 
         Raises:
-            BadRequest: the preprocessing spec refuses a value.
+            BadRequest: the preprocessing spec refuses a value, or the model gives a non-finite score.
         """
         assert self.loaded is not None
-        if decoded.request_id is None:
-            decoded.request_id = self._next_request_id()  # echoed as the v2 "id"; KServe's response requires one
-        spec = self.loaded.spec
+        numeric, categorical = self._transform(decoded)
+        probability = self._predict(numeric, categorical, requests=1)
+        labels = (probability >= self.decision_threshold).astype(np.int64)
+        if not math.isfinite(np.add.reduce(probability)):  # probabilities: the sum is finite iff every one is
+            _refuse_non_finite(probability)
+        self.metrics.observe_scores(probability)
+        self._scored(decoded, probability, labels)
+        return probability, labels
+
+    def score_batch(self, batch: Sequence[DecodedRequest]) -> List[Union[Tuple[np.ndarray, np.ndarray], BadRequest]]:
+        """Scores requests that arrived together with one transform and one model call.
+
+        Each request gets what :meth:`score` would give it alone -- its probabilities and labels, or the
+        ``BadRequest`` it would raise (returned here, not raised). Requests whose values the spec refuses
+        are scored one by one, so that the error names the request's own feature and row; a non-finite
+        score fails only the request it belongs to. The model is row-wise, so a row's probability does not
+        depend on the other rows of the batch (up to float rounding of batched matrix products).
+        """
+        assert self.loaded is not None
+        merged = _merge(batch) if len(batch) > 1 else None
+        if merged is None:
+            return [self._score_or_refusal(decoded) for decoded in batch]
+        try:
+            numeric, categorical = self._transform(merged)
+        except BadRequest:
+            return [self._score_or_refusal(decoded) for decoded in batch]
+        probability = self._predict(numeric, categorical, requests=len(batch))
+        labels = (probability >= self.decision_threshold).astype(np.int64)
+        all_finite = math.isfinite(np.add.reduce(probability))
+        self.metrics.observe_scores(probability if all_finite else probability[np.isfinite(probability)])
+        results: List[Union[Tuple[np.ndarray, np.ndarray], BadRequest]] = []
+        offset = 0
+        for decoded in batch:
+            rows = slice(offset, offset + decoded.rows)
+            offset += decoded.rows
+            own, own_labels = probability[rows], labels[rows]
+            if not all_finite and not np.isfinite(own).all():
+                try:
+                    _refuse_non_finite(own)
+                except BadRequest as exc:
+                    results.append(exc)
+                    continue
+            self._scored(decoded, own, own_labels)
+            results.append((own, own_labels))
+        return results
+
+    def _score_or_refusal(self, decoded: DecodedRequest) -> Union[Tuple[np.ndarray, np.ndarray], BadRequest]:
+        try:
+            return self.score(decoded)
+        except BadRequest as exc:
+            return exc
+
+    def _transform(self, decoded: DecodedRequest) -> Tuple[np.ndarray, np.ndarray]:
+        """The model's input arrays, standardized and clipped to +-CLIP_SIGMA (BadRequest when refused)."""
+        spec = self.loaded.spec  # type: ignore[union-attr]
         try:
             if decoded.matrix is not None:
                 numeric, categorical = spec.transform_matrix(decoded.matrix)
@@ -196,17 +248,45 @@ class KfpkitModel(Model):
         # np.clip's result without its per-call dispatch (a tenth of a one-row score)
         np.maximum(numeric, _CLIP_LOW, out=numeric)
         np.minimum(numeric, _CLIP_HIGH, out=numeric)
+        return numeric, categorical
+
+    def _predict(self, numeric: np.ndarray, categorical: np.ndarray, requests: int) -> np.ndarray:
+        """Calibrated probabilities; KServe's ``request_predict_seconds`` gets the model time once per request."""
         start = time.perf_counter()
-        probability = self.loaded.predict_proba_arrays(numeric, categorical)
-        self.metrics.kserve_predict.observe(time.perf_counter() - start)
-        if not math.isfinite(np.add.reduce(probability)):  # probabilities: the sum is finite iff every one is
-            bad = int(np.flatnonzero(~np.isfinite(probability))[0])
-            raise BadRequest(f"row #{bad}: the model gives no finite score for these feature values")
-        labels = (probability >= self.decision_threshold).astype(np.int64)
-        self.metrics.observe_scores(probability)
+        probability = self.loaded.predict_proba_arrays(numeric, categorical)  # type: ignore[union-attr]
+        elapsed = time.perf_counter() - start
+        observe = self.metrics.kserve_predict.observe
+        for _ in range(requests):
+            observe(elapsed)
+        return probability
+
+    def _scored(self, decoded: DecodedRequest, probability: np.ndarray, labels: np.ndarray) -> None:
+        """Gives the request its id (the v2 ``id``; KServe's response requires one) and logs the payload."""
+        if decoded.request_id is None:
+            decoded.request_id = self._next_request_id()
         if self.payload_logger is not None:  # enqueues references only; the writer thread does the rest
             self.payload_logger.log(decoded.columns, probability, labels, decoded.request_id)
-        return probability, labels
+
+    def decode(self, protocol: str, body: Any) -> DecodedRequest:
+        """The decoded request of a parsed ``"v1"`` or ``"v2"`` body (BadRequest when it is invalid)."""
+        codec = self.codec
+        assert codec is not None
+        return codec.decode_v1(body) if protocol == "v1" else codec.decode_v2(body)
+
+    def encode(
+        self, protocol: str, body: Any, decoded: DecodedRequest, probability: np.ndarray, labels: np.ndarray
+    ) -> Tuple[bytes, Optional[int]]:
+        """The response bytes of scored ``decoded``, and the JSON header length of a binary v2 response
+        (``Inference-Header-Content-Length``, when the request asked for binary outputs), else ``None``."""
+        codec = self.codec
+        assert codec is not None
+        if protocol == "v1":
+            return orjson.dumps(codec.encode_v1(probability, labels)), None
+        response = codec.encode_v2(decoded, probability, labels)
+        wanted = binary.wants_binary_outputs(body)
+        if any(wanted.values()):
+            return binary.encode_response(response, wanted)
+        return orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), None
 
     def handle(self, protocol: str, body: Any) -> Tuple[bytes, Optional[int]]:
         """Decodes, scores and encodes one parsed body (``protocol`` ``"v1"`` or ``"v2"``).
@@ -218,17 +298,8 @@ class KfpkitModel(Model):
         Raises:
             BadRequest: the request is invalid.
         """
-        codec = self.codec
-        assert codec is not None
-        if protocol == "v1":
-            decoded = codec.decode_v1(body)
-            return orjson.dumps(codec.encode_v1(*self.score(decoded))), None
-        decoded = codec.decode_v2(body)
-        response = codec.encode_v2(decoded, *self.score(decoded))
-        wanted = binary.wants_binary_outputs(body)
-        if any(wanted.values()):
-            return binary.encode_response(response, wanted)
-        return orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), None
+        decoded = self.decode(protocol, body)
+        return self.encode(protocol, body, decoded, *self.score(decoded))
 
     def parse_body(self, protocol: str, content_type: str, header_length: Optional[str], body: bytes) -> Any:
         """The parsed request body, with the checks both REST paths make before decoding.
@@ -388,3 +459,38 @@ def limit_inference_threads(threads: int = 1) -> None:
     threadpool_limits(limits=threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+
+
+def _refuse_non_finite(probability: np.ndarray) -> None:
+    bad = int(np.flatnonzero(~np.isfinite(probability))[0])
+    raise BadRequest(f"row #{bad}: the model gives no finite score for these feature values")
+
+
+def _merge(batch: Sequence[DecodedRequest]) -> Optional[DecodedRequest]:
+    """One request holding every row of ``batch`` in order, or ``None`` when their forms differ.
+
+    ``features`` tensors are stacked; per-feature columns are joined feature by feature (numpy columns
+    with numpy, lists with lists). Anything else -- a tensor beside per-feature inputs, a feature given
+    as a list in one request and as an array in another -- is scored request by request.
+    """
+    tensors = [d.matrix is not None for d in batch]
+    if all(tensors):
+        matrix = np.concatenate([d.matrix for d in batch])  # type: ignore[misc]
+        return DecodedRequest(rows=matrix.shape[0], matrix=matrix, feature_order=batch[0].feature_order)
+    return None if any(tensors) else _merge_columns(batch)
+
+
+def _merge_columns(batch: Sequence[DecodedRequest]) -> Optional[DecodedRequest]:
+    names = list(batch[0].columns)
+    if any(len(d.columns) != len(names) for d in batch):
+        return None
+    columns: Dict[str, Any] = {}
+    for name in names:
+        parts = [d.columns.get(name) for d in batch]
+        if all(type(p) is np.ndarray for p in parts):
+            columns[name] = np.concatenate(parts)
+        elif all(type(p) is list for p in parts):
+            columns[name] = [v for p in parts for v in p]  # type: ignore[union-attr]
+        else:
+            return None  # a missing feature, or one given as a list here and as an array there
+    return DecodedRequest(columns=columns, rows=sum(d.rows for d in batch))

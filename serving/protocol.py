@@ -90,6 +90,11 @@ class DecodedRequest:
         self._feature_order = feature_order
 
     @property
+    def feature_order(self) -> Sequence[str]:
+        """The features of ``matrix``'s columns, in order (empty without a matrix)."""
+        return self._feature_order
+
+    @property
     def columns(self) -> Dict[str, Any]:
         if self._columns is None:
             matrix = self.matrix
