@@ -11,7 +11,8 @@ Every flag of ``kserve.model_server.parser`` is accepted as well (``--http_port`
 ``--enable_grpc``, ``--max_asyncio_workers``, ``--configure_logging``, ...); the dashed spellings
 ``--model-name``, ``--http-port``, ``--grpc-port`` and ``--enable-grpc`` are aliases of KServe's flags.
 kfpkit's own: ``--host`` (HTTP and gRPC), ``--expected-digest``, ``--enable-model-repository``,
-``--max-body-bytes``, ``--access-log``, ``--fast-path``, ``--inference-threads``, ``--model-version``, ``--cache-dir``.
+``--max-body-bytes``, ``--access-log``, ``--fast-path``, ``--micro-batching``, ``--inference-threads``,
+``--model-version``, ``--cache-dir``.
 Only one uvicorn worker per process is supported (``--workers 1``); scale with replicas.
 """
 
@@ -116,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve predict/infer through kfpkit's fast path (false: KServe's standard handlers)",
     )
     parser.add_argument(
+        "--micro-batching",
+        "--micro_batching",
+        dest="micro_batching",
+        type=_strtobool,
+        default=True,
+        help="score the fast path's concurrent requests together, one transform and model call per batch "
+        "(false: each request alone)",
+    )
+    parser.add_argument(
         "--inference-threads",
         "--inference_threads",
         dest="inference_threads",
@@ -218,6 +228,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     server = KfpkitModelServer(
         host=args.host,
         fast_path=args.fast_path,
+        micro_batching=args.micro_batching,
         max_body_bytes=args.max_body_bytes,
         enable_model_repository=args.enable_model_repository,
         access_log=args.access_log,

@@ -189,15 +189,23 @@ class FastInferenceMiddleware:
         model_repository: KServe's ``ModelRepository`` (models are looked up per request, so models
             registered or unloaded later are seen).
         max_body_bytes: Larger request bodies get a 413.
+        micro_batching: Score concurrent requests together (:class:`InferenceBatcher`); ``False``: each alone.
     """
 
-    def __init__(self, app: Any, model_repository: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+    def __init__(
+        self,
+        app: Any,
+        model_repository: Any,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        micro_batching: bool = True,
+    ):
         from kfpkit.serving.predictor import KfpkitModel
 
         self.app = app
         self.model_repository = model_repository
         self.max_body_bytes = max_body_bytes
         self._model_type = KfpkitModel
+        self.micro_batching = micro_batching
         self._batchers: weakref.WeakKeyDictionary[Any, InferenceBatcher] = weakref.WeakKeyDictionary()
 
     def _batcher(self, model: Any) -> InferenceBatcher:
@@ -259,7 +267,10 @@ class FastInferenceMiddleware:
                 payload, json_length = await loop.run_in_executor(None, model.handle, protocol, parsed)
             else:
                 decoded = model.decode(protocol, parsed)
-                probability, labels = await self._batcher(model).submit(decoded)
+                if self.micro_batching:
+                    probability, labels = await self._batcher(model).submit(decoded)
+                else:
+                    probability, labels = model.score(decoded)
                 payload, json_length = model.encode(protocol, parsed, decoded, probability, labels)
         except BadRequest as exc:
             status = exc.status

@@ -90,6 +90,7 @@ class KfpkitRESTServer(RESTServer):
         *args: Any,
         host: str = "0.0.0.0",
         fast_path: bool = True,
+        micro_batching: bool = True,
         enable_docs_url: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         enable_model_repository: bool = False,
@@ -101,6 +102,7 @@ class KfpkitRESTServer(RESTServer):
         self.config.access_log = access_log
         set_uvicorn_access_log(access_log)
         self.fast_path = fast_path
+        self.micro_batching = micro_batching
         self.enable_docs_url = enable_docs_url
         self.max_body_bytes = max_body_bytes
         self.enable_model_repository = enable_model_repository
@@ -130,7 +132,10 @@ class KfpkitRESTServer(RESTServer):
             # in front of the FastAPI app, not inside it: predict/infer of kfpkit models skip Starlette's
             # error middleware, FastAPI's telemetry and body-limit layers and KServe's TimingMiddleware
             served = FastInferenceMiddleware(
-                app, model_repository=self.dataplane.model_registry, max_body_bytes=self.max_body_bytes
+                app,
+                model_repository=self.dataplane.model_registry,
+                max_body_bytes=self.max_body_bytes,
+                micro_batching=self.micro_batching,
             )
             access = logging.getLogger("uvicorn.access")
             if not any(isinstance(f, InferenceAccessLogFilter) for f in access.filters):
@@ -151,6 +156,8 @@ class KfpkitModelServer(ModelServer):
         enable_model_repository: Serve the model repository extension (``/v2/repository/models/{name}/
             load|unload`` and its gRPC RPCs); off by default: anyone who reaches the port could unload.
         access_log: uvicorn's access log (off by default; when on, predict/infer lines are still dropped).
+        micro_batching: Score the fast path's concurrent requests together
+            (:class:`~kfpkit.serving.fast_path.InferenceBatcher`); ``False`` scores each request alone.
         **kwargs: ``kserve.ModelServer`` arguments (``http_port``, ``grpc_port``, ``enable_grpc``, ...).
     """
 
@@ -161,6 +168,7 @@ class KfpkitModelServer(ModelServer):
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         enable_model_repository: bool = False,
         access_log: bool = False,
+        micro_batching: bool = True,
         **kwargs: Any,
     ):
         if kwargs.get("workers", 1) != 1:
@@ -171,6 +179,7 @@ class KfpkitModelServer(ModelServer):
         self.dataplane = kserve_overrides.KfpkitDataPlane(model_registry=self.registered_models)
         self.host = host
         self.fast_path = fast_path
+        self.micro_batching = micro_batching
         self.max_body_bytes = max_body_bytes
         self.enable_model_repository = enable_model_repository
         self.access_log = access_log
@@ -190,6 +199,7 @@ class KfpkitModelServer(ModelServer):
                 ssl_keyfile=self.ssl_keyfile,
                 host=self.host,
                 fast_path=self.fast_path,
+                micro_batching=self.micro_batching,
                 enable_docs_url=self.enable_docs_url,
                 max_body_bytes=self.max_body_bytes,
                 enable_model_repository=self.enable_model_repository,

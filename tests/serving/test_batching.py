@@ -148,3 +148,42 @@ def test_the_batcher_flushes_before_a_batch_would_exceed_its_row_limit(served, f
     results = asyncio.run(run())
     assert sizes == [[2, 2], [3, 1]]
     assert [len(p) for p, _ in results] == [2, 2, 3, 1]
+
+
+def test_micro_batching_off_scores_every_request_alone(sklearn_dir, frame):
+    from kfpkit.serving.predictor import KfpkitModel
+    from kfpkit.serving.server import KfpkitModelServer
+
+    model = KfpkitModel("unbatched", sklearn_dir)
+    assert model.load()
+    app = KfpkitModelServer(host="127.0.0.1", http_port=0, enable_grpc=False, micro_batching=False).create_app([model])
+    batches = []
+    score_batch = model.score_batch
+
+    def recording(batch):
+        batches.append(len(batch))
+        return score_batch(batch)
+
+    model.score_batch = recording
+    path = "/v2/models/unbatched/infer"
+
+    async def run():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
+            return await asyncio.gather(
+                *[client.post(path, json=_body(model, frame.iloc[i : i + 1])) for i in range(6)]
+            )
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [200] * 6 and batches == []
+
+
+def test_serve_cli_turns_micro_batching_on_by_default_and_off_with_false():
+    from kfpkit.serving import cli
+
+    parser = cli.build_parser()
+    assert parser.parse_args(["--model-dir", "d", "--model-name", "m"]).micro_batching is True
+    assert (
+        parser.parse_args(["--model-dir", "d", "--model-name", "m", "--micro-batching", "false"]).micro_batching
+        is False
+    )
