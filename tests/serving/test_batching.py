@@ -32,6 +32,19 @@ def _body(model, rows, **kwargs):
     return payloads.v2_body(rows, spec.feature_order, spec.categorical_names, **kwargs)
 
 
+def _record_batches(model):
+    """The sizes of the batches ``model.score_batch`` gets from now on (row counts per request)."""
+    batches = []
+    score_batch = model.score_batch
+
+    def recording(batch):
+        batches.append([d.rows for d in batch])
+        return score_batch(batch)
+
+    model.score_batch = recording
+    return batches
+
+
 def _parts(frame):
     return [frame.iloc[0:1], frame.iloc[1:4], frame.iloc[4:5], frame.iloc[5:12]]
 
@@ -98,14 +111,7 @@ def test_tensors_beside_per_feature_inputs_are_scored_one_by_one(numeric_dir, fr
 
 def test_concurrent_requests_through_the_app_are_batched_and_each_gets_its_own_answer(served, frame, kit):
     app, model = served
-    sizes = []
-    score_batch = model.score_batch
-
-    def recording(batch):
-        sizes.append(len(batch))
-        return score_batch(batch)
-
-    model.score_batch = recording
+    batches = _record_batches(model)
     parts = [frame.iloc[i : i + 1 + i % 3] for i in range(8)]
     bad = {"inputs": [{"name": "amount", "datatype": "FP32", "shape": [1], "data": [1.0]}]}
     path = f"/v2/models/{model.name}/infer"
@@ -117,6 +123,7 @@ def test_concurrent_requests_through_the_app_are_batched_and_each_gets_its_own_a
             return await asyncio.gather(*calls, client.post(path, json=bad))
 
     *responses, refused = asyncio.run(run())
+    sizes = [len(b) for b in batches]
     assert max(sizes) > 1 and sum(sizes) == len(parts)  # the bad one is refused at decode, before batching
     assert refused.status_code == 400 and "missing input" in refused.json()["error"]
     for i, (rows, response) in enumerate(zip(parts, responses, strict=True)):
@@ -132,21 +139,14 @@ def test_the_batcher_flushes_before_a_batch_would_exceed_its_row_limit(served, f
 
     _, model = served
     batcher = InferenceBatcher(model, max_rows=4)
-    sizes = []
-    score_batch = model.score_batch
-
-    def recording(batch):
-        sizes.append([d.rows for d in batch])
-        return score_batch(batch)
-
-    model.score_batch = recording
+    batches = _record_batches(model)
 
     async def run():
         futures = [batcher.submit(model.decode("v2", _body(model, frame.iloc[:n]))) for n in (2, 2, 3, 1)]
         return await asyncio.gather(*futures)
 
     results = asyncio.run(run())
-    assert sizes == [[2, 2], [3, 1]]
+    assert batches == [[2, 2], [3, 1]]
     assert [len(p) for p, _ in results] == [2, 2, 3, 1]
 
 
@@ -157,14 +157,7 @@ def test_micro_batching_off_scores_every_request_alone(sklearn_dir, frame):
     model = KfpkitModel("unbatched", sklearn_dir)
     assert model.load()
     app = KfpkitModelServer(host="127.0.0.1", http_port=0, enable_grpc=False, micro_batching=False).create_app([model])
-    batches = []
-    score_batch = model.score_batch
-
-    def recording(batch):
-        batches.append(len(batch))
-        return score_batch(batch)
-
-    model.score_batch = recording
+    batches = _record_batches(model)
     path = "/v2/models/unbatched/infer"
 
     async def run():
