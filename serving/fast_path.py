@@ -265,13 +265,12 @@ class FastInferenceMiddleware:
             if _rows_hint(protocol, parsed) > INLINE_MAX_ROWS:
                 loop = asyncio.get_running_loop()
                 payload, json_length = await loop.run_in_executor(None, model.handle, protocol, parsed)
-            else:
+            elif self.micro_batching:
                 decoded = model.decode(protocol, parsed)
-                if self.micro_batching:
-                    probability, labels = await self._batcher(model).submit(decoded)
-                else:
-                    probability, labels = model.score(decoded)
+                probability, labels = await self._batcher(model).submit(decoded)
                 payload, json_length = model.encode(protocol, parsed, decoded, probability, labels)
+            else:
+                payload, json_length = model.handle(protocol, parsed)
         except BadRequest as exc:
             status = exc.status
             outcome = _OUTCOME_BY_STATUS.get(status, "bad_request")

@@ -184,13 +184,10 @@ class KfpkitModel(Model):
         """
         assert self.loaded is not None
         numeric, categorical = self._transform(decoded)
-        probability = self._predict(numeric, categorical, requests=1)
-        labels = (probability >= self.decision_threshold).astype(np.int64)
-        if not math.isfinite(np.add.reduce(probability)):  # probabilities: the sum is finite iff every one is
-            _refuse_non_finite(probability)
-        self.metrics.observe_scores(probability)
-        self._scored(decoded, probability, labels)
-        return probability, labels
+        answer = self._answer([decoded], self._predict(numeric, categorical, requests=1))[0]
+        if isinstance(answer, BadRequest):
+            raise answer
+        return answer
 
     def score_batch(self, batch: Sequence[DecodedRequest]) -> List[Union[Tuple[np.ndarray, np.ndarray], BadRequest]]:
         """Scores requests that arrived together with one transform and one model call.
@@ -209,25 +206,31 @@ class KfpkitModel(Model):
             numeric, categorical = self._transform(merged)
         except BadRequest:
             return [self._score_or_refusal(decoded) for decoded in batch]
-        probability = self._predict(numeric, categorical, requests=len(batch))
+        return self._answer(batch, self._predict(numeric, categorical, requests=len(batch)))
+
+    def _answer(
+        self, batch: Sequence[DecodedRequest], probability: np.ndarray
+    ) -> List[Union[Tuple[np.ndarray, np.ndarray], BadRequest]]:
+        """Each request's share of ``probability`` (the batch's rows, in order) with its labels, or the
+        ``BadRequest`` of a non-finite score; observes the answered scores, gives ids, logs payloads."""
         labels = (probability >= self.decision_threshold).astype(np.int64)
-        all_finite = math.isfinite(np.add.reduce(probability))
-        self.metrics.observe_scores(probability if all_finite else probability[np.isfinite(probability)])
-        results: List[Union[Tuple[np.ndarray, np.ndarray], BadRequest]] = []
+        all_finite = math.isfinite(np.add.reduce(probability))  # probabilities: finite sum iff all finite
+        if all_finite:
+            self.metrics.observe_scores(probability)
+        answers: List[Union[Tuple[np.ndarray, np.ndarray], BadRequest]] = []
         offset = 0
         for decoded in batch:
             rows = slice(offset, offset + decoded.rows)
             offset += decoded.rows
             own, own_labels = probability[rows], labels[rows]
-            if not all_finite and not np.isfinite(own).all():
-                try:
-                    _refuse_non_finite(own)
-                except BadRequest as exc:
-                    results.append(exc)
+            if not all_finite:
+                if not np.isfinite(own).all():
+                    answers.append(_non_finite_refusal(own))
                     continue
+                self.metrics.observe_scores(own)
             self._scored(decoded, own, own_labels)
-            results.append((own, own_labels))
-        return results
+            answers.append((own, own_labels))
+        return answers
 
     def _score_or_refusal(self, decoded: DecodedRequest) -> Union[Tuple[np.ndarray, np.ndarray], BadRequest]:
         try:
@@ -461,9 +464,9 @@ def limit_inference_threads(threads: int = 1) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def _refuse_non_finite(probability: np.ndarray) -> None:
+def _non_finite_refusal(probability: np.ndarray) -> BadRequest:
     bad = int(np.flatnonzero(~np.isfinite(probability))[0])
-    raise BadRequest(f"row #{bad}: the model gives no finite score for these feature values")
+    return BadRequest(f"row #{bad}: the model gives no finite score for these feature values")
 
 
 def _merge(batch: Sequence[DecodedRequest]) -> Optional[DecodedRequest]:

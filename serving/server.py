@@ -99,8 +99,7 @@ class KfpkitRESTServer(RESTServer):
     ):
         super().__init__(FASTAPI_APP_IMPORT_STRING, *args, **kwargs)
         self.config.host = host
-        self.config.access_log = access_log
-        set_uvicorn_access_log(access_log)
+        set_uvicorn_access_log(access_log)  # uvicorn.Config reads access_log only when it is built
         self.fast_path = fast_path
         self.micro_batching = micro_batching
         self.enable_docs_url = enable_docs_url

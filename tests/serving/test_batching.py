@@ -92,10 +92,22 @@ def test_a_non_finite_score_fails_only_the_request_it_belongs_to(sklearn_dir, fr
         return out
 
     monkeypatch.setattr(model.loaded, "predict_proba_arrays", second_row_nan)
-    decoded = [model.decode("v2", _body(model, frame.iloc[i : i + 1])) for i in range(3)]
+    # rows 0 | 1, 2 | 3: the NaN is the first row of the second request, whose other row is finite
+    decoded = [model.decode("v2", _body(model, rows)) for rows in (frame.iloc[0:1], frame.iloc[1:3], frame.iloc[3:4])]
+    observed = _observed_scores(model)
     results = model.score_batch(decoded)
     assert isinstance(results[1], BadRequest) and "row #0: the model gives no finite score" in str(results[1])
     assert not isinstance(results[0], BadRequest) and not isinstance(results[2], BadRequest)
+    assert _observed_scores(model) - observed == 2  # the refused request's finite row is not counted, as alone
+
+
+def _observed_scores(model) -> float:
+    """How many scores the model's ``kfpkit_prediction_score`` histogram has counted."""
+    for metric in model.metrics.score.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                return sample.value
+    raise AssertionError("no _count sample")
 
 
 def test_tensors_beside_per_feature_inputs_are_scored_one_by_one(numeric_dir, frame, kit):
