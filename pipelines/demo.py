@@ -196,8 +196,26 @@ class Demo:
 
     @staticmethod
     def pr_auc(summary: Dict[str, Any]) -> str:
-        value = (summary.get("metrics") or {}).get("pr_auc")
+        value = Demo.pr_auc_of(summary)
         return "n/a" if value is None else f"{value:.3f}"
+
+    @staticmethod
+    def pr_auc_of(summary: Dict[str, Any]) -> Optional[float]:
+        """The run's PR-AUC on the test split (evaluate's metrics), or ``None`` when it has none."""
+        return (summary.get("metrics") or {}).get("pr_auc")
+
+    def record_training(self, stage: str, started: float, summary: Dict[str, Any], **values: Any) -> None:
+        """:meth:`record` of a training run that pushed a version."""
+        self.record(
+            stage,
+            started,
+            status="succeeded",
+            run_dir=summary["run_dir"],
+            model_uri=summary["model_uri"],
+            model_version=summary["model_version"],
+            pr_auc=self.pr_auc_of(summary),
+            **values,
+        )
 
     def traffic_rows(self, seed_offset: int, drift: float, rows: int, name: str) -> List[Dict[str, Any]]:
         """Feature rows of the synthetic source (label dropped), kept as ``<work-dir>/traffic/<name>.parquet``."""
@@ -217,7 +235,7 @@ class Demo:
         source = self.source(0, 0.0)
         summary = self.pushed(self.train("training", self.training_arguments(source)), "train v1")
         v1 = {"version": summary["model_version"], "uri": summary["model_uri"], "source": source}
-        self.summary["model_versions"]["v1"] = dict(v1, pr_auc=(summary.get("metrics") or {}).get("pr_auc"))
+        self.summary["model_versions"]["v1"] = dict(v1, pr_auc=self.pr_auc_of(summary))
         # serve v1 as stable: its predictor, nginx (0 % canary) and Prometheus scraping both predictor ports
         os.makedirs(self.serving, exist_ok=True)
         canary_port = local.free_port()
@@ -237,16 +255,8 @@ class Demo:
         self.stack.callback(self.nginx.stop)
         self.nginx.apply(0)
         self.warm_up(self.nginx.url)
-        self.record(
-            "train_v1",
-            started,
-            status="succeeded",
-            run_dir=summary["run_dir"],
-            model_uri=v1["uri"],
-            model_version=v1["version"],
-            pr_auc=(summary.get("metrics") or {}).get("pr_auc"),
-            serving_url=self.nginx.url,
-            prometheus_url=self.prometheus.url,
+        self.record_training(
+            "train_v1", started, summary, serving_url=self.nginx.url, prometheus_url=self.prometheus.url
         )
         self.stage_line(
             1,
@@ -281,18 +291,9 @@ class Demo:
         arguments = self.training_arguments(source, max_regression=self.args.max_regression)
         summary = self.pushed(self.train("training", arguments), "train v2")
         v2 = {"version": summary["model_version"], "uri": summary["model_uri"], "source": source}
-        self.summary["model_versions"]["v2"] = dict(v2, pr_auc=(summary.get("metrics") or {}).get("pr_auc"))
+        self.summary["model_versions"]["v2"] = dict(v2, pr_auc=self.pr_auc_of(summary))
         base = (summary.get("baseline_metrics") or {}).get("pr_auc")
-        self.record(
-            "train_v2",
-            started,
-            status="succeeded",
-            run_dir=summary["run_dir"],
-            model_uri=v2["uri"],
-            model_version=v2["version"],
-            pr_auc=(summary.get("metrics") or {}).get("pr_auc"),
-            baseline_pr_auc=base,
-        )
+        self.record_training("train_v2", started, summary, baseline_pr_auc=base)
         vs = f" (v1 on the same split: {base:.3f})" if base is not None else ""
         self.stage_line(
             2,
@@ -474,7 +475,7 @@ class Demo:
             retrained=retrained,
             tasks=summary["tasks"],
             source=retrain_source,
-            pr_auc=(summary.get("metrics") or {}).get("pr_auc"),
+            pr_auc=self.pr_auc_of(summary),
         )
         if new:
             v3 = {"version": new[-1].version, "uri": new[-1].uri, "source": retrain_source}

@@ -12,6 +12,7 @@ import pytest
 
 from kfpkit.components.common import model_dir as md
 from kfpkit.components.common.preprocessing import PreprocessingSpec
+from tests.common.model_dirs import write_spec_card_and_calibration
 
 LABEL = "y"
 
@@ -31,18 +32,7 @@ def _sklearn_dir(directory: str, frame: pd.DataFrame, calibration) -> str:
     spec = PreprocessingSpec.fit(frame, LABEL)
     model = LogisticRegression().fit(md.sklearn_feature_matrix(*spec.transform(frame)), frame[LABEL].astype(int))
     sio.dump(model, os.path.join(directory, md.SKOPS_FILE))
-    spec.save(os.path.join(directory, md.PREPROCESSING_FILE))
-    card = md.ModelCard(
-        framework="sklearn",
-        model_file=md.SKOPS_FILE,
-        label_column=LABEL,
-        feature_order=list(spec.feature_order),
-        decision_threshold=0.5,
-        calibration=None if calibration is None else calibration.method,
-    )
-    if calibration is not None:
-        calibration.save(directory)
-    md.write_model_card(directory, card)
+    write_spec_card_and_calibration(directory, spec, "sklearn", LABEL, calibration)
     return directory
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from kfpkit.components.common import model_dir as md
 from kfpkit.components.common.preprocessing import PreprocessingSpec
+from tests.common.model_dirs import write_spec_card_and_calibration
 
 LABEL = "y"
 
@@ -31,21 +32,6 @@ def frame() -> pd.DataFrame:
     return pd.DataFrame({"x": x, "amount": amount, "channel": channel, LABEL: rng.random(n) < 1 / (1 + np.exp(-logit))})
 
 
-def _write_dir(directory: str, spec: PreprocessingSpec, framework: str, calibration) -> None:
-    spec.save(os.path.join(directory, md.PREPROCESSING_FILE))
-    card = md.ModelCard(
-        framework=framework,
-        model_file=md.MODEL_FILES[framework],
-        label_column=LABEL,
-        feature_order=list(spec.feature_order),
-        decision_threshold=0.5,
-        calibration=None if calibration is None else calibration.method,
-    )
-    if calibration is not None:
-        calibration.save(directory)
-    md.write_model_card(directory, card)
-
-
 def _sklearn_dir(directory: str, frame: pd.DataFrame, estimator, calibration=None):
     import skops.io as sio
 
@@ -53,7 +39,7 @@ def _sklearn_dir(directory: str, frame: pd.DataFrame, estimator, calibration=Non
     spec = PreprocessingSpec.fit(frame, LABEL)
     estimator.fit(md.sklearn_feature_matrix(*spec.transform(frame)), frame[LABEL].astype(int))
     sio.dump(estimator, os.path.join(directory, md.SKOPS_FILE))
-    _write_dir(directory, spec, "sklearn", calibration)
+    write_spec_card_and_calibration(directory, spec, "sklearn", LABEL, calibration)
     return md.load_model(directory)
 
 
@@ -159,7 +145,7 @@ def test_torchscript_scores_as_the_scripted_module_with_the_calibration(tmp_path
     path = os.path.join(directory, md.TORCHSCRIPT_FILE)
     export_torchscript(net, spec.cardinalities, path)
     calibration = md.PlattCalibration(slope=0.9, intercept=0.2)
-    _write_dir(directory, spec, "pytorch", calibration)
+    write_spec_card_and_calibration(directory, spec, "pytorch", LABEL, calibration)
     loaded = md.load_model(directory)
     numeric, categorical = spec.transform(frame)
     with torch.no_grad():
