@@ -31,7 +31,11 @@ What it does:
    from /proc -- which other load on a shared machine disturbs far less than requests/s), the kfpkit/MLServer
    and kfpkit/KServe ratios, and the goal check (issue 8, v2 at 16 connections: at least 0.6x the
    limit row, at least 5x the KServe sklearnserver-equivalent, p99 at most 5 ms). A benchmark, not a
-   test: missed goals are reported, not failed. Every server is stopped at the end, whatever happens.
+   test: missed goals are reported, not failed. Every server is stopped at the end, whatever happens;
+6. then sends every server batched requests -- one FP32 tensor ``[--batch-rows, 5]`` (default 1,000 rows,
+   checked against the offline model like the 16 rows) from ``--batch-connections`` connections -- and
+   prints rows/s, per-request p50/p99 and server CPU per row, with the kfpkit/peer rows/s ratios
+   (``--batch-rows 0`` skips it).
 """
 
 from __future__ import annotations
@@ -250,6 +254,53 @@ def format_table(cells: Dict[tuple, Cell], keys: Sequence[str], concurrencies: S
     return "\n".join(lines)
 
 
+def format_batch_table(cells: Dict[str, Cell], keys: Sequence[str], batch_rows: int) -> str:
+    """The batched-requests table: rows/s, per-request latency, server CPU per row, kfpkit/peer ratios."""
+    width = max(len(LABELS[k]) for k in keys)
+    lines = [
+        f"{'server':<{width}}  {'conns':>5}  {'rows/s':>10}  {'p50 ms':>7}  {'p99 ms':>7}  {'CPU us/row':>10}  "
+        f"{'runs':>4}  {'failed':>6}",
+        "-" * (width + 63),
+    ]
+    for key in keys:
+        cell = cells[key]
+        lines.append(
+            f"{LABELS[key]:<{width}}  {cell.connections:>5}  {cell.median('rps') * batch_rows:>10.0f}  "
+            f"{cell.median('p50_ms'):>7.2f}  {cell.median('p99_ms'):>7.2f}  "
+            f"{cell.median('cpu_us_per_request') / batch_rows:>10.2f}  {len(cell.runs):>4}  {cell.failures:>6}"
+        )
+    if "kfpkit" in keys and len(keys) > 1:
+        kfpkit_rps = cells["kfpkit"].median("rps")
+        parts = []
+        for key in keys:
+            if key != "kfpkit":
+                peer = cells[key].median("rps")
+                name = {"mlserver": "MLServer", "kserve": "KServe", "limit": "limit"}[key]
+                parts.append(f"kfpkit/{name} {kfpkit_rps / peer if peer > 0 else float('inf'):.2f}x")
+        lines.append("")
+        lines.append(f"rows/s ratio, {batch_rows}-row requests: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def _measure(
+    generator: str,
+    server: servers.ServerProcess,
+    body_file: str,
+    connections: int,
+    duration: float,
+    client_cpu: Optional[int],
+    cell: Cell,
+) -> loadgen.LoadResult:
+    """One closed-loop run against ``server``, recorded in ``cell`` with the server's CPU per request."""
+    cpu_before = server.cpu_seconds()
+    result = loadgen.run_load(generator, server.base_url + INFER_PATH, body_file, connections, duration, client_cpu)
+    cell.runs.append(result)
+    cell.cpu_us_per_request.append((server.cpu_seconds() - cpu_before) * 1e6 / max(result.requests, 1))
+    if server.process is not None and server.process.poll() is not None:
+        raise servers.ServerError(f"{server.label} died:\n{server.log_tail()}")
+    return result
+
+
 def goal_lines(cells: Dict[tuple, Cell], keys: Sequence[str]) -> List[str]:
     """The issue's goal, checked on the medians (reported, never failed)."""
     c = GOAL_CONNECTIONS
@@ -319,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn off per-request logging of MLServer (debug=false) and KServe (no logging setup, no latency "
         "log); kfpkit's fast path never logs per request",
     )
+    parser.add_argument(
+        "--batch-rows", type=int, default=1000, help="rows per request of the batched part (0: skip it)"
+    )
+    parser.add_argument("--batch-connections", type=int, default=4, help="connections of the batched part")
+    parser.add_argument("--batch-duration", type=float, default=5.0, help="seconds per batched run")
     parser.add_argument("--train-rows", type=int, default=models.DEFAULT_TRAIN_ROWS)
     parser.add_argument("--work-dir", default=None, help="where models and server logs go (default: a temp dir)")
     parser.add_argument("--json-out", default=None, help="also write every run and the medians as JSON here")
@@ -329,6 +385,8 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
     """Runs the benchmark described by parsed ``args``; returns the results (also printed through ``emit``)."""
     if args.duration <= 0 or args.runs < 1 or not args.concurrency or min(args.concurrency) < 1:
         raise ValueError("--duration must be > 0, --runs >= 1 and every --concurrency >= 1")
+    if args.batch_rows < 0 or (args.batch_rows and (args.batch_connections < 1 or args.batch_duration <= 0)):
+        raise ValueError("--batch-rows must be >= 0, --batch-connections >= 1 and --batch-duration > 0")
     generator = loadgen.resolve_generator(args.load_generator)
     if generator == "wrk" and not loadgen.wrk_available():
         raise FileNotFoundError("wrk is not installed (apt-get install -y wrk), or use --load-generator python")
@@ -368,6 +426,13 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
                 fh.write(body)
             body_files[key] = path
         emit(f"  request: POST {INFER_PATH}, {len(single_body[keys[0]])} bytes, identical for every server")
+        batch_rows = models.request_rows(args.batch_rows, seed=2) if args.batch_rows else None
+        batch_files = {}
+        if batch_rows is not None:
+            for key, body in server_bodies(batch_rows, keys).items():
+                batch_files[key] = os.path.join(work_dir, f"body-{key}-{args.batch_rows}-rows.json")
+                with open(batch_files[key], "wb") as fh:
+                    fh.write(body)
 
         procs = make_servers(
             keys,
@@ -379,6 +444,7 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
             quiet_peers=args.quiet_peers,
         )
         cells: Dict[tuple, Cell] = {(k, c): Cell(k, c) for k in keys for c in args.concurrency}
+        batch_cells: Dict[str, Cell] = {k: Cell(k, args.batch_connections) for k in keys} if batch_files else {}
         with servers.ServerGroup(list(procs.values())):
             diffs = check_equivalence(procs, model, rows)
             emit(
@@ -398,20 +464,33 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
             for run in range(args.runs):
                 for c in args.concurrency:
                     for key in keys:
-                        cpu_before = procs[key].cpu_seconds()
-                        result = loadgen.run_load(
-                            generator, procs[key].base_url + INFER_PATH, body_files[key], c, args.duration, client_cpu
-                        )
-                        cpu_us = (procs[key].cpu_seconds() - cpu_before) * 1e6 / max(result.requests, 1)
-                        cells[(key, c)].runs.append(result)
-                        cells[(key, c)].cpu_us_per_request.append(cpu_us)
+                        cell = cells[(key, c)]
+                        result = _measure(generator, procs[key], body_files[key], c, args.duration, client_cpu, cell)
                         emit(
                             f"  run {run + 1}/{args.runs} {key:<8} c={c:<3} {result.rps:>8.0f} rps  "
-                            f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  CPU {cpu_us:5.0f} us/req  "
+                            f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+                            f"CPU {cell.cpu_us_per_request[-1]:5.0f} us/req  "
                             f"errors {result.errors} non-2xx {result.non_2xx}  (loadavg {os.getloadavg()[0]:.2f})"
                         )
-                        if procs[key].process is not None and procs[key].process.poll() is not None:
-                            raise servers.ServerError(f"{procs[key].label} died:\n{procs[key].log_tail()}")
+            if batch_rows is not None:
+                diffs_batch = check_equivalence(procs, model, batch_rows)
+                emit(
+                    f"  same probabilities for {args.batch_rows} rows, max abs diff vs offline: "
+                    + ", ".join(f"{k} {d:.1e}" for k, d in diffs_batch.items())
+                )
+                for run in range(args.runs):
+                    for key in keys:
+                        cell = batch_cells[key]
+                        result = _measure(
+                            generator, procs[key], batch_files[key], args.batch_connections, args.batch_duration,
+                            client_cpu, cell,
+                        )  # fmt: skip
+                        emit(
+                            f"  run {run + 1}/{args.runs} {key:<8} {args.batch_rows}-row c={args.batch_connections:<3}"
+                            f" {result.rps * args.batch_rows:>9.0f} rows/s  p50 {result.p50_ms:6.2f} ms  "
+                            f"p99 {result.p99_ms:6.2f} ms  CPU {cell.cpu_us_per_request[-1] / args.batch_rows:6.2f} "
+                            f"us/row  errors {result.errors} non-2xx {result.non_2xx}"
+                        )
         load_after = os.getloadavg()
         emit("")
         emit(f"medians over {args.runs} run(s) of {args.duration:g} s, one-row v2 FP32 [1, 5] requests, {generator}:")
@@ -419,6 +498,13 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
         goals = goal_lines(cells, keys)
         for line in goals:
             emit(line)
+        if batch_cells:
+            emit("")
+            emit(
+                f"medians over {args.runs} run(s) of {args.batch_duration:g} s, {args.batch_rows}-row v2 FP32 "
+                f"[{args.batch_rows}, 5] requests, {generator}:"
+            )
+            emit(format_batch_table(batch_cells, keys, args.batch_rows))
         emit(f"loadavg after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
         result = {
             "generator": generator,
@@ -445,6 +531,24 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
                 for cell in cells.values()
             ],
             "goals": goals,
+            "batch": None
+            if not batch_cells
+            else {
+                "rows_per_request": args.batch_rows,
+                "connections": args.batch_connections,
+                "cells": [
+                    {
+                        "server": cell.key,
+                        "rows_per_s": cell.median("rps") * args.batch_rows,
+                        "p50_ms": cell.median("p50_ms"),
+                        "p99_ms": cell.median("p99_ms"),
+                        "cpu_us_per_row": cell.median("cpu_us_per_request") / args.batch_rows,
+                        "failures": cell.failures,
+                        "runs": [r.to_dict() for r in cell.runs],
+                    }
+                    for cell in batch_cells.values()
+                ],
+            },
         }
         if args.json_out:
             with open(args.json_out, "w", encoding="utf-8") as fh:
@@ -465,7 +569,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"bench-serving failed: {exc}", file=sys.stderr)
         return 1
     print(f"({time.monotonic() - started:.0f} s)")
-    failed = sum(c["failures"] for c in result["cells"])
+    failed = sum(c["failures"] for c in result["cells"]) + sum(
+        c["failures"] for c in (result["batch"] or {}).get("cells", [])
+    )
     if failed:
         print(f"bench-serving: {failed} failed request(s) under load", file=sys.stderr)
         return 1
