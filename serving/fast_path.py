@@ -147,14 +147,19 @@ class InferenceBatcher:
         self.max_rows = max_rows
         self._pending: List[Tuple[Any, asyncio.Future]] = []
         self._rows = 0
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     def submit(self, decoded: Any) -> asyncio.Future:
         """A future of ``(probability, labels)`` for ``decoded`` (or of its ``BadRequest``)."""
-        loop = asyncio.get_running_loop()
         if self._pending and self._rows + decoded.rows > self.max_rows:
             self.flush()
-        future = loop.create_future()
-        if not self._pending:
+        if self._pending:
+            # the loop that scheduled this batch's flush, in this same iteration (asking for the running
+            # loop costs a getpid() system call per request on CPython 3.11)
+            future = self._loop.create_future()
+        else:
+            self._loop = loop = asyncio.get_running_loop()
+            future = loop.create_future()
             loop.call_soon(self.flush)
         self._pending.append((decoded, future))
         self._rows += decoded.rows

@@ -46,6 +46,7 @@ NUMERIC_DATATYPES = INT_DATATYPES | FLOAT_DATATYPES
 KNOWN_DATATYPES = NUMERIC_DATATYPES | {"BYTES", "BOOL", "FP16", "BF16"}
 V2_REQUIRED_INPUT_FIELDS = ("name", "shape", "datatype", "data")
 _SHOWN = 10  # names listed in an error message before "..."
+_TENSOR_WHERE = f"input {TENSOR_INPUT_NAME!r}"
 
 
 class BadRequest(ValueError):
@@ -409,7 +410,7 @@ class RequestCodec:
     def _decode_tensor(
         self, item: Mapping[str, Any], request_id: Optional[str], outputs: Tuple[str, ...]
     ) -> DecodedRequest:
-        where = f"input {TENSOR_INPUT_NAME!r}"
+        where = _TENSOR_WHERE
         shape = item["shape"]
         k = len(self.feature_order)
         if len(shape) != 2 or shape[1] != k:

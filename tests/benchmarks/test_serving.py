@@ -155,6 +155,25 @@ def test_table_shows_medians_ratios_and_goal_verdicts():
     assert any("p99" in g and "20.00 ms -> NOT met" in g for g in goals)
 
 
+def test_batch_table_shows_rows_per_second_cpu_per_row_and_rows_ratios():
+    cells = {
+        "kfpkit": bench_serving.Cell("kfpkit", 4, [_result(r, 9.0) for r in (100, 400, 500)], [2000.0] * 3),
+        "kserve": bench_serving.Cell("kserve", 4, [_result(100, 40.0)] * 3, [9000.0] * 3),
+    }
+
+    table = bench_serving.format_batch_table(cells, ["kfpkit", "kserve"], batch_rows=1000)
+
+    kfpkit_row = next(line for line in table.splitlines() if line.startswith(bench_serving.LABELS["kfpkit"]))
+    assert kfpkit_row.split()[-6:] == ["400000", "3.00", "9.00", "2.00", "3", "0"]  # median rps x rows; us/row
+    assert "rows/s ratio, 1000-row requests: kfpkit/KServe 4.00x" in table
+
+
+def test_batch_options_are_checked():
+    args = bench_serving.build_parser().parse_args(["--batch-rows", "10", "--batch-connections", "0"])
+    with pytest.raises(ValueError, match="--batch-connections"):
+        bench_serving.run_benchmark(args, emit=lambda line: None)
+
+
 # ---------------------------------------------------------------------------------------------- lifecycle
 def test_loopback_check_refuses_other_hosts_and_schemes():
     assert loadgen.is_loopback_url("http://127.0.0.1:8080/v2/models/m/infer")
@@ -287,7 +306,8 @@ def test_benchmark_runs_kfpkit_and_its_peers_checks_equivalence_and_stops_them(
     keys = ["kfpkit", "limit", "kserve"] + (["mlserver"] if os.path.isfile(mlserver_bin) else [])
     args = bench_serving.build_parser().parse_args(
         ["--servers", *keys, "--duration", "1", "--runs", "1", "--concurrency", "2", "--warmup", "0",
-         "--train-rows", "2000", "--work-dir", str(tmp_path), "--json-out", str(tmp_path / "result.json")]
+         "--train-rows", "2000", "--work-dir", str(tmp_path), "--json-out", str(tmp_path / "result.json"),
+         "--batch-rows", "300", "--batch-connections", "2", "--batch-duration", "1"]
     )  # fmt: skip
     lines = []
 
@@ -301,4 +321,9 @@ def test_benchmark_runs_kfpkit_and_its_peers_checks_equivalence_and_stops_them(
         assert cell["rps"] > 0 and cell["failures"] == 0 and cell["cpu_us_per_request"] > 0
     text = "\n".join(lines)
     assert "rps ratio at  2 connection(s): kfpkit/limit" in text and "kfpkit/KServe" in text
+    batch = result["batch"]
+    assert batch["rows_per_request"] == 300 and {c["server"] for c in batch["cells"]} == set(keys)
+    for cell in batch["cells"]:
+        assert cell["rows_per_s"] > 0 and cell["failures"] == 0 and cell["cpu_us_per_row"] > 0
+    assert "same probabilities for 300 rows" in text and "rows/s ratio, 300-row requests: kfpkit/limit" in text
     assert processes_mentioning(str(tmp_path)) == []
