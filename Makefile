@@ -137,7 +137,7 @@ loadtest: setup-main ## headless locust run against kfpkit serve on 127.0.0.1 (b
 fuzz: setup-main ## longer property-based fuzz of kfpkit serve (FUZZ_EXAMPLES per protocol, default 2500: ~2 min, 20k requests)
 	KFPKIT_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2500) $(VENV)/bin/pytest -q -p no:cacheprovider tests/serving/test_fuzz.py
 
-bench-serving: setup-main setup-mlserver ## benchmarks/serving: kfpkit vs the limit row, MLServer, KServe sklearnserver; real MLP vs plain KServe (~8 min)
+bench-serving: setup-main setup-mlserver ## benchmarks/serving: kfpkit vs the limit row, MLServer, KServe sklearnserver; 1,000-row batches; real MLP vs plain KServe (~9 min)
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install -y wrk): using the slower Python load generator"
 	$(PY) -m benchmarks.serving.bench_serving --mlserver-bin $(MLSERVER_VENV)/bin/mlserver $(BENCH_ARGS)
 	$(PY) -m benchmarks.serving.bench_mlp $(BENCH_MLP_ARGS)
