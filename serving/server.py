@@ -2,7 +2,7 @@
 
 :class:`KfpkitModelServer` is a ``kserve.ModelServer``: same constructor arguments, ``DataPlane``,
 model repository, REST endpoints (v1, v2, ``/metrics``, health), exception handlers, middlewares and
-gRPC server. Two things differ:
+gRPC server. What differs:
 
 * the FastAPI app is built per server by :meth:`KfpkitModelServer.create_app` -- with KServe's own
   ``RESTServer`` methods -- instead of being KServe's module-global app, so several servers can live in
