@@ -12,7 +12,8 @@ KServe dashboards keep working.
 The metrics live in prometheus_client's default registry (the one KServe's ``/metrics`` serves) and are
 created once per process, when this module is first imported. ``kfpkit_prediction_score`` is a
 :class:`ScoreHistogram`: it counts a request's (or a micro-batch's) scores in one step instead of one
-prometheus_client ``observe`` per score, and is exposed exactly like a prometheus_client histogram.
+prometheus_client ``observe`` per score, and is exposed with a prometheus_client histogram's samples
+(``_bucket``, ``_count``, ``_sum``; not ``_created``, which no kfpkit query reads).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class ScoreCounts:
         self._lock = threading.Lock()
 
     def observe_many(self, values: np.ndarray) -> None:
-        """Counts every value of ``values`` (finite numbers; the scorers never pass NaN)."""
+        """Counts every value of ``values``: finite numbers (the scorers refuse a NaN score before it gets
+        here; prometheus_client would count a NaN in ``_count`` and in no bucket)."""
         if values.size <= _SMALL_BATCH:
             scores = values.ravel().tolist()
             bounds = self._bounds
@@ -65,7 +67,7 @@ class ScoreCounts:
             return
         positions = np.searchsorted(self._bounds_array, values.ravel(), side="left")
         added = np.bincount(positions, minlength=len(self._counts)).tolist()
-        total = float(np.add.reduce(values, axis=None))
+        total = float(values.sum(dtype=np.float64))
         with self._lock:
             self._counts = [c + a for c, a in zip(self._counts, added, strict=True)]
             self._sum += total
@@ -92,7 +94,7 @@ class ScoreHistogram(Collector):
     """A histogram with a ``model_name`` label whose values arrive as arrays (:class:`ScoreCounts`).
 
     Registered in prometheus_client's default registry, so KServe's ``/metrics`` exposes it with the
-    other metrics, in the same format as a prometheus_client ``Histogram``.
+    other metrics, with a prometheus_client ``Histogram``'s samples except ``_created``.
     """
 
     def __init__(self, name: str, documentation: str, buckets: Sequence[float], registry=REGISTRY):

@@ -536,6 +536,8 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
             else {
                 "rows_per_request": args.batch_rows,
                 "connections": args.batch_connections,
+                "duration_s": args.batch_duration,
+                "equivalence_max_abs_diff": diffs_batch,
                 "cells": [
                     {
                         "server": cell.key,
@@ -544,7 +546,10 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
                         "p99_ms": cell.median("p99_ms"),
                         "cpu_us_per_row": cell.median("cpu_us_per_request") / args.batch_rows,
                         "failures": cell.failures,
-                        "runs": [r.to_dict() for r in cell.runs],
+                        "runs": [
+                            {**r.to_dict(), "cpu_us_per_row": cpu / args.batch_rows}
+                            for r, cpu in zip(cell.runs, cell.cpu_us_per_request, strict=True)
+                        ],
                     }
                     for cell in batch_cells.values()
                 ],

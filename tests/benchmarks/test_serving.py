@@ -168,9 +168,15 @@ def test_batch_table_shows_rows_per_second_cpu_per_row_and_rows_ratios():
     assert "rows/s ratio, 1000-row requests: kfpkit/KServe 4.00x" in table
 
 
-def test_batch_options_are_checked():
-    args = bench_serving.build_parser().parse_args(["--batch-rows", "10", "--batch-connections", "0"])
-    with pytest.raises(ValueError, match="--batch-connections"):
+@pytest.mark.parametrize("options", [["--batch-rows", "-1"], ["--batch-connections", "0"], ["--batch-duration", "0"]])
+def test_batch_options_are_checked_before_anything_starts(options, monkeypatch):
+    def no_load_generator(*args):
+        raise AssertionError("the benchmark started before checking its options")
+
+    monkeypatch.setattr(bench_serving.loadgen, "resolve_generator", no_load_generator)
+    args = bench_serving.build_parser().parse_args(options)
+
+    with pytest.raises(ValueError, match="--batch-rows must be >= 0, --batch-connections >= 1"):
         bench_serving.run_benchmark(args, emit=lambda line: None)
 
 
@@ -323,7 +329,9 @@ def test_benchmark_runs_kfpkit_and_its_peers_checks_equivalence_and_stops_them(
     assert "rps ratio at  2 connection(s): kfpkit/limit" in text and "kfpkit/KServe" in text
     batch = result["batch"]
     assert batch["rows_per_request"] == 300 and {c["server"] for c in batch["cells"]} == set(keys)
+    assert max(batch["equivalence_max_abs_diff"].values()) < bench_serving.EQUIVALENCE_TOLERANCE
     for cell in batch["cells"]:
         assert cell["rows_per_s"] > 0 and cell["failures"] == 0 and cell["cpu_us_per_row"] > 0
+        assert all(run["cpu_us_per_row"] > 0 for run in cell["runs"])
     assert "same probabilities for 300 rows" in text and "rows/s ratio, 300-row requests: kfpkit/limit" in text
     assert processes_mentioning(str(tmp_path)) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -75,18 +76,24 @@ def test_each_model_name_is_its_own_series():
 def test_concurrent_observers_lose_no_count():
     ours, _, _, _ = _pair()
     child = ours.labels("m")
-    small, large = np.full(3, 0.5), np.full(500, 0.25)
+    small, large = np.full(3, 0.5), np.full(100, 0.25)
+    rounds = 5000
 
     def observe(batch: np.ndarray) -> None:
-        for _ in range(200):
+        for _ in range(rounds):
             child.observe_many(batch)
 
-    threads = [threading.Thread(target=observe, args=(b,)) for b in (small, large, small, large)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so that unlocked read-modify-writes would interleave
+    try:
+        threads = [threading.Thread(target=observe, args=(b,)) for b in (small, large, small, large)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
 
     buckets, total = child.snapshot()
-    assert buckets[-1] == ("+Inf", 2 * 200 * (3 + 500))
-    assert total == pytest.approx(2 * 200 * (3 * 0.5 + 500 * 0.25))
+    assert buckets[-1] == ("+Inf", 2 * rounds * (3 + 100))
+    assert total == pytest.approx(2 * rounds * (3 * 0.5 + 100 * 0.25))
