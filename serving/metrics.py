@@ -44,8 +44,7 @@ class ScoreCounts:
     ``v`` falls in the first bucket whose upper bound ``le`` satisfies ``v <= le``.
     """
 
-    def __init__(self, name: str, model_name: str, upper_bounds: Sequence[float]):
-        self.name = name
+    def __init__(self, model_name: str, upper_bounds: Sequence[float]):
         self.model_name = model_name
         self._bounds = [float(b) for b in upper_bounds]
         self._bounds_array = np.asarray(self._bounds, dtype=np.float64)
@@ -82,13 +81,6 @@ class ScoreCounts:
             cumulative.append((floatToGoString(bound), float(running)))
         return cumulative, total
 
-    def collect(self) -> Iterator[HistogramMetricFamily]:
-        """This child alone as a metric family (``<name>_bucket``, ``_count``, ``_sum`` samples)."""
-        family = HistogramMetricFamily(self.name, "", labels=["model_name"])
-        buckets, total = self.snapshot()
-        family.add_metric([self.model_name], buckets, total)
-        yield family
-
 
 class ScoreHistogram(Collector):
     """A histogram with a ``model_name`` label whose values arrive as arrays (:class:`ScoreCounts`).
@@ -111,7 +103,7 @@ class ScoreHistogram(Collector):
         with self._lock:
             child = self._children.get(model_name)
             if child is None:
-                child = self._children[model_name] = ScoreCounts(self.name, model_name, self.buckets)
+                child = self._children[model_name] = ScoreCounts(model_name, self.buckets)
             return child
 
     def describe(self) -> List[HistogramMetricFamily]:
