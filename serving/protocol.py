@@ -68,9 +68,10 @@ class DecodedRequest:
         matrix: For the single ``features`` tensor: its float64 ``[rows, features]`` values in feature
             order, which ``PreprocessingSpec.transform_matrix`` takes whole; ``columns`` are then views of
             it, built when first read.
+        feature_order: The features of ``matrix``'s columns, in order (empty without a matrix).
     """
 
-    __slots__ = ("_columns", "_feature_order", "matrix", "outputs", "request_id", "rows")
+    __slots__ = ("_columns", "feature_order", "matrix", "outputs", "request_id", "rows")
 
     def __init__(
         self,
@@ -88,19 +89,14 @@ class DecodedRequest:
         self.request_id = request_id
         self.outputs = outputs
         self.matrix = matrix
-        self._feature_order = feature_order
-
-    @property
-    def feature_order(self) -> Sequence[str]:
-        """The features of ``matrix``'s columns, in order (empty without a matrix)."""
-        return self._feature_order
+        self.feature_order = feature_order
 
     @property
     def columns(self) -> Dict[str, Any]:
         if self._columns is None:
             matrix = self.matrix
             assert matrix is not None
-            self._columns = {f: matrix[:, j] for j, f in enumerate(self._feature_order)}
+            self._columns = {f: matrix[:, j] for j, f in enumerate(self.feature_order)}
         return self._columns
 
     def __repr__(self) -> str:
@@ -130,14 +126,11 @@ def _holds_bool(values: Sequence[Any], array: np.ndarray) -> bool:
     numpy reads ``[1, True]`` as ``[1, 1]``, so only values equal to 0 or 1 can be booleans: for long
     columns only those are looked at (checking every value's type was a third of a 1,000-row decode).
     """
-    if len(values) <= 64:
-        return bool in set(map(type, values))
-    candidates = np.flatnonzero((array == 0) | (array == 1))
-    if candidates.size == 0:
-        return False
-    if candidates.size > len(values) // 4:
-        return bool in set(map(type, values))
-    return any(type(values[i]) is bool for i in candidates.tolist())
+    if len(values) > 64:
+        candidates = np.flatnonzero((array == 0) | (array == 1))
+        if candidates.size <= len(values) // 4:
+            return any(type(values[i]) is bool for i in candidates.tolist())
+    return bool in set(map(type, values))
 
 
 def numeric_column(values: Sequence[Any], feature: str, integer_only: bool = False) -> np.ndarray:
