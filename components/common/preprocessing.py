@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -269,32 +269,34 @@ class PreprocessingSpec:
         values /= std
         return values.astype(np.float32)
 
-    def _numeric_positions(self) -> Optional[List[int]]:
-        """Columns of :attr:`numeric` in :attr:`feature_order`, or ``None`` when they are the same order."""
-        order, numeric = self.feature_order, self.numeric
-        cached = self.__dict__.get("_positions")
-        if (
-            cached is None
-            or cached[0] is not numeric
-            or cached[1] is not order
-            or cached[2] != (len(numeric), len(order))
-        ):
-            positions = [order.index(f.name) for f in numeric]
-            same = positions == list(range(len(order)))
-            cached = (numeric, order, (len(numeric), len(order)), None if same else positions)
-            self.__dict__["_positions"] = cached
+    def _derived(self, key: str, build: Callable[[], Any]) -> Any:
+        """``build()``, kept under ``key`` and built again when :attr:`numeric` or :attr:`feature_order` is
+        replaced or resized (the cache of :meth:`_numeric_vectors` and :meth:`_numeric_positions`)."""
+        numeric, order = self.numeric, self.feature_order
+        sizes = (len(numeric), len(order))
+        cached = self.__dict__.get(key)
+        if cached is None or cached[0] is not numeric or cached[1] is not order or cached[2] != sizes:
+            cached = (numeric, order, sizes, build())
+            self.__dict__[key] = cached
         return cached[3]
 
+    def _numeric_positions(self) -> Optional[List[int]]:
+        """Columns of :attr:`numeric` in :attr:`feature_order`, or ``None`` when they are the same order."""
+
+        def build() -> Optional[List[int]]:
+            positions = [self.feature_order.index(f.name) for f in self.numeric]
+            return None if positions == list(range(len(self.feature_order))) else positions
+
+        return self._derived("_positions", build)
+
     def _numeric_vectors(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(fill, mean, std)`` float64 vectors of :attr:`numeric`, rebuilt when that list is replaced or resized."""
-        cached = self.__dict__.get("_vectors")
-        if cached is None or cached[0] is not self.numeric or cached[1] != len(self.numeric):
-            vectors = tuple(
+        """``(fill, mean, std)`` float64 vectors of :attr:`numeric`."""
+        return self._derived(
+            "_vectors",
+            lambda: tuple(
                 np.array([getattr(f, name) for f in self.numeric], dtype=np.float64) for name in ("fill", "mean", "std")
-            )
-            cached = (self.numeric, len(self.numeric), vectors)
-            self.__dict__["_vectors"] = cached
-        return cached[2]
+            ),
+        )
 
     def transform_rows(self, rows: Sequence[Sequence[Any]]) -> Tuple[np.ndarray, np.ndarray]:
         """Transforms rows given as lists in :attr:`feature_order`."""
