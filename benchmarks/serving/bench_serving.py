@@ -68,6 +68,7 @@ LABELS = {
     "mlserver": "MLServer (mlserver-sklearn)",
     "kserve": "KServe custom Model (sklearnserver-equivalent)",
 }
+PEER_NAMES = {"mlserver": "MLServer", "kserve": "KServe", "limit": "limit"}  # in the ratio lines
 GOAL_RATIO = 5.0  # vs the KServe sklearnserver-equivalent (issue 8)
 GOAL_LIMIT_RATIO = 0.6  # kfpkit rps / limit rps
 GOAL_P99_MS = 5.0
@@ -163,6 +164,16 @@ def make_servers(
     return out
 
 
+def write_bodies(rows: np.ndarray, keys: Sequence[str], work_dir: str, name: str) -> Dict[str, str]:
+    """Writes each server's request body for ``rows`` to ``<work_dir>/body-<server>-<name>.json``; the paths."""
+    paths = {}
+    for key, body in server_bodies(rows, keys).items():
+        paths[key] = os.path.join(work_dir, f"body-{key}-{name}.json")
+        with open(paths[key], "wb") as fh:
+            fh.write(body)
+    return paths
+
+
 def check_equivalence(
     running: Dict[str, servers.ServerProcess], model: models.BenchModel, rows: np.ndarray
 ) -> Dict[str, float]:
@@ -247,7 +258,7 @@ def format_table(cells: Dict[tuple, Cell], keys: Sequence[str], concurrencies: S
                     peer = cells[(key, c)].median("rps")
                     ratio = kfpkit_rps / peer if peer > 0 else float("inf")
                     cpu_ratio = cells[(key, c)].median("cpu_us_per_request") / kfpkit_cpu if kfpkit_cpu > 0 else 0.0
-                    name = {"mlserver": "MLServer", "kserve": "KServe", "limit": "limit"}[key]
+                    name = PEER_NAMES[key]
                     parts.append(f"kfpkit/{name} {ratio:.2f}x (server CPU per request: {name} {cpu_ratio:.2f}x)")
             if parts:
                 lines.append(f"rps ratio at {c:>2} connection(s): " + "; ".join(parts))
@@ -275,8 +286,7 @@ def format_batch_table(cells: Dict[str, Cell], keys: Sequence[str], batch_rows: 
         for key in keys:
             if key != "kfpkit":
                 peer = cells[key].median("rps")
-                name = {"mlserver": "MLServer", "kserve": "KServe", "limit": "limit"}[key]
-                parts.append(f"kfpkit/{name} {kfpkit_rps / peer if peer > 0 else float('inf'):.2f}x")
+                parts.append(f"kfpkit/{PEER_NAMES[key]} {kfpkit_rps / peer if peer > 0 else float('inf'):.2f}x")
         lines.append("")
         lines.append(f"rows/s ratio, {batch_rows}-row requests: " + "; ".join(parts))
     return "\n".join(lines)
@@ -418,21 +428,12 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
 
         model = models.build_bench_model(os.path.join(work_dir, "model"), rows=args.train_rows)
         rows = models.request_rows(16)
-        single_body = server_bodies(rows[:1], keys)
-        body_files = {}
-        for key, body in single_body.items():
-            path = os.path.join(work_dir, f"body-{key}.json")
-            with open(path, "wb") as fh:
-                fh.write(body)
-            body_files[key] = path
-        emit(f"  request: POST {INFER_PATH}, {len(single_body[keys[0]])} bytes, identical for every server")
+        body_files = write_bodies(rows[:1], keys, work_dir, "1-row")
+        emit(f"  request: POST {INFER_PATH}, {os.path.getsize(body_files[keys[0]])} bytes, identical for every server")
         batch_rows = models.request_rows(args.batch_rows, seed=2) if args.batch_rows else None
         batch_files = {}
         if batch_rows is not None:
-            for key, body in server_bodies(batch_rows, keys).items():
-                batch_files[key] = os.path.join(work_dir, f"body-{key}-{args.batch_rows}-rows.json")
-                with open(batch_files[key], "wb") as fh:
-                    fh.write(body)
+            batch_files = write_bodies(batch_rows, keys, work_dir, f"{args.batch_rows}-rows")
 
         procs = make_servers(
             keys,
