@@ -23,7 +23,7 @@ SOURCE ?= synthetic://fraud?rows=100000&seed=0
 MODEL_NAME ?= fraud-detector
 BUILD_DIR ?= build
 REGISTRY ?= ghcr.io/kfpkit
-TAG ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' components/_version.py)
+TAG ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' core/_version.py)
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest fuzz bench-serving bench-train bench-validate readmes
@@ -152,7 +152,7 @@ bench-drift: setup setup-evidently ## benchmarks/drift: kfpkit monitor vs Eviden
 	$(PY) -m benchmarks.drift.bench_drift $(BENCH_DRIFT_ARGS)
 
 images: setup-main ## build the four images with docker or buildah (REGISTRY=..., TAG=..., IMAGES_ARGS=--push)
-	$(PY) -m kfpkit.components.images.build --registry $(REGISTRY) --tag $(TAG) $(IMAGES_ARGS)
+	$(PY) -m images.build --registry $(REGISTRY) --tag $(TAG) $(IMAGES_ARGS)
 
 lock: ## re-generate requirements/main.lock from the current .venv (after changing dependencies)
 	{ sed -n '1,2p' requirements/main.lock; $(PY) -m pip freeze --all --exclude-editable | grep -vE '^(pip|wheel)==' | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements/main.lock.new

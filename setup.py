@@ -10,14 +10,23 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
-VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "components" / "_version.py").read_text()).group(1)
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "core" / "_version.py").read_text()).group(1)
 
 # kfpkit.<sub> lives in the top-level folder <sub>/ (DEVELOPERS.md: fixed layout). benchmarks/ and tools/ are
 # developer folders of the repository, never installed (tests/benchmarks/test_not_shipped.py).
-SUBPACKAGES = {"components": "components", "pipelines": "pipelines", "serving": "serving"}
+SUBPACKAGES = {
+    "cli": "cli",
+    "components": "components",
+    "core": "core",
+    "onebox": "onebox",
+    "pipelines": "pipelines",
+    "serving": "serving",
+}
 packages = []
 package_dir = {}
 for sub, folder in SUBPACKAGES.items():
+    if not (HERE / folder).is_dir():  # the images copy no onebox/ (images/README.md)
+        continue
     packages.append(f"kfpkit.{sub}")
     package_dir[f"kfpkit.{sub}"] = folder
     for found in find_packages(where=folder):
@@ -35,7 +44,7 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=packages,
     package_dir=package_dir,
-    package_data={"": ["*.md", "*.json", "*.yaml", "*.Dockerfile", "*.in"]},
+    package_data={"": ["*.md", "*.json", "*.yaml"]},
     include_package_data=True,
     install_requires=[
         "kfp>=2.13,<2.18",
@@ -64,10 +73,9 @@ setup(
         # the TFDV environment (exact pins: requirements/tfdv.lock); never together with torch
         "tfdv": ["tensorflow-data-validation>=1.16,<1.17"],
     },
-    entry_points={"console_scripts": ["kfpkit=kfpkit.pipelines.cli:main"]},
+    entry_points={"console_scripts": ["kfpkit=kfpkit.cli.main:main"]},
     classifiers=[
         "Programming Language :: Python :: 3.11",
-        "License :: OSI Approved :: Apache Software License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )

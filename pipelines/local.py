@@ -123,7 +123,7 @@ def training_metrics(train: Optional[TaskRecord]) -> Optional[Dict[str, Dict[str
     directory = _local_path(model.get("uri"))
     if not directory or not os.path.isdir(directory):
         return None
-    from kfpkit.components.common.model_card import ModelCardError, read_model_card
+    from kfpkit.core.model_card import ModelCardError, read_model_card
 
     try:
         card = read_model_card(directory)

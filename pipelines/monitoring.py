@@ -10,7 +10,7 @@ from typing import Optional
 
 from kfp import dsl
 
-from kfpkit.components.monitor.alert_component import drift_alert
+from kfpkit.components.drift_alert.component import drift_alert
 from kfpkit.components.monitor.component import monitor
 from kfpkit.pipelines.platforms import LocalPlatform, Platform
 

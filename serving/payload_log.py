@@ -135,7 +135,7 @@ class PayloadSchema:
         """The records of ``entries`` as one Arrow table."""
         import pyarrow as pa
 
-        from kfpkit.components.common.preprocessing import _category_key
+        from kfpkit.core.preprocessing import _category_key
 
         sizes = [len(e.score) for e in entries]
         rows = int(sum(sizes))

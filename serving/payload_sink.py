@@ -75,7 +75,7 @@ class ModelTarget:
 
     @classmethod
     def from_model_dir(cls, name: str, model_dir: str, version: Optional[str] = None) -> ModelTarget:
-        from kfpkit.components.common.preprocessing import PreprocessingSpec
+        from kfpkit.core.preprocessing import PreprocessingSpec
         from kfpkit.serving.protocol import RequestCodec
 
         spec = PreprocessingSpec.load(os.path.join(model_dir, "preprocessing.json"))

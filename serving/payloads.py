@@ -28,7 +28,7 @@ def _integer_values(series: Any) -> List[int]:
 
 
 def _categorical_values(series: Any) -> List[str]:
-    from kfpkit.components.common.preprocessing import _category_key
+    from kfpkit.core.preprocessing import _category_key
 
     return [_category_key(v) for v in series.tolist()]
 

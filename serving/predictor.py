@@ -2,7 +2,7 @@
 
 :class:`KfpkitModel` is a ``kserve.Model``: ``load()`` verifies the sha256 manifest, then loads the
 TorchScript model or the sklearn baseline and the preprocessing spec through
-:func:`kfpkit.components.common.model_dir.load_model` (the same code evaluate uses), and scores one
+:func:`kfpkit.core.model_dir.load_model` (the same code evaluate uses), and scores one
 warm-up row. A tampered, incomplete or unloadable directory leaves the model not ready, with the reason
 in :attr:`KfpkitModel.load_error` and one ``ERROR`` log line ``model <name> refused: ...``.
 
@@ -35,9 +35,9 @@ from kserve import Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.model_dir import LoadedModel, load_model
-from kfpkit.components.common.preprocessing import PreprocessingError
+from kfpkit.core import model_dir as md
+from kfpkit.core.model_dir import LoadedModel, load_model
+from kfpkit.core.preprocessing import PreprocessingError
 from kfpkit.serving import binary
 from kfpkit.serving.metrics import ModelMetrics
 from kfpkit.serving.protocol import BadRequest, DecodedRequest, RequestCodec

@@ -36,7 +36,7 @@ def test_no_environment_reads_at_import_or_compile_time():
         "real = os.environ\n"
         "os.environ = spy\n"
         "try:\n"
-        "    import kfpkit.pipelines.training, kfpkit.pipelines.cli\n"
+        "    import kfpkit.pipelines.training, kfpkit.cli.main\n"
         "    t.compile_all(tempfile.mkdtemp())\n"
         "finally:\n"
         "    os.environ = real\n"

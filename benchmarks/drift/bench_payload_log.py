@@ -39,9 +39,9 @@ def _free_port() -> int:
 
 
 def train(work: str) -> tuple:
-    from kfpkit.components.common.model_dir import write_manifest
     from kfpkit.components.ingest.synthetic import generate_fraud
     from kfpkit.components.train.logic import TrainParams, train_model
+    from kfpkit.core.model_dir import write_manifest
 
     frame = generate_fraud(6000, seed=2, fraud_rate=0.05)
     frame.iloc[:5000].to_parquet(os.path.join(work, "train.parquet"), index=False)
@@ -59,7 +59,7 @@ def train(work: str) -> tuple:
 
 def serve(model_dir: str, port: int, payload_log: Optional[str]) -> subprocess.Popen:
     cmd = [
-        sys.executable, "-m", "kfpkit.serving.cli", "--model-dir", model_dir, "--model-name", "fraud",
+        sys.executable, "-m", "kfpkit.cli.serve", "--model-dir", model_dir, "--model-name", "fraud",
         "--host", "127.0.0.1", "--http-port", str(port), "--grpc-port", str(_free_port()),
     ]  # fmt: skip
     if payload_log:

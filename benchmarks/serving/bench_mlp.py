@@ -39,10 +39,10 @@ TOLERANCE = 1e-5
 
 def build_mlp_dir(directory: str, rows: int = 20_000, epochs: int = 3) -> str:
     """Trains the pipeline's PyTorch model on ``generate_fraud(rows)`` and writes a servable version directory."""
-    from kfpkit.components.common import model_dir as md
     from kfpkit.components.ingest.synthetic import generate_fraud
     from kfpkit.components.train.logic import train_model
     from kfpkit.components.train.trainer import TrainParams
+    from kfpkit.core import model_dir as md
 
     frame = generate_fraud(rows, seed=0)
     cut = int(len(frame) * 0.8)
@@ -58,8 +58,8 @@ def build_mlp_dir(directory: str, rows: int = 20_000, epochs: int = 3) -> str:
 
 def request_frame(model_dir: str, count: int, seed: int = 1) -> Any:
     """``count`` fresh rows of the model's features, floats rounded through float32 (every server reads the same)."""
-    from kfpkit.components.common.model_dir import load_model
     from kfpkit.components.ingest.synthetic import generate_fraud
+    from kfpkit.core.model_dir import load_model
 
     spec = load_model(model_dir).spec
     frame = generate_fraud(count, seed=seed)[list(spec.feature_order)].copy()
@@ -70,7 +70,7 @@ def request_frame(model_dir: str, count: int, seed: int = 1) -> Any:
 
 
 def body_for(model_dir: str, frame: Any) -> bytes:
-    from kfpkit.components.common.model_dir import load_model
+    from kfpkit.core.model_dir import load_model
     from kfpkit.serving import payloads
 
     spec = load_model(model_dir).spec
@@ -80,7 +80,7 @@ def body_for(model_dir: str, frame: Any) -> bytes:
 def check_equivalence(running: Dict[str, servers.ServerProcess], model_dir: str) -> Dict[str, float]:
     import httpx
 
-    from kfpkit.components.common.model_dir import load_model
+    from kfpkit.core.model_dir import load_model
 
     frame = request_frame(model_dir, 16)
     expected = load_model(model_dir).predict_proba(frame)

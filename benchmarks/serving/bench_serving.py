@@ -187,7 +187,7 @@ def check_equivalence(
     import httpx
     import pandas as pd
 
-    from kfpkit.components.common.model_dir import load_model
+    from kfpkit.core.model_dir import load_model
 
     expected = load_model(model.kfpkit_dir).predict_proba(pd.DataFrame(rows, columns=model.feature_order))
     bodies = server_bodies(rows, list(running))

@@ -1,7 +1,7 @@
 """A plain KServe custom Model serving kfpkit's TorchScript MLP: the peer of kfpkit's predictor for the real model.
 
 What a KServe user writes for this model without kfpkit's predictor: a ``kserve.Model`` whose ``load()``
-reads the model version directory with ``kfpkit.components.common.model_dir.load_model`` (TorchScript,
+reads the model version directory with ``kfpkit.core.model_dir.load_model`` (TorchScript,
 preprocessing spec, calibration: the model is those three together) and whose ``predict(InferRequest)``
 takes each v2 input with ``as_numpy()`` (BYTES decoded as UTF-8), scores with
 ``LoadedModel.predict_proba_columns`` and returns one FP32 ``probability`` output; served by
@@ -25,7 +25,7 @@ def _model_class() -> Any:
     from kserve import Model
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-    from kfpkit.components.common.model_dir import load_model
+    from kfpkit.core.model_dir import load_model
 
     class TorchModel(Model):
         def __init__(self, name: str, model_dir: str):

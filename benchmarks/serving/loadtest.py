@@ -129,9 +129,9 @@ def run_loadtest(args: argparse.Namespace, emit: Any = print) -> Dict[str, Any]:
     if args.run_time < 1 or args.users < 1 or args.rows < 1 or args.batch_size < 1:
         raise ValueError("--run-time, --users, --rows and --batch-size must be >= 1")
     from benchmarks.serving import models
-    from kfpkit.components.common.model_dir import PREPROCESSING_FILE
-    from kfpkit.components.common.preprocessing import PreprocessingSpec
-    from kfpkit.serving.cli import resolve_model_dir
+    from kfpkit.cli.serve import resolve_model_dir
+    from kfpkit.core.model_dir import PREPROCESSING_FILE
+    from kfpkit.core.preprocessing import PreprocessingSpec
 
     pin = loadgen.can_pin(args.no_pin)
     owned = tempfile.TemporaryDirectory(prefix="kfpkit-loadtest-") if args.work_dir is None else None

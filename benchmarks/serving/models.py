@@ -64,8 +64,8 @@ def fit_models(frame: Any) -> Tuple[Any, Any, Any]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from kfpkit.components.common.model_dir import sklearn_feature_matrix
-    from kfpkit.components.common.preprocessing import PreprocessingSpec
+    from kfpkit.core.model_dir import sklearn_feature_matrix
+    from kfpkit.core.preprocessing import PreprocessingSpec
 
     spec = PreprocessingSpec.fit(frame, LABEL, feature_columns=FEATURES)
     if spec.categorical or spec.feature_order != FEATURES:
@@ -97,8 +97,8 @@ def build_bench_model(directory: str, rows: int = DEFAULT_TRAIN_ROWS, seed: int 
     import joblib
     import skops.io as sio
 
-    from kfpkit.components.common import model_dir as md
-    from kfpkit.components.common.model_card import DataLineage, ModelCard
+    from kfpkit.core import model_dir as md
+    from kfpkit.core.model_card import DataLineage, ModelCard
 
     frame = training_frame(rows, seed)
     spec, classifier, pipeline = fit_models(frame)

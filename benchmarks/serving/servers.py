@@ -201,7 +201,7 @@ class ServerGroup:
 def kfpkit_command(model_dir: str, model_name: str, port: int, python: str = sys.executable) -> List[str]:
     """``kfpkit serve`` with its defaults (fast path on, one inference thread), gRPC off, on 127.0.0.1."""
     return [
-        python, "-m", "kfpkit.serving.cli", "--model-dir", model_dir, "--model-name", model_name,
+        python, "-m", "kfpkit.cli.serve", "--model-dir", model_dir, "--model-name", model_name,
         "--http-port", str(port), "--host", HOST, "--enable_grpc", "false",
     ]  # fmt: skip
 

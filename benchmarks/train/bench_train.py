@@ -52,9 +52,9 @@ def write_splits(rows: int, folder: str, seed: int = 0) -> Dict[str, str]:
 def run(rows: int, repeats: int, device: Optional[str], batch_size: Optional[int], epochs: Optional[int]) -> None:
     import torch
 
-    from kfpkit.components.common.model_card import read_model_card
     from kfpkit.components.train.logic import TrainParams, train_model
     from kfpkit.components.train.torch_trainer import resolve_device
+    from kfpkit.core.model_card import read_model_card
 
     overrides: Dict[str, Any] = {}
     if batch_size:

@@ -1,8 +1,8 @@
 """Evaluation of a model directory on the test split, and the blessing gate (kfp-free orchestration).
 
 :func:`evaluate_model` scores the **test split** with a model directory written by train (through
-:func:`kfpkit.components.common.model_dir.load_model`: the shared preprocessing, the model and its
-calibration, exactly what serving returns), computes the metrics of :mod:`kfpkit.components.common.metrics`
+:func:`kfpkit.core.model_dir.load_model`: the shared preprocessing, the model and its
+calibration, exactly what serving returns), computes the metrics of :mod:`kfpkit.core.classification_metrics`
 (ROC-AUC, PR-AUC, log loss, Brier score, ECE and its reliability curve, precision/recall/F1 and the
 confusion matrix at the model card's ``decision_threshold``, an ROC curve, optional per-slice metrics),
 scores the baseline (the registry's latest blessed version) on the same rows when given, and applies the
@@ -28,7 +28,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kfpkit.components.common import metrics as m
 from kfpkit.components.evaluate.errors import EvaluationError
 from kfpkit.components.evaluate.gate import (
     DEFAULT_MAX_REGRESSION,
@@ -37,6 +36,7 @@ from kfpkit.components.evaluate.gate import (
     blessing_decision,
 )
 from kfpkit.components.evaluate.report import render_report
+from kfpkit.core import classification_metrics as m
 
 SPLIT = "test"
 CONFUSION_MATRIX_CATEGORIES: Tuple[str, str] = ("0", "1")
@@ -96,8 +96,8 @@ def checked_scores(scores: Any, rows: int, what: str) -> np.ndarray:
 
 
 def _read_test_split(test_path: str, label_column: str, slice_column: Optional[str]) -> Tuple[Any, np.ndarray]:
-    from kfpkit.components.common.datasets import read_split_frame
-    from kfpkit.components.common.labels import binary_labels, require_both_classes
+    from kfpkit.core.datasets import read_split_frame
+    from kfpkit.core.labels import binary_labels, require_both_classes
 
     what = "test data"
     frame = read_split_frame(
@@ -112,7 +112,7 @@ def _read_test_split(test_path: str, label_column: str, slice_column: Optional[s
 def _score_baseline(
     baseline_dir: str, label: str, expected_content_sha256: Optional[str], frame: Any, labels: np.ndarray
 ) -> Dict[str, float]:
-    from kfpkit.components.common.model_dir import MANIFEST_FILE, ModelDirError, load_model
+    from kfpkit.core.model_dir import MANIFEST_FILE, ModelDirError, load_model
 
     baseline = load_model(baseline_dir, verify=True)
     if expected_content_sha256:
@@ -164,11 +164,11 @@ def evaluate_model(
     Raises:
         EvaluationError: bad gate settings, test file/label/slice column problems, a single-class test
             split, invalid scores or a model card whose label column differs from ``label_column``.
-        kfpkit.components.common.model_dir.ModelDirError: the candidate model directory is incomplete.
-        kfpkit.components.common.model_card.ModelCardError: its model card is invalid.
+        kfpkit.core.model_dir.ModelDirError: the candidate model directory is incomplete.
+        kfpkit.core.model_card.ModelCardError: its model card is invalid.
     """
-    from kfpkit.components.common.model_dir import load_model
-    from kfpkit.components.common.preprocessing import PreprocessingError
+    from kfpkit.core.model_dir import load_model
+    from kfpkit.core.preprocessing import PreprocessingError
 
     gate = GateSettings.checked(min_pr_auc, max_regression, max_ece)
     frame, labels = _read_test_split(test_path, label_column, slice_column)
@@ -272,7 +272,7 @@ def run_evaluation(
                 "note: no baseline registry configured (baseline_registry_root/model_name not set); no regression check"
             ],
         )
-    from kfpkit.components.common import registry
+    from kfpkit.core import registry
 
     registry.validate_model_name(model_name)  # a bad name is a configuration error, not a missing baseline
     where = f"registry {baseline_registry_root}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from kfpkit.components.common.metrics import ECE_BINS, ReliabilityBin
+from kfpkit.core.classification_metrics import ECE_BINS, ReliabilityBin
 
 if TYPE_CHECKING:
     from kfpkit.components.evaluate.logic import EvaluationResult

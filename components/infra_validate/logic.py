@@ -89,7 +89,7 @@ def _validate_parameters(tolerance: float, latency_budget_ms: float, num_request
 
 
 def _read_eval(eval_data_path: str) -> Any:
-    from kfpkit.components.common.datasets import read_split_frame
+    from kfpkit.core.datasets import read_split_frame
 
     if not os.path.isfile(eval_data_path):
         raise FileNotFoundError(f"eval data {eval_data_path}: no such file")
@@ -166,7 +166,7 @@ def _validate(
     result: InfraValidationResult,
     settings: _Settings,
 ) -> None:
-    from kfpkit.components.common import model_dir as md
+    from kfpkit.core import model_dir as md
 
     candidate = os.path.join(workdir, "model")
     if not os.path.isdir(model_dir):

@@ -16,7 +16,7 @@ always land in the same split, and for the same ``eval_fraction`` the eval split
 Outputs: one Parquet file per split, written deterministically (snappy, fixed row-group size, Parquet
 format 2.6, no index column and no pandas schema metadata), so the same input gives byte-identical files
 and the same ``sha256``. The three files are published together
-(:func:`kfpkit.components.common.publish.publish_together`) only after every split is ready; on any error
+(:func:`kfpkit.core.publish.publish_together`) only after every split is ready; on any error
 nothing is left behind.
 """
 
@@ -31,10 +31,10 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from kfpkit.components.common.labels import binary_labels
-from kfpkit.components.common.publish import publish_together
 from kfpkit.components.ingest.errors import IngestError
 from kfpkit.components.ingest.sources import load_source
+from kfpkit.core.labels import binary_labels
+from kfpkit.core.publish import publish_together
 
 __all__ = ["SPLITS", "IngestError", "IngestResult", "run_ingest", "split_masks"]
 

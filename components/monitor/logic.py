@@ -2,7 +2,7 @@
 
 ``run_monitor`` reads ``monitoring_baseline.json`` from the model version (never the training data), streams
 the live window in Arrow record batches into mergeable histograms on the baseline's bins, scores every
-feature with the metrics of :mod:`kfpkit.components.monitor.metrics`, and writes the drift JSON, the summary
+feature with the metrics of :mod:`kfpkit.core.distances`, and writes the drift JSON, the summary
 and the HTML report together (all or none).
 
 The live window is either
@@ -36,8 +36,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kfpkit.components.common import monitoring_baseline as mb
-from kfpkit.components.monitor import metrics as mm
+from kfpkit.core import distances as mm
+from kfpkit.core import monitoring_baseline as mb
 
 logger = logging.getLogger("kfpkit.monitor")
 
@@ -651,7 +651,7 @@ def _example(column: Any) -> Any:
 # --------------------------------------------------------------------------- model version
 def resolve_model_dir(model_uri: str, scratch: str) -> str:
     """A local folder holding the model version (remote versions are materialized into ``scratch``)."""
-    from kfpkit.components.common.registry import RegistryError, materialize
+    from kfpkit.core.registry import RegistryError, materialize
 
     try:
         return materialize(model_uri, os.path.join(scratch, "model"))
@@ -813,8 +813,8 @@ def _check_thresholds(thresholds: Optional[Mapping[str, Mapping[str, float]]]) -
 
 def write_outputs(result: MonitorResult, outputs: OutputPaths) -> None:
     """Writes the requested outputs all together (a failure leaves none of them)."""
-    from kfpkit.components.common.publish import publish_together
     from kfpkit.components.monitor.report import render_html
+    from kfpkit.core.publish import publish_together
 
     files = []
     if outputs.drift_json:

@@ -1,4 +1,4 @@
-"""kfp-free logic of the push component: a thin layer over :mod:`kfpkit.components.common.registry`."""
+"""kfp-free logic of the push component: a thin layer over :mod:`kfpkit.core.registry`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 import os
 from typing import Any, Dict, Optional
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.registry import push_version
+from kfpkit.core import model_dir as md
+from kfpkit.core.registry import push_version
 
 
 def run_push(
@@ -32,7 +32,7 @@ def run_push(
         ``{"model_uri", "version", "content_sha256", "created", "model_name", "registry_root"}``.
 
     Raises:
-        kfpkit.components.common.registry.RegistryError: bad model name, model directory or baseline.
+        kfpkit.core.registry.RegistryError: bad model name, model directory or baseline.
     """
     extra_dirs = {md.BASELINE_DIR: baseline_path} if baseline_path else None
     result = push_version(model_dir, registry_root, model_name, extra_dirs=extra_dirs)

@@ -10,7 +10,7 @@ the :class:`~kfpkit.components.rollout.analysis.Traffic` after it:
 
 Implementations: :class:`KServeServerlessBackend` (Knative revisions, ``canaryTrafficPercent``),
 :class:`KServeStandardBackend` (``spec.canary[]`` weighted by the Gateway API) and
-:class:`kfpkit.components.rollout.local.LocalBackend` (nginx weighted upstreams on one machine).
+:class:`kfpkit.onebox.stack.LocalBackend` (nginx weighted upstreams on one machine).
 """
 
 from __future__ import annotations

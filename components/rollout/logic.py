@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from kfpkit.components.common.publish import publish_bytes, publish_json
 from kfpkit.components.rollout.analysis import (
     DEFAULT_STEPS,
     PrometheusSource,
@@ -15,6 +14,7 @@ from kfpkit.components.rollout.analysis import (
     to_markdown,
 )
 from kfpkit.components.rollout.prometheus import PrometheusClient
+from kfpkit.core.publish import publish_bytes, publish_json
 
 
 def rollout_metrics(record: RolloutRecord) -> Dict[str, float]:

@@ -5,7 +5,7 @@ Platt scaling fitted on eval brought both frameworks to Brier ~0.0175 and ECE (1
 PR-AUC and ROC-AUC unchanged (it is monotonic). Isotonic regression reached a similar ECE but cost 0.01-0.02
 PR-AUC: its step function ties the scores of whole ranges of rows.
 
-The fitted :class:`~kfpkit.components.common.model_dir.PlattCalibration` is stored as ``calibration.json``
+The fitted :class:`~kfpkit.core.model_dir.PlattCalibration` is stored as ``calibration.json``
 and applied by ``LoadedModel.predict_proba_arrays``, the code evaluate, infra_validate and serving share.
 """
 
@@ -15,7 +15,7 @@ import logging
 
 import numpy as np
 
-from kfpkit.components.common.model_dir import CALIBRATION_EPS, PlattCalibration
+from kfpkit.core.model_dir import CALIBRATION_EPS, PlattCalibration
 
 logger = logging.getLogger("kfpkit.train")
 

@@ -3,8 +3,8 @@
 ``train_model``
 
 1. reads the train and eval splits written by ingest (never the test split: that belongs to evaluate) and
-   checks their labels with the one label check of :mod:`kfpkit.components.common.labels`;
-2. fits the shared :class:`~kfpkit.components.common.preprocessing.PreprocessingSpec` on train;
+   checks their labels with the one label check of :mod:`kfpkit.core.labels`;
+2. fits the shared :class:`~kfpkit.core.preprocessing.PreprocessingSpec` on train;
 3. hands the transformed splits to the framework's trainer (:mod:`kfpkit.components.train.trainer`):
 
    * ``framework="pytorch"``: an MLP over standardized numerics and categorical embeddings (index 0 of every
@@ -16,9 +16,9 @@
 
 4. fits Platt scaling on the eval split (:mod:`kfpkit.components.train.calibration`), then picks the
    decision threshold that maximizes F1 on the calibrated eval probabilities, and measures the eval metrics
-   with :mod:`kfpkit.components.common.metrics`;
+   with :mod:`kfpkit.core.classification_metrics`;
 5. assembles the model directory (:func:`assemble_model_dir`) in a staging folder beside ``output_dir``
-   and publishes it with :func:`kfpkit.components.common.publish.publish_directory`, so it is complete or
+   and publishes it with :func:`kfpkit.core.publish.publish_directory`, so it is complete or
    absent.
 
 torch and sklearn are imported inside the functions that need them.
@@ -36,18 +36,18 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from kfpkit.components._version import __version__
-from kfpkit.components.common import metrics as m
-from kfpkit.components.common.model_card import DataLineage, ModelCard, SplitLineage, write_model_card
-from kfpkit.components.common.model_dir import PREPROCESSING_FILE, PlattCalibration
-from kfpkit.components.common.monitoring_baseline import (
+from kfpkit.components.train.trainer import FittedModel, Trainer, TrainError, TrainingData, TrainParams
+from kfpkit.core import classification_metrics as m
+from kfpkit.core._version import __version__
+from kfpkit.core.model_card import DataLineage, ModelCard, SplitLineage, write_model_card
+from kfpkit.core.model_dir import PREPROCESSING_FILE, PlattCalibration
+from kfpkit.core.monitoring_baseline import (
     MonitoringBaseline,
     build_baseline_from_parquet,
     write_baseline,
 )
-from kfpkit.components.common.preprocessing import PreprocessingError, PreprocessingSpec
-from kfpkit.components.common.publish import publish_directory, staging_directory
-from kfpkit.components.train.trainer import FittedModel, Trainer, TrainError, TrainingData, TrainParams
+from kfpkit.core.preprocessing import PreprocessingError, PreprocessingSpec
+from kfpkit.core.publish import publish_directory, staging_directory
 
 logger = logging.getLogger("kfpkit.train")
 
@@ -112,8 +112,8 @@ def read_split(path: str, split: str, label_column: str) -> Tuple[Any, np.ndarra
     Raises:
         TrainError: the file cannot be read, has no rows, or the label is missing, not binary or one class.
     """
-    from kfpkit.components.common.datasets import read_split_frame
-    from kfpkit.components.common.labels import binary_labels, require_both_classes
+    from kfpkit.core.datasets import read_split_frame
+    from kfpkit.core.labels import binary_labels, require_both_classes
 
     what = f"{split} data"
     frame = read_split_frame(path, what, error=TrainError, required=[("label", label_column)], allow_empty=False)
@@ -230,7 +230,7 @@ def assemble_model_dir(
     """Writes every file of a model directory into ``directory`` (an empty staging folder).
 
     The one place that knows the directory's contents: the model file, ``preprocessing.json``,
-    ``calibration.json`` and ``model_card.json`` (see :mod:`kfpkit.components.common.model_dir`), and the
+    ``calibration.json`` and ``model_card.json`` (see :mod:`kfpkit.core.model_dir`), and the
     monitoring baseline profile ``monitoring_baseline.json`` (written last: it records the other files' sha256).
     """
     fitted.save(os.path.join(directory, model_file))

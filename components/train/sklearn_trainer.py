@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from kfpkit.components.common.model_dir import SKOPS_FILE, sklearn_feature_matrix
 from kfpkit.components.train.trainer import FittedModel, TrainingData, TrainParams
+from kfpkit.core.model_dir import SKOPS_FILE, sklearn_feature_matrix
 
 logger = logging.getLogger("kfpkit.train")
 

@@ -40,10 +40,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from kfpkit.components.common.metrics import ranking_metrics
-from kfpkit.components.common.model_dir import TORCHSCRIPT_FILE
-from kfpkit.components.common.publish import atomic_path
 from kfpkit.components.train.trainer import FittedModel, TrainError, TrainingData, TrainParams
+from kfpkit.core.classification_metrics import ranking_metrics
+from kfpkit.core.model_dir import TORCHSCRIPT_FILE
+from kfpkit.core.publish import atomic_path
 
 logger = logging.getLogger("kfpkit.train")
 

@@ -11,9 +11,9 @@ TensorFlow or TFDV. The interpreter is resolved at run time by :func:`resolve_tf
 
 The subprocess writes every output into a private work folder; this module adds the anomalies JSON and the
 Markdown report and publishes every file at once with
-:func:`kfpkit.components.common.publish.publish_together`: on any error no output is left behind.
+:func:`kfpkit.core.publish.publish_together`: on any error no output is left behind.
 
-Only the standard library, pyarrow and :mod:`kfpkit.components.common.publish` (both environments have
+Only the standard library, pyarrow and :mod:`kfpkit.core.publish` (both environments have
 them) are used here.
 """
 
@@ -33,8 +33,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from kfpkit.components.common.publish import publish_together
 from kfpkit.components.validate import report as report_lib
+from kfpkit.core.publish import publish_together
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,11 @@
-"""benchmarks/ and tools/ stay in the repository: not in the wheel setup.py builds, not in any image."""
+"""What ships and what does not.
+
+The wheel holds the kfpkit packages (cli, components, core, onebox, pipelines, serving) and nothing else: no
+Dockerfile, image build script, requirement list, benchmark, load generator of the benchmarks or developer
+tool. The images hold the packages that run on a cluster: not onebox (the one-machine stack and demo), and
+nothing of benchmarks/, tools/ or images/ beyond the requirement lists and the pin check their builder stage
+runs.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +21,12 @@ from typing import List
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEVELOPER_FOLDERS = ("benchmarks", "tools")
+DEVELOPER_FOLDERS = ("benchmarks", "tools", "images")
 # what the wheel and the images get from the repository (setup.py's package_dir and the Dockerfiles' COPY)
-PACKAGE_FOLDERS = ("components", "pipelines", "serving")
-DOCKERFILES = sorted(glob.glob(os.path.join(REPO, "components", "images", "*.Dockerfile")))
+PACKAGE_FOLDERS = ("cli", "components", "core", "onebox", "pipelines", "serving")
+# packages of the wheel that no image copies (what runs only on one machine)
+WHEEL_ONLY_FOLDERS = ("onebox",)
+DOCKERFILES = sorted(glob.glob(os.path.join(REPO, "images", "*.Dockerfile")))
 
 
 def _repo_files(folder: str) -> List[str]:
@@ -50,12 +59,21 @@ def wheel_files(tmp_path_factory) -> List[str]:
         return archive.namelist()
 
 
-def test_the_wheel_holds_the_kfpkit_packages_and_nothing_of_benchmarks_or_tools(wheel_files):
+def test_the_wheel_holds_the_kfpkit_packages_and_no_dockerfile_build_script_or_benchmark(wheel_files):
     modules = {n for n in wheel_files if n.endswith(".py")}
 
-    assert {"kfpkit/components/push/component.py", "kfpkit/pipelines/cli.py", "kfpkit/serving/predictor.py"} <= modules
+    assert {"kfpkit/components/push/component.py", "kfpkit/cli/main.py", "kfpkit/serving/predictor.py"} <= modules
+    assert "kfpkit/core/registry.py" in modules
     assert all(n.startswith("kfpkit/") or ".dist-info/" in n for n in wheel_files), wheel_files
-    leaked = [n for n in wheel_files if re.search(r"(^|/)(benchmarks|tools|bench)(/|\.py$)", n)]
+    leaked = [
+        n
+        for n in wheel_files
+        if re.search(
+            r"(^|/)(benchmarks|tools|bench)(/|\.py$)|(^|/)images/|Dockerfile|\.in$"
+            r"|(^|/)(build|check_pins|loadgen|locustfile)\.py$",
+            n,
+        )
+    ]
     assert leaked == []
     # exactly the modules of components/, pipelines/ and serving/, as kfpkit.<folder>
     expected = {f"kfpkit/{p}" for folder in PACKAGE_FOLDERS for p in _repo_files(folder) if p.endswith(".py")}
@@ -112,25 +130,32 @@ def in_build_context(path: str, rules: List[tuple]) -> bool:
     return not excluded
 
 
-def test_the_docker_build_context_leaves_out_benchmarks_and_tools():
+def test_the_docker_build_context_leaves_out_benchmarks_tools_onebox_and_the_build_files():
     rules = _dockerignore_rules()
 
     assert in_build_context("components/push/component.py", rules)
+    assert in_build_context("core/registry.py", rules)
+    assert in_build_context("cli/serve.py", rules)
     assert in_build_context("serving/predictor.py", rules)
     assert in_build_context("requirements/main.lock", rules)
+    assert in_build_context("images/base.in", rules) and in_build_context("images/check_pins.py", rules)
     assert not in_build_context(".venv/bin/python", rules)
-    developer_files = [p for f in DEVELOPER_FOLDERS for p in _repo_files(f)]
-    assert developer_files, "benchmarks/ and tools/ exist"
-    assert [p for p in developer_files if in_build_context(p, rules)] == []
+    assert not in_build_context("images/build.py", rules) and not in_build_context("images/base.Dockerfile", rules)
+    developer_files = [p for f in (*DEVELOPER_FOLDERS, *WHEEL_ONLY_FOLDERS) for p in _repo_files(f)]
+    assert developer_files, "benchmarks/, tools/, images/ and onebox/ exist"
+    sent = [p for p in developer_files if in_build_context(p, rules)]
+    assert sent == [p for p in _repo_files("images") if p.endswith(".in") or p == "images/check_pins.py"]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=os.path.basename)
-def test_no_dockerfile_copies_benchmarks_tools_or_the_whole_context(dockerfile):
+def test_no_dockerfile_copies_benchmarks_tools_onebox_or_the_whole_context(dockerfile):
     with open(dockerfile, encoding="utf-8") as fh:
         text = fh.read().replace("\\\n", " ")
     copies = [line.split()[1:] for line in text.splitlines() if line.strip().upper().startswith(("COPY ", "ADD "))]
     sources = [w for words in copies if not any(w.startswith("--from") for w in words) for w in words[:-1]]
     sources = [s for s in sources if not s.startswith("--")]
 
-    assert "components/" in sources
-    assert [s for s in sources if s.rstrip("/").split("/")[0] in (*DEVELOPER_FOLDERS, ".", "*")] == []
+    assert {"cli/", "components/", "core/", "pipelines/", "serving/"} <= set(sources)
+    from_developer_folders = [s for s in sources if s.rstrip("/").split("/")[0] in (*DEVELOPER_FOLDERS, ".", "*")]
+    assert [s for s in from_developer_folders if not re.fullmatch(r"images/(\w+\.in|check_pins\.py)", s)] == []
+    assert [s for s in sources if s.rstrip("/").split("/")[0] in WHEEL_ONLY_FOLDERS] == []

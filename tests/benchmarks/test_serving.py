@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import subprocess_env
 from benchmarks.serving import bench_serving, kserve_sklearn_server, loadgen, loadtest, models, servers
-from kfpkit.components.common import model_dir as md
+from kfpkit.core import model_dir as md
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
 

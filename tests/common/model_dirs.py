@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.preprocessing import PreprocessingSpec
+from kfpkit.core import model_dir as md
+from kfpkit.core.preprocessing import PreprocessingSpec
 
 
 def write_spec_card_and_calibration(

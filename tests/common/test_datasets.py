@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from kfpkit.components.common.datasets import read_split_frame
+from kfpkit.core.datasets import read_split_frame
 
 
 class SplitError(ValueError):

@@ -1,10 +1,10 @@
-"""The one binary-label check (components/common/labels.py) that train and evaluate use."""
+"""The one binary-label check (core/labels.py) that train and evaluate use."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from kfpkit.components.common.labels import binary_labels, require_both_classes
+from kfpkit.core.labels import binary_labels, require_both_classes
 
 
 class MyError(ValueError):

@@ -1,4 +1,4 @@
-"""The one metrics module (components/common/metrics.py) against sklearn.metrics and by hand."""
+"""The one metrics module (core/classification_metrics.py) against sklearn.metrics and by hand."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from kfpkit.components.common import metrics as m
+from kfpkit.core import classification_metrics as m
 
 
 def _scored(rows: int, seed: int = 0, positive_rate: float = 0.05):

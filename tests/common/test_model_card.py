@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from kfpkit.components.common.model_card import (
+from kfpkit.core.model_card import (
     CARD_VERSION,
     MODEL_CARD_FILE,
     DataLineage,

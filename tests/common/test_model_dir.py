@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.preprocessing import PreprocessingSpec
+from kfpkit.core import model_dir as md
+from kfpkit.core.preprocessing import PreprocessingSpec
 from tests.common.model_dirs import write_spec_card_and_calibration
 
 LABEL = "y"

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfpkit.components.common.preprocessing import UNKNOWN_INDEX, PreprocessingError, PreprocessingSpec
+from kfpkit.core.preprocessing import UNKNOWN_INDEX, PreprocessingError, PreprocessingSpec
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from kfpkit.components.common.preprocessing import (
+from kfpkit.core.preprocessing import (
     CategoricalFeature,
     NumericFeature,
     PreprocessingError,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.pipelines import demo
+from kfpkit.cli import demo as demo_cli
+from kfpkit.onebox import demo
 from tests import system_packages
 
 STAGE_LINE = re.compile(r"^\[\s*\d+s\] (?P<n>[1-6]) (?P<name>.{16}) (?P<text>.+)$", re.M)
@@ -50,7 +51,7 @@ def test_small_demo_runs_every_stage_writes_its_summary_and_leaves_nothing_runni
     system_packages.require("nginx")
     system_packages.require("prometheus")
     work = tmp_path / "demo"
-    command = [sys.executable, "-m", "kfpkit.pipelines.cli", "demo", "--work-dir", str(work), *SMALL]
+    command = [sys.executable, "-m", "kfpkit.cli.main", "demo", "--work-dir", str(work), *SMALL]
     started = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     seconds = time.monotonic() - started
@@ -85,13 +86,13 @@ def test_small_demo_runs_every_stage_writes_its_summary_and_leaves_nothing_runni
 
 def _args(work: Path) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    demo.add_arguments(parser)
+    demo_cli.add_arguments(parser)
     return parser.parse_args(["--work-dir", str(work)])
 
 
 def _start_nginx(instance: demo.Demo) -> None:
     """What stage 1 starts first that outlives a Python exception: a real nginx (a daemon) on a free port."""
-    from kfpkit.components.rollout import local
+    from kfpkit.onebox import stack as local
 
     instance.nginx = local.Nginx(os.path.join(instance.serving, "nginx"), "127.0.0.1:9", "127.0.0.1:9")
     instance.stack.callback(instance.nginx.stop)
@@ -129,6 +130,6 @@ def test_a_failing_or_interrupted_stage_stops_what_the_demo_started_and_names_th
 def test_demo_refuses_too_few_rows_before_starting_anything(tmp_path, capsys):
     args = _args(tmp_path / "demo")
     args.rows = 10
-    assert demo.run(args) == demo.EXIT_USAGE
+    assert demo_cli.run(args) == demo.EXIT_USAGE
     assert "--rows must be at least 1000" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.model_card import ModelCard
-from kfpkit.components.common.preprocessing import PreprocessingSpec
+from kfpkit.core import model_dir as md
+from kfpkit.core.model_card import ModelCard
+from kfpkit.core.preprocessing import PreprocessingSpec
 
 LABEL = "is_fraud"
 

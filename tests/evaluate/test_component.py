@@ -7,10 +7,10 @@ import os
 import pytest
 from kfp.dsl import ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
-from kfpkit.components.common import registry
 from kfpkit.components.evaluate import logic
 from kfpkit.components.evaluate.component import evaluate
 from kfpkit.components.evaluate.logic import EvaluationError
+from kfpkit.core import registry
 
 LABEL = "is_fraud"
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common import registry
 from kfpkit.components.evaluate.logic import EvaluationError, evaluate_model, run_evaluation
+from kfpkit.core import model_dir as md
+from kfpkit.core import registry
 
 LABEL = "is_fraud"
 
@@ -363,7 +363,7 @@ def test_decision_threshold_outside_zero_one_fails_naming_the_field(models, tmp_
 
 def test_torchscript_model_directory_is_evaluated_like_the_sklearn_one(models, tmp_path):
     torch = pytest.importorskip("torch")
-    from kfpkit.components.common.preprocessing import PreprocessingSpec
+    from kfpkit.core.preprocessing import PreprocessingSpec
 
     spec = PreprocessingSpec.fit(models.test_frame, LABEL, feature_columns=["amount", "channel", "hour"])
 

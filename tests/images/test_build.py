@@ -12,8 +12,8 @@ import stat
 
 import pytest
 
+from images import build
 from kfpkit.components import images
-from kfpkit.components.images import build
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -57,7 +57,7 @@ def test_dry_run_builds_every_group_tagged_with_registry_and_tag_and_pushes_each
         "docker",
         "build",
         "--file",
-        "./components/images/base.Dockerfile",
+        "./images/base.Dockerfile",
         "--tag",
         "r.example/ml/kfpkit-base:1.2.3",
         "--build-arg",
@@ -66,7 +66,7 @@ def test_dry_run_builds_every_group_tagged_with_registry_and_tag_and_pushes_each
     ]
     dataflow = builds[2]
     assert dataflow[dataflow.index("--target") + 1] == "dataflow"
-    assert dataflow[dataflow.index("--file") + 1] == "./components/images/tfdv.Dockerfile"
+    assert dataflow[dataflow.index("--file") + 1] == "./images/tfdv.Dockerfile"
     # a push follows its own build
     assert cmds.index(pushes[0]) == cmds.index(builds[0]) + 1
 
@@ -110,7 +110,7 @@ def test_bad_arguments_fail_with_one_clear_error(in_repo, capsys, argv, message)
 def test_a_context_without_the_dockerfiles_is_refused_naming_them(tmp_path, capsys):
     assert build.main(["base", "--dry-run", "--tool", "docker", "--context", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "components/images/base.Dockerfile" in err and "repository root" in err
+    assert "images/base.Dockerfile" in err and "repository root" in err
 
 
 def test_detection_prefers_a_docker_engine_then_buildah_then_podman():
@@ -137,7 +137,7 @@ def test_auto_detection_skips_a_docker_client_without_engine(in_repo, tmp_path, 
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     assert build.main(["base", "--tag", "9"]) == 0
     assert log.read_text().splitlines() == [
-        "buildah build --layers --format docker --file ./components/images/base.Dockerfile "
+        "buildah build --layers --format docker --file ./images/base.Dockerfile "
         "--tag ghcr.io/kfpkit/kfpkit-base:9 "
         "--build-arg VERSION=9 ."
     ]
@@ -169,7 +169,7 @@ def test_a_failing_build_stops_with_exit_1_naming_the_image(in_repo, tmp_path, m
     assert len(log.read_text().splitlines()) == 1, "nothing runs after the first failure (not even its push)"
     err = capsys.readouterr().err
     assert err.startswith("error: ghcr.io/kfpkit/kfpkit-base:")
-    assert "exit status 3" in err and "components/images/base.Dockerfile" in err
+    assert "exit status 3" in err and "images/base.Dockerfile" in err
 
 
 def test_a_missing_tool_program_is_reported_not_raised(in_repo, tmp_path, monkeypatch, capsys):

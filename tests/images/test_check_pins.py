@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
+from images import check_pins
 from kfpkit.components import __version__ as kfpkit_version
-from kfpkit.components.images import check_pins
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, "components", "images", "check_pins.py")
+SCRIPT = os.path.join(REPO, "images", "check_pins.py")
 
 LOCK = {"torch": "2.13.0", "numpy": "2.4.6", "pyyaml": "6.0.4"}
 

@@ -1,4 +1,4 @@
-"""The Dockerfiles of components/images: one per image the components use, installing what they import.
+"""The Dockerfiles of images: one per image the components use, installing what they import.
 
 Static checks only (no engine here): the Dockerfiles are parsed, the components' import graphs are walked
 with ``ast``, and hadolint lints every Dockerfile.
@@ -19,18 +19,24 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
+from images import check_pins
 from kfpkit.components import images
-from kfpkit.components.images import check_pins
 from tools import component_readmes as docs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-IMAGES_DIR = os.path.join(REPO, "components", "images")
+IMAGES_DIR = os.path.join(REPO, "images")
 MAIN_LOCK = os.path.join(REPO, "requirements", "main.lock")
 TFDV_LOCK = os.path.join(REPO, "requirements", "tfdv.lock")
 GROUPS = list(images.IMAGE_NAMES)
 MAIN_GROUPS = [g for g in GROUPS if g != "tfdv"]
 # kfpkit.<sub> lives in the top-level folder <sub>/ (setup.py's package_dir).
-PACKAGE_FOLDERS = {"kfpkit.components": "components", "kfpkit.pipelines": "pipelines", "kfpkit.serving": "serving"}
+PACKAGE_FOLDERS = {
+    "kfpkit.cli": "cli",
+    "kfpkit.components": "components",
+    "kfpkit.core": "core",
+    "kfpkit.pipelines": "pipelines",
+    "kfpkit.serving": "serving",
+}
 # Code an image runs besides its components' folders: the serving image runs `kfpkit serve`.
 EXTRA_ROOTS = {"serving": ["serving"]}
 # Distributions an image needs although no import statement names them.
@@ -280,13 +286,13 @@ def test_every_image_group_has_a_dockerfile(group):
     df = dockerfile(group)
     assert df.stages, f"{group}.Dockerfile has no FROM"
     if group in MAIN_GROUPS:
-        assert os.path.isfile(os.path.join(IMAGES_DIR, f"{group}.in")), f"components/images/{group}.in is missing"
+        assert os.path.isfile(os.path.join(IMAGES_DIR, f"{group}.in")), f"images/{group}.in is missing"
 
 
 def test_the_import_analysis_follows_kfpkit_modules_and_stops_at_other_packages():
     base = third_party_imports(group_roots("base"))
     tfdv = third_party_imports(group_roots("tfdv"))
-    # evaluate reaches torch only through kfpkit.components.common.model_dir (a function-level import)
+    # evaluate reaches torch only through kfpkit.core.model_dir (a function-level import)
     assert "torch" in base and any("model_dir.py" in f for f in base["torch"])
     assert "tensorflow_data_validation" in tfdv
     assert not any(m.split(".")[0] == "torch" for m in tfdv), "the TFDV image must never need torch"
@@ -343,10 +349,10 @@ def test_versions_come_from_the_lock_and_kfpkit_adds_no_dependencies(group):
         assert "pip install --no-cache-dir --no-deps -r requirements/tfdv.lock" in runs
         assert "check_pins.py requirements/tfdv.lock" in runs
     elif group == "train":
-        assert "-c requirements/main.lock -c requirements/cuda.lock -r components/images/train.in" in runs
+        assert "-c requirements/main.lock -c requirements/cuda.lock -r images/train.in" in runs
         assert "check_pins.py requirements/main.lock requirements/cuda.lock" in runs
     else:
-        assert f"-c requirements/main.lock -r components/images/{group}.in" in runs
+        assert f"-c requirements/main.lock -r images/{group}.in" in runs
         assert "check_pins.py requirements/main.lock" in runs
     assert "pip install --no-cache-dir --no-deps . && pip check" in runs
 
@@ -380,7 +386,7 @@ def test_dependencies_are_installed_before_the_sources_are_copied(group):
     copy_sources = next(n for n, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("components/ "))
     assert copy_lock < install < copy_sources, f"{group}: copy the lock, install, then copy the sources"
     copied_before_install = " ".join(a for k, a in steps[:install] if k == "COPY")
-    for source in ("components/ ", "pipelines/", "serving/", "setup.py"):
+    for source in ("cli/", "components/ ", "core/", "pipelines/", "serving/", "setup.py"):
         assert source not in copied_before_install, f"{group}: {source} copied before the dependency install"
 
 
@@ -468,7 +474,7 @@ def _lint(path: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_dockerfile_passes_hadolint(group):
-    result = _lint(os.path.join("components", "images", f"{group}.Dockerfile"))
+    result = _lint(os.path.join("images", f"{group}.Dockerfile"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

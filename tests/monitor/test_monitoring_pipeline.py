@@ -31,7 +31,7 @@ def test_drift_retrains_through_the_nested_training_pipeline_and_posts_the_alert
     threading.Thread(target=server.serve_forever, daemon=True).start()
     registry = tmp_path / "registry"
     cmd = [
-        sys.executable, "-m", "kfpkit.pipelines.cli", "run", "monitoring",
+        sys.executable, "-m", "kfpkit.cli.main", "run", "monitoring",
         "--model-uri", model_dir, "--live-source", live, "--registry-root", str(registry),
         "--alert-webhook-url", f"http://127.0.0.1:{server.server_port}/hook",
         "--retrain-source", "synthetic://fraud?rows=3000&seed=3&fraud_rate=0.08",

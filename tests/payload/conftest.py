@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfpkit.components.common.preprocessing import PreprocessingSpec
+from kfpkit.core.preprocessing import PreprocessingSpec
 
 FEATURES = ["amount", "hour", "channel", "country"]
 

@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from kfpkit.serving import payload_sink_cli
+from kfpkit.cli import payload_sink as payload_sink_cli
 from tests.manifests import kserve_schemas
 from tests.manifests.kustomize import PORTABLE_FIELDS, kustomization_fields, render_all
 

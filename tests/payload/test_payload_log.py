@@ -100,7 +100,7 @@ def test_sigterm_flushes_what_is_queued(tmp_path, ph):
     code = textwrap.dedent(
         f"""
         import sys, time, numpy as np
-        from kfpkit.components.common.preprocessing import PreprocessingSpec
+        from kfpkit.core.preprocessing import PreprocessingSpec
         from kfpkit.serving.payload_log import PayloadLogger
         log = PayloadLogger({str(tmp_path / "log")!r}, "term", "1", PreprocessingSpec.load({str(spec_path)!r}),
                             flush_seconds=3600)

@@ -14,10 +14,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.components.common.model_dir import write_manifest
 from kfpkit.components.ingest.synthetic import generate_fraud
 from kfpkit.components.monitor import logic
 from kfpkit.components.train.logic import TrainParams, train_model
+from kfpkit.core.model_dir import write_manifest
 
 LABEL = "is_fraud"
 
@@ -48,7 +48,7 @@ def test_rest_and_grpc_requests_are_logged_flushed_on_sigterm_and_monitorable(tm
     http_port, grpc_port = _free_port(), _free_port()
     log_root = tmp_path / "payload"
     cmd = [
-        sys.executable, "-m", "kfpkit.serving.cli", "--model-dir", model_dir, "--model-name", "fraud",
+        sys.executable, "-m", "kfpkit.cli.serve", "--model-dir", model_dir, "--model-name", "fraud",
         "--host", "127.0.0.1", "--http-port", str(http_port), "--grpc-port", str(grpc_port),
         "--payload-log", str(log_root), "--payload-log-flush-seconds", "3600",
     ]  # fmt: skip

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from kfpkit.pipelines import cli, registry
-from kfpkit.pipelines.commands import run as run_command
+from kfpkit.cli import main as cli
+from kfpkit.cli import run as run_command
+from kfpkit.pipelines import registry
 from kfpkit.pipelines.local import build_pipeline
 from kfpkit.pipelines.platforms import TARGETS
 
@@ -16,12 +17,13 @@ def _parse(*argv):
     return cli.build_parser(argv[0]).parse_args(list(argv))
 
 
-def test_every_registered_command_module_exposes_add_arguments_and_run():
-    for name, module_name, text in cli.COMMANDS:
-        module = importlib.import_module(module_name)
+def test_every_registered_command_lives_in_kfpkit_cli_and_exposes_add_arguments_and_run():
+    for name, text in cli.COMMANDS:
+        module = importlib.import_module(cli.module_of(name))
+        assert module.__name__ == "kfpkit.cli." + name.replace("-", "_")
         assert callable(module.add_arguments) and callable(module.run), name
         assert text, name
-    names = [name for name, _, _ in cli.COMMANDS]
+    names = [name for name, _ in cli.COMMANDS]
     assert names == sorted(set(names)), "keep cli.COMMANDS sorted by name, one entry per command"
 
 

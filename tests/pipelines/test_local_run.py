@@ -23,7 +23,7 @@ PROGRESS = re.compile(r"^\[ *\d+\.\ds\] (?P<task>\S+) +(?P<what>started|done in|
 def _cli(tmp_path, *args, name="summary.json", timeout=600):
     summary_path = tmp_path / name
     cmd = [
-        sys.executable, "-m", "kfpkit.pipelines.cli", "run", "training",
+        sys.executable, "-m", "kfpkit.cli.main", "run", "training",
         "--pipeline-root", str(tmp_path / "outputs"), "--summary-json", str(summary_path), *args,
     ]  # fmt: skip
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.components.common.model_card import ModelCard, write_model_card
+from kfpkit.core.model_card import ModelCard, write_model_card
 from kfpkit.pipelines import local
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -7,8 +7,8 @@ import uuid
 import fsspec
 import pytest
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.model_card import ModelCard
+from kfpkit.core import model_dir as md
+from kfpkit.core.model_card import ModelCard
 
 MODEL_NAME = "fraud-detector"
 

@@ -8,10 +8,10 @@ import yaml
 from kfp import compiler, dsl, local
 from kfp.dsl import Artifact, Model, Output
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.registry import RegistryError, latest_blessed
 from kfpkit.components.push.component import push
 from kfpkit.components.push.logic import run_push
+from kfpkit.core import model_dir as md
+from kfpkit.core.registry import RegistryError, latest_blessed
 
 MODEL = "fraud-detector"
 
@@ -78,7 +78,7 @@ def test_component_compiles_with_an_optional_baseline_input(tmp_path):
 def _fake_train(model: Output[Model]):
     import os
 
-    from kfpkit.components.common.model_card import ModelCard, write_model_card
+    from kfpkit.core.model_card import ModelCard, write_model_card
 
     os.makedirs(model.path, exist_ok=True)
     card = ModelCard(

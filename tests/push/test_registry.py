@@ -9,9 +9,9 @@ import textwrap
 import fsspec
 import pytest
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common import registry
-from kfpkit.components.common.registry import (
+from kfpkit.core import model_dir as md
+from kfpkit.core import registry
+from kfpkit.core.registry import (
     POINTER_FILE,
     RegistryError,
     latest_blessed,
@@ -193,7 +193,7 @@ def test_process_killed_midway_leaves_no_visible_version(model, root):
     script = textwrap.dedent(
         f"""
         import os
-        from kfpkit.components.common import registry
+        from kfpkit.core import registry
         real = registry._copy_file
         count = []
         def copy_then_die(src, dst):

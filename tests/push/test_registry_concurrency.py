@@ -13,9 +13,9 @@ import time
 
 import fsspec
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common import registry
-from kfpkit.components.common.registry import latest_blessed, list_versions, materialize, push_version
+from kfpkit.core import model_dir as md
+from kfpkit.core import registry
+from kfpkit.core.registry import latest_blessed, list_versions, materialize, push_version
 
 MODEL = "fraud-detector"
 PUSHERS = 8
@@ -122,8 +122,7 @@ def test_eight_threads_pushing_to_memory_get_eight_distinct_complete_versions(
 _PROCESS_PUSHER = textwrap.dedent(
     """
     import json, os, sys, time
-    from kfpkit.components.common import registry
-
+    from kfpkit.core import registry
     model, root, name, barrier_dir, index, count = sys.argv[1:7]
     real_next = registry._ModelLocation.next_number
     state = {"waited": False}

@@ -10,8 +10,10 @@ import types
 
 import pytest
 
-from kfpkit.components.rollout import analysis, local, replay
+from kfpkit.components.rollout import analysis
 from kfpkit.components.rollout.prometheus import PrometheusClient
+from kfpkit.onebox import replay
+from kfpkit.onebox import stack as local
 from tests import system_packages
 from tests.rollout import harness
 

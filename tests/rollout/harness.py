@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.model_card import ModelCard, write_model_card
-from kfpkit.components.common.preprocessing import PreprocessingSpec
+from kfpkit.core import model_dir as md
+from kfpkit.core.model_card import ModelCard, write_model_card
+from kfpkit.core.preprocessing import PreprocessingSpec
 
 LABEL = "is_fraud"
 MARKER_DISTANCE = 5000.0  # a distance_km that the "errors" model refuses

@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from kfpkit.components.rollout import analysis, cli
+from kfpkit.cli import rollout as cli
+from kfpkit.components.rollout import analysis
 from kfpkit.components.rollout.analysis import FAIL, INCONCLUSIVE, PASS, Measurement, RolloutConfig
 
 CONFIG = RolloutConfig(min_requests=50)

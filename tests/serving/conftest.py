@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.preprocessing import PreprocessingSpec
+from kfpkit.core import model_dir as md
+from kfpkit.core.preprocessing import PreprocessingSpec
 
 LABEL = "is_fraud"
 NUMERIC = ["amount", "hour", "distance_km"]
@@ -166,13 +166,13 @@ SERVER_STARTUP_TIMEOUT_S = 60.0
 
 @contextlib.contextmanager
 def serve_process(cli_args: List[str], ready_url: str, log_path: Any) -> Iterator[Any]:
-    """``python -m kfpkit.serving.cli <cli_args>`` until ``ready_url`` answers 200; always stopped.
+    """``python -m kfpkit.cli.serve <cli_args>`` until ``ready_url`` answers 200; always stopped.
 
     Yields the ``Popen``; stops it with SIGTERM (then SIGKILL) whatever happens.
     """
     log = open(log_path, "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "kfpkit.serving.cli", *cli_args], stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "kfpkit.cli.serve", *cli_args], stdout=log, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + SERVER_STARTUP_TIMEOUT_S

@@ -183,7 +183,7 @@ def test_micro_batching_off_scores_every_request_alone(sklearn_dir, frame):
 
 
 def test_serve_cli_turns_micro_batching_on_by_default_and_off_with_false():
-    from kfpkit.serving import cli
+    from kfpkit.cli import serve as cli
 
     parser = cli.build_parser()
     assert parser.parse_args(["--model-dir", "d", "--model-name", "m"]).micro_batching is True

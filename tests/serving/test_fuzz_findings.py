@@ -10,7 +10,7 @@ import os
 import orjson
 import pytest
 
-from kfpkit.components.common import model_dir as md
+from kfpkit.core import model_dir as md
 from kfpkit.serving.predictor import KfpkitModel
 from kfpkit.serving.server import KfpkitModelServer
 
@@ -194,7 +194,7 @@ def test_unknown_model_404_logs_one_line_without_a_traceback(sklearn_dir, kit, c
 
 
 def test_cli_flags_for_the_digest_repository_grpc_and_body_limit():
-    from kfpkit.serving.cli import build_parser
+    from kfpkit.cli.serve import build_parser
 
     args = build_parser().parse_args(
         ["--model-dir", "d", "--model-name", "m", "--grpc-port", "9001", "--enable-grpc", "false",

@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from kfpkit.components.common import model_dir as md
 from kfpkit.components.infra_validate.logic import run_infra_validate
+from kfpkit.core import model_dir as md
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
 

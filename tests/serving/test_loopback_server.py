@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.serving import cli
+from kfpkit.cli import serve as cli
+from kfpkit.core import model_dir as md
 
 STARTUP_TIMEOUT_S = 60.0
 pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 @pytest.fixture()
 def running_server(torch_dir, tmp_path, kit):
-    """``python -m kfpkit.serving.cli`` on a free loopback port; always stopped (SIGTERM, then SIGKILL)."""
+    """``python -m kfpkit.cli.serve`` on a free loopback port; always stopped (SIGTERM, then SIGKILL)."""
     port = _free_port()
     log_path = tmp_path / "server.log"
     args = [

@@ -17,8 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.preprocessing import _category_key
+from kfpkit.core import model_dir as md
+from kfpkit.core.preprocessing import _category_key
 
 STARTUP_TIMEOUT_S = 60.0
 ATOL = 1e-6

@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-from kfpkit.components.common import model_dir as md
+from kfpkit.core import model_dir as md
 from kfpkit.serving import payloads
 
 JSON = {"content-type": "application/json"}

@@ -12,7 +12,8 @@ import pytest
 import requests
 from google.auth.credentials import AnonymousCredentials
 
-from kfpkit.pipelines import cli, submit
+from kfpkit.cli import main as cli
+from kfpkit.pipelines import submit
 from tests.submit.fakes import BadRequest, FakeKfp, FakeVertex
 
 REGISTRY = "registry_root=gs://kfpkit-test/registry"

@@ -13,9 +13,9 @@ import os
 import numpy as np
 import pytest
 
-from kfpkit.components.common import metrics as m
-from kfpkit.components.common import model_dir as md
 from kfpkit.components.train.logic import train_model
+from kfpkit.core import classification_metrics as m
+from kfpkit.core import model_dir as md
 
 LABEL = "is_fraud"
 

@@ -7,9 +7,9 @@ import os
 
 import torch
 
-from kfpkit.components.common import model_dir as md
 from kfpkit.components.train.logic import train_model
 from kfpkit.components.train.torch_trainer import CHECKPOINT_FILE
+from kfpkit.core import model_dir as md
 
 LABEL = "is_fraud"
 SPEED = ("rows_per_second",)

@@ -10,9 +10,9 @@ import pytest
 from kfp.dsl import Dataset, Metrics, Model
 
 from kfpkit.components import images
-from kfpkit.components.common import model_dir as md
 from kfpkit.components.train.component import train
 from kfpkit.components.train.logic import TrainError, TrainParams
+from kfpkit.core import model_dir as md
 
 LABEL = "is_fraud"
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from kfpkit.components.common import model_dir as md
 from kfpkit.components.train.logic import train_model
 from kfpkit.components.train.torch_trainer import TabularNet, predict_logits
+from kfpkit.core import model_dir as md
 
 LABEL = "is_fraud"
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.preprocessing import PreprocessingSpec
 from kfpkit.components.train.logic import train_model
 from kfpkit.components.train.torch_trainer import TabularNet
+from kfpkit.core import model_dir as md
+from kfpkit.core.preprocessing import PreprocessingSpec
 
 LABEL = "is_fraud"
 

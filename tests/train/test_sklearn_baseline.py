@@ -10,9 +10,9 @@ import skops
 import skops.io as sio
 from sklearn.metrics import average_precision_score
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common import monitoring_baseline as mb
 from kfpkit.components.train.logic import train_model
+from kfpkit.core import model_dir as md
+from kfpkit.core import monitoring_baseline as mb
 
 LABEL = "is_fraud"
 

@@ -51,8 +51,8 @@ import fsspec.core
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
-from kfpkit.components.common import model_dir as md
-from kfpkit.components.common.publish import publish_bytes
+from kfpkit.core import model_dir as md
+from kfpkit.core.publish import publish_bytes
 
 POINTER_FILE = "LATEST_BLESSED.json"
 STAGING_DIR = ".staging"
@@ -298,7 +298,7 @@ def materialize(uri: str, local_dir: str) -> str:
     Raises:
         RegistryError: the version does not exist, is incomplete (no ``MANIFEST.json``) or ``local_dir``
             is not empty.
-        kfpkit.components.common.model_dir.ModelDirError: the downloaded files do not match the manifest.
+        kfpkit.core.model_dir.ModelDirError: the downloaded files do not match the manifest.
     """
     try:
         fs, path = fsspec.core.url_to_fs(os.fspath(uri))

@@ -223,7 +223,7 @@ def numeric_profile(name: str, values: np.ndarray, bins: int = DEFAULT_BINS) -> 
 
 def category_key(value: Any) -> str:
     """Canonical string of a categorical value, as the preprocessing spec keys it ("" means missing)."""
-    from kfpkit.components.common.preprocessing import _category_key
+    from kfpkit.core.preprocessing import _category_key
 
     return _category_key(value)
 
@@ -263,7 +263,7 @@ def build_baseline(
 
     Args:
         frame: The training split (pandas DataFrame with the spec's feature columns).
-        spec: The fitted :class:`~kfpkit.components.common.preprocessing.PreprocessingSpec`.
+        spec: The fitted :class:`~kfpkit.core.preprocessing.PreprocessingSpec`.
         eval_scores: Calibrated positive-class probabilities of the eval split (``None``: no score profile).
         bins: Quantile bins per numeric feature (and for the score).
         top_k: Values kept per categorical feature.
@@ -306,7 +306,7 @@ def build_baseline_from_parquet(
 # --------------------------------------------------------------------------- files
 def model_identity(model_dir: str) -> Dict[str, str]:
     """``{file: sha256}`` of the identity files present in a model directory."""
-    from kfpkit.components.common.model_dir import sha256_file
+    from kfpkit.core.model_dir import sha256_file
 
     return {
         name: sha256_file(os.path.join(model_dir, name))
@@ -321,7 +321,7 @@ def write_baseline(model_dir: str, baseline: MonitoringBaseline) -> str:
     Returns:
         The written path.
     """
-    from kfpkit.components.common.publish import publish_json
+    from kfpkit.core.publish import publish_json
 
     baseline.identity = model_identity(model_dir)
     validate(baseline)

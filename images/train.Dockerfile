@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
-# kfpkit-serving: `kfpkit serve` (the KServe ModelServer with kfpkit's predictor; a KServe custom
-# predictor image) and the infra_validate component (kfp executor). CPU PyTorch, scikit-learn, skops.
-# Build context: the repository root.
-#   python -m kfpkit.components.images.build serving   (or: make images)
-# Versions: requirements/main.lock (pip constraints); names: components/images/serving.in.
+# kfpkit-train: the train component on NVIDIA GPUs (PyPI's CUDA build of PyTorch, scikit-learn, skops,
+# the kfp executor). Build context: the repository root.
+#   python -m images.build train     (or: make images)
+# Versions: requirements/main.lock (pip constraints); names: images/train.in.
+# The CUDA-only wheels PyPI's torch brings (cuda-toolkit, nvidia-*, triton, cuda-bindings):
+# requirements/cuda.lock. The node provides only the NVIDIA driver (README.md: "train and CUDA").
 
 ARG PYTHON_IMAGE=docker.io/library/python:3.11.10-slim-bookworm
 
@@ -18,29 +19,33 @@ RUN python -m venv /opt/venv
 
 # Third-party dependencies first (only the lock and the requirement list), so that this layer is rebuilt
 # only when they change, not on every source edit.
-COPY requirements/main.lock requirements/main.lock
-COPY components/images/serving.in components/images/check_pins.py components/images/
-# torch comes from the CPU wheel index (no CUDA libraries), at the version of the lock; everything else
-# from PyPI, constrained to the lock; then the environment is checked against the lock.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+COPY requirements/main.lock requirements/cuda.lock requirements/
+COPY images/train.in images/check_pins.py images/
+# torch is PyPI's default (CUDA) build at the version of main.lock, its CUDA wheels at the versions of
+# cuda.lock. TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu126, for older drivers) takes torch
+# from another PyTorch index instead; cuda.lock must then pin that build's CUDA wheels.
+ARG TORCH_INDEX_URL=""
 RUN if [ -n "${TORCH_INDEX_URL}" ]; then \
         grep -E '^torch==' requirements/main.lock > /tmp/torch.txt \
         && pip install --no-cache-dir --no-deps --index-url "${TORCH_INDEX_URL}" -r /tmp/torch.txt; \
     fi \
-    && pip install --no-cache-dir -c requirements/main.lock -r components/images/serving.in \
-    && python components/images/check_pins.py requirements/main.lock
+    && pip install --no-cache-dir -c requirements/main.lock -c requirements/cuda.lock \
+        -r images/train.in \
+    && python images/check_pins.py requirements/main.lock requirements/cuda.lock
 
 # Optional extra packages, e.g. --build-arg EXTRAS="gcsfs==2026.10.1 s3fs==2026.9.0" for gs:// and s3://
 # URIs (sources, registry roots). Pin them: the lock constrains only the packages it lists.
 ARG EXTRAS=""
 RUN if [ -n "${EXTRAS}" ]; then \
         echo "${EXTRAS}" | tr -s ' ' '\n' > /tmp/extras.txt \
-        && pip install --no-cache-dir -c requirements/main.lock -r /tmp/extras.txt; \
+        && pip install --no-cache-dir -c requirements/main.lock -c requirements/cuda.lock -r /tmp/extras.txt; \
     fi
 
 # kfpkit itself (no dependencies: they are all above), then pip's consistency check.
 COPY setup.py pyproject.toml README.md ./
+COPY cli/ cli/
 COPY components/ components/
+COPY core/ core/
 COPY pipelines/ pipelines/
 COPY serving/ serving/
 RUN pip install --no-cache-dir --no-deps . && pip check
@@ -48,8 +53,8 @@ RUN pip install --no-cache-dir --no-deps . && pip check
 # ---- runtime: the slim Python image, the virtual environment and a non-root user; no build tools ------
 FROM ${PYTHON_IMAGE} AS runtime
 ARG VERSION=dev
-LABEL org.opencontainers.image.title="kfpkit-serving" \
-      org.opencontainers.image.description="kfpkit KServe predictor and infra_validate component" \
+LABEL org.opencontainers.image.title="kfpkit-train" \
+      org.opencontainers.image.description="kfpkit train component, CUDA build of PyTorch (KFP v2)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:${PATH} \
@@ -57,7 +62,8 @@ ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    HOME=/home/kfpkit
+    HOME=/home/kfpkit \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 # uid 1000 (numeric USER below, so that runAsNonRoot can verify it); group 0 may write HOME and the KFP
 # launcher's artifact roots, for platforms that run the image with an arbitrary uid in group 0 (OpenShift).
 RUN useradd --uid 1000 --gid 0 --create-home --home-dir /home/kfpkit --shell /usr/sbin/nologin kfpkit \
@@ -67,9 +73,3 @@ RUN useradd --uid 1000 --gid 0 --create-home --home-dir /home/kfpkit --shell /us
 COPY --from=builder /opt/venv /opt/venv
 USER 1000
 WORKDIR /home/kfpkit
-# KServe's conventions: the storage initializer puts the model version directory at /mnt/models; the
-# ModelServer listens on 8080 (REST) and 8081 (gRPC). Name the model after the InferenceService in its args
-# (--model-name). No ENTRYPOINT: KFP runs its own command in this image (infra_validate), and kfp.local's
-# DockerRunner sets only CMD, so an ENTRYPOINT would be prepended to it.
-EXPOSE 8080 8081
-CMD ["kfpkit", "serve", "--model-dir", "/mnt/models", "--model-name", "model", "--http-port", "8080"]

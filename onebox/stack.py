@@ -30,9 +30,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from kfpkit.components.common.publish import publish_json
 from kfpkit.components.rollout.analysis import Side, Traffic
 from kfpkit.components.rollout.backends import TrafficBackend
+from kfpkit.core.publish import publish_json
 
 LOCAL_NAMESPACE = "local"
 
@@ -415,7 +415,7 @@ class Predictor:
 
     def start(self) -> Predictor:
         command = [
-            sys.executable, "-m", "kfpkit.pipelines.cli", "serve",
+            sys.executable, "-m", "kfpkit.cli.main", "serve",
             "--model-dir", self.model_dir, "--model-name", self.model_name,
             "--http-port", str(self.port), "--host", "127.0.0.1", "--enable_grpc", "false",
             *self.extra_args,

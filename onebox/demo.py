@@ -1,4 +1,4 @@
-"""``kfpkit demo``: the whole loop on one machine, no cluster -- train, serve, canary, drift, retrain.
+"""The demo (``kfpkit demo``): the whole loop on one machine, no cluster -- train, serve, canary, drift, retrain.
 
     kfpkit demo [--work-dir DIR] [--rows N] [--epochs N] [--framework pytorch|sklearn]
                 [--steps 25,50,100] [--interval 8s] [--rps N] [--drifted-rows N] [--summary-json PATH]
@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import datetime
 import os
-import signal
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -44,45 +43,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # what the demo writes under its work dir (and removes there when it starts again)
 OWNED = ("registry", "outputs", "serving", "payload_log", "rollout", "monitor", "traffic", "demo.log", SUMMARY_FILE)
 STAGES = ("train_v1", "train_v2", "canary", "drifted_traffic", "monitor", "retrain")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the ``kfpkit demo`` options to ``parser``."""
-    from kfpkit.components.rollout.cli import parse_duration, parse_steps
-
-    parser.add_argument("--work-dir", default="./demo_outputs", help="folder for everything the demo writes")
-    parser.add_argument("--summary-json", default="", help=f"the demo summary (default <work-dir>/{SUMMARY_FILE})")
-    parser.add_argument("--model-name", default="fraud-detector", help="model name in the registry and in KServe")
-    d = parser.add_argument_group("data and training")
-    d.add_argument("--rows", type=int, default=100000, help="synthetic rows per training run (default 100000)")
-    d.add_argument("--seed", type=int, default=0, help="seed of v1's data; v2 and the traffic use seed+1..+3")
-    d.add_argument("--v2-drift", type=float, default=0.2, help="drift knob of v2's newer data (default 0.2)")
-    d.add_argument("--live-drift", type=float, default=1.0, help="drift knob of the drifted traffic (default 1.0)")
-    d.add_argument("--framework", choices=["pytorch", "sklearn"], default="pytorch", help="default pytorch")
-    d.add_argument("--epochs", type=int, default=None, help="maximum training epochs, PyTorch (pipeline default)")
-    d.add_argument("--batch-size", type=int, default=None, help="training batch size, PyTorch (pipeline default)")
-    d.add_argument("--min-pr-auc", type=float, default=None, help="blessing floor of every version (pipeline default)")
-    d.add_argument(
-        "--max-regression",
-        type=float,
-        default=0.02,
-        help="v2's blessing: allowed PR-AUC drop against v1 on v2's test split (default 0.02)",
-    )
-    d.add_argument("--tfdv-python", default=None, help="interpreter of the TFDV environment")
-    r = parser.add_argument_group("canary and traffic")
-    r.add_argument("--steps", type=parse_steps, default=[25, 50, 100], help="canary weights (default 25,50,100)")
-    r.add_argument("--interval", type=parse_duration, default=8.0, help="traffic analysed per step (default 8s)")
-    r.add_argument("--rps", type=float, default=40.0, help="replayed requests per second (default 40)")
-    r.add_argument("--min-requests", type=int, default=30, help="canary requests a step needs (default 30)")
-    r.add_argument(
-        "--min-latency-increase",
-        type=parse_duration,
-        default=0.03,
-        help="a p99 ratio above the limit fails only past this increase (default 30ms: the box is shared)",
-    )
-    r.add_argument("--scrape-interval", type=parse_duration, default=0.5, help="Prometheus scrape (default 0.5s)")
-    r.add_argument("--drifted-rows", type=int, default=3000, help="rows of drifted traffic (default 3000)")
-    r.add_argument("--drifted-batch", type=int, default=20, help="rows per drifted request (default 20)")
 
 
 class StageFailed(RuntimeError):
@@ -156,7 +116,7 @@ class Demo:
         self.write_summary()
 
     def write_summary(self) -> None:
-        from kfpkit.components.common.publish import publish_json
+        from kfpkit.core.publish import publish_json
 
         publish_json(self.summary_path, self.summary)
 
@@ -220,7 +180,7 @@ class Demo:
     def traffic_rows(self, seed_offset: int, drift: float, rows: int, name: str) -> List[Dict[str, Any]]:
         """Feature rows of the synthetic source (label dropped), kept as ``<work-dir>/traffic/<name>.parquet``."""
         from kfpkit.components.ingest.synthetic import generate_fraud
-        from kfpkit.components.rollout import replay
+        from kfpkit.onebox import replay
 
         path = os.path.join(self.work, "traffic", f"{name}.parquet")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -229,7 +189,7 @@ class Demo:
 
     # ---------------------------------------------------------------------------------------- stages
     def stage_train_v1(self) -> None:
-        from kfpkit.components.rollout import local
+        from kfpkit.onebox import stack as local
 
         started = time.monotonic()
         source = self.source(0, 0.0)
@@ -268,7 +228,7 @@ class Demo:
         self.v1 = v1
 
     def predictor(self, role: str, uri: str, port: int = 0) -> Any:
-        from kfpkit.components.rollout import local
+        from kfpkit.onebox import stack as local
 
         extra = ["--payload-log", self.payload_log, "--payload-log-flush-seconds", "1"]
         predictor = local.Predictor(
@@ -280,7 +240,7 @@ class Demo:
 
     def warm_up(self, url: str, requests: int = 20) -> None:
         """A few scored rows first: a fresh TorchScript process answers its first calls slowly."""
-        from kfpkit.components.rollout import replay
+        from kfpkit.onebox import replay
 
         rows = self.traffic_rows(9, 0.0, requests, "warm-up")
         replay.Replay(url, self.args.model_name, [[r] for r in rows], 200, 30, requests, threads=1).start().join()
@@ -304,8 +264,6 @@ class Demo:
         self.v2 = v2
 
     def stage_canary(self) -> None:
-        from kfpkit.components.common.publish import publish_bytes, publish_json
-        from kfpkit.components.rollout import local, replay
         from kfpkit.components.rollout.analysis import (
             PROMOTE,
             PrometheusSource,
@@ -315,6 +273,9 @@ class Demo:
             to_markdown,
         )
         from kfpkit.components.rollout.prometheus import PrometheusClient
+        from kfpkit.core.publish import publish_bytes, publish_json
+        from kfpkit.onebox import replay
+        from kfpkit.onebox import stack as local
 
         a = self.args
         started = time.monotonic()
@@ -380,7 +341,7 @@ class Demo:
         self.log_file.flush()
 
     def stage_drifted_traffic(self) -> None:
-        from kfpkit.components.rollout import replay
+        from kfpkit.onebox import replay
 
         a = self.args
         started = time.monotonic()
@@ -448,7 +409,7 @@ class Demo:
         self.stage_line(5, "monitor", text, outputs.report_html)
 
     def stage_retrain(self) -> None:
-        from kfpkit.components.common import registry
+        from kfpkit.core import registry
 
         a = self.args
         started = time.monotonic()
@@ -542,29 +503,3 @@ class Demo:
     def close(self) -> None:
         """Stops every process the demo started (predictors, nginx, Prometheus), newest first."""
         self.stack.close()
-
-
-def _raise_exit(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs ``kfpkit demo``; returns the exit status (see the module docstring)."""
-    from kfpkit.components.rollout import local
-
-    missing = [
-        f"{name} (Debian {package})"
-        for name, package, extra in (("nginx", "nginx-light", ["/usr/sbin/nginx"]), ("prometheus", "prometheus", []))
-        if not local.find_binary(name, extra)
-    ]
-    if missing:
-        print(f"kfpkit demo: missing {', '.join(missing)}: apt-get install -y nginx-light prometheus", file=sys.stderr)
-        return EXIT_USAGE
-    if args.rows < 1000 or args.drifted_rows < 200:
-        print("kfpkit demo: --rows must be at least 1000 and --drifted-rows at least 200", file=sys.stderr)
-        return EXIT_USAGE
-    previous = signal.signal(signal.SIGTERM, _raise_exit)
-    try:
-        return Demo(args).run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)

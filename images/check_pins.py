@@ -1,6 +1,6 @@
 """Build-time check that an image's Python environment holds exactly the versions its lock files pin.
 
-    python components/images/check_pins.py requirements/main.lock [LOCK ...] [--ignore NAME]
+    python images/check_pins.py requirements/main.lock [LOCK ...] [--ignore NAME]
         [--accept-requirements-of DIST]
 
 Run by every Dockerfile right after the dependencies are installed (before kfpkit itself), with the

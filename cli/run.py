@@ -137,7 +137,7 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kfpkit.components.common.publish import publish_json
+    from kfpkit.core.publish import publish_json
     from kfpkit.pipelines.local import format_summary, run_pipeline_locally
 
     summary = run_pipeline_locally(

@@ -12,15 +12,15 @@ the prefix in the compiled pipeline (see :func:`kfpkit.pipelines.targets.compile
 | serving | ``kfpkit-serving``  | predictor, infra_validate, payload-sink |
 
 The Dockerfiles of these images (``<group>.Dockerfile``), the requirement lists they install (``<group>.in``,
-versions from ``requirements/*.lock``) and the build command (``python -m kfpkit.components.images.build``,
-``make images``) live beside this module; see ``components/images/README.md``.
+versions from ``requirements/*.lock``) and the build command (``python -m images.build``,
+``make images``) live beside this module; see ``images/README.md``.
 """
 
 from __future__ import annotations
 
 from typing import Dict, Optional
 
-from kfpkit.components._version import __version__
+from kfpkit.core._version import __version__
 
 DEFAULT_REGISTRY = "ghcr.io/kfpkit"
 

@@ -1,10 +1,16 @@
 """The ``kfpkit`` command line: one module per subcommand, registered in :data:`COMMANDS`.
 
-    kfpkit compile --target {kubeflow,vertex} --out DIR [--pipeline NAME] ...
-    kfpkit run PIPELINE [--<parameter> VALUE ...] [--verbose] [--summary-json PATH]
-    kfpkit serve --model-dir URI --model-name NAME [--http-port N] [KServe ModelServer flags]
+    kfpkit compile       compile pipelines for Kubeflow Pipelines or Vertex AI
+    kfpkit demo          the whole loop on this machine: train, serve, canary, drift, retrain
+    kfpkit monitor       compare a live window with a model version's training baseline
+    kfpkit payload-sink  receive KServe logger CloudEvents as payload records
+    kfpkit rollout       canary analysis from Prometheus, then promote or roll back
+    kfpkit run           run a pipeline on this machine with kfp.local
+    kfpkit serve         serve a model version directory with the KServe ModelServer
+    kfpkit submit        run or schedule a pipeline on Kubeflow Pipelines or Vertex AI
 
-``kfpkit COMMAND --help`` lists a command's flags. A subcommand is a module exposing:
+``kfpkit COMMAND --help`` lists a command's flags. ``kfpkit COMMAND`` lives in the module
+``kfpkit.cli.COMMAND`` (dashes as underscores, :func:`module_of`), which exposes:
 
 * ``add_arguments(parser)`` -- adds its flags to its ``argparse`` sub-parser (heavy imports stay
   inside it or inside ``run``, so that ``kfpkit --help`` and the other commands stay fast);
@@ -24,19 +30,24 @@ import importlib
 import sys
 from typing import List, Optional, Tuple
 
-from kfpkit.components import __version__
+from kfpkit.core import __version__
 
-# name, module, one-line help: the one list of kfpkit's subcommands (sorted by name; one line each).
-COMMANDS: Tuple[Tuple[str, str, str], ...] = (
-    ("compile", "kfpkit.pipelines.commands.compile", "compile pipelines for Kubeflow Pipelines or Vertex AI"),
-    ("demo", "kfpkit.pipelines.demo", "the whole loop on this machine: train, serve, canary, drift, retrain"),
-    ("monitor", "kfpkit.components.monitor.cli", "compare a live window with a model version's training baseline"),
-    ("payload-sink", "kfpkit.serving.payload_sink_cli", "receive KServe logger CloudEvents as payload records"),
-    ("rollout", "kfpkit.components.rollout.cli", "canary analysis from Prometheus, then promote or roll back"),
-    ("run", "kfpkit.pipelines.commands.run", "run a pipeline on this machine with kfp.local"),
-    ("serve", "kfpkit.pipelines.commands.serve", "serve a model version directory with the KServe ModelServer"),
-    ("submit", "kfpkit.pipelines.submit", "run or schedule a pipeline on Kubeflow Pipelines or Vertex AI"),
+# name, one-line help: the one list of kfpkit's subcommands (sorted by name; one line each).
+COMMANDS: Tuple[Tuple[str, str], ...] = (
+    ("compile", "compile pipelines for Kubeflow Pipelines or Vertex AI"),
+    ("demo", "the whole loop on this machine: train, serve, canary, drift, retrain"),
+    ("monitor", "compare a live window with a model version's training baseline"),
+    ("payload-sink", "receive KServe logger CloudEvents as payload records"),
+    ("rollout", "canary analysis from Prometheus, then promote or roll back"),
+    ("run", "run a pipeline on this machine with kfp.local"),
+    ("serve", "serve a model version directory with the KServe ModelServer"),
+    ("submit", "run or schedule a pipeline on Kubeflow Pipelines or Vertex AI"),
 )
+
+
+def module_of(command: str) -> str:
+    """The module of ``kfpkit COMMAND``: ``kfpkit.cli.<command>``, dashes as underscores."""
+    return f"kfpkit.cli.{command.replace('-', '_')}"
 
 
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
@@ -44,10 +55,10 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kfpkit", description="Kubeflow Pipelines components for tabular ML.")
     parser.add_argument("--version", action="version", version=f"kfpkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name, text in COMMANDS:
+    for name, text in COMMANDS:
         command_parser = sub.add_parser(name, help=text, description=text)
         if command in (name, "*"):
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(module_of(name))
             module.add_arguments(command_parser)
             command_parser.set_defaults(command_run=module.run)
     return parser

@@ -202,8 +202,8 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _write(args: argparse.Namespace, record: Any, extra: Dict[str, Any]) -> None:
-    from kfpkit.components.common.publish import publish_bytes, publish_json
     from kfpkit.components.rollout.analysis import to_markdown
+    from kfpkit.core.publish import publish_bytes, publish_json
 
     if args.summary_json:
         publish_json(args.summary_json, dict(record.as_dict(), **extra))
@@ -248,9 +248,10 @@ def _log(message: str) -> None:
 
 
 def _run_local(args: argparse.Namespace, config: Any) -> Any:
-    from kfpkit.components.rollout import local, replay
     from kfpkit.components.rollout.analysis import PrometheusSource, run_rollout
     from kfpkit.components.rollout.prometheus import PrometheusClient
+    from kfpkit.onebox import replay
+    from kfpkit.onebox import stack as local
 
     if not (args.stable or args.stable_url) or not (args.canary or args.canary_url):
         raise _UsageError("--backend local needs --stable (or --stable-url) and --canary (or --canary-url)")

@@ -5,9 +5,9 @@ Layout (see ARCHITECTURE.md, "Model version directory")::
     <dir>/
       model.pt              TorchScript (framework "pytorch")   -- or --
       model.skops           skops file of the sklearn baseline (framework "sklearn")
-      preprocessing.json    PreprocessingSpec (kfpkit.components.common.preprocessing)
+      preprocessing.json    PreprocessingSpec (kfpkit.core.preprocessing)
       calibration.json      Platt scaling fitted on the eval split (when the card names a calibration)
-      model_card.json       ModelCard (kfpkit.components.common.model_card): lineage, parameters, data
+      model_card.json       ModelCard (kfpkit.core.model_card): lineage, parameters, data
                             sha256, metrics per split, decision_threshold, library versions, pipeline run
       baseline/             TFDV training statistics + schema (added by push when validate ran)
       MANIFEST.json         sha256 of every other file (written by push, last)
@@ -33,14 +33,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 # The card is part of the directory: its file name, type and functions are reachable from here too.
-from kfpkit.components.common.model_card import (  # noqa: F401
+from kfpkit.core.model_card import (  # noqa: F401
     MODEL_CARD_FILE,
     ModelCard,
     ModelCardError,
     read_model_card,
     write_model_card,
 )
-from kfpkit.components.common.preprocessing import PreprocessingSpec
+from kfpkit.core.preprocessing import PreprocessingSpec
 
 PREPROCESSING_FILE = "preprocessing.json"
 MANIFEST_FILE = "MANIFEST.json"

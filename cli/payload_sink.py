@@ -46,7 +46,7 @@ def parse_models(values: List[str]) -> Dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from kfpkit.serving.cli import default_model_version, resolve_model_dir
+    from kfpkit.cli.serve import default_model_version, resolve_model_dir
     from kfpkit.serving.payload_sink import ModelTarget, PayloadSink, PayloadSinkApp
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kfpkit.components.monitor import metrics as mm
     from kfpkit.components.monitor.logic import MonitorError, OutputPaths, run_monitor
+    from kfpkit.core import distances as mm
 
     thresholds: Optional[Any] = None
     try:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"kfpkit monitor: {exc}", file=sys.stderr)
         return 2
     if args.summary_json:
-        from kfpkit.components.common.publish import publish_json
+        from kfpkit.core.publish import publish_json
 
         publish_json(os.path.abspath(args.summary_json), result.summary())
     verdict = f"DRIFT in {', '.join(result.drifted_features) or 'the score'}" if result.drift_detected else "no drift"

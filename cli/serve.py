@@ -4,7 +4,7 @@
 
 ``--model-dir`` is a local model version directory or a registry URI (``gs://``, ``s3://``, ...), which
 is first copied to ``--cache-dir`` (a temporary folder by default) with
-``kfpkit.components.common.registry.materialize``. The sha256 manifest is verified before anything is
+``kfpkit.core.registry.materialize``. The sha256 manifest is verified before anything is
 loaded; a tampered or incomplete version is refused and the command exits with status 1.
 
 Every flag of ``kserve.model_server.parser`` is accepted as well (``--http_port``, ``--grpc_port``,
@@ -161,11 +161,11 @@ def resolve_model_dir(uri: str, cache_dir: Optional[str] = None) -> str:
     """A local directory for ``uri``: a plain path itself, else ``registry.materialize`` into a new folder.
 
     Raises:
-        kfpkit.components.common.registry.RegistryError: the version does not exist or is incomplete.
+        kfpkit.core.registry.RegistryError: the version does not exist or is incomplete.
     """
     if "://" not in uri:
         return uri
-    from kfpkit.components.common.registry import materialize
+    from kfpkit.core.registry import materialize
 
     if cache_dir:
         os.makedirs(cache_dir, exist_ok=True)
@@ -177,6 +177,22 @@ def default_model_version(uri: str) -> Optional[str]:
     """The registry version number when ``uri`` ends in ``/<model>/<integer>``."""
     last = uri.rstrip("/").rsplit("/", 1)[-1]
     return last if re.fullmatch(r"\d+", last) else None
+
+
+def _serve_help() -> str:
+    return build_parser().format_help()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Hands every flag to :func:`build_parser`'s parser: ``kfpkit serve --help`` prints its help."""
+    parser.format_help = _serve_help  # type: ignore[method-assign]
+    parser.allow_abbrev = False  # every flag goes to the serve parser as typed
+    parser.set_defaults(extra_argv=[])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``kfpkit serve`` with the flags that :func:`add_arguments` forwarded."""
+    return main(args.extra_argv) or 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

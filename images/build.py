@@ -1,11 +1,11 @@
 """Builds, and optionally pushes, the kfpkit images: ``make images`` runs this.
 
-    python -m kfpkit.components.images.build [GROUP ...] [--registry R] [--tag T] [--push]
+    python -m images.build [GROUP ...] [--registry R] [--tag T] [--push]
         [--tool auto|docker|buildah|podman] [--isolation chroot] [--platform P] [--build-arg K=V ...]
         [--context DIR] [--dry-run]
 
 Each group (default: all of :data:`kfpkit.components.images.IMAGE_NAMES`) is built from
-``components/images/<group>.Dockerfile`` with the repository root (``--context``, default ``.``) as build
+``images/<group>.Dockerfile`` with the repository root (``--context``, default ``.``) as build
 context and tagged :func:`kfpkit.components.images.image_for` ``(group, registry, tag)``, e.g.
 ``ghcr.io/kfpkit/kfpkit-base:0.1.0``. The tfdv group also builds its ``dataflow`` target, tagged
 ``<image>:<tag>-dataflow`` (the Beam SDK container for Dataflow workers; README.md).
@@ -27,11 +27,11 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
-from kfpkit.components._version import __version__
 from kfpkit.components.images import DEFAULT_REGISTRY, IMAGE_NAMES, image_for
+from kfpkit.core._version import __version__
 
 TOOLS = ("docker", "buildah", "podman")
-DOCKERFILE_DIR = os.path.join("components", "images")
+DOCKERFILE_DIR = "images"
 # Build targets besides the default (last) stage, with the tag suffix of their image.
 EXTRA_TARGETS = {"tfdv": (("dataflow", "-dataflow"),)}
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -53,7 +53,7 @@ class ImageBuild:
 
 
 def dockerfile_path(group: str) -> str:
-    """``components/images/<group>.Dockerfile`` (relative to the repository root)."""
+    """``images/<group>.Dockerfile`` (relative to the repository root)."""
     return os.path.join(DOCKERFILE_DIR, f"{group}.Dockerfile")
 
 
@@ -167,8 +167,8 @@ def run_commands(commands: Sequence[List[str]], dry_run: bool, runner: Callable[
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m kfpkit.components.images.build",
-        description="Build (and push) the kfpkit images from components/images/<group>.Dockerfile.",
+        prog="python -m images.build",
+        description="Build (and push) the kfpkit images from images/<group>.Dockerfile.",
     )
     parser.add_argument(
         "groups", nargs="*", metavar="GROUP", help=f"image groups (default: all of {list(IMAGE_NAMES)})"

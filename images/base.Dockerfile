@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # kfpkit-base: the ingest, evaluate and push components (kfp executor, pandas, pyarrow, fsspec,
 # scikit-learn, skops, CPU PyTorch). Build context: the repository root.
-#   python -m kfpkit.components.images.build base      (or: make images)
-# Versions: requirements/main.lock (pip constraints); names: components/images/base.in.
+#   python -m images.build base      (or: make images)
+# Versions: requirements/main.lock (pip constraints); names: images/base.in.
 
 ARG PYTHON_IMAGE=docker.io/library/python:3.11.10-slim-bookworm
 
@@ -18,7 +18,7 @@ RUN python -m venv /opt/venv
 # Third-party dependencies first (only the lock and the requirement list), so that this layer is rebuilt
 # only when they change, not on every source edit.
 COPY requirements/main.lock requirements/main.lock
-COPY components/images/base.in components/images/check_pins.py components/images/
+COPY images/base.in images/check_pins.py images/
 # torch comes from the CPU wheel index (no CUDA libraries), at the version of the lock; everything else
 # from PyPI, constrained to the lock; then the environment is checked against the lock.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -26,8 +26,8 @@ RUN if [ -n "${TORCH_INDEX_URL}" ]; then \
         grep -E '^torch==' requirements/main.lock > /tmp/torch.txt \
         && pip install --no-cache-dir --no-deps --index-url "${TORCH_INDEX_URL}" -r /tmp/torch.txt; \
     fi \
-    && pip install --no-cache-dir -c requirements/main.lock -r components/images/base.in \
-    && python components/images/check_pins.py requirements/main.lock
+    && pip install --no-cache-dir -c requirements/main.lock -r images/base.in \
+    && python images/check_pins.py requirements/main.lock
 
 # Optional extra packages, e.g. --build-arg EXTRAS="gcsfs==2026.10.1 s3fs==2026.9.0" for gs:// and s3://
 # URIs (sources, registry roots). Pin them: the lock constrains only the packages it lists.
@@ -39,7 +39,9 @@ RUN if [ -n "${EXTRAS}" ]; then \
 
 # kfpkit itself (no dependencies: they are all above), then pip's consistency check.
 COPY setup.py pyproject.toml README.md ./
+COPY cli/ cli/
 COPY components/ components/
+COPY core/ core/
 COPY pipelines/ pipelines/
 COPY serving/ serving/
 RUN pip install --no-cache-dir --no-deps . && pip check

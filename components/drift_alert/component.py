@@ -28,7 +28,7 @@ def drift_alert(
     """
     import json
 
-    from kfpkit.components.monitor.alert import alert_body, post_alert
+    from kfpkit.components.drift_alert.logic import alert_body, post_alert
 
     with open(drift.path, encoding="utf-8") as fh:
         drifted_features = json.load(fh)["drifted_features"]

@@ -2,7 +2,7 @@
 # kfpkit-tfdv: the validate component (TFDV 1.16.1, Apache Beam, kfp executor 2.13; no torch), and with
 # --target dataflow the same environment as a Beam SDK container for Dataflow workers.
 # Build context: the repository root.
-#   python -m kfpkit.components.images.build tfdv      (or: make images; builds both targets)
+#   python -m images.build tfdv      (or: make images; builds both targets)
 # Versions: the whole of requirements/tfdv.lock, installed without resolving (--no-deps).
 
 ARG PYTHON_IMAGE=docker.io/library/python:3.11.10-slim-bookworm
@@ -27,13 +27,15 @@ RUN python -m venv /opt/venv
 
 # Third-party dependencies first (only the lock), so that this layer is rebuilt only when it changes.
 COPY requirements/tfdv.lock requirements/tfdv.lock
-COPY components/images/check_pins.py components/images/check_pins.py
+COPY images/check_pins.py images/check_pins.py
 RUN pip install --no-cache-dir --no-deps -r requirements/tfdv.lock \
-    && python components/images/check_pins.py requirements/tfdv.lock
+    && python images/check_pins.py requirements/tfdv.lock
 
 # kfpkit itself (no dependencies: they are all above), then pip's consistency check.
 COPY setup.py pyproject.toml README.md ./
+COPY cli/ cli/
 COPY components/ components/
+COPY core/ core/
 COPY pipelines/ pipelines/
 COPY serving/ serving/
 RUN pip install --no-cache-dir --no-deps . && pip check

@@ -1,0 +1,1 @@
+"""kfpkit.cli: the ``kfpkit`` command line, one module per subcommand (see :mod:`kfpkit.cli.main`)."""

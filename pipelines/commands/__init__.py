@@ -1,1 +1,0 @@
-"""The modules of ``kfpkit``'s subcommands (registered in :data:`kfpkit.pipelines.cli.COMMANDS`)."""
