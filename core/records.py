@@ -3,7 +3,8 @@
 A record is a dataclass deriving from :class:`Record` with a class-level ``KIND`` (its name in errors and
 in the JSON document) and ``VERSION`` (an integer, raised when a field changes meaning or goes away). Its
 JSON document is :meth:`Record.to_dict`: ``"record": KIND`` and ``"record_version": VERSION`` first, then
-the fields as plain JSON types (``record`` and ``record_version`` are therefore not field names). :meth:`Record.from_dict` checks the kind, the version, every required field and
+the fields as plain JSON types (``record`` and ``record_version`` are therefore not field names).
+:meth:`Record.from_dict` checks the kind, the version, every required field and
 every field's type from the dataclass annotations, and raises :class:`RecordError` naming the field
 (``run summary: tasks[2].name must be a string, got 5``). Unknown keys are refused too, so that a typo in a
 hand-written record is not silently ignored.
@@ -46,63 +47,68 @@ def _type_name(annotation: Any) -> str:
     return str(annotation)
 
 
+def _convert_union(value: Any, annotation: Any, where: str) -> Any:
+    options = typing.get_args(annotation)
+    if value is None and _NONE in options:
+        return None
+    errors = []
+    for option in (o for o in options if o is not _NONE):
+        try:
+            return _convert(value, option, where)
+        except RecordError as exc:
+            errors.append(str(exc))
+    raise RecordError(errors[0] if len(errors) == 1 else f"{where} has an invalid value {value!r}")
+
+
+def _convert_sequence(value: Any, annotation: Any, where: str) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise RecordError(f"{where} must be a list, got {value!r}")
+    item = (typing.get_args(annotation) or (Any,))[0]
+    converted = [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    return tuple(converted) if typing.get_origin(annotation) is tuple else converted
+
+
+def _convert_mapping(value: Any, annotation: Any, where: str) -> Any:
+    if not isinstance(value, dict):
+        raise RecordError(f"{where} must be an object, got {value!r}")
+    value_type = (typing.get_args(annotation) or (str, Any))[1]
+    for key in value:
+        if not isinstance(key, str):
+            raise RecordError(f"{where} must have string keys, got {key!r}")
+    return {k: _convert(v, value_type, f"{where}.{k}") for k, v in value.items()}
+
+
+def _convert_scalar(value: Any, annotation: Any, where: str) -> Any:
+    # bool is an int in Python, and JSON has one number type: a float field takes an integer
+    accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(annotation, (annotation,))
+    if (isinstance(value, bool) and annotation is not bool) or not isinstance(value, accepted):
+        raise RecordError(f"{where} must be {_type_name(annotation)}, got {value!r}")
+    return float(value) if annotation is float else value
+
+
 def _convert(value: Any, annotation: Any, where: str) -> Any:
     """``value`` read as ``annotation``; raises RecordError naming ``where`` when it is not one."""
-    if annotation is Any:
-        return value
     origin = typing.get_origin(annotation)
-    if origin is typing.Union:
-        options = typing.get_args(annotation)
-        if value is None and _NONE in options:
-            return None
-        errors = []
-        for option in (o for o in options if o is not _NONE):
-            try:
-                return _convert(value, option, where)
-            except RecordError as exc:
-                errors.append(str(exc))
-        raise RecordError(errors[0] if len(errors) == 1 else f"{where} has an invalid value {value!r}")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise RecordError(f"{where} must be a list, got {value!r}")
-        (item, *rest) = typing.get_args(annotation) or (Any,)
-        converted = [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(converted) if origin is tuple else converted
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise RecordError(f"{where} must be an object, got {value!r}")
-        key_type, value_type = typing.get_args(annotation) or (str, Any)
-        for key in value:
-            if not isinstance(key, str):
-                raise RecordError(f"{where} must have string keys, got {key!r}")
-        return {k: _convert(v, value_type, f"{where}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+    if annotation is Any:
+        result = value
+    elif origin is typing.Union:
+        result = _convert_union(value, annotation, where)
+    elif origin in (list, tuple):
+        result = _convert_sequence(value, annotation, where)
+    elif origin is dict:
+        result = _convert_mapping(value, annotation, where)
+    elif dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
         if isinstance(value, annotation):
-            return value
-        if issubclass(annotation, Record):
-            return annotation._from_fields(value, where)
-        return _dataclass_from(annotation, value, where)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise RecordError(f"{where} must be a boolean, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecordError(f"{where} must be an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecordError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise RecordError(f"{where} must be a string, got {value!r}")
-        return value
-    if isinstance(annotation, type):
-        if not isinstance(value, annotation):
-            raise RecordError(f"{where} must be {_type_name(annotation)}, got {value!r}")
-        return value
-    return value
+            result = value
+        elif issubclass(annotation, Record):
+            result = annotation._from_fields(value, where)
+        else:
+            result = _dataclass_from(annotation, value, where)
+    elif isinstance(annotation, type):
+        result = _convert_scalar(value, annotation, where)
+    else:
+        result = value
+    return result
 
 
 def _hints(cls: type) -> Dict[str, Any]:
