@@ -26,7 +26,7 @@ REGISTRY ?= ghcr.io/kfpkit
 TAG ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' core/_version.py)
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest fuzz bench-serving bench-train bench-validate readmes
+.PHONY: typecheck help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest fuzz bench-serving bench-train bench-validate readmes
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -108,9 +108,13 @@ test: setup system-packages setup-checkov ## run every test (lint included), on 
 test-fast: setup-main ## tests without the slow and TFDV ones
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not tfdv" $(PYTEST_ARGS)
 
-lint: setup-main ## ruff lint + format check
+lint: setup-main ## ruff lint + format check, mypy over core, cli, pipelines and serving
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m tools.typecheck
+
+typecheck: setup-main ## mypy over kfpkit.core, .cli, .pipelines and .serving (tools/typecheck.py)
+	$(PY) -m tools.typecheck
 
 format: setup-main ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
