@@ -12,7 +12,7 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "core" / "_version.py").read_text()).group(1)
 
-# kfpkit.<sub> lives in the top-level folder <sub>/ (DEVELOPERS.md: fixed layout). benchmarks/ and tools/ are
+# kfpkit.<sub> lives in the top-level folder <sub>/ (README.md, Layout). benchmarks/, tools/ and images/ are
 # developer folders of the repository, never installed (tests/benchmarks/test_not_shipped.py).
 SUBPACKAGES = {
     "cli": "cli",

@@ -1,6 +1,6 @@
 """The model version directory: what train writes, push copies, evaluate/serving/monitor load.
 
-Layout (see ARCHITECTURE.md, "Model version directory")::
+Layout (see ../shared/ARCHITECTURE.md, "Model version directory")::
 
     <dir>/
       model.pt              TorchScript (framework "pytorch")   -- or --

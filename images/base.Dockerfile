@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# kfpkit-base: the ingest, evaluate and push components (kfp executor, pandas, pyarrow, fsspec,
-# scikit-learn, skops, CPU PyTorch). Build context: the repository root.
+# kfpkit-base: the ingest, evaluate, push, deploy, rollout, monitor and drift_alert components (kfp executor,
+# pandas, pyarrow, fsspec, scikit-learn, skops, CPU PyTorch). Build context: the repository root.
 #   python -m images.build base      (or: make images)
 # Versions: requirements/main.lock (pip constraints); names: images/base.in.
 
@@ -50,7 +50,7 @@ RUN pip install --no-cache-dir --no-deps . && pip check
 FROM ${PYTHON_IMAGE} AS runtime
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="kfpkit-base" \
-      org.opencontainers.image.description="kfpkit ingest, evaluate and push components (KFP v2)" \
+      org.opencontainers.image.description="kfpkit components ingest, evaluate, push, deploy, rollout, monitor and drift_alert (KFP v2)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:${PATH} \

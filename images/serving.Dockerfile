@@ -51,7 +51,7 @@ RUN pip install --no-cache-dir --no-deps . && pip check
 FROM ${PYTHON_IMAGE} AS runtime
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="kfpkit-serving" \
-      org.opencontainers.image.description="kfpkit KServe predictor and infra_validate component" \
+      org.opencontainers.image.description="kfpkit KServe predictor, payload-sink and the infra_validate component" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:${PATH} \

@@ -1,1 +1,1 @@
-"""evaluate: scores a trained model on the eval split and decides whether it is blessed (the gate before push)."""
+"""evaluate: scores a trained model on the test split and decides whether it is blessed (the gate before push)."""

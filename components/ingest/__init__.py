@@ -1,1 +1,1 @@
-"""Ingest component: reads a synthetic, local or remote table and writes train/eval Parquet datasets."""
+"""Ingest component: reads a synthetic, local or remote table and writes the train, eval and test Parquet datasets."""

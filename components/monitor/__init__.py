@@ -1,0 +1,1 @@
+"""monitor: compares a live window with a model version's monitoring baseline and says which features drifted."""

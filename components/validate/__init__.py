@@ -1,1 +1,1 @@
-"""validate: TFDV statistics, schema, anomalies and train/eval skew of the ingest splits (runs the TFDV interpreter)."""
+"""validate: TFDV statistics, schema and anomalies of the three ingest splits, train/eval and train/test skew."""

@@ -484,3 +484,12 @@ def test_hadolint_reports_an_unpinned_pip_install_and_a_root_user(tmp_path):
     result = _lint(str(bad))
     assert result.returncode != 0
     assert "DL3013" in result.stdout and "DL3002" in result.stdout
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_the_image_description_label_names_every_component_the_image_runs(group):
+    with open(os.path.join(IMAGES_DIR, f"{group}.Dockerfile"), encoding="utf-8") as fh:
+        label = re.search(r'org\.opencontainers\.image\.description="([^"]*)"', fh.read())
+    assert label, f"{group}.Dockerfile has no description label"
+    missing = [f for f, g in COMPONENT_GROUPS.items() if g == group and f not in label.group(1)]
+    assert missing == [], f"{group}.Dockerfile's description label leaves out {missing}"
