@@ -242,6 +242,93 @@ def assemble_model_dir(
 
 
 # --------------------------------------------------------------------------- training
+@dataclass
+class _Calibrated:
+    """The Platt calibration fitted on eval and what is chosen and measured on its probabilities."""
+
+    calibration: PlattCalibration
+    probabilities: np.ndarray
+    threshold: float
+    metrics: Dict[str, float]
+
+
+def _calibrate(data: TrainingData, fitted: FittedModel) -> _Calibrated:
+    """Fits Platt scaling on eval, picks the max-F1 threshold and measures the eval metrics with it."""
+    from kfpkit.components.train.calibration import fit_platt
+
+    calibration = fit_platt(data.eval_labels, fitted.eval_probabilities)
+    probabilities = calibration.apply(fitted.eval_probabilities)
+    threshold = m.max_f1_threshold(data.eval_labels, probabilities)
+    metrics = m.split_metrics(data.eval_labels, probabilities, threshold)
+    metrics.update(best_epoch=fitted.best_epoch, epochs_run=fitted.epochs_run, rows_per_second=fitted.rows_per_second)
+    return _Calibrated(calibration, probabilities, threshold, metrics)
+
+
+def _model_card(
+    *,
+    params: TrainParams,
+    model_file: str,
+    label_column: str,
+    spec: PreprocessingSpec,
+    fitted: FittedModel,
+    calibrated: _Calibrated,
+    lineage: Dict[str, SplitLineage],
+    pipeline_run: Optional[str],
+    source_uri: Optional[str],
+) -> ModelCard:
+    return ModelCard(
+        framework=params.framework,
+        model_file=model_file,
+        label_column=label_column,
+        feature_order=list(spec.feature_order),
+        decision_threshold=calibrated.threshold,
+        decision_rule=DECISION_RULE,
+        calibration=calibrated.calibration.method,
+        data=DataLineage(source_uri=source_uri, splits=lineage),
+        metrics={"eval": calibrated.metrics},
+        parameters={**asdict(params), **fitted.parameters},
+        training=fitted.training,
+        versions=library_versions(params.framework),
+        pipeline_run=pipeline_run,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _publish_model_dir(output_dir: str, **contents: Any) -> None:
+    """Assembles the model directory in a staging folder beside ``output_dir`` and renames it into place.
+
+    ``contents`` are the keywords of :func:`assemble_model_dir`. The staging folder is removed when anything
+    fails, so ``output_dir`` is complete or untouched.
+    """
+    staging = staging_directory(output_dir)
+    try:
+        assemble_model_dir(staging, **contents)
+        publish_directory(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _log_written(params: TrainParams, output_dir: str, fitted: FittedModel, calibrated: _Calibrated) -> None:
+    metrics = calibrated.metrics
+    logger.info(
+        "wrote %s model to %s: eval PR-AUC %.4f, ROC-AUC %.4f, Brier %.4f, ECE %.4f (Platt slope %.3f, "
+        "intercept %.3f), threshold %.4f (F1 %.4f), best epoch %d of %d",
+        params.framework,
+        output_dir,
+        metrics["pr_auc"],
+        metrics["roc_auc"],
+        metrics["brier_score"],
+        metrics["ece"],
+        calibrated.calibration.slope,
+        calibrated.calibration.intercept,
+        calibrated.threshold,
+        metrics["f1"],
+        fitted.best_epoch,
+        fitted.epochs_run,
+    )
+
+
 def train_model(
     train_path: str,
     eval_path: str,
@@ -274,78 +361,45 @@ def train_model(
         TrainError: invalid parameters, unreadable data, a missing or non-binary label, features missing
             from eval, or training that diverged. Nothing is left at ``output_dir`` then.
     """
-    from kfpkit.components.train.calibration import fit_platt
-
     params.validate(FRAMEWORKS)
     spec, data, lineage = _prepare(train_path, eval_path, label_column, params)
     trainer = trainer_for(params.framework)
     fitted = trainer.fit(data, params, checkpoint_dir)
-
-    calibration = fit_platt(data.eval_labels, fitted.eval_probabilities)
-    probabilities = calibration.apply(fitted.eval_probabilities)
-    threshold = m.max_f1_threshold(data.eval_labels, probabilities)
-    metrics = m.split_metrics(data.eval_labels, probabilities, threshold)
-    metrics.update(best_epoch=fitted.best_epoch, epochs_run=fitted.epochs_run, rows_per_second=fitted.rows_per_second)
-    card = ModelCard(
-        framework=params.framework,
+    calibrated = _calibrate(data, fitted)
+    card = _model_card(
+        params=params,
         model_file=trainer.model_file,
         label_column=label_column,
-        feature_order=list(spec.feature_order),
-        decision_threshold=threshold,
-        decision_rule=DECISION_RULE,
-        calibration=calibration.method,
-        data=DataLineage(source_uri=source_uri, splits=lineage),
-        metrics={"eval": metrics},
-        parameters={**asdict(params), **fitted.parameters},
-        training=fitted.training,
-        versions=library_versions(params.framework),
+        spec=spec,
+        fitted=fitted,
+        calibrated=calibrated,
+        lineage=lineage,
         pipeline_run=pipeline_run,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        source_uri=source_uri,
     )
     if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
         raise TrainError(f"output {output_dir} exists and is not a directory")
     # the monitor's reference: raw training features and the calibrated eval scores (what serving returns)
-    baseline = build_baseline_from_parquet(train_path, spec, probabilities)
-    staging = staging_directory(output_dir)
-    try:
-        assemble_model_dir(
-            staging,
-            fitted=fitted,
-            model_file=trainer.model_file,
-            spec=spec,
-            calibration=calibration,
-            card=card,
-            baseline=baseline,
-        )
-        publish_directory(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    logger.info(
-        "wrote %s model to %s: eval PR-AUC %.4f, ROC-AUC %.4f, Brier %.4f, ECE %.4f (Platt slope %.3f, "
-        "intercept %.3f), threshold %.4f (F1 %.4f), best epoch %d of %d",
-        params.framework,
+    baseline = build_baseline_from_parquet(train_path, spec, calibrated.probabilities)
+    _publish_model_dir(
         output_dir,
-        metrics["pr_auc"],
-        metrics["roc_auc"],
-        metrics["brier_score"],
-        metrics["ece"],
-        calibration.slope,
-        calibration.intercept,
-        threshold,
-        metrics["f1"],
-        fitted.best_epoch,
-        fitted.epochs_run,
+        fitted=fitted,
+        model_file=trainer.model_file,
+        spec=spec,
+        calibration=calibrated.calibration,
+        card=card,
+        baseline=baseline,
     )
+    _log_written(params, output_dir, fitted, calibrated)
     return TrainResult(
         output_dir=output_dir,
         framework=params.framework,
-        metrics=metrics,
+        metrics=calibrated.metrics,
         best_epoch=fitted.best_epoch,
         epochs_run=fitted.epochs_run,
         rows_per_second=fitted.rows_per_second,
-        decision_threshold=threshold,
-        calibration=calibration,
+        decision_threshold=calibrated.threshold,
+        calibration=calibrated.calibration,
         resumed_from_epoch=fitted.resumed_from_epoch,
         history=fitted.history,
     )

@@ -208,6 +208,292 @@ def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@dataclass
+class DeviceSplits:
+    """The transformed train and eval splits, copied to the training device once for the whole run.
+
+    Attributes:
+        train_numeric: float32 ``[n, n_numeric]`` on the device.
+        train_categorical: int64 ``[n, n_categorical]`` on the device.
+        train_labels: float32 ``[n]`` on the device.
+        eval_numeric: float32 ``[m, n_numeric]`` on the device.
+        eval_categorical: int64 ``[m, n_categorical]`` on the device.
+        eval_labels: The eval labels on the host (for the sklearn metrics).
+    """
+
+    train_numeric: torch.Tensor
+    train_categorical: torch.Tensor
+    train_labels: torch.Tensor
+    eval_numeric: torch.Tensor
+    eval_categorical: torch.Tensor
+    eval_labels: np.ndarray
+
+    @classmethod
+    def copy_to(
+        cls,
+        device: torch.device,
+        *,
+        train_numeric: np.ndarray,
+        train_categorical: np.ndarray,
+        train_labels: np.ndarray,
+        eval_numeric: np.ndarray,
+        eval_categorical: np.ndarray,
+        eval_labels: np.ndarray,
+    ) -> DeviceSplits:
+        """One host-to-device copy per array (numerics and labels as float32, categoricals as int64)."""
+
+        def on_device(array: np.ndarray, dtype: Any) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=dtype)).to(device)
+
+        return cls(
+            train_numeric=on_device(train_numeric, np.float32),
+            train_categorical=on_device(train_categorical, np.int64),
+            train_labels=on_device(train_labels, np.float32),
+            eval_numeric=on_device(eval_numeric, np.float32),
+            eval_categorical=on_device(eval_categorical, np.int64),
+            eval_labels=np.asarray(eval_labels),
+        )
+
+    @property
+    def train_rows(self) -> int:
+        """Number of training rows."""
+        return int(self.train_numeric.shape[0])
+
+
+def _clone_state(model: nn.Module) -> Dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class TrainingState:
+    """What one :func:`fit_torch` run carries from epoch to epoch, and what its checkpoint holds.
+
+    The model and its AdamW optimizer (bf16 autocast on CUDA, float32 on CPU), the shuffling generator, the
+    best weights so far with their epoch and eval PR-AUC, the early-stopping patience counter, the history,
+    and this process's counters of optimizer-step time and rows.
+
+    Attributes:
+        epoch: Last epoch finished (restored from a checkpoint, then counted up).
+        start_epoch: Epoch of the checkpoint this process resumed from (0: started fresh).
+        stopped: Whether early stopping fired (in this process or before the checkpoint it resumed from).
+    """
+
+    def __init__(
+        self, *, n_numeric: int, cardinalities: Sequence[int], params: TrainParams, device: torch.device
+    ) -> None:
+        """Seeds torch with ``params.seed``, then builds the network, the optimizer and the shuffle generator.
+
+        The order matters: the weight initialization draws from the seeded global generator.
+        """
+        self.device = device
+        self.autocast = device.type == "cuda"
+        torch.manual_seed(params.seed)
+        self.model = TabularNet(
+            n_numeric=n_numeric,
+            cardinalities=cardinalities,
+            embedding_dim=params.embedding_dim,
+            hidden_units=params.hidden_units,
+            hidden_layers=params.hidden_layers,
+            dropout=params.dropout,
+        ).to(device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=params.learning_rate,
+            weight_decay=params.weight_decay,
+            **({"fused": True} if device.type == "cuda" else {}),
+        )
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.shuffle = torch.Generator(device=device)
+        self.shuffle.manual_seed(params.seed)
+        self.epoch = 0
+        self.start_epoch = 0
+        self.best_pr_auc = -math.inf
+        self.best_epoch = 0
+        self.best_state: Dict[str, torch.Tensor] = _clone_state(self.model)
+        self.stale_epochs = 0
+        self.stopped = False
+        self.history: List[EpochRecord] = []
+        self.train_seconds = 0.0
+        self.rows_trained = 0
+
+    def resume(self, path: str, fingerprint: str) -> None:
+        """Restores everything from the checkpoint at ``path`` when it exists and matches ``fingerprint``.
+
+        The RNG states come back too, so the run continues exactly where the checkpointed one was.
+        """
+        state = _load_checkpoint(path, self.device, fingerprint)
+        if state is None:
+            return
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.start_epoch = self.epoch = int(state["epoch"])
+        self.best_pr_auc = float(state["best_pr_auc"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_state = state["best_state"]
+        self.stale_epochs = int(state["stale_epochs"])
+        self.stopped = bool(state["stopped"])
+        self.history = [EpochRecord(**record) for record in state["history"]]
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        self.shuffle.set_state(state["rng_shuffle"].cpu())
+        if self.device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
+        logger.info(
+            "resuming from checkpoint %s after epoch %d (best epoch %d, eval PR-AUC %.4f)%s",
+            path,
+            self.start_epoch,
+            self.best_epoch,
+            self.best_pr_auc,
+            "; it had already stopped early" if self.stopped else "",
+        )
+
+    def record(self, record: EpochRecord, patience: int) -> None:
+        """Appends an epoch to the history, keeps the best weights and decides early stopping."""
+        self.history.append(record)
+        if record.pr_auc > self.best_pr_auc:
+            self.best_pr_auc, self.best_epoch, self.stale_epochs = record.pr_auc, record.epoch, 0
+            self.best_state = _clone_state(self.model)
+        else:
+            self.stale_epochs += 1
+        self.stopped = patience > 0 and self.stale_epochs >= patience
+
+    def save_checkpoint(self, path: str, fingerprint: str) -> None:
+        """Writes the checkpoint of the last finished epoch atomically (a retried task never reads a torn file)."""
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "best_state": self.best_state,
+            "best_pr_auc": self.best_pr_auc,
+            "best_epoch": self.best_epoch,
+            "stale_epochs": self.stale_epochs,
+            "stopped": self.stopped,
+            "history": [vars(r) for r in self.history],
+            "rng_cpu": torch.get_rng_state(),
+            "rng_shuffle": self.shuffle.get_state(),
+        }
+        if self.device.type == "cuda":
+            checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        with atomic_path(path) as partial:
+            torch.save(checkpoint, partial)
+
+    def rows_per_second(self) -> float:
+        """Training rows per second of optimizer steps in this process (the epochs' median after a resume
+        that trained nothing, 0 without any epoch)."""
+        if self.train_seconds > 0:
+            return self.rows_trained / self.train_seconds
+        if self.history:
+            return float(np.median([r.rows_per_second for r in self.history]))
+        return 0.0
+
+
+def _train_one_epoch(state: TrainingState, data: DeviceSplits, batch_size: int) -> float:
+    """One shuffled pass of optimizer steps; returns the mean train loss (the epoch's one host sync)."""
+    device = state.device
+    order = torch.randperm(data.train_rows, device=device, generator=state.shuffle)
+    loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+    for begin in range(0, data.train_rows, batch_size):
+        batch = order[begin : begin + batch_size]
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=state.autocast):
+            logits = state.model(data.train_numeric[batch], data.train_categorical[batch])
+        loss = state.loss_fn(logits.float(), data.train_labels[batch])
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+        loss_sum += loss.detach() * batch.shape[0]
+    return float(loss_sum.item()) / max(1, data.train_rows)
+
+
+def _eval_probabilities(state: TrainingState, data: DeviceSplits, autocast: bool) -> np.ndarray:
+    logits = predict_logits(state.model, data.eval_numeric, data.eval_categorical, autocast)
+    return torch.sigmoid(logits).cpu().numpy()
+
+
+def _evaluate_epoch(state: TrainingState, data: DeviceSplits) -> Dict[str, float]:
+    """Eval ranking metrics of the current weights.
+
+    Raises:
+        FloatingPointError: the eval predictions are not finite.
+    """
+    probabilities = _eval_probabilities(state, data, state.autocast)
+    if not np.isfinite(probabilities).all():
+        raise FloatingPointError(f"eval predictions became non-finite at epoch {state.epoch}; lower learning_rate")
+    return ranking_metrics(data.eval_labels, probabilities)
+
+
+def _log_epoch(record: EpochRecord, epochs: int, best: bool) -> None:
+    logger.info(
+        "epoch %d/%d train_loss=%.5f eval_pr_auc=%.4f eval_roc_auc=%.4f rows/s=%.0f seconds=%.2f%s",
+        record.epoch,
+        epochs,
+        record.train_loss,
+        record.pr_auc,
+        record.roc_auc,
+        record.rows_per_second,
+        record.seconds,
+        " (best)" if best else "",
+    )
+
+
+def _run_epoch(
+    state: TrainingState, data: DeviceSplits, params: TrainParams, checkpoint_path: str, fingerprint: str
+) -> None:
+    """Trains, evaluates, records and checkpoints the next epoch; logs early stopping when it fires.
+
+    Raises:
+        FloatingPointError: the train loss or the eval predictions are not finite.
+    """
+    state.epoch += 1
+    started = time.perf_counter()
+    train_loss = _train_one_epoch(state, data, params.batch_size)
+    epoch_seconds = time.perf_counter() - started
+    state.train_seconds += epoch_seconds
+    state.rows_trained += data.train_rows
+    if not math.isfinite(train_loss):
+        raise FloatingPointError(
+            f"training diverged at epoch {state.epoch} (train loss {train_loss}); lower learning_rate"
+        )
+    scores = _evaluate_epoch(state, data)
+    record = EpochRecord(
+        epoch=state.epoch,
+        train_loss=train_loss,
+        pr_auc=scores["pr_auc"],
+        roc_auc=scores["roc_auc"],
+        rows_per_second=data.train_rows / max(epoch_seconds, 1e-9),
+        seconds=time.perf_counter() - started,
+    )
+    state.record(record, params.patience)
+    _log_epoch(record, params.epochs, best=state.best_epoch == state.epoch)
+    state.save_checkpoint(checkpoint_path, fingerprint)
+    if state.stopped:
+        logger.info(
+            "early stopping after epoch %d: eval PR-AUC did not improve for %d epoch(s); best epoch %d",
+            state.epoch,
+            state.stale_epochs,
+            state.best_epoch,
+        )
+
+
+def _best_model_result(state: TrainingState, data: DeviceSplits, fit_started: float) -> TorchFitResult:
+    """Loads the best weights, predicts eval once in float32 and moves the model to the CPU."""
+    state.model.load_state_dict(state.best_state)
+    state.model.eval()
+    final_probabilities = _eval_probabilities(state, data, autocast=False)
+    cpu_model = state.model.to("cpu").float().eval()
+    return TorchFitResult(
+        model=cpu_model,
+        best_epoch=state.best_epoch,
+        epochs_run=state.epoch,
+        resumed_from_epoch=state.start_epoch,
+        stopped_early=state.stopped,
+        rows_per_second=state.rows_per_second(),
+        train_seconds=state.train_seconds,
+        fit_seconds=time.perf_counter() - fit_started,
+        eval_probabilities=final_probabilities.astype(np.float32),
+        history=state.history,
+    )
+
+
 def fit_torch(
     *,
     train_numeric: np.ndarray,
@@ -237,173 +523,26 @@ def fit_torch(
     """
     with _cpu_threads(device, params.cpu_threads or 1):
         fit_started = time.perf_counter()
-        use_autocast = device.type == "cuda"
-        torch.manual_seed(params.seed)
-        model = TabularNet(
-            n_numeric=train_numeric.shape[1],
-            cardinalities=cardinalities,
-            embedding_dim=params.embedding_dim,
-            hidden_units=params.hidden_units,
-            hidden_layers=params.hidden_layers,
-            dropout=params.dropout,
-        ).to(device)
-        optimizer = torch.optim.AdamW(
-            model.parameters(),
-            lr=params.learning_rate,
-            weight_decay=params.weight_decay,
-            **({"fused": True} if device.type == "cuda" else {}),
+        state = TrainingState(
+            n_numeric=train_numeric.shape[1], cardinalities=cardinalities, params=params, device=device
         )
-        loss_fn = nn.BCEWithLogitsLoss()
-        shuffle = torch.Generator(device=device)
-        shuffle.manual_seed(params.seed)
-
         # Data resident on the device: one host->device copy per split for the whole run.
-        x_num = torch.from_numpy(np.ascontiguousarray(train_numeric, dtype=np.float32)).to(device)
-        x_cat = torch.from_numpy(np.ascontiguousarray(train_categorical, dtype=np.int64)).to(device)
-        y = torch.from_numpy(np.ascontiguousarray(train_labels, dtype=np.float32)).to(device)
-        e_num = torch.from_numpy(np.ascontiguousarray(eval_numeric, dtype=np.float32)).to(device)
-        e_cat = torch.from_numpy(np.ascontiguousarray(eval_categorical, dtype=np.int64)).to(device)
-        eval_y = np.asarray(eval_labels)
-        n_rows = x_num.shape[0]
-
+        data = DeviceSplits.copy_to(
+            device,
+            train_numeric=train_numeric,
+            train_categorical=train_categorical,
+            train_labels=train_labels,
+            eval_numeric=eval_numeric,
+            eval_categorical=eval_categorical,
+            eval_labels=eval_labels,
+        )
         os.makedirs(checkpoint_dir, exist_ok=True)
         checkpoint_path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-        start_epoch = 0
-        best_pr_auc = -math.inf
-        best_epoch = 0
-        best_state: Dict[str, torch.Tensor] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        stale_epochs = 0
-        stopped = False
-        history: List[EpochRecord] = []
-        state = _load_checkpoint(checkpoint_path, device, fingerprint)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start_epoch = int(state["epoch"])
-            best_pr_auc = float(state["best_pr_auc"])
-            best_epoch = int(state["best_epoch"])
-            best_state = state["best_state"]
-            stale_epochs = int(state["stale_epochs"])
-            stopped = bool(state["stopped"])
-            history = [EpochRecord(**record) for record in state["history"]]
-            torch.set_rng_state(state["rng_cpu"].cpu())
-            shuffle.set_state(state["rng_shuffle"].cpu())
-            if device.type == "cuda" and "rng_cuda" in state:
-                torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
-            logger.info(
-                "resuming from checkpoint %s after epoch %d (best epoch %d, eval PR-AUC %.4f)%s",
-                checkpoint_path,
-                start_epoch,
-                best_epoch,
-                best_pr_auc,
-                "; it had already stopped early" if stopped else "",
-            )
-
-        train_seconds = 0.0
-        rows_trained = 0
-        epoch = start_epoch
-        model.train()
-        while epoch < params.epochs and not stopped:
-            epoch += 1
-            started = time.perf_counter()
-            order = torch.randperm(n_rows, device=device, generator=shuffle)
-            loss_sum = torch.zeros((), dtype=torch.float32, device=device)
-            for begin in range(0, n_rows, params.batch_size):
-                batch = order[begin : begin + params.batch_size]
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
-                    logits = model(x_num[batch], x_cat[batch])
-                loss = loss_fn(logits.float(), y[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * batch.shape[0]
-            train_loss = float(loss_sum.item()) / max(1, n_rows)  # the one host sync of the epoch
-            epoch_seconds = time.perf_counter() - started
-            train_seconds += epoch_seconds
-            rows_trained += n_rows
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(
-                    f"training diverged at epoch {epoch} (train loss {train_loss}); lower learning_rate"
-                )
-            probabilities = torch.sigmoid(predict_logits(model, e_num, e_cat, use_autocast)).cpu().numpy()
-            if not np.isfinite(probabilities).all():
-                raise FloatingPointError(f"eval predictions became non-finite at epoch {epoch}; lower learning_rate")
-            scores = ranking_metrics(eval_y, probabilities)
-            record = EpochRecord(
-                epoch=epoch,
-                train_loss=train_loss,
-                pr_auc=scores["pr_auc"],
-                roc_auc=scores["roc_auc"],
-                rows_per_second=n_rows / max(epoch_seconds, 1e-9),
-                seconds=time.perf_counter() - started,
-            )
-            history.append(record)
-            if record.pr_auc > best_pr_auc:
-                best_pr_auc, best_epoch, stale_epochs = record.pr_auc, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale_epochs += 1
-            stopped = params.patience > 0 and stale_epochs >= params.patience
-            logger.info(
-                "epoch %d/%d train_loss=%.5f eval_pr_auc=%.4f eval_roc_auc=%.4f rows/s=%.0f seconds=%.2f%s",
-                epoch,
-                params.epochs,
-                record.train_loss,
-                record.pr_auc,
-                record.roc_auc,
-                record.rows_per_second,
-                record.seconds,
-                " (best)" if best_epoch == epoch else "",
-            )
-            checkpoint = {
-                "format": CHECKPOINT_FORMAT,
-                "fingerprint": fingerprint,
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "best_state": best_state,
-                "best_pr_auc": best_pr_auc,
-                "best_epoch": best_epoch,
-                "stale_epochs": stale_epochs,
-                "stopped": stopped,
-                "history": [vars(r) for r in history],
-                "rng_cpu": torch.get_rng_state(),
-                "rng_shuffle": shuffle.get_state(),
-            }
-            if device.type == "cuda":
-                checkpoint["rng_cuda"] = torch.cuda.get_rng_state(device)
-            with atomic_path(checkpoint_path) as partial:  # a retried task never resumes from a torn file
-                torch.save(checkpoint, partial)
-            if stopped:
-                logger.info(
-                    "early stopping after epoch %d: eval PR-AUC did not improve for %d epoch(s); best epoch %d",
-                    epoch,
-                    stale_epochs,
-                    best_epoch,
-                )
-
-        model.load_state_dict(best_state)
-        model.eval()
-        final_probabilities = torch.sigmoid(predict_logits(model, e_num, e_cat, autocast=False)).cpu().numpy()
-        cpu_model = model.to("cpu").float().eval()
-        return TorchFitResult(
-            model=cpu_model,
-            best_epoch=best_epoch,
-            epochs_run=epoch,
-            resumed_from_epoch=start_epoch,
-            stopped_early=stopped,
-            rows_per_second=(
-                rows_trained / train_seconds
-                if train_seconds > 0
-                else float(np.median([r.rows_per_second for r in history]))
-                if history
-                else 0.0
-            ),
-            train_seconds=train_seconds,
-            fit_seconds=time.perf_counter() - fit_started,
-            eval_probabilities=final_probabilities.astype(np.float32),
-            history=history,
-        )
+        state.resume(checkpoint_path, fingerprint)
+        state.model.train()
+        while state.epoch < params.epochs and not state.stopped:
+            _run_epoch(state, data, params, checkpoint_path, fingerprint)
+        return _best_model_result(state, data, fit_started)
 
 
 def export_torchscript(model: TabularNet, cardinalities: Sequence[int], path: str) -> None:
