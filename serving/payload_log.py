@@ -1,21 +1,8 @@
-"""The payload record and the predictor-side payload logger (``kfpkit serve --payload-log URI``).
+"""The predictor-side payload logger (``kfpkit serve --payload-log URI``).
 
-**Payload record** (one row per scored instance; the same from the predictor and from ``kfpkit payload-sink``):
-
-| column | type | content |
-|---|---|---|
-| ``request_id`` | string | the v2 ``id``, else the ``X-Request-Id``/``Ce-Id`` header, else a new UUID |
-| ``instance`` | int32 | position of the instance in its request (the join key is ``request_id, instance``) |
-| ``timestamp`` | timestamp[us, UTC] | when the request arrived |
-| ``model_name``, ``model_version`` | string | the served model |
-| one column per feature | float64 (numeric) / string (categorical) | the raw values as received (null: missing) |
-| ``score`` | float64 | the calibrated positive-class probability |
-| ``label`` | int64 | ``score >= decision_threshold`` |
-| ``ground_truth`` | int64 | null when logged; joined later by ``request_id, instance`` |
-
-Files are Parquet under ``<URI>/<model_name>/<model_version>/<YYYY-MM-DD>/<HH>/part-*.parquet`` (UTC), written
-through fsspec (local folders, ``gs://``, ``s3://``); on local file systems each file is written under a hidden
-name and renamed, so readers never see half a file.
+It writes the **payload record** of :mod:`kfpkit.core.payload_record` (its columns, Arrow schema, version tag
+and ``<URI>/<model_name>/<model_version>/<YYYY-MM-DD>/<HH>/part-*.parquet`` layout live there), the same
+record that ``kfpkit payload-sink`` writes.
 
 **Logger.** :meth:`PayloadLogger.log` runs on the request path and only samples and enqueues references
 (no copy, no I/O). A background thread takes batches off the bounded queue and writes one file per hour
@@ -29,32 +16,21 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import queue
 import random
 import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from kfpkit.core.payload_record import UNVERSIONED, PayloadEntry, PayloadSchema, write_partitioned
+
 logger = logging.getLogger("kfpkit.serving.payload")
 
-RESERVED_COLUMNS = (
-    "request_id",
-    "instance",
-    "timestamp",
-    "model_name",
-    "model_version",
-    "score",
-    "label",
-    "ground_truth",
-)
-UNVERSIONED = "unversioned"
 DEFAULT_QUEUE_REQUESTS = 10_000
 DEFAULT_FLUSH_ROWS = 20_000
 DEFAULT_FLUSH_SECONDS = 10.0
@@ -87,133 +63,6 @@ def payload_metrics() -> Dict[str, Any]:
             ["model_name", "reason"],
         ),
     }
-
-
-@dataclass
-class PayloadEntry:
-    """One scored request, as the request path hands it over (references, not copies)."""
-
-    time: float
-    request_id: str
-    columns: Mapping[str, Sequence[Any]]
-    score: np.ndarray
-    label: np.ndarray
-
-
-class PayloadSchema:
-    """The payload record's Arrow schema for one model's preprocessing spec.
-
-    Raises:
-        ValueError: a feature is named like a reserved payload column.
-    """
-
-    def __init__(self, spec: Any):
-        import pyarrow as pa
-
-        clash = sorted(set(spec.feature_order) & set(RESERVED_COLUMNS))
-        if clash:
-            raise ValueError(f"feature(s) {clash} collide with payload record columns {list(RESERVED_COLUMNS)}")
-        self.numeric = list(spec.numeric_names)
-        self.categorical = list(spec.categorical_names)
-        self.features = list(spec.feature_order)
-        kinds = {n: pa.float64() for n in self.numeric} | {n: pa.string() for n in self.categorical}
-        self.schema = pa.schema(
-            [
-                ("request_id", pa.string()),
-                ("instance", pa.int32()),
-                ("timestamp", pa.timestamp("us", tz="UTC")),
-                ("model_name", pa.string()),
-                ("model_version", pa.string()),
-                *[(name, kinds[name]) for name in self.features],
-                ("score", pa.float64()),
-                ("label", pa.int64()),
-                ("ground_truth", pa.int64()),
-            ]
-        )
-
-    def table(self, model_name: str, model_version: str, entries: Sequence[PayloadEntry]) -> Any:
-        """The records of ``entries`` as one Arrow table."""
-        import pyarrow as pa
-
-        from kfpkit.core.preprocessing import _category_key
-
-        sizes = [len(e.score) for e in entries]
-        rows = int(sum(sizes))
-        ids: List[str] = []
-        for entry, size in zip(entries, sizes, strict=True):
-            ids.extend([entry.request_id] * size)
-        stamps = np.repeat(np.asarray([round(e.time * 1e6) for e in entries], dtype=np.int64), sizes)
-        columns: Dict[str, Any] = {
-            "request_id": pa.array(ids, pa.string()),
-            "instance": pa.array(np.concatenate([np.arange(s, dtype=np.int32) for s in sizes]), pa.int32()),
-            "timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
-            "model_name": pa.array([model_name] * rows, pa.string()),
-            "model_version": pa.array([model_version] * rows, pa.string()),
-        }
-        for name in self.numeric:
-            values = np.concatenate([np.asarray(e.columns[name], dtype=np.float64) for e in entries])
-            columns[name] = pa.array(values, pa.float64(), from_pandas=True)
-        for name in self.categorical:
-            keys = [_category_key(v) for e in entries for v in e.columns[name]]
-            columns[name] = pa.array([k if k != "" else None for k in keys], pa.string())
-        scores = np.concatenate([np.asarray(e.score, dtype=np.float64) for e in entries])
-        columns["score"] = pa.array(scores, pa.float64(), from_pandas=True)
-        labels = np.concatenate([np.asarray(e.label, dtype=np.float64) for e in entries])
-        columns["label"] = pa.array(labels, pa.float64(), from_pandas=True).cast(pa.int64())
-        columns["ground_truth"] = pa.nulls(rows, pa.int64())
-        return pa.table(columns, schema=self.schema)
-
-
-def partition_path(model_name: str, model_version: str, hour: datetime) -> str:
-    """``<model>/<version>/<YYYY-MM-DD>/<HH>`` of an hour (UTC)."""
-    return f"{model_name}/{model_version}/{hour:%Y-%m-%d}/{hour:%H}"
-
-
-def split_by_hour(table: Any) -> List[Tuple[datetime, Any]]:
-    """``(hour, rows of that hour)`` of a payload table, in time order."""
-    import pyarrow as pa
-
-    hours = table.column("timestamp").cast(pa.int64()).to_numpy() // 3_600_000_000
-    out = []
-    for hour in np.unique(hours):
-        mask = hours == hour
-        part = table if mask.all() else table.filter(pa.array(mask))
-        out.append((datetime.fromtimestamp(int(hour) * 3600, tz=timezone.utc), part))
-    return out
-
-
-def write_partitioned(uri: str, table: Any, file_name: str) -> List[str]:
-    """Writes a payload table as Parquet, one file ``file_name`` per hour partition; returns the paths.
-
-    The same ``file_name`` for the same rows rewrites the same files (the sink's compaction relies on it).
-    """
-    import fsspec.core
-    import pyarrow.parquet as pq
-    from fsspec.implementations.local import LocalFileSystem
-
-    fs, root = fsspec.core.url_to_fs(uri)
-    root = root.rstrip("/")
-    written = []
-    for hour, part in split_by_hour(table):
-        model_name = part.column("model_name")[0].as_py()
-        model_version = part.column("model_version")[0].as_py()
-        folder = f"{root}/{partition_path(model_name, model_version, hour)}"
-        path = f"{folder}/{file_name}"
-        if isinstance(fs, LocalFileSystem):
-            os.makedirs(folder, exist_ok=True)
-            tmp = f"{folder}/.{file_name}.{uuid.uuid4().hex[:8]}.tmp"
-            try:
-                pq.write_table(part, tmp)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-                raise
-        else:
-            with fs.open(path, "wb") as handle:
-                pq.write_table(part, handle)
-        written.append(path)
-    return written
 
 
 class PayloadLogger:
@@ -307,7 +156,7 @@ class PayloadLogger:
                 return
 
     def _drain(self) -> List[PayloadEntry]:
-        out = []
+        out: List[PayloadEntry] = []
         while True:
             try:
                 entry = self._queue.get_nowait()

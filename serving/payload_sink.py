@@ -9,7 +9,7 @@ treats any status but 200 as a failed delivery, and delivery is at least once.
 
 The sink joins request and response by ``ce-id``, decodes v1 and v2 bodies with the served model's own
 :class:`~kfpkit.serving.protocol.RequestCodec`, dedupes, and writes the same payload records as
-``kfpkit serve --payload-log`` (:mod:`kfpkit.serving.payload_log`).
+``kfpkit serve --payload-log`` (:mod:`kfpkit.core.payload_record`).
 
 **An acknowledged event is never lost.** Each accepted event is appended to the active spool segment
 (``<spool>/segment-<n>.jsonl``, one ``write`` on an ``O_APPEND`` descriptor; ``fsync`` too with
@@ -43,7 +43,8 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
-from kfpkit.serving.payload_log import UNVERSIONED, PayloadEntry, PayloadSchema, counter, write_partitioned
+from kfpkit.core.payload_record import UNVERSIONED, PayloadEntry, PayloadSchema, write_partitioned
+from kfpkit.serving.payload_log import counter
 
 logger = logging.getLogger("kfpkit.serving.payload_sink")
 

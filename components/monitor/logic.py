@@ -38,13 +38,15 @@ import numpy as np
 
 from kfpkit.core import distances as mm
 from kfpkit.core import monitoring_baseline as mb
+from kfpkit.core import payload_record
+from kfpkit.core.records import RecordError
 
 logger = logging.getLogger("kfpkit.monitor")
 
 SUMMARY_VERSION = 1
 BATCH_ROWS = 131_072
-SCORE_COLUMN = "score"
-TIMESTAMP_COLUMN = "timestamp"
+SCORE_COLUMN = payload_record.SCORE  # a table window's score column has the payload record's name
+TIMESTAMP_COLUMN = payload_record.TIMESTAMP
 MAX_UNSEEN_VALUES = 10_000
 UNSEEN_OVERFLOW = "\x00other-unseen"
 DRIFT_FILE = "drift.json"
@@ -476,19 +478,24 @@ def payload_files(
     since: Optional[datetime],
     until: Optional[datetime],
 ) -> Tuple[Any, List[str]]:
-    """The Parquet files of a payload log whose hour folder overlaps ``[since, until)``, sorted."""
+    """The Parquet files of a payload log whose hour folder overlaps ``[since, until)``, sorted.
+
+    The layout is :mod:`kfpkit.core.payload_record`'s; ``root`` may be the log's root (narrowed to
+    ``model_name``/``model_version`` when those folders exist) or a model's or version's folder.
+    """
     fs, path = _filesystem(root)
     path = path.rstrip("/")
-    if model_name and model_version and fs.isdir(posixpath.join(path, model_name, model_version)):
-        path = posixpath.join(path, model_name, model_version)
-    elif model_name and fs.isdir(posixpath.join(path, model_name)) and not model_version:
-        path = posixpath.join(path, model_name)
+    if model_name:
+        narrowed = posixpath.join(path, payload_record.model_prefix(model_name, model_version))
+        if fs.isdir(narrowed):
+            path = narrowed
     if not fs.isdir(path):
         raise MonitorError(f"live source {root!r}: no such payload-log folder (and no .csv/.parquet/.jsonl suffix)")
-    files = sorted(p for p in fs.find(path) if p.endswith(".parquet") and "/." not in p[len(path) :])
+    suffix = payload_record.PARQUET_SUFFIX
+    files = sorted(p for p in fs.find(path) if p.endswith(suffix) and "/." not in p[len(path) :])
     kept = []
     for file in files:
-        hour = _hour_of(file)
+        hour = payload_record.partition_hour(file)
         if hour is not None:
             if since and hour.timestamp() + 3600 <= since.timestamp():
                 continue
@@ -496,16 +503,6 @@ def payload_files(
                 continue
         kept.append(file)
     return fs, kept
-
-
-def _hour_of(path: str) -> Optional[datetime]:
-    parts = path.split("/")
-    if len(parts) < 3:
-        return None
-    try:
-        return datetime.strptime(f"{parts[-3]} {parts[-2]}", "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
 
 
 def iter_window(
@@ -567,6 +564,11 @@ def _parquet_batches(fs, path, features, batch_rows, since, until, time_filter, 
         raise MonitorError(f"{path}: not a readable Parquet file ({exc})") from exc
     with handle:
         names = reader.schema_arrow.names
+        if time_filter:  # a payload-log file: its record kind and version must be ones this kfpkit reads
+            try:
+                payload_record.check_schema(reader.schema_arrow, path)
+            except RecordError as exc:
+                raise MonitorError(str(exc)) from exc
         wanted = _require(names, features, path)
         if time_filter and (since or until):
             if TIMESTAMP_COLUMN not in names:

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from prometheus_client import REGISTRY
 
-from kfpkit.serving.payload_log import RESERVED_COLUMNS, PayloadLogger, PayloadSchema
+from kfpkit.core.payload_record import RESERVED_COLUMNS, PayloadSchema
+from kfpkit.serving.payload_log import PayloadLogger
 
 
 def _columns(rows):
