@@ -20,6 +20,7 @@ IMAGES_ARGS ?=
 REGISTRY_DIR ?= ./local_registry
 PIPELINE_ROOT ?= ./local_outputs
 SOURCE ?= synthetic://fraud?rows=100000&seed=0
+LABEL_COLUMN ?= is_fraud
 MODEL_NAME ?= fraud-detector
 BUILD_DIR ?= build
 REGISTRY ?= ghcr.io/kfpkit
@@ -86,8 +87,8 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.lock
 	$(CHECKOV_VENV)/bin/python -m pip install -q --no-deps -r requirements/checkov.lock
 	touch $@
 
-run: setup ## train on the built-in sample (100k synthetic transactions) into ./local_registry
-	$(VENV)/bin/kfpkit run training --source '$(SOURCE)' --label-column is_fraud \
+run: setup ## train on the built-in sample (100k synthetic transactions; SOURCE=, LABEL_COLUMN=, MODEL_NAME= for your table) into ./local_registry
+	$(VENV)/bin/kfpkit run training --source '$(SOURCE)' --label-column $(LABEL_COLUMN) \
 		--registry $(REGISTRY_DIR) --model-name $(MODEL_NAME) --pipeline-root $(PIPELINE_ROOT) \
 		--tfdv-python $(TFDV_PY) --summary-json $(PIPELINE_ROOT)/last_run_summary.json
 

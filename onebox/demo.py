@@ -136,8 +136,16 @@ class Demo:
         return summary
 
     def training_arguments(self, source: str, **extra: Any) -> Dict[str, Any]:
+        from kfpkit.components.ingest.synthetic import LABEL_COLUMN as SYNTHETIC_LABEL_COLUMN
+
         a = self.args
-        arguments = dict(registry_root=self.registry, source=source, model_name=a.model_name, framework=a.framework)
+        arguments = dict(
+            registry_root=self.registry,
+            source=source,
+            label_column=SYNTHETIC_LABEL_COLUMN,
+            model_name=a.model_name,
+            framework=a.framework,
+        )
         optional = dict(epochs=a.epochs, batch_size=a.batch_size, min_pr_auc=a.min_pr_auc)
         return dict(arguments, **{k: v for k, v in optional.items() if v is not None}, **extra)
 
@@ -409,6 +417,7 @@ class Demo:
         self.stage_line(5, "monitor", text, outputs.report_html)
 
     def stage_retrain(self) -> None:
+        from kfpkit.components.ingest.synthetic import LABEL_COLUMN as SYNTHETIC_LABEL_COLUMN
         from kfpkit.core import registry
 
         a = self.args
@@ -421,6 +430,7 @@ class Demo:
             since=self.since,
             registry_root=self.registry,
             retrain_source=retrain_source,
+            label_column=SYNTHETIC_LABEL_COLUMN,
             model_name=a.model_name,
             framework=a.framework,
             **{k: v for k, v in dict(epochs=a.epochs, min_pr_auc=a.min_pr_auc).items() if v is not None},

@@ -30,7 +30,7 @@ def build_deployment_pipeline(platform: Optional[Platform] = None):
         model_version: str,
         content_sha256: str,
         prometheus_url: str,
-        isvc_name: str = "fraud-detector",
+        isvc_name: str,
         namespace: str = "kfpkit",
         mode: str = "Serverless",
         predictor_image: str = "",
@@ -51,7 +51,7 @@ def build_deployment_pipeline(platform: Optional[Platform] = None):
             model_version: Registry version number (push's version).
             content_sha256: The version's content digest (push's content_sha256), pinned on the predictor.
             prometheus_url: Prometheus that scrapes the predictors.
-            isvc_name: InferenceService name.
+            isvc_name: InferenceService name (the registry's model name).
             namespace: Namespace of the InferenceService.
             mode: Serverless or Standard (RawDeployment).
             predictor_image: Predictor image (empty: kfpkit's serving image).

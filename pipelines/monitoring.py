@@ -33,14 +33,14 @@ def build_monitoring_pipeline(platform: Optional[Platform] = None):
         model_uri: str,
         live_source: str,
         registry_root: str,
+        retrain_source: str,
+        label_column: str,
+        model_name: str,
         since: str = "",
         until: str = "",
         alpha: float = 1e-06,
         score_drift_triggers: bool = True,
         alert_webhook_url: str = "",
-        retrain_source: str = "synthetic://fraud?rows=100000&seed=0",
-        label_column: str = "is_fraud",
-        model_name: str = "fraud-detector",
         framework: str = "pytorch",
         epochs: int = 8,
         min_pr_auc: float = 0.2,
@@ -51,14 +51,14 @@ def build_monitoring_pipeline(platform: Optional[Platform] = None):
             model_uri: Monitored model version (<registry_root>/<model_name>/<version>).
             live_source: Live window: payload-log URI or a CSV/Parquet/JSON Lines table of raw feature rows.
             registry_root: Registry root the retrained model is pushed to.
+            retrain_source: Data source the training pipeline retrains on.
+            label_column: Binary label column of the retraining data.
+            model_name: Model name in the registry for the retrained model.
             since: Start of the payload-log time range (ISO-8601; empty: no bound).
             until: End of the payload-log time range (ISO-8601, exclusive; empty: no bound).
             alpha: False-alarm probability per metric and feature of the monitor's noise floors.
             score_drift_triggers: Whether score drift alone triggers retraining.
             alert_webhook_url: URL that receives a JSON POST when drift is detected (empty: no alert).
-            retrain_source: Data source the training pipeline retrains on.
-            label_column: Binary label column of the retraining data.
-            model_name: Model name in the registry for the retrained model.
             framework: 'pytorch' or 'sklearn' for the retrained model.
             epochs: Maximum training epochs of the retrained model (PyTorch).
             min_pr_auc: Blessing floor of the retrained model.

@@ -42,9 +42,9 @@ def build_training_pipeline(platform: Optional[Platform] = None):
     )
     def training_pipeline(
         registry_root: str,
-        source: str = "synthetic://fraud?rows=100000&seed=0",
-        label_column: str = "is_fraud",
-        model_name: str = "fraud-detector",
+        source: str,
+        label_column: str,
+        model_name: str,
         eval_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_key_column: str = "",

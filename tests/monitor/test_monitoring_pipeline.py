@@ -35,6 +35,7 @@ def test_drift_retrains_through_the_nested_training_pipeline_and_posts_the_alert
         "--model-uri", model_dir, "--live-source", live, "--registry-root", str(registry),
         "--alert-webhook-url", f"http://127.0.0.1:{server.server_port}/hook",
         "--retrain-source", "synthetic://fraud?rows=3000&seed=3&fraud_rate=0.08",
+        "--label-column", "is_fraud", "--model-name", "fraud-detector",
         "--framework", "sklearn", "--min-pr-auc", "0.05",
         "--pipeline-root", str(tmp_path / "outputs"), "--summary-json", str(tmp_path / "summary.json"),
     ]  # fmt: skip

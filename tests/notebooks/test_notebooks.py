@@ -173,11 +173,20 @@ def _images(notebook) -> int:
     return sum("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
 
 
+def _makefile_defaults() -> dict:
+    """The ``NAME ?= value`` settings of the Makefile (what ``make run`` passes to the training pipeline)."""
+    text = (NOTEBOOKS.parent / "Makefile").read_text(encoding="utf-8")
+    return dict(re.findall(r"^([A-Z_]+) \?= (.*)$", text, re.M))
+
+
 def test_local_notebooks_default_to_the_built_in_sample_and_the_make_run_registry():
-    from kfpkit.pipelines.local import build_pipeline
+    from kfpkit.components.ingest.synthetic import LABEL_COLUMN
 
     quickstart = _defaults(NOTEBOOKS / "01-local-quickstart.ipynb")
-    assert quickstart["SOURCE"] == build_pipeline("training").component_spec.inputs["source"].default
+    make = _makefile_defaults()
+    assert quickstart["SOURCE"] == make["SOURCE"] and quickstart["SOURCE"].startswith("synthetic://fraud?")
+    assert quickstart["LABEL_COLUMN"] == make["LABEL_COLUMN"] == LABEL_COLUMN
+    assert quickstart["MODEL_NAME"] == make["MODEL_NAME"]
     assert (quickstart["EPOCHS"], quickstart["FRAMEWORK"]) == (8, "pytorch")
     inference = _defaults(NOTEBOOKS / "04-kserve-inference.ipynb")
     # notebook 4 serves what notebook 1 (and `make run`, from the repository root) pushed

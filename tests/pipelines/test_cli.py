@@ -12,6 +12,9 @@ from kfpkit.pipelines import registry
 from kfpkit.pipelines.local import build_pipeline
 from kfpkit.pipelines.platforms import TARGETS
 
+# the training pipeline's required data and model names (besides --registry)
+DATA_FLAGS = ("--source", "synthetic://fraud?rows=10", "--label-column", "is_fraud", "--model-name", "fraud")
+
 
 def _parse(*argv):
     return cli.build_parser(argv[0]).parse_args(list(argv))
@@ -83,19 +86,20 @@ def test_run_help_shows_each_parameters_description_and_default(pipeline, capsys
 
 def test_run_flags_parse_to_typed_pipeline_arguments_and_leave_the_rest_to_pipeline_defaults(tmp_path):
     args = _parse(
-        "run", "training", "--registry", "reg", "--weight-decay", "0.001", "--epochs", "3",
-        "--fail-on-anomalies", "--source", "synthetic://fraud?rows=10", "--verbose",
+        "run", "training", *DATA_FLAGS, "--registry", "reg", "--weight-decay", "0.001", "--epochs", "3",
+        "--fail-on-anomalies", "--verbose",
     )  # fmt: skip
     arguments = run_command.pipeline_arguments(args)
     assert arguments["weight_decay"] == 0.001 and arguments["epochs"] == 3
     assert arguments["fail_on_anomalies"] is True and arguments["source"] == "synthetic://fraud?rows=10"
     assert arguments["registry_root"].endswith("/reg") and arguments["registry_root"].startswith("/")
-    assert "learning_rate" not in arguments and "label_column" not in arguments
+    assert "learning_rate" not in arguments and "test_fraction" not in arguments
     assert args.verbose is True and args.pipeline_root == "./local_outputs"
-    assert run_command.pipeline_arguments(_parse("run", "training", "--registry", "gs://b/r"))["registry_root"] == (
-        "gs://b/r"
+    gcs = _parse("run", "training", *DATA_FLAGS, "--registry", "gs://b/r")
+    assert run_command.pipeline_arguments(gcs)["registry_root"] == "gs://b/r"
+    no = run_command.pipeline_arguments(
+        _parse("run", "training", *DATA_FLAGS, "--registry", "r", "--no-fail-on-anomalies")
     )
-    no = run_command.pipeline_arguments(_parse("run", "training", "--registry", "r", "--no-fail-on-anomalies"))
     assert no["fail_on_anomalies"] is False
 
 
@@ -104,7 +108,7 @@ def test_run_without_the_required_registry_and_with_a_bad_type_exit_with_status_
         _parse("run", "training")
     assert missing.value.code == 2 and "--registry" in capsys.readouterr().err
     with pytest.raises(SystemExit) as bad:
-        _parse("run", "training", "--registry", "r", "--epochs", "three")
+        _parse("run", "training", *DATA_FLAGS, "--registry", "r", "--epochs", "three")
     assert bad.value.code == 2 and "invalid" in capsys.readouterr().err
 
 
@@ -142,7 +146,7 @@ def test_summary_json_of_a_finished_run_is_written_where_asked(tmp_path, monkeyp
     summary = {"status": "succeeded", "duration_s": 1.0, "tasks": [], "pipeline": "training"}
     monkeypatch.setattr(local, "run_pipeline_locally", lambda *a, **k: dict(summary))
     target = tmp_path / "deep" / "summary.json"
-    code = cli.main(["run", "training", "--registry", str(tmp_path / "r"), "--summary-json", str(target)])
+    code = cli.main(["run", "training", *DATA_FLAGS, "--registry", str(tmp_path / "r"), "--summary-json", str(target)])
     assert code == 0 and json.loads(target.read_text())["status"] == "succeeded"
     summary["status"] = "failed"
-    assert cli.main(["run", "training", "--registry", str(tmp_path / "r")]) == 1
+    assert cli.main(["run", "training", *DATA_FLAGS, "--registry", str(tmp_path / "r")]) == 1

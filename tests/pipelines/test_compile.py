@@ -210,3 +210,23 @@ def test_unknown_target_and_pipeline_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown pipeline 'scoring'"):
         targets.compile_pipeline("scoring", "kubeflow", str(tmp_path))
     assert not any(tmp_path.iterdir())
+
+
+# What names the data and the model is required in every pipeline: a forgotten source must not train on the
+# built-in sample and succeed.
+REQUIRED_NAMES = {
+    "training": {"registry_root", "source", "label_column", "model_name"},
+    "monitoring": {"model_uri", "live_source", "registry_root", "retrain_source", "label_column", "model_name"},
+    "deployment": {"model_uri", "model_version", "content_sha256", "prometheus_url", "isvc_name"},
+}
+
+
+@pytest.mark.parametrize("name", registry.pipeline_names())
+def test_every_pipeline_requires_its_data_and_model_names_and_defaults_to_no_demo_value(compiled, name):
+    (spec, *_) = _docs(compiled[f"{name}.kubeflow.yaml"])
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    required = {p for p, d in parameters.items() if not d.get("isOptional") and "defaultValue" not in d}
+    assert required == REQUIRED_NAMES[name]
+    demo_values = ("synthetic://", "is_fraud", "fraud-detector")
+    defaults = {p: d["defaultValue"] for p, d in parameters.items() if isinstance(d.get("defaultValue"), str)}
+    assert {p: v for p, v in defaults.items() if any(demo in v for demo in demo_values)} == {}

@@ -34,7 +34,8 @@ def _cli(tmp_path, *args, name="summary.json", timeout=600):
 def _run(tmp_path, *extra, name="summary.json"):
     return _cli(
         tmp_path,
-        "--source", SOURCE, "--label-column", "is_fraud", "--registry", str(tmp_path / "registry"),
+        "--source", SOURCE, "--label-column", "is_fraud", "--model-name", "fraud-detector",
+        "--registry", str(tmp_path / "registry"),
         "--epochs", "3", "--batch-size", "256", "--min-pr-auc", "0.2", *extra,
         name=name,
     )  # fmt: skip
@@ -82,7 +83,7 @@ def test_first_run_pushes_version_1_and_a_second_run_is_judged_against_it(tmp_pa
 
 def test_missing_source_file_prints_the_failed_tasks_log_tail_and_exits_1(tmp_path):
     proc, summary = _cli(
-        tmp_path, "--source", str(tmp_path / "nope.csv"), "--label-column", "y",
+        tmp_path, "--source", str(tmp_path / "nope.csv"), "--label-column", "y", "--model-name", "m",
         "--registry", str(tmp_path / "registry"), timeout=300,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr

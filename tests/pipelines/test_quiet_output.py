@@ -133,9 +133,14 @@ def test_the_run_log_moves_into_the_run_folder_and_keeps_being_written(tmp_path)
 
 def test_a_pipeline_that_cannot_start_reports_why_and_keeps_its_log_beside_the_run_folders(tmp_path):
     out = io.StringIO()
-    summary = local.run_pipeline_locally(
-        "training", {"registry_root": str(tmp_path / "r"), "epochs": "three"}, str(tmp_path / "outputs"), progress=out
-    )
+    arguments = {
+        "registry_root": str(tmp_path / "r"),
+        "source": "synthetic://fraud?rows=100",
+        "label_column": "is_fraud",
+        "model_name": "fraud-detector",
+        "epochs": "three",
+    }
+    summary = local.run_pipeline_locally("training", arguments, str(tmp_path / "outputs"), progress=out)
     assert summary["status"] == "failed" and summary["run_dir"] is None
     log_path = summary["run_log"]
     assert re.fullmatch(re.escape(str(tmp_path / "outputs")) + r"/kfpkit-training-[0-9-]+\.run\.log", log_path)

@@ -17,10 +17,13 @@ from kfpkit.pipelines import submit
 from tests.submit.fakes import BadRequest, FakeKfp, FakeVertex
 
 REGISTRY = "registry_root=gs://kfpkit-test/registry"
+# the training pipeline's other required parameters (no pipeline defaults to the built-in sample)
+DATA = {"source": "gs://kfpkit-test/data/transactions.parquet", "label_column": "is_fraud", "model_name": "fraud"}
+DATA_ARGV = [arg for name, value in DATA.items() for arg in ("--param", f"{name}={value}")]
 
 
 def kubeflow_argv(fake, *extra):
-    return ["training", "--target", "kubeflow", "--host", fake.url, "--existing-token", "t0ken", *extra]
+    return ["training", "--target", "kubeflow", "--host", fake.url, "--existing-token", "t0ken", *DATA_ARGV, *extra]
 
 
 def vertex_argv(fake, *extra):
@@ -36,6 +39,7 @@ def vertex_argv(fake, *extra):
         "gs://kfpkit-test/pipeline-root",
         "--api-endpoint",
         fake.url,
+        *DATA_ARGV,
         *extra,
     ]
 
@@ -72,6 +76,7 @@ def test_kubeflow_run_uploads_the_package_and_runs_it_with_typed_parameters(fake
     assert f"url: {fake_kfp.url}/#/runs/details/{run['run_id']}" in out
     assert run["display_name"] == "first" and run["service_account"] == "pipeline-runner"
     assert run["runtime_config"]["parameters"] == {
+        **DATA,
         "registry_root": "gs://kfpkit-test/registry",
         "epochs": 3,
         "learning_rate": 0.01,
@@ -172,7 +177,8 @@ def test_kubeflow_kube_context_token_is_sent_as_the_bearer_token(fake_kfp, kfpki
         )
     )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    argv = ["training", "--target", "kubeflow", "--host", fake_kfp.url, "--kube-context", "prod", "--param", REGISTRY]
+    argv = ["training", "--target", "kubeflow", "--host", fake_kfp.url, "--kube-context", "prod", *DATA_ARGV]
+    argv += ["--param", REGISTRY]
     status, _, err = kfpkit_submit(argv)
     assert status == 0, err
     assert {r["headers"].get("authorization") for r in fake_kfp.requests} == {"Bearer kube-token-123"}
@@ -222,6 +228,7 @@ def test_vertex_run_creates_a_pipeline_job_with_root_parameters_labels_and_accou
     assert job.display_name == "nightly"
     assert job.runtime_config.gcs_output_directory == "gs://kfpkit-test/pipeline-root"
     assert dict(job.runtime_config.parameter_values) == {
+        **DATA,
         "registry_root": "gs://kfpkit-test/registry",
         "epochs": 4,
         "min_pr_auc": 0.3,
@@ -294,6 +301,14 @@ def test_kubeflow_bad_input_is_refused_before_anything_is_sent(fake_kfp, kfpkit_
     assert fake_kfp.requests == []
 
 
+def test_a_training_run_without_its_data_and_model_name_is_refused_before_anything_is_sent(fake_kfp, kfpkit_submit):
+    argv = ["training", "--target", "kubeflow", "--host", fake_kfp.url, "--param", REGISTRY]
+    status, out, err = kfpkit_submit(argv)
+    assert status == 2 and out == ""
+    assert "needs label_column, model_name, source (--param label_column=... --param model_name=..." in err
+    assert fake_kfp.requests == []
+
+
 def test_an_unknown_pipeline_is_refused_before_anything_is_sent(fake_kfp, kfpkit_submit):
     status, _, err = kfpkit_submit(["nosuch", *kubeflow_argv(fake_kfp, "--param", REGISTRY)[1:]])
     assert status == 2
@@ -349,7 +364,8 @@ def test_vertex_cron_accepts_unix_cron_with_an_optional_time_zone(cron):
 @pytest.fixture(scope="module")
 def training_parameters(tmp_path_factory):
     """The parameters the compiled training pipeline declares (compiled once for these tests)."""
-    return submit.prepare("training", "kubeflow", str(tmp_path_factory.mktemp("build")), {"registry_root": "gs://b/r"})
+    values = {"registry_root": "gs://b/r", **DATA}
+    return submit.prepare("training", "kubeflow", str(tmp_path_factory.mktemp("build")), values)
 
 
 @pytest.mark.parametrize(
@@ -365,15 +381,16 @@ def training_parameters(tmp_path_factory):
 def test_parameter_values_must_have_the_type_the_compiled_spec_declares(training_parameters, values, message):
     parameters = submit.spec_parameters(training_parameters.pipeline_spec)
     with pytest.raises(submit.SubmitError) as raised:
-        submit.check_parameters(parameters, {"registry_root": "gs://b/r", **values}, "training")
+        submit.check_parameters(parameters, {"registry_root": "gs://b/r", **DATA, **values}, "training")
     assert message in str(raised.value)
 
 
 def test_strings_become_the_declared_types(training_parameters):
     parameters = submit.spec_parameters(training_parameters.pipeline_spec)
-    values = {"registry_root": "gs://b/r", "epochs": "5", "eval_fraction": "0.25", "fail_on_anomalies": "False"}
+    values = {"registry_root": "gs://b/r", **DATA, "epochs": "5", "eval_fraction": "0.25", "fail_on_anomalies": "False"}
     assert submit.check_parameters(parameters, values, "training") == {
         "registry_root": "gs://b/r",
+        **DATA,
         "epochs": 5,
         "eval_fraction": 0.25,
         "fail_on_anomalies": False,

@@ -1,8 +1,8 @@
 """Re-record a fixture of this folder from a real run (run from the repository root; not part of the suite).
 
     .venv/bin/kfpkit run training --source 'synthetic://fraud?rows=6000&seed=3&fraud_rate=0.08' \
-        --label-column is_fraud --registry /tmp/rec/registry --pipeline-root /tmp/rec/outputs \
-        --epochs 3 --batch-size 256 --verbose > /tmp/rec/stdout.txt
+        --label-column is_fraud --model-name fraud-detector --registry /tmp/rec/registry \
+        --pipeline-root /tmp/rec/outputs --epochs 3 --batch-size 256 --verbose > /tmp/rec/stdout.txt
     .venv/bin/python tests/pipelines/recorded_run/record.py /tmp/rec/stdout.txt \
         /tmp/rec/outputs/kfpkit-training-* /tmp/rec/registry succeeded
 
