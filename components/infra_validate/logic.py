@@ -32,7 +32,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 MAX_CHECK_ROWS = 1000
 MAX_REQUESTS = 100_000
@@ -166,45 +166,14 @@ def _validate(
     result: InfraValidationResult,
     settings: _Settings,
 ) -> None:
-    from kfpkit.core import model_dir as md
-
-    candidate = os.path.join(workdir, "model")
-    if not os.path.isdir(model_dir):
-        checks.add("model loads in the server", False, f"{model_dir} is not a directory")
+    loaded = _load_candidate(model_dir, workdir, checks=checks, result=result)
+    if loaded is None:
         return
-    shutil.copytree(model_dir, candidate)
-    if not os.path.isfile(os.path.join(candidate, md.MANIFEST_FILE)):
-        md.write_manifest(candidate)
-
-    from kfpkit.serving.predictor import KfpkitModel
-
-    start = time.perf_counter()
-    model = KfpkitModel(SERVED_MODEL_NAME, candidate, verify=True)
-    loaded_ok = model.load()
-    result.load_seconds = round(time.perf_counter() - start, 3)
-    if not checks.add(
-        "model loads in the server",
-        loaded_ok,
-        f"loaded and verified in {result.load_seconds} s" if loaded_ok else f"refused: {model.load_error}",
-    ):
+    model, candidate = loaded
+    reference = _offline_reference(model, candidate, frame, checks=checks, result=result)
+    if reference is None:
         return
-    assert model.loaded is not None
-    spec = model.loaded.spec
-    result.framework = model.loaded.framework
-    missing = [f for f in spec.feature_order if f not in frame.columns]
-    if not checks.add(
-        "eval data has the model's features",
-        not missing,
-        f"missing feature column(s) {missing}" if missing else f"{len(spec.feature_order)} features",
-    ):
-        return
-    check_frame = frame.head(MAX_CHECK_ROWS).reset_index(drop=True)
-    try:
-        offline = md.load_model(candidate).predict_proba(check_frame)
-    except Exception as exc:
-        checks.add("offline predict_proba", False, f"{type(exc).__name__}: {exc}")
-        return
-    result.rows_checked = len(check_frame)
+    check_frame, offline = reference
 
     from kfpkit.serving.server import KfpkitModelServer
 
@@ -220,6 +189,92 @@ def _validate(
         checks.add("server answers as declared", False, f"{type(exc).__name__}: {exc}")
 
 
+def _load_candidate(
+    model_dir: str, workdir: str, *, checks: _Checks, result: InfraValidationResult
+) -> Optional[Tuple[Any, str]]:
+    """Copies the candidate into ``workdir`` (with a manifest) and loads it as the server would.
+
+    Returns:
+        The loaded :class:`~kfpkit.serving.predictor.KfpkitModel` and the copy's path, or ``None`` after a
+        failed "model loads in the server" check.
+    """
+    from kfpkit.core import model_dir as md
+
+    candidate = os.path.join(workdir, "model")
+    if not os.path.isdir(model_dir):
+        checks.add("model loads in the server", False, f"{model_dir} is not a directory")
+        return None
+    shutil.copytree(model_dir, candidate)
+    if not os.path.isfile(os.path.join(candidate, md.MANIFEST_FILE)):
+        md.write_manifest(candidate)
+
+    from kfpkit.serving.predictor import KfpkitModel
+
+    start = time.perf_counter()
+    model = KfpkitModel(SERVED_MODEL_NAME, candidate, verify=True)
+    loaded_ok = model.load()
+    result.load_seconds = round(time.perf_counter() - start, 3)
+    if not checks.add(
+        "model loads in the server",
+        loaded_ok,
+        f"loaded and verified in {result.load_seconds} s" if loaded_ok else f"refused: {model.load_error}",
+    ):
+        return None
+    assert model.loaded is not None
+    result.framework = model.loaded.framework
+    return model, candidate
+
+
+def _offline_reference(
+    model: Any, candidate: str, frame: Any, *, checks: _Checks, result: InfraValidationResult
+) -> Optional[Tuple[Any, Any]]:
+    """The rows to send (at most :data:`MAX_CHECK_ROWS`) and their offline ``predict_proba``.
+
+    Returns:
+        ``(rows, probabilities)``, or ``None`` after a failed check (a feature column missing from the eval
+        data, or an offline prediction that raised).
+    """
+    from kfpkit.core import model_dir as md
+
+    spec = model.loaded.spec
+    missing = [f for f in spec.feature_order if f not in frame.columns]
+    if not checks.add(
+        "eval data has the model's features",
+        not missing,
+        f"missing feature column(s) {missing}" if missing else f"{len(spec.feature_order)} features",
+    ):
+        return None
+    check_frame = frame.head(MAX_CHECK_ROWS).reset_index(drop=True)
+    try:
+        offline = md.load_model(candidate).predict_proba(check_frame)
+    except Exception as exc:
+        checks.add("offline predict_proba", False, f"{type(exc).__name__}: {exc}")
+        return None
+    result.rows_checked = len(check_frame)
+    return check_frame, offline
+
+
+@dataclass
+class _Probe:
+    """One in-process HTTP client of the served candidate, and where its checks are recorded."""
+
+    client: Any  # httpx.AsyncClient over the app's ASGI transport
+    model: Any
+    checks: _Checks
+    result: InfraValidationResult
+    settings: _Settings
+    name: str = SERVED_MODEL_NAME
+
+    @property
+    def spec(self) -> Any:
+        """The served model's preprocessing spec."""
+        return self.model.loaded.spec
+
+    async def post(self, path: str, body: bytes) -> Any:
+        """POSTs a JSON body to ``path``."""
+        return await self.client.post(path, content=body, headers={"content-type": "application/json"})
+
+
 async def _exercise(
     app: Any,
     model: Any,
@@ -230,106 +285,150 @@ async def _exercise(
     result: InfraValidationResult,
     settings: _Settings,
 ) -> None:
+    """Runs the five HTTP checks against ``app`` in order; the latency check needs served predictions."""
     import logging
 
     import httpx
-    import numpy as np
-
-    from kfpkit.serving import payloads
 
     # one INFO line per request from httpx would drown the task log (hundreds of latency probes)
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    spec = model.loaded.spec
-    tolerance, batch_size, num_requests = settings.tolerance, settings.batch_size, settings.num_requests
-    latency_budget_ms = settings.latency_budget_ms
-    name = SERVED_MODEL_NAME
-    headers = {"content-type": "application/json"}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://infra-validate", timeout=30.0) as client:
-        ready = await client.get("/v2/health/ready")
-        model_ready = await client.get(f"/v2/models/{name}/ready")
-        checks.add(
-            "server and model ready",
-            ready.status_code == 200 and model_ready.status_code == 200,
-            f"/v2/health/ready {ready.status_code}, /v2/models/{name}/ready {model_ready.status_code}",
-        )
-        meta = await client.get(f"/v2/models/{name}")
-        listed = [i.get("name") for i in meta.json().get("inputs", [])] if meta.status_code == 200 else []
-        checks.add(
-            "metadata lists the features",
-            listed == list(spec.feature_order),
-            f"GET /v2/models/{name} -> {meta.status_code}, inputs {listed}",
-        )
-        bad = [
-            await client.post(f"/v1/models/{name}:predict", content=b'{"instances": []}', headers=headers),
-            await client.post(f"/v2/models/{name}/infer", content=b'{"inputs": [{"name": 1}]}', headers=headers),
-            await client.post(f"/v1/models/{name}:predict", content=b"not json", headers=headers),
-        ]
-        statuses = [r.status_code for r in bad]
-        checks.add(
-            "malformed requests get a 4xx",
-            all(400 <= s < 500 for s in statuses),
-            f"statuses {statuses}",
-        )
+        probe = _Probe(client, model, checks, result, settings)
+        await _check_ready(probe)
+        await _check_metadata(probe)
+        await _check_malformed_refused(probe)
+        v2_bodies = await _check_predictions(probe, check_frame, offline)
+        if v2_bodies is not None:
+            await _check_latency(probe, v2_bodies)
 
-        served: Dict[str, List[float]] = {"v1": [], "v2": []}
-        labels: Dict[str, List[int]] = {"v1": [], "v2": []}
-        failures: List[str] = []
-        v2_bodies = []
-        for start in range(0, len(check_frame), batch_size):
-            batch = check_frame.iloc[start : start + batch_size]
-            v1 = payloads.dumps(payloads.v1_body(batch, spec.feature_order, spec.categorical_names))
-            v2 = payloads.dumps(payloads.v2_body(batch, spec.feature_order, spec.categorical_names))
-            v2_bodies.append(v2)
-            r1 = await client.post(f"/v1/models/{name}:predict", content=v1, headers=headers)
-            r2 = await client.post(f"/v2/models/{name}/infer", content=v2, headers=headers)
-            if r1.status_code != 200 or r2.status_code != 200:
-                failures.append(
-                    f"rows {start}..: v1 {r1.status_code} {r1.text[:200]}; v2 {r2.status_code} {r2.text[:200]}"
-                )
-                break
-            for p in r1.json()["predictions"]:
-                served["v1"].append(p["probability"])
-                labels["v1"].append(p["label"])
-            outputs = {o["name"]: o["data"] for o in r2.json()["outputs"]}
-            served["v2"].extend(outputs["probability"])
-            labels["v2"].extend(outputs["label"])
-        if failures:
-            checks.add("served predictions match offline predict_proba", False, failures[0])
-            return
-        expected_labels = (offline >= model.decision_threshold).astype(np.int64)
-        diffs = {}
-        for protocol in ("v1", "v2"):
-            got = np.asarray(served[protocol], dtype=np.float64)
-            diffs[protocol] = float(np.max(np.abs(got - offline))) if len(got) == len(offline) else math.inf
-            wrong_labels = int(np.sum(np.asarray(labels[protocol]) != expected_labels))
-            checks.add(
-                f"{protocol} predictions match offline predict_proba",
-                diffs[protocol] <= tolerance and wrong_labels == 0,
-                f"max |served - offline| = {diffs[protocol]:.3g} (tolerance {tolerance:g}) over "
-                f"{len(offline)} rows; {wrong_labels} label(s) differ",
-            )
-        result.v1_max_abs_diff = diffs["v1"]
-        result.v2_max_abs_diff = diffs["v2"]
 
-        latencies: List[float] = []
-        errors = 0
-        for i in range(num_requests):
-            body = v2_bodies[i % len(v2_bodies)]
-            t0 = time.perf_counter()
-            response = await client.post(f"/v2/models/{name}/infer", content=body, headers=headers)
-            latencies.append((time.perf_counter() - t0) * 1000.0)
-            errors += response.status_code != 200
-        result.latency_requests = num_requests
-        result.latency_p50_ms = round(_percentile(latencies, 50), 3)
-        result.latency_p99_ms = round(_percentile(latencies, 99), 3)
-        checks.add(
-            "p99 latency within budget",
-            errors == 0 and result.latency_p99_ms <= latency_budget_ms,
-            f"p99 {result.latency_p99_ms} ms, p50 {result.latency_p50_ms} ms over {num_requests} v2 requests of "
-            f"<= {batch_size} rows (budget {latency_budget_ms:g} ms); {errors} non-200",
+async def _check_ready(probe: _Probe) -> None:
+    """Check 1: the server's and the model's v2 readiness endpoints answer 200."""
+    name = probe.name
+    ready = await probe.client.get("/v2/health/ready")
+    model_ready = await probe.client.get(f"/v2/models/{name}/ready")
+    probe.checks.add(
+        "server and model ready",
+        ready.status_code == 200 and model_ready.status_code == 200,
+        f"/v2/health/ready {ready.status_code}, /v2/models/{name}/ready {model_ready.status_code}",
+    )
+
+
+async def _check_metadata(probe: _Probe) -> None:
+    """Check 2: ``GET /v2/models/{name}`` lists the model's features, in order, as its inputs."""
+    name = probe.name
+    meta = await probe.client.get(f"/v2/models/{name}")
+    listed = [i.get("name") for i in meta.json().get("inputs", [])] if meta.status_code == 200 else []
+    probe.checks.add(
+        "metadata lists the features",
+        listed == list(probe.spec.feature_order),
+        f"GET /v2/models/{name} -> {meta.status_code}, inputs {listed}",
+    )
+
+
+async def _check_malformed_refused(probe: _Probe) -> None:
+    """Check 3: an empty v1 request, a v2 input without its fields and a non-JSON body each get a 4xx."""
+    name = probe.name
+    bad = [
+        await probe.post(f"/v1/models/{name}:predict", b'{"instances": []}'),
+        await probe.post(f"/v2/models/{name}/infer", b'{"inputs": [{"name": 1}]}'),
+        await probe.post(f"/v1/models/{name}:predict", b"not json"),
+    ]
+    statuses = [r.status_code for r in bad]
+    probe.checks.add(
+        "malformed requests get a 4xx",
+        all(400 <= s < 500 for s in statuses),
+        f"statuses {statuses}",
+    )
+
+
+async def _check_predictions(probe: _Probe, check_frame: Any, offline: Any) -> Optional[List[bytes]]:
+    """Check 4: the rows sent as v1 and as v2 requests get the offline probabilities and labels.
+
+    Returns:
+        The v2 request bodies (reused by the latency check), or ``None`` when a request was refused.
+    """
+    import numpy as np
+
+    served = await _send_check_rows(probe, check_frame)
+    if served.failure is not None:
+        probe.checks.add("served predictions match offline predict_proba", False, served.failure)
+        return None
+    tolerance = probe.settings.tolerance
+    expected_labels = (offline >= probe.model.decision_threshold).astype(np.int64)
+    diffs = {}
+    for protocol in ("v1", "v2"):
+        got = np.asarray(served.probabilities[protocol], dtype=np.float64)
+        diffs[protocol] = float(np.max(np.abs(got - offline))) if len(got) == len(offline) else math.inf
+        wrong_labels = int(np.sum(np.asarray(served.labels[protocol]) != expected_labels))
+        probe.checks.add(
+            f"{protocol} predictions match offline predict_proba",
+            diffs[protocol] <= tolerance and wrong_labels == 0,
+            f"max |served - offline| = {diffs[protocol]:.3g} (tolerance {tolerance:g}) over "
+            f"{len(offline)} rows; {wrong_labels} label(s) differ",
         )
+    probe.result.v1_max_abs_diff = diffs["v1"]
+    probe.result.v2_max_abs_diff = diffs["v2"]
+    return served.v2_bodies
+
+
+@dataclass
+class _Served:
+    """The probabilities and labels the server answered per protocol, or the first refused request."""
+
+    probabilities: Dict[str, List[float]] = field(default_factory=lambda: {"v1": [], "v2": []})
+    labels: Dict[str, List[int]] = field(default_factory=lambda: {"v1": [], "v2": []})
+    v2_bodies: List[bytes] = field(default_factory=list)
+    failure: Optional[str] = None
+
+
+async def _send_check_rows(probe: _Probe, check_frame: Any) -> _Served:
+    """Sends the rows in batches, each batch as a v1 and as a v2 request; stops at the first non-200."""
+    from kfpkit.serving import payloads
+
+    spec, name, batch_size = probe.spec, probe.name, probe.settings.batch_size
+    served = _Served()
+    for start in range(0, len(check_frame), batch_size):
+        batch = check_frame.iloc[start : start + batch_size]
+        v1 = payloads.dumps(payloads.v1_body(batch, spec.feature_order, spec.categorical_names))
+        v2 = payloads.dumps(payloads.v2_body(batch, spec.feature_order, spec.categorical_names))
+        served.v2_bodies.append(v2)
+        r1 = await probe.post(f"/v1/models/{name}:predict", v1)
+        r2 = await probe.post(f"/v2/models/{name}/infer", v2)
+        if r1.status_code != 200 or r2.status_code != 200:
+            served.failure = f"rows {start}..: v1 {r1.status_code} {r1.text[:200]}; v2 {r2.status_code} {r2.text[:200]}"
+            break
+        for p in r1.json()["predictions"]:
+            served.probabilities["v1"].append(p["probability"])
+            served.labels["v1"].append(p["label"])
+        outputs = {o["name"]: o["data"] for o in r2.json()["outputs"]}
+        served.probabilities["v2"].extend(outputs["probability"])
+        served.labels["v2"].extend(outputs["label"])
+    return served
+
+
+async def _check_latency(probe: _Probe, v2_bodies: List[bytes]) -> None:
+    """Check 5: ``num_requests`` v2 requests one after the other; the client-side p99 is within budget."""
+    settings, result = probe.settings, probe.result
+    latencies: List[float] = []
+    errors = 0
+    for i in range(settings.num_requests):
+        body = v2_bodies[i % len(v2_bodies)]
+        t0 = time.perf_counter()
+        response = await probe.post(f"/v2/models/{probe.name}/infer", body)
+        latencies.append((time.perf_counter() - t0) * 1000.0)
+        errors += response.status_code != 200
+    result.latency_requests = settings.num_requests
+    result.latency_p50_ms = round(_percentile(latencies, 50), 3)
+    result.latency_p99_ms = round(_percentile(latencies, 99), 3)
+    probe.checks.add(
+        "p99 latency within budget",
+        errors == 0 and result.latency_p99_ms <= settings.latency_budget_ms,
+        f"p99 {result.latency_p99_ms} ms, p50 {result.latency_p50_ms} ms over {settings.num_requests} v2 requests "
+        f"of <= {settings.batch_size} rows (budget {settings.latency_budget_ms:g} ms); {errors} non-200",
+    )
 
 
 def render_report(result: InfraValidationResult, model_dir: str, settings: _Settings) -> str:
