@@ -16,7 +16,7 @@ ISVC (kserve#5335), ``spec.canary`` on a cluster whose CRD lacks it (every write
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from kfpkit.components.deploy import isvc as api_mod
 from kfpkit.components.deploy.isvc import DeployError
@@ -68,6 +68,26 @@ def check_mode(obj: Dict[str, Any], mode: str) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """One deploy request, its arguments checked: where, which version, and the predictor it becomes."""
+
+    api: api_mod.InferenceServiceApi
+    name: str
+    namespace: str
+    mode: str
+    version: str
+    canary_percent: int
+    timeout_s: float
+    spec_args: Dict[str, Any]
+
+    def wait(self, condition: Callable[[Dict[str, Any]], bool], applied: Dict[str, Any]) -> Dict[str, Any]:
+        """Waits until the ISVC of the write that returned ``applied`` meets ``condition``."""
+        return self.api.wait(
+            self.name, self.namespace, condition, self.timeout_s, generation=applied["metadata"].get("generation")
+        )
+
+
 def run_deploy(
     api: api_mod.InferenceServiceApi,
     *,
@@ -95,6 +115,49 @@ def run_deploy(
         DeployError: bad arguments, a refusal by the cluster (its message included), or no readiness within
             ``timeout_s`` (the ISVC's condition messages included).
     """
+    _check_arguments(mode=mode, canary_percent=canary_percent, protocol=protocol, content_sha256=content_sha256)
+    version = str(version)
+    request = _Request(
+        api=api,
+        name=name,
+        namespace=namespace,
+        mode=mode,
+        version=version,
+        canary_percent=canary_percent,
+        timeout_s=timeout_s,
+        spec_args=dict(
+            model_name=name,
+            storage_uri=storage_uri,
+            version=version,
+            content_sha256=content_sha256,
+            image=image,
+            protocol=protocol,
+            cpu=cpu,
+            memory=memory,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            service_account=service_account,
+            logger_url=logger_url,
+            logger_mode=logger_mode,
+        ),
+    )
+    existing = api.get(name, namespace)
+    if existing is None:
+        return _create(request)
+    current_mode = api_mod.deployment_mode(existing)
+    if current_mode != mode:
+        raise DeployError(
+            f"{namespace}/{name} runs in {current_mode} mode; deploy was asked for {mode} "
+            "(modes cannot change in place)"
+        )
+    check_mode(existing, mode)
+    if mode == api_mod.SERVERLESS:
+        return _serverless_canary(request, existing)
+    return _standard_canary(request, existing)
+
+
+def _check_arguments(*, mode: str, canary_percent: int, protocol: str, content_sha256: str) -> None:
+    """Raises DeployError naming the first invalid argument."""
     if mode not in api_mod.MODES:
         raise DeployError(f"mode must be one of {', '.join(api_mod.MODES)}, got {mode!r}")
     if not 0 <= canary_percent <= 100:
@@ -103,86 +166,69 @@ def run_deploy(
         raise DeployError(f"protocol must be v1 or v2, got {protocol!r}")
     if not content_sha256:
         raise DeployError("content_sha256 is required: deploy pins the pushed content digest on the predictor")
-    version = str(version)
-    spec_args = dict(
-        model_name=name,
-        storage_uri=storage_uri,
-        version=version,
-        content_sha256=content_sha256,
-        image=image,
-        protocol=protocol,
-        cpu=cpu,
-        memory=memory,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        service_account=service_account,
-        logger_url=logger_url,
-        logger_mode=logger_mode,
-    )
-    existing = api.get(name, namespace)
-    if existing is None:
-        predictor = api_mod.predictor_spec(**spec_args, name=canary_name(version) if mode == api_mod.STANDARD else "")
-        body = api_mod.inference_service(name, namespace, mode, predictor, stable_version=version)
-        created = api.create(body)
-        obj = api.wait(name, namespace, api_mod.ready, timeout_s, generation=created["metadata"].get("generation"))
-        return _result("created", obj, mode)
 
-    current_mode = api_mod.deployment_mode(existing)
-    if current_mode != mode:
-        raise DeployError(
-            f"{namespace}/{name} runs in {current_mode} mode; deploy was asked for {mode} "
-            "(modes cannot change in place)"
-        )
-    check_mode(existing, mode)
+
+def _create(request: _Request) -> DeployResult:
+    """Creates the ISVC with the version as its only predictor and waits until it is ``Ready``."""
+    standard = request.mode == api_mod.STANDARD
+    predictor = api_mod.predictor_spec(**request.spec_args, name=canary_name(request.version) if standard else "")
+    body = api_mod.inference_service(
+        request.name, request.namespace, request.mode, predictor, stable_version=request.version
+    )
+    created = request.api.create(body)
+    obj = request.wait(api_mod.ready, created)
+    return _result("created", obj, request.mode)
+
+
+def _serverless_canary(request: _Request, existing: Dict[str, Any]) -> DeployResult:
+    """Serverless: the new version becomes the predictor with ``canaryTrafficPercent`` (Knative keeps the
+    previous revision for the rest), in one merge patch; unchanged when it already is the stable version."""
+    version = request.version
     stable_labels = existing["spec"]["predictor"].get("labels") or {}
     annotations = existing["metadata"].get("annotations") or {}
-    if mode == api_mod.SERVERLESS:
-        already_canary = existing["spec"]["predictor"].get("canaryTrafficPercent") is not None
-        if stable_labels.get(api_mod.VERSION_LABEL) == version and not already_canary:
-            return _result("unchanged", existing, mode)
-        stable_version = (
-            annotations.get(api_mod.STABLE_VERSION_ANNOTATION, "")
-            if stable_labels.get(api_mod.VERSION_LABEL) == version
-            else stable_labels.get(api_mod.VERSION_LABEL, annotations.get(api_mod.STABLE_VERSION_ANNOTATION, ""))
-        )
-        predictor = api_mod.predictor_spec(**spec_args)
-        predictor["canaryTrafficPercent"] = canary_percent
-        patch = {
-            "metadata": {"annotations": {api_mod.STABLE_VERSION_ANNOTATION: stable_version}},
-            "spec": {"predictor": replacement(existing["spec"]["predictor"], predictor)},
-        }
-        applied = api.patch(name, namespace, patch)
-        obj = api.wait(
-            name,
-            namespace,
-            lambda o: api_mod.serverless_split_ready(o, canary_percent),
-            timeout_s,
-            generation=applied["metadata"].get("generation"),
-        )
-        return _result("canary", obj, mode)
+    already_canary = existing["spec"]["predictor"].get("canaryTrafficPercent") is not None
+    if stable_labels.get(api_mod.VERSION_LABEL) == version and not already_canary:
+        return _result("unchanged", existing, request.mode)
+    stable_version = (
+        annotations.get(api_mod.STABLE_VERSION_ANNOTATION, "")
+        if stable_labels.get(api_mod.VERSION_LABEL) == version
+        else stable_labels.get(api_mod.VERSION_LABEL, annotations.get(api_mod.STABLE_VERSION_ANNOTATION, ""))
+    )
+    predictor = api_mod.predictor_spec(**request.spec_args)
+    predictor["canaryTrafficPercent"] = request.canary_percent
+    patch = {
+        "metadata": {"annotations": {api_mod.STABLE_VERSION_ANNOTATION: stable_version}},
+        "spec": {"predictor": replacement(existing["spec"]["predictor"], predictor)},
+    }
+    applied = request.api.patch(request.name, request.namespace, patch)
+    obj = request.wait(lambda o: api_mod.serverless_split_ready(o, request.canary_percent), applied)
+    return _result("canary", obj, request.mode)
 
-    if stable_labels.get(api_mod.VERSION_LABEL) == version:
-        return _result("unchanged", existing, mode)
-    entry_name = canary_name(version)
-    predictor = api_mod.predictor_spec(**spec_args, name=entry_name)
-    patch = {"spec": {"canary": [{"trafficPercent": canary_percent, "predictor": predictor}]}}
+
+def _standard_canary(request: _Request, existing: Dict[str, Any]) -> DeployResult:
+    """Standard: adds a ``spec.canary[]`` entry ``v<version>`` with ``trafficPercent``; unchanged when the
+    version already is the stable one.
+
+    Raises:
+        DeployError: the cluster's CRD has no ``spec.canary`` (KServe < 0.20), or another refusal.
+    """
+    stable_labels = existing["spec"]["predictor"].get("labels") or {}
+    if stable_labels.get(api_mod.VERSION_LABEL) == request.version:
+        return _result("unchanged", existing, request.mode)
+    entry_name = canary_name(request.version)
+    predictor = api_mod.predictor_spec(**request.spec_args, name=entry_name)
+    patch = {"spec": {"canary": [{"trafficPercent": request.canary_percent, "predictor": predictor}]}}
     try:
-        applied = api.patch(name, namespace, patch)
+        applied = request.api.patch(request.name, request.namespace, patch)
     except DeployError as exc:
         if "unknown field" in str(exc) and "canary" in str(exc):
             raise DeployError(
-                f"{namespace}/{name}: the cluster's InferenceService CRD has no spec.canary (KServe < 0.20); "
-                f"upgrade KServe or use mode=Serverless. Cluster said: {exc}"
+                f"{request.namespace}/{request.name}: the cluster's InferenceService CRD has no spec.canary "
+                f"(KServe < 0.20); upgrade KServe or use mode=Serverless. Cluster said: {exc}"
             ) from exc
         raise
-    obj = api.wait(
-        name,
-        namespace,
-        lambda o: api_mod.standard_canary_ready(o, entry_name, canary_percent),
-        timeout_s,
-        generation=applied["metadata"].get("generation"),
-    )
-    return _result("canary", obj, mode)
+    obj = request.wait(lambda o: api_mod.standard_canary_ready(o, entry_name, request.canary_percent), applied)
+    return _result("canary", obj, request.mode)
 
 
 def _result(action: str, obj: Dict[str, Any], mode: str) -> DeployResult:
