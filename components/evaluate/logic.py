@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -127,6 +127,62 @@ def _score_baseline(
     return m.split_metrics(labels, scores, baseline.decision_threshold)
 
 
+def _score_candidate(
+    model_dir: str, test_path: str, label_column: str, frame: Any, rows: int
+) -> Tuple[Any, np.ndarray]:
+    """Loads the candidate and scores the test rows with it.
+
+    Returns:
+        The loaded model and its checked scores.
+
+    Raises:
+        EvaluationError: the card's label column differs, the test data does not fit the preprocessing, or
+            the scores are invalid.
+    """
+    from kfpkit.core.model_dir import load_model
+    from kfpkit.core.preprocessing import PreprocessingError
+
+    model = load_model(model_dir)
+    if model.card.label_column != label_column:
+        raise EvaluationError(
+            f"model {model_dir} was trained on label column {model.card.label_column!r} but label_column is "
+            f"{label_column!r}"
+        )
+    try:
+        raw_scores = model.predict_proba(frame)
+    except PreprocessingError as exc:
+        raise EvaluationError(f"test data {test_path} does not fit model {model_dir}: {exc}") from exc
+    return model, checked_scores(raw_scores, rows, f"model {model_dir}")
+
+
+def _compare_baseline(
+    baseline_dir: Optional[str],
+    label: str,
+    content_sha256: Optional[str],
+    frame: Any,
+    labels: np.ndarray,
+    notes: Sequence[str],
+) -> Tuple[Optional[Dict[str, float]], List[str]]:
+    """Scores the baseline, if any, on the same rows; a failure becomes a warning, not an error.
+
+    Returns:
+        The baseline's metrics (``None``: no regression check) and the reasons: ``notes``, then a warning
+        about a baseline that could not be evaluated or a note that none was given.
+    """
+    reasons = list(notes)
+    baseline_metrics: Optional[Dict[str, float]] = None
+    if baseline_dir is not None:
+        try:
+            baseline_metrics = _score_baseline(baseline_dir, label, content_sha256, frame, labels)
+        except Exception as exc:  # a broken baseline must not stop the gate; record why and go on
+            reasons.append(
+                f"warning: {label} could not be evaluated ({type(exc).__name__}: {exc}); no regression check against it"
+            )
+    elif not notes:
+        reasons.append("note: no baseline model given; no regression check")
+    return baseline_metrics, reasons
+
+
 def evaluate_model(
     model_dir: str,
     test_path: str,
@@ -167,37 +223,13 @@ def evaluate_model(
         kfpkit.core.model_dir.ModelDirError: the candidate model directory is incomplete.
         kfpkit.core.model_card.ModelCardError: its model card is invalid.
     """
-    from kfpkit.core.model_dir import load_model
-    from kfpkit.core.preprocessing import PreprocessingError
-
     gate = GateSettings.checked(min_pr_auc, max_regression, max_ece)
     frame, labels = _read_test_split(test_path, label_column, slice_column)
-    model = load_model(model_dir)
-    if model.card.label_column != label_column:
-        raise EvaluationError(
-            f"model {model_dir} was trained on label column {model.card.label_column!r} but label_column is "
-            f"{label_column!r}"
-        )
+    model, scores = _score_candidate(model_dir, test_path, label_column, frame, labels.shape[0])
     threshold = model.decision_threshold
-    try:
-        raw_scores = model.predict_proba(frame)
-    except PreprocessingError as exc:
-        raise EvaluationError(f"test data {test_path} does not fit model {model_dir}: {exc}") from exc
-    scores = checked_scores(raw_scores, labels.shape[0], f"model {model_dir}")
     metrics = m.split_metrics(labels, scores, threshold)
-
-    reasons = list(notes)
-    baseline_metrics: Optional[Dict[str, float]] = None
     label = baseline_label or "baseline"
-    if baseline_dir is not None:
-        try:
-            baseline_metrics = _score_baseline(baseline_dir, label, baseline_content_sha256, frame, labels)
-        except Exception as exc:  # a broken baseline must not stop the gate; record why and go on
-            reasons.append(
-                f"warning: {label} could not be evaluated ({type(exc).__name__}: {exc}); no regression check against it"
-            )
-    elif not notes:
-        reasons.append("note: no baseline model given; no regression check")
+    baseline_metrics, reasons = _compare_baseline(baseline_dir, label, baseline_content_sha256, frame, labels, notes)
     blessed, gate_reasons = blessing_decision(
         metrics["pr_auc"],
         gate,
@@ -225,6 +257,48 @@ def evaluate_model(
     )
     result.report_markdown = render_report(result)
     return result
+
+
+@dataclass
+class _RegistryBaseline:
+    """The registry's latest blessed version, fetched for :func:`evaluate_model` (or why there is none)."""
+
+    notes: List[str] = field(default_factory=list)
+    directory: Optional[str] = None
+    label: Optional[str] = None
+    content_sha256: Optional[str] = None
+
+
+def _fetch_registry_baseline(root: str, model_name: str, workdir: str) -> _RegistryBaseline:
+    """Materializes the latest blessed version of ``model_name`` into ``workdir``; a missing version or a
+    failed lookup or fetch is recorded in ``notes`` instead of raised."""
+    from kfpkit.core import registry
+
+    where = f"registry {root}"
+    baseline = _RegistryBaseline()
+    try:
+        entry = registry.latest_blessed(root, model_name)
+    except Exception as exc:
+        baseline.notes.append(
+            f"warning: looking up the latest blessed {model_name!r} in {where} failed "
+            f"({type(exc).__name__}: {exc}); no regression check"
+        )
+        return baseline
+    if entry is None:
+        baseline.notes.append(
+            f"note: {where} has no blessed version of {model_name!r} yet (first run): no baseline, no regression check"
+        )
+        return baseline
+    baseline.label = f"baseline {model_name} v{entry.version}"
+    try:
+        baseline.directory = registry.materialize(entry.uri, os.path.join(workdir, "baseline"))
+        baseline.content_sha256 = entry.content_sha256
+    except Exception as exc:
+        baseline.notes.append(
+            f"warning: {baseline.label} could not be fetched from {entry.uri} "
+            f"({type(exc).__name__}: {exc}); no regression check"
+        )
+    return baseline
 
 
 def run_evaluation(
@@ -275,43 +349,15 @@ def run_evaluation(
     from kfpkit.core import registry
 
     registry.validate_model_name(model_name)  # a bad name is a configuration error, not a missing baseline
-    where = f"registry {baseline_registry_root}"
-    notes: List[str] = []
-    baseline_dir: Optional[str] = None
-    baseline_label: Optional[str] = None
-    content_sha256: Optional[str] = None
     workdir = tempfile.mkdtemp(prefix="kfpkit-evaluate-baseline-")
     try:
-        try:
-            entry = registry.latest_blessed(baseline_registry_root, model_name)
-        except Exception as exc:
-            entry = None
-            notes.append(
-                f"warning: looking up the latest blessed {model_name!r} in {where} failed "
-                f"({type(exc).__name__}: {exc}); no regression check"
-            )
-        else:
-            if entry is None:
-                notes.append(
-                    f"note: {where} has no blessed version of {model_name!r} yet (first run): no baseline, "
-                    "no regression check"
-                )
-        if entry is not None:
-            baseline_label = f"baseline {model_name} v{entry.version}"
-            try:
-                baseline_dir = registry.materialize(entry.uri, os.path.join(workdir, "baseline"))
-                content_sha256 = entry.content_sha256
-            except Exception as exc:
-                notes.append(
-                    f"warning: {baseline_label} could not be fetched from {entry.uri} "
-                    f"({type(exc).__name__}: {exc}); no regression check"
-                )
+        baseline = _fetch_registry_baseline(baseline_registry_root, model_name, workdir)
         return evaluate_model(
             **common,
-            baseline_dir=baseline_dir,
-            baseline_label=baseline_label,
-            baseline_content_sha256=content_sha256,
-            notes=notes,
+            baseline_dir=baseline.directory,
+            baseline_label=baseline.label,
+            baseline_content_sha256=baseline.content_sha256,
+            notes=baseline.notes,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
