@@ -12,7 +12,8 @@ Every flag of ``kserve.model_server.parser`` is accepted as well (``--http_port`
 ``--model-name``, ``--http-port``, ``--grpc-port`` and ``--enable-grpc`` are aliases of KServe's flags.
 kfpkit's own: ``--host`` (HTTP and gRPC), ``--expected-digest``, ``--enable-model-repository``,
 ``--max-body-bytes``, ``--access-log``, ``--fast-path``, ``--micro-batching``, ``--inference-threads``,
-``--model-version``, ``--cache-dir``.
+``--model-version``, ``--cache-dir``, ``--payload-log``, ``--payload-log-sample-rate``,
+``--payload-log-flush-seconds``.
 Only one uvicorn worker per process is supported (``--workers 1``); scale with replicas.
 """
 
@@ -23,7 +24,8 @@ import logging
 import os
 import re
 import tempfile
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 logger = logging.getLogger("kfpkit.serving")
 
@@ -39,6 +41,121 @@ def _strtobool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean, got {value!r}")
 
 
+@dataclass(frozen=True)
+class _Flag:
+    """One of kfpkit's own ``kfpkit serve`` flags: ``--dashed-name`` and, unless ``underscore`` is false,
+    ``--underscore_name`` (the spelling of KServe's flags)."""
+
+    dest: str
+    help: str
+    type: Optional[Callable[[str], Any]] = None
+    default: Any = None
+    required: bool = False
+    underscore: bool = True
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        """Adds the flag to ``parser``."""
+        spellings = [f"--{self.dest.replace('_', '-')}"]
+        if self.underscore and f"--{self.dest}" not in spellings:
+            spellings.append(f"--{self.dest}")
+        extra: Dict[str, Any] = {"required": True} if self.required else {"default": self.default}
+        if self.type is not None:
+            extra["type"] = self.type
+        parser.add_argument(*spellings, dest=self.dest, help=self.help, **extra)
+
+
+_MODEL_DIR = _Flag("model_dir", "model version directory or registry URI", required=True)
+
+# KServe's flags that also take a dashed spelling: (flag, type, what the help adds to "alias of --<flag>").
+# An alias has no default of its own: KServe's flag keeps its default.
+KSERVE_DASHED_ALIASES: Tuple[Tuple[str, Optional[Callable[[str], Any]], str], ...] = (
+    ("model_name", None, ""),
+    ("http_port", int, ""),
+    ("grpc_port", int, ": the OIP gRPC port (default 8081; --enable-grpc false turns gRPC off)"),
+    ("enable_grpc", _strtobool, ""),
+)
+
+# kfpkit's own flags, in the order of the help. The payload log's rate and flush flags were added with the
+# dashed spelling only; an underscore spelling would be a new flag.
+_KFPKIT_FLAGS: Tuple[_Flag, ...] = (
+    _Flag("host", "HTTP and gRPC listen address (127.0.0.1 for local-only use)", default="0.0.0.0"),
+    _Flag(
+        "expected_digest",
+        "refuse the version unless its content digest (the registry's content_sha256) is this sha256",
+    ),
+    _Flag(
+        "enable_model_repository",
+        "serve the model repository extension (v2 load/unload, REST and gRPC); off: anyone could unload",
+        type=_strtobool,
+        default=False,
+    ),
+    _Flag(
+        "access_log",
+        "uvicorn's access log (predict/infer lines are dropped even when on)",
+        type=_strtobool,
+        default=False,
+    ),
+    _Flag(
+        "max_body_bytes", "larger request bodies get a 413, on every route", type=int, default=DEFAULT_MAX_BODY_BYTES
+    ),
+    _Flag(
+        "model_version",
+        "version reported in v2 responses (default: the directory name when it is a registry version number)",
+    ),
+    _Flag("cache_dir", "where a remote --model-dir is copied"),
+    _Flag(
+        "fast_path",
+        "serve predict/infer through kfpkit's fast path (false: KServe's standard handlers)",
+        type=_strtobool,
+        default=True,
+    ),
+    _Flag(
+        "micro_batching",
+        "score the fast path's concurrent requests together, one transform and model call per batch "
+        "(false: each request alone)",
+        type=_strtobool,
+        default=True,
+    ),
+    _Flag(
+        "inference_threads",
+        "OpenMP/BLAS/torch threads of the serving thread (0: library defaults)",
+        type=int,
+        default=1,
+    ),
+    _Flag(
+        "payload_log",
+        "log every scored instance as Parquet payload records under this folder, gs:// or s3:// URI",
+    ),
+    _Flag(
+        "payload_log_sample_rate",
+        "fraction of requests the payload log keeps",
+        type=float,
+        default=1.0,
+        underscore=False,
+    ),
+    _Flag(
+        "payload_log_flush_seconds",
+        "longest time a payload record waits in memory before it is written",
+        type=float,
+        default=10.0,
+        underscore=False,
+    ),
+)
+
+
+def _add_kserve_aliases(parser: argparse.ArgumentParser) -> None:
+    """Adds the ``--dashed-name`` alias of every flag in :data:`KSERVE_DASHED_ALIASES`."""
+    for dest, alias_type, more_help in KSERVE_DASHED_ALIASES:
+        typed: Dict[str, Any] = {} if alias_type is None else {"type": alias_type}
+        parser.add_argument(
+            f"--{dest.replace('_', '-')}",
+            dest=dest,
+            default=argparse.SUPPRESS,
+            help=f"alias of --{dest}{more_help}",
+            **typed,
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``kfpkit serve`` parser: KServe's ModelServer parser plus kfpkit's flags."""
     from kserve.model_server import parser as kserve_parser
@@ -49,111 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a kfpkit model version directory with the KServe ModelServer (v1, v2, /metrics).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--model-dir", "--model_dir", dest="model_dir", required=True, help="model version directory or registry URI"
-    )
-    parser.add_argument("--model-name", dest="model_name", default=argparse.SUPPRESS, help="alias of --model_name")
-    parser.add_argument(
-        "--http-port", dest="http_port", type=int, default=argparse.SUPPRESS, help="alias of --http_port"
-    )
-    parser.add_argument(
-        "--grpc-port",
-        dest="grpc_port",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="alias of --grpc_port: the OIP gRPC port (default 8081; --enable-grpc false turns gRPC off)",
-    )
-    parser.add_argument(
-        "--enable-grpc", dest="enable_grpc", type=_strtobool, default=argparse.SUPPRESS, help="alias of --enable_grpc"
-    )
-    parser.add_argument("--host", default="0.0.0.0", help="HTTP and gRPC listen address (127.0.0.1 for local-only use)")
-    parser.add_argument(
-        "--expected-digest",
-        "--expected_digest",
-        dest="expected_digest",
-        default=None,
-        help="refuse the version unless its content digest (the registry's content_sha256) is this sha256",
-    )
-    parser.add_argument(
-        "--enable-model-repository",
-        "--enable_model_repository",
-        dest="enable_model_repository",
-        type=_strtobool,
-        default=False,
-        help="serve the model repository extension (v2 load/unload, REST and gRPC); off: anyone could unload",
-    )
-    parser.add_argument(
-        "--access-log",
-        "--access_log",
-        dest="access_log",
-        type=_strtobool,
-        default=False,
-        help="uvicorn's access log (predict/infer lines are dropped even when on)",
-    )
-    parser.add_argument(
-        "--max-body-bytes",
-        "--max_body_bytes",
-        dest="max_body_bytes",
-        type=int,
-        default=DEFAULT_MAX_BODY_BYTES,
-        help="larger request bodies get a 413, on every route",
-    )
-    parser.add_argument(
-        "--model-version",
-        "--model_version",
-        dest="model_version",
-        default=None,
-        help="version reported in v2 responses (default: the directory name when it is a registry version number)",
-    )
-    parser.add_argument(
-        "--cache-dir", "--cache_dir", dest="cache_dir", default=None, help="where a remote --model-dir is copied"
-    )
-    parser.add_argument(
-        "--fast-path",
-        "--fast_path",
-        dest="fast_path",
-        type=_strtobool,
-        default=True,
-        help="serve predict/infer through kfpkit's fast path (false: KServe's standard handlers)",
-    )
-    parser.add_argument(
-        "--micro-batching",
-        "--micro_batching",
-        dest="micro_batching",
-        type=_strtobool,
-        default=True,
-        help="score the fast path's concurrent requests together, one transform and model call per batch "
-        "(false: each request alone)",
-    )
-    parser.add_argument(
-        "--inference-threads",
-        "--inference_threads",
-        dest="inference_threads",
-        type=int,
-        default=1,
-        help="OpenMP/BLAS/torch threads of the serving thread (0: library defaults)",
-    )
-    parser.add_argument(
-        "--payload-log",
-        "--payload_log",
-        dest="payload_log",
-        default=None,
-        help="log every scored instance as Parquet payload records under this folder, gs:// or s3:// URI",
-    )
-    parser.add_argument(
-        "--payload-log-sample-rate",
-        dest="payload_log_sample_rate",
-        type=float,
-        default=1.0,
-        help="fraction of requests the payload log keeps",
-    )
-    parser.add_argument(
-        "--payload-log-flush-seconds",
-        dest="payload_log_flush_seconds",
-        type=float,
-        default=10.0,
-        help="longest time a payload record waits in memory before it is written",
-    )
+    _MODEL_DIR.add_to(parser)
+    _add_kserve_aliases(parser)
+    for flag in _KFPKIT_FLAGS:
+        flag.add_to(parser)
     return parser
 
 
@@ -195,9 +211,32 @@ def run(args: argparse.Namespace) -> int:
     return main(args.extra_argv) or 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Runs ``kfpkit serve``; returns 1 when the model is refused, else serves until stopped (then 0)."""
-    args = build_parser().parse_args(argv)
+# What main hands to KfpkitModelServer as parsed: kfpkit's server flags, then KServe's ModelServer flags.
+SERVER_SETTINGS: Tuple[str, ...] = (
+    "host",
+    "fast_path",
+    "micro_batching",
+    "max_body_bytes",
+    "enable_model_repository",
+    "access_log",
+    "http_port",
+    "grpc_port",
+    "workers",
+    "max_threads",
+    "max_asyncio_workers",
+    "enable_grpc",
+    "enable_docs_url",
+    "enable_latency_logging",
+    "access_log_format",
+    "event_loop",
+    "timeout_keep_alive",
+    "ssl_certfile",
+    "ssl_keyfile",
+)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """KServe's logging when ``--configure_logging``; kfpkit's INFO lines in KServe's format either way."""
     from kserve import logging as kserve_logging
 
     if args.configure_logging:
@@ -211,8 +250,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
         kfpkit_logger.addHandler(handler)
 
+
+def _load_model(args: argparse.Namespace) -> Optional[Any]:
+    """Fetches, verifies and loads the model version, with its payload logger when ``--payload-log`` is set.
+
+    Returns:
+        The loaded :class:`~kfpkit.serving.predictor.KfpkitModel`, or ``None`` when it was refused (logged).
+    """
     from kfpkit.serving.predictor import KfpkitModel
-    from kfpkit.serving.server import KfpkitModelServer
 
     try:
         local_dir = resolve_model_dir(args.model_dir, args.cache_dir)
@@ -220,7 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         logger.error(
             "model %s refused: cannot fetch %s: %s: %s", args.model_name, args.model_dir, type(exc).__name__, exc
         )
-        return 1
+        return None
     model = KfpkitModel(
         args.model_name,
         local_dir,
@@ -229,7 +274,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         expected_digest=args.expected_digest,
     )
     if not model.load():
-        return 1
+        return None
     if args.payload_log:
         from kfpkit.serving.payload_log import PayloadLogger
 
@@ -241,27 +286,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             sample_rate=args.payload_log_sample_rate,
             flush_seconds=args.payload_log_flush_seconds,
         )
-    server = KfpkitModelServer(
-        host=args.host,
-        fast_path=args.fast_path,
-        micro_batching=args.micro_batching,
-        max_body_bytes=args.max_body_bytes,
-        enable_model_repository=args.enable_model_repository,
-        access_log=args.access_log,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=args.workers,
-        max_threads=args.max_threads,
-        max_asyncio_workers=args.max_asyncio_workers,
-        enable_grpc=args.enable_grpc,
-        enable_docs_url=args.enable_docs_url,
-        enable_latency_logging=args.enable_latency_logging,
-        access_log_format=args.access_log_format,
-        event_loop=args.event_loop,
-        timeout_keep_alive=args.timeout_keep_alive,
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
-    )
+    return model
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Runs ``kfpkit serve``; returns 1 when the model is refused, else serves until stopped (then 0)."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args)
+
+    from kfpkit.serving.server import KfpkitModelServer
+
+    model = _load_model(args)
+    if model is None:
+        return 1
+    server = KfpkitModelServer(**{name: getattr(args, name) for name in SERVER_SETTINGS})
     try:
         server.start([model])  # returns after KServe's graceful shutdown (SIGTERM/SIGINT)
     finally:
