@@ -7,14 +7,15 @@ IS the TFDV environment. Either way :func:`run_validation` starts the TFDV work 
     <tfdv_python> -m kfpkit.components.validate.tfdv_main --request request.json --result result.json
 
 so the same code computes the statistics in both places, and the main environment never imports
-TensorFlow or TFDV. The interpreter is resolved at run time by :func:`resolve_tfdv_python`.
+TensorFlow or TFDV. The interpreter is resolved at run time by :func:`resolve_tfdv_python`. The request and
+the result are the typed records of :mod:`kfpkit.components.validate.exchange`.
 
 The subprocess writes every output into a private work folder; this module adds the anomalies JSON and the
 Markdown report and publishes every file at once with
 :func:`kfpkit.core.publish.publish_together`: on any error no output is left behind.
 
-Only the standard library, pyarrow and :mod:`kfpkit.core.publish` (both environments have
-them) are used here.
+Only the standard library, pyarrow, :mod:`kfpkit.core.publish`, :mod:`kfpkit.core.records` and the exchange
+records (both environments have them) are used here.
 """
 
 from __future__ import annotations
@@ -30,18 +31,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from kfpkit.components.validate import report as report_lib
+from kfpkit.components.validate.exchange import (
+    SPLITS,
+    SplitInput,
+    TfdvFailure,
+    TfdvOutputs,
+    TfdvRequest,
+    TfdvResult,
+    read_outcome,
+)
 from kfpkit.core.publish import publish_together
+from kfpkit.core.records import RecordError, write_record
 
 logger = logging.getLogger(__name__)
 
 TFDV_PYTHON_ENV = "KFPKIT_TFDV_PYTHON"
 TFDV_MAIN_MODULE = "kfpkit.components.validate.tfdv_main"
-REQUEST_VERSION = 2
-SPLITS = ("train", "eval", "test")
 SKEW_PAIRS = ("train/eval", "train/test")
 SPLIT_KEYS = (*SPLITS, *SKEW_PAIRS)  # where an anomaly is seen: a split (schema) or a split pair (skew)
 
@@ -263,6 +272,21 @@ def _has_scheme(uri: str) -> bool:
     return bool(head) and head.isalnum() and head != "file"
 
 
+@dataclass(frozen=True)
+class CheckedInputs:
+    """What :func:`_check_inputs` established about the inputs.
+
+    Attributes:
+        num_rows: ``{split: rows}`` from the Parquet footers.
+        schema_location: The curated schema's local file or URI, or ``None`` (inferred).
+        skew_thresholds: ``{feature: threshold}``, every value a checked float.
+    """
+
+    num_rows: Dict[str, int]
+    schema_location: Optional[str]
+    skew_thresholds: Dict[str, float]
+
+
 def _check_inputs(
     *,
     paths: Mapping[str, str],
@@ -274,13 +298,11 @@ def _check_inputs(
     default_categorical_linf_threshold: float,
     eval_environment: str,
     beam_pipeline_args: Optional[Sequence[str]],
-) -> Tuple[Dict[str, int], Optional[str], Dict[str, float]]:
+) -> CheckedInputs:
+    """Checks every input in this interpreter, before the TFDV one starts; raises ValidateError naming it."""
     if not label_column:
         raise ValidateError("label_column must be a non-empty column name")
-    rows = {}
-    columns = {}
-    for split in SPLITS:
-        rows[split], columns[split] = _parquet_columns(f"{split}_data", paths[split])
+    rows, columns = _check_splits(paths)
     train_path, train_columns = paths["train"], columns["train"]
     if label_column not in train_columns:
         raise ValidateError(
@@ -288,6 +310,27 @@ def _check_inputs(
         )
     _check_threshold("default_numeric_js_threshold", default_numeric_js_threshold)
     _check_threshold("default_categorical_linf_threshold", default_categorical_linf_threshold)
+    thresholds = _check_skew_thresholds(skew_thresholds, label_column, train_path, train_columns)
+    if not eval_environment:
+        raise ValidateError("eval_environment must name a schema environment, e.g. 'TRAINING' or 'SERVING'")
+    if beam_pipeline_args is not None and not all(isinstance(a, str) for a in beam_pipeline_args):
+        raise ValidateError(f"beam_pipeline_args must be a list of strings, got {beam_pipeline_args!r}")
+    schema_location = _schema_location(curated_schema_path, curated_schema_uri, eval_environment)
+    return CheckedInputs(rows, schema_location, thresholds)
+
+
+def _check_splits(paths: Mapping[str, str]) -> Tuple[Dict[str, int], Dict[str, List[str]]]:
+    """``({split: rows}, {split: columns})`` of the three Parquet files, each checked."""
+    rows, columns = {}, {}
+    for split in SPLITS:
+        rows[split], columns[split] = _parquet_columns(f"{split}_data", paths[split])
+    return rows, columns
+
+
+def _check_skew_thresholds(
+    skew_thresholds: Optional[Mapping[str, float]], label_column: str, train_path: str, train_columns: Sequence[str]
+) -> Dict[str, float]:
+    """The per-feature skew thresholds, checked: features of train, not the label, finite and >= 0."""
     thresholds = {}
     for feature, value in (skew_thresholds or {}).items():
         if feature == label_column:
@@ -301,29 +344,34 @@ def _check_inputs(
                 f"(columns: {', '.join(train_columns)})"
             )
         thresholds[feature] = _check_threshold(f"skew_thresholds[{feature!r}]", value)
-    if not eval_environment:
-        raise ValidateError("eval_environment must name a schema environment, e.g. 'TRAINING' or 'SERVING'")
-    if beam_pipeline_args is not None and not all(isinstance(a, str) for a in beam_pipeline_args):
-        raise ValidateError(f"beam_pipeline_args must be a list of strings, got {beam_pipeline_args!r}")
+    return thresholds
+
+
+def _schema_location(
+    curated_schema_path: Optional[str], curated_schema_uri: Optional[str], eval_environment: str
+) -> Optional[str]:
+    """The curated schema's local file (a folder resolved to its ``schema.pbtxt``) or URI, or ``None``.
+
+    Also checks ``eval_environment`` against an inferred schema's two environments (a curated schema may
+    define more; the TFDV work checks it against that schema).
+    """
     if curated_schema_path and curated_schema_uri:
         raise ValidateError("give the curated schema as an artifact or as a URI, not both")
     schema_location = curated_schema_path or curated_schema_uri
-    if not schema_location and eval_environment not in (TRAINING, SERVING):
-        # an inferred schema has exactly these two; a curated one may define more (checked against it)
-        raise ValidateError(f"eval_environment must be {TRAINING!r} or {SERVING!r}, got {eval_environment!r}")
-    if schema_location:
-        local = schema_location[len("file://") :] if schema_location.startswith("file://") else schema_location
-        if not _has_scheme(local):
-            if not os.path.exists(local):
-                raise ValidateError(f"curated schema {schema_location} does not exist")
-            if os.path.isdir(local):
-                local = os.path.join(local, BASELINE_SCHEMA_FILE)
-                if not os.path.isfile(local):
-                    raise ValidateError(
-                        f"curated schema {schema_location} is a directory without {BASELINE_SCHEMA_FILE}"
-                    )
-            schema_location = local
-    return rows, schema_location, thresholds
+    if not schema_location:
+        if eval_environment not in (TRAINING, SERVING):
+            raise ValidateError(f"eval_environment must be {TRAINING!r} or {SERVING!r}, got {eval_environment!r}")
+        return None
+    local = schema_location[len("file://") :] if schema_location.startswith("file://") else schema_location
+    if _has_scheme(local):
+        return schema_location
+    if not os.path.exists(local):
+        raise ValidateError(f"curated schema {schema_location} does not exist")
+    if os.path.isdir(local):
+        local = os.path.join(local, BASELINE_SCHEMA_FILE)
+        if not os.path.isfile(local):
+            raise ValidateError(f"curated schema {schema_location} is a directory without {BASELINE_SCHEMA_FILE}")
+    return local
 
 
 # --------------------------------------------------------------------------------------------------
@@ -342,12 +390,15 @@ def _child_env(tfdv_python: str) -> Dict[str, str]:
     return env
 
 
-def _run_tfdv_subprocess(tfdv_python: str, request: Dict[str, Any], workdir: str) -> Dict[str, Any]:
-    """Runs ``tfdv_main`` on ``request``; streams its stderr to ours; returns its result JSON."""
+def _run_tfdv_subprocess(tfdv_python: str, request: TfdvRequest, workdir: str) -> TfdvResult:
+    """Runs ``tfdv_main`` on ``request``; streams its stderr to ours; returns its result.
+
+    Raises:
+        ValidateError: the TFDV work reported bad input (its message), or failed (its stderr's last lines).
+    """
     request_path = os.path.join(workdir, "request.json")
     result_path = os.path.join(workdir, "result.json")
-    with open(request_path, "w", encoding="utf-8") as fh:
-        json.dump(request, fh, indent=1)
+    write_record(request_path, request)
     command = [tfdv_python, "-m", TFDV_MAIN_MODULE, "--request", request_path, "--result", result_path]
     logger.info("validate: running the TFDV work in %s", tfdv_python)
     tail: Deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
@@ -369,27 +420,35 @@ def _run_tfdv_subprocess(tfdv_python: str, request: Dict[str, Any], workdir: str
         tail.append(line.rstrip("\n"))
     returncode = proc.wait()
     sys.stderr.flush()
-    result = None
-    if os.path.exists(result_path):
-        with open(result_path, encoding="utf-8") as fh:
-            result = json.load(fh)
-    if result is not None and not result.get("ok", False):
-        raise ValidateError(result.get("error", "the TFDV work failed"))
-    if returncode != 0 or result is None:
-        text = "\n".join(tail)
-        hint = ""
-        if "No module named 'kfpkit" in text:
-            hint = (
-                f"\nkfpkit is not installed in {tfdv_python}: run "
-                f"`{tfdv_python} -m pip install --no-deps -e <kfpkit checkout>` (make setup does)."
-            )
-        elif "No module named 'tensorflow_data_validation'" in text or "No module named 'tensorflow'" in text:
-            hint = f"\n{tfdv_python} has no TFDV: point {TFDV_PYTHON_ENV} at the TFDV environment (make setup)."
-        raise ValidateError(
-            f"the TFDV subprocess ({tfdv_python} -m {TFDV_MAIN_MODULE}) failed with exit code {returncode}. "
-            f"Last lines of its stderr:\n{text}{hint}"
+    outcome = _read_outcome(result_path) if os.path.exists(result_path) else None
+    if isinstance(outcome, TfdvFailure):
+        raise ValidateError(outcome.error)
+    if returncode != 0 or outcome is None:
+        raise _subprocess_failure(tfdv_python, returncode, "\n".join(tail))
+    return outcome
+
+
+def _read_outcome(path: str) -> Union[TfdvResult, TfdvFailure]:
+    try:
+        return read_outcome(path)
+    except RecordError as exc:
+        raise ValidateError(f"the TFDV subprocess wrote an invalid result: {exc}") from exc
+
+
+def _subprocess_failure(tfdv_python: str, returncode: int, stderr_tail: str) -> ValidateError:
+    """The error of a TFDV subprocess that failed without a result, with a hint for the usual causes."""
+    hint = ""
+    if "No module named 'kfpkit" in stderr_tail:
+        hint = (
+            f"\nkfpkit is not installed in {tfdv_python}: run "
+            f"`{tfdv_python} -m pip install --no-deps -e <kfpkit checkout>` (make setup does)."
         )
-    return result
+    elif "No module named 'tensorflow_data_validation'" in stderr_tail or "No module named 'tensorflow'" in stderr_tail:
+        hint = f"\n{tfdv_python} has no TFDV: point {TFDV_PYTHON_ENV} at the TFDV environment (make setup)."
+    return ValidateError(
+        f"the TFDV subprocess ({tfdv_python} -m {TFDV_MAIN_MODULE}) failed with exit code {returncode}. "
+        f"Last lines of its stderr:\n{stderr_tail}{hint}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -510,8 +569,7 @@ def run_validation(
         DataValidationFailed: anomalies found with ``fail_on_anomalies``; every output was written.
     """
     paths = {"train": train_path, "eval": eval_path, "test": test_path}
-    uris = {"train": train_uri, "eval": eval_uri, "test": test_uri}
-    num_rows, schema_location, thresholds = _check_inputs(
+    checked = _check_inputs(
         paths=paths,
         label_column=label_column,
         curated_schema_path=curated_schema_path,
@@ -523,39 +581,25 @@ def run_validation(
         beam_pipeline_args=beam_pipeline_args,
     )
     python = resolve_tfdv_python(tfdv_python)
-    finals = asdict(outputs)
     workdir = tempfile.mkdtemp(prefix="kfpkit-validate-")
-    staged = {name: os.path.join(workdir, "out", name) for name in finals if name != "report"}
-    request = {
-        "version": REQUEST_VERSION,
-        **{split: {"path": os.path.abspath(paths[split]), "uri": uris[split]} for split in SPLITS},
-        "label_column": label_column,
-        "curated_schema": schema_location,
-        "skew_thresholds": thresholds,
-        "default_numeric_js_threshold": float(default_numeric_js_threshold),
-        "default_categorical_linf_threshold": float(default_categorical_linf_threshold),
-        "eval_environment": eval_environment,
-        "beam_pipeline_args": list(beam_pipeline_args) if beam_pipeline_args is not None else None,
-        "outputs": {
-            "train_statistics": staged["train_statistics"],
-            "eval_statistics": staged["eval_statistics"],
-            "test_statistics": staged["test_statistics"],
-            "schema": staged["schema"],
-            "anomalies_dir": staged["anomalies"],
-            "baseline_dir": staged["baseline"],
-        },
-    }
     try:
+        staged = _staged_paths(workdir)
+        request = TfdvRequest(
+            train=SplitInput(os.path.abspath(train_path), train_uri),
+            eval=SplitInput(os.path.abspath(eval_path), eval_uri),
+            test=SplitInput(os.path.abspath(test_path), test_uri),
+            label_column=label_column,
+            curated_schema=checked.schema_location,
+            skew_thresholds=checked.skew_thresholds,
+            default_numeric_js_threshold=float(default_numeric_js_threshold),
+            default_categorical_linf_threshold=float(default_categorical_linf_threshold),
+            eval_environment=eval_environment,
+            beam_pipeline_args=list(beam_pipeline_args) if beam_pipeline_args is not None else None,
+            outputs=_tfdv_outputs(staged),
+        )
         started = time.perf_counter()
-        raw = _run_tfdv_subprocess(python, request, workdir)
-        subprocess_s = time.perf_counter() - started
-        result = _build_result(raw, num_rows, schema_location, request)
-        result.timings["subprocess"] = round(subprocess_s, 3)
-        result.metadata = _artifact_metadata(result)
-        files = [item for name, path in staged.items() for item in _staged_files(path, finals[name])]
-        files.append((os.path.join(finals["anomalies"], ANOMALIES_JSON_FILE), _json_bytes(result.to_json())))
-        files.append((finals["report"], report_lib.render_markdown(result.to_json()).encode("utf-8")))
-        publish_together(files)
+        result = _validate_in_subprocess(python, request, checked, workdir)
+        _publish(result, staged, outputs)
         result.timings["total"] = round(time.perf_counter() - started, 3)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -566,10 +610,49 @@ def run_validation(
     return result
 
 
-def _build_result(
-    raw: Mapping[str, Any], num_rows: Mapping[str, int], schema_location: Optional[str], request: Mapping[str, Any]
+def _staged_paths(workdir: str) -> Dict[str, str]:
+    """``{output name: path in the work folder}`` of every output the TFDV work writes (all but the report)."""
+    return {f.name: os.path.join(workdir, "out", f.name) for f in fields(OutputPaths) if f.name != "report"}
+
+
+def _tfdv_outputs(staged: Mapping[str, str]) -> TfdvOutputs:
+    return TfdvOutputs(
+        train_statistics=staged["train_statistics"],
+        eval_statistics=staged["eval_statistics"],
+        test_statistics=staged["test_statistics"],
+        schema=staged["schema"],
+        anomalies_dir=staged["anomalies"],
+        baseline_dir=staged["baseline"],
+    )
+
+
+def _validate_in_subprocess(
+    python: str, request: TfdvRequest, checked: CheckedInputs, workdir: str
 ) -> ValidationResult:
-    details = list(raw["anomalies"])
+    """Runs the TFDV work in ``workdir`` and turns its result into the :class:`ValidationResult`."""
+    started = time.perf_counter()
+    raw = _run_tfdv_subprocess(python, request, workdir)
+    subprocess_s = time.perf_counter() - started
+    result = _build_result(raw, checked.num_rows, checked.schema_location, request)
+    result.timings["subprocess"] = round(subprocess_s, 3)
+    result.metadata = _artifact_metadata(result)
+    return result
+
+
+def _publish(result: ValidationResult, staged: Mapping[str, str], outputs: OutputPaths) -> None:
+    """Publishes what the TFDV work wrote, the anomalies JSON and the report together (all or none)."""
+    finals = asdict(outputs)
+    files = [item for name, path in staged.items() for item in _staged_files(path, finals[name])]
+    files.append((os.path.join(finals["anomalies"], ANOMALIES_JSON_FILE), _json_bytes(result.to_json())))
+    files.append((finals["report"], report_lib.render_markdown(result.to_json()).encode("utf-8")))
+    publish_together(files)
+
+
+def _build_result(
+    raw: TfdvResult, num_rows: Mapping[str, int], schema_location: Optional[str], request: TfdvRequest
+) -> ValidationResult:
+    """The :class:`ValidationResult` of the TFDV work's result (details and skew as plain dicts)."""
+    details = [asdict(reason) for reason in raw.anomalies]
     anomalies = _anomaly_map(details)
     return ValidationResult(
         passed=not anomalies,
@@ -577,19 +660,19 @@ def _build_result(
         anomalies=anomalies,
         anomalies_by_split=anomalies_by_split(details),
         details=details,
-        skew=list(raw["skew"]),
-        features=list(raw["features"]),
-        num_examples=dict(raw.get("num_examples") or num_rows),
+        skew=[asdict(measurement) for measurement in raw.skew],
+        features=list(raw.features),
+        num_examples=dict(raw.num_examples or num_rows),
         schema_source=schema_location or "inferred",
-        environments=list(raw["environments"]),
-        eval_environment=request["eval_environment"],
-        statistics_mode=raw["statistics_mode"],
+        environments=list(raw.environments),
+        eval_environment=request.eval_environment,
+        statistics_mode=raw.statistics_mode,
         thresholds={
-            "default_numeric_js_threshold": request["default_numeric_js_threshold"],
-            "default_categorical_linf_threshold": request["default_categorical_linf_threshold"],
-            "skew_thresholds": dict(request["skew_thresholds"]),
+            "default_numeric_js_threshold": request.default_numeric_js_threshold,
+            "default_categorical_linf_threshold": request.default_categorical_linf_threshold,
+            "skew_thresholds": dict(request.skew_thresholds),
         },
-        timings=dict(raw.get("timings", {})),
+        timings=dict(raw.timings),
     )
 
 

@@ -4,16 +4,11 @@ Runs ONLY in the TFDV interpreter (the ``kfpkit-tfdv`` image's python, or ``.ven
 by :func:`kfpkit.components.validate.logic.run_validation`; this module and
 :mod:`kfpkit.components.validate.tfdv_stats` are the only ones that import TFDV.
 
-Request JSON (written by ``run_validation``): ``train``/``eval``/``test`` (``path``, ``uri``),
-``label_column``, ``curated_schema`` (path or URI, or null), ``skew_thresholds``,
-``default_numeric_js_threshold``, ``default_categorical_linf_threshold``, ``eval_environment``,
-``beam_pipeline_args`` (null: in-process), ``outputs`` (paths in run_validation's work folder:
-``train_statistics``, ``eval_statistics``, ``test_statistics``, ``schema``, ``anomalies_dir``,
-``baseline_dir``).
-
-Result JSON: ``{"ok": true, "anomalies": [...], "skew": [...], "features": [...], "environments": [...],
-"num_examples": {...}, "statistics_mode": ..., "timings": {...}}`` or ``{"ok": false, "error": message}``
-for bad input (exit code 2). Anything unexpected exits 1 with a traceback on stderr.
+The request is a :class:`~kfpkit.components.validate.exchange.TfdvRequest` written by ``run_validation``;
+the result a :class:`~kfpkit.components.validate.exchange.TfdvResult` (exit code 0), or a
+:class:`~kfpkit.components.validate.exchange.TfdvFailure` for bad input (exit code 2: a request of another
+version or with a bad field, a curated schema that cannot be read, an unknown environment). Anything
+unexpected exits 1 with a traceback on stderr.
 """
 
 from __future__ import annotations
@@ -23,17 +18,28 @@ import time
 _STARTED = time.perf_counter()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union  # noqa: E402
 
 import tensorflow_data_validation as tfdv  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2  # noqa: E402
 
 from kfpkit.components.validate import logic, tfdv_stats  # noqa: E402
+from kfpkit.components.validate.exchange import (  # noqa: E402
+    AnomalyReason,
+    SkewMeasurement,
+    TfdvFailure,
+    TfdvOutputs,
+    TfdvRequest,
+    TfdvResult,
+)
+from kfpkit.core.records import RecordError, read_record  # noqa: E402
 
 _IMPORTED = time.perf_counter()
 
@@ -174,9 +180,9 @@ def _skew_wording(text: str, compared: str) -> str:
 
 def anomaly_details(
     anomalies: anomalies_pb2.Anomalies, split: str, compared: Optional[str] = None
-) -> List[Dict[str, Any]]:
-    """One dict per anomaly reason of validating ``split``; comparator (skew) reasons against the ``compared``
-    split are tagged ``check: skew``, ``split: "<split>/<compared>"``."""
+) -> List[AnomalyReason]:
+    """One reason per anomaly reason of validating ``split``; comparator (skew) reasons against the
+    ``compared`` split are tagged ``check: skew``, ``split: "<split>/<compared>"``."""
     out = []
     infos: List[Tuple[str, anomalies_pb2.AnomalyInfo]] = sorted(anomalies.anomaly_info.items())
     if anomalies.HasField("dataset_anomaly_info"):
@@ -189,30 +195,30 @@ def anomaly_details(
             if skew:
                 short, description = _skew_wording(short, str(compared)), _skew_wording(description, str(compared))
             out.append(
-                {
-                    "split": f"{split}/{compared}" if skew else split,
-                    "check": "skew" if skew else "schema",
-                    "feature": feature,
-                    "type": type_name,
-                    "short_description": short,
-                    "description": description.strip(),
-                    "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
-                }
+                AnomalyReason(
+                    split=f"{split}/{compared}" if skew else split,
+                    check="skew" if skew else "schema",
+                    feature=feature,
+                    type=type_name,
+                    short_description=short,
+                    description=description.strip(),
+                    severity=anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
+                )
             )
     return out
 
 
-def merge_details(*validations: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def merge_details(*validations: Sequence[AnomalyReason]) -> List[AnomalyReason]:
     """Schema reasons (in the order of ``validations``), then skew reasons; a skew "data missing" reason is
     dropped when a schema anomaly already reports the missing column."""
     reasons = [d for validation in validations for d in validation]
-    schema_reasons = [d for d in reasons if d["check"] == "schema"]
-    flagged = {d["feature"] for d in schema_reasons}
-    skew = [d for d in reasons if d["check"] == "skew"]
-    return schema_reasons + [d for d in skew if not (d["type"] in DATA_MISSING_TYPES and d["feature"] in flagged)]
+    schema_reasons = [d for d in reasons if d.check == "schema"]
+    flagged = {d.feature for d in schema_reasons}
+    skew = [d for d in reasons if d.check == "skew"]
+    return schema_reasons + [d for d in skew if not (d.type in DATA_MISSING_TYPES and d.feature in flagged)]
 
 
-def skew_measurements(anomalies: anomalies_pb2.Anomalies, splits: str) -> List[Dict[str, Any]]:
+def skew_measurements(anomalies: anomalies_pb2.Anomalies, splits: str) -> List[SkewMeasurement]:
     """The raw skew measurement of every compared feature between ``splits`` (e.g. ``"train/test"``); TFDV
     records them even below the threshold."""
     Measurement = anomalies_pb2.DriftSkewInfo.Measurement
@@ -221,16 +227,16 @@ def skew_measurements(anomalies: anomalies_pb2.Anomalies, splits: str) -> List[D
     for info in anomalies.drift_skew_info:
         for measurement in info.skew_measurements:
             out.append(
-                {
-                    "feature": ".".join(info.path.step),
-                    "splits": splits,
-                    "metric": names.get(measurement.type) or Measurement.Type.Name(measurement.type),
-                    "value": float(measurement.value),
-                    "threshold": float(measurement.threshold),
-                    "exceeded": bool(measurement.value > measurement.threshold),
-                }
+                SkewMeasurement(
+                    feature=".".join(info.path.step),
+                    splits=splits,
+                    metric=names.get(measurement.type) or Measurement.Type.Name(measurement.type),
+                    value=float(measurement.value),
+                    threshold=float(measurement.threshold),
+                    exceeded=bool(measurement.value > measurement.threshold),
+                )
             )
-    return sorted(out, key=lambda item: item["feature"])
+    return sorted(out, key=lambda item: item.feature)
 
 
 def _split_summary(feature: statistics_pb2.FeatureNameStatistics, num_examples: int) -> Dict[str, Any]:
@@ -302,7 +308,7 @@ def _write_text(path: str, payload: str) -> None:
 
 
 def write_outputs(
-    outputs: Mapping[str, str],
+    outputs: TfdvOutputs,
     *,
     stats: Mapping[str, statistics_pb2.DatasetFeatureStatisticsList],
     schema: schema_pb2.Schema,
@@ -314,13 +320,12 @@ def write_outputs(
     """
     schema_text = text_format.MessageToString(schema)
     for split, split_stats in stats.items():
-        _write_bytes(outputs[f"{split}_statistics"], split_stats.SerializeToString())
-    _write_text(outputs["schema"], schema_text)
-    anomalies_dir, baseline_dir = outputs["anomalies_dir"], outputs["baseline_dir"]
+        _write_bytes(outputs.statistics(split), split_stats.SerializeToString())
+    _write_text(outputs.schema, schema_text)
     for name, message in anomalies.items():
-        _write_text(os.path.join(anomalies_dir, name), text_format.MessageToString(message))
-    _write_bytes(os.path.join(baseline_dir, logic.BASELINE_STATS_FILE), stats["train"].SerializeToString())
-    _write_text(os.path.join(baseline_dir, logic.BASELINE_SCHEMA_FILE), schema_text)
+        _write_text(os.path.join(outputs.anomalies_dir, name), text_format.MessageToString(message))
+    _write_bytes(os.path.join(outputs.baseline_dir, logic.BASELINE_STATS_FILE), stats["train"].SerializeToString())
+    _write_text(os.path.join(outputs.baseline_dir, logic.BASELINE_SCHEMA_FILE), schema_text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -328,124 +333,158 @@ def write_outputs(
 
 
 def compute_statistics(
-    request: Mapping[str, Any], options: tfdv.StatsOptions
+    request: TfdvRequest, options: tfdv.StatsOptions
 ) -> Tuple[Dict[str, statistics_pb2.DatasetFeatureStatisticsList], str]:
     """Statistics of the three splits, in-process or with Beam; returns them and the mode name."""
-    args: Optional[List[str]] = request.get("beam_pipeline_args")
+    args = request.beam_pipeline_args
     if args is None:
         stats = {}
         for split in logic.SPLITS:
             started = time.perf_counter()
-            stats[split] = tfdv_stats.in_memory_statistics(request[split]["path"], options)
+            stats[split] = tfdv_stats.in_memory_statistics(request.split(split).path, options)
             seconds = time.perf_counter() - started
             _log(f"{split}: {stats[split].datasets[0].num_examples} rows, in-memory statistics in {seconds:.2f} s")
         return stats, "in-memory"
     locations = {
-        split: tfdv_stats.data_location(request[split]["path"], request[split].get("uri")) for split in logic.SPLITS
+        split: tfdv_stats.data_location(request.split(split).path, request.split(split).uri) for split in logic.SPLITS
     }
     _log(f"Beam statistics of {locations} with pipeline args {args}")
     return tfdv_stats.beam_statistics(locations, options, args), "beam"
 
 
-def run(request: Mapping[str, Any]) -> Dict[str, Any]:
-    """Does the TFDV work of one request; returns the result JSON (without ``ok``)."""
-    timings = {"import": round(_IMPORTED - _STARTED, 3)}
-    label = request["label_column"]
-    curated_location = request.get("curated_schema")
-    curated = load_curated_schema(curated_location) if curated_location else None
-
+@contextlib.contextmanager
+def _timed(timings: Dict[str, float], step: str) -> Iterator[None]:
+    """Records the seconds the ``with`` block took as ``timings[step]``."""
     started = time.perf_counter()
-    options = tfdv.StatsOptions(schema=curated) if curated is not None else tfdv.StatsOptions()
-    stats, mode = compute_statistics(request, options)
-    train_stats = stats["train"]
-    timings["statistics"] = round(time.perf_counter() - started, 3)
+    yield
+    timings[step] = round(time.perf_counter() - started, 3)
 
-    started = time.perf_counter()
-    schema = schema_pb2.Schema()
+
+def build_schema(
+    request: TfdvRequest,
+    train_stats: statistics_pb2.DatasetFeatureStatisticsList,
+    curated: Optional[schema_pb2.Schema],
+) -> schema_pb2.Schema:
+    """The curated schema (a copy) or one inferred from ``train_stats``, prepared by :func:`prepare_schema`."""
     if curated is not None:
+        schema = schema_pb2.Schema()
         schema.CopyFrom(curated)
     else:
         schema = tfdv.infer_schema(train_stats)
-    prepare_schema(
+    return prepare_schema(
         schema,
         train_stats=train_stats,
-        label_column=label,
-        skew_thresholds=request.get("skew_thresholds") or {},
-        default_js=float(request["default_numeric_js_threshold"]),
-        default_linf=float(request["default_categorical_linf_threshold"]),
-        eval_environment=request["eval_environment"],
+        label_column=request.label_column,
+        skew_thresholds=request.skew_thresholds,
+        default_js=request.default_numeric_js_threshold,
+        default_linf=request.default_categorical_linf_threshold,
+        eval_environment=request.eval_environment,
         curated=curated is not None,
     )
-    timings["schema"] = round(time.perf_counter() - started, 3)
-
-    started = time.perf_counter()
-    # train in TRAINING with train/eval skew; eval in eval_environment; test in TRAINING (evaluate needs the
-    # label); then train against test for the train/test skew (its schema reasons repeat train's: dropped)
-    train_anomalies = tfdv.validate_statistics(
-        train_stats, schema, environment=logic.TRAINING, serving_statistics=stats["eval"]
-    )
-    eval_anomalies = tfdv.validate_statistics(stats["eval"], schema, environment=request["eval_environment"])
-    test_anomalies = tfdv.validate_statistics(stats["test"], schema, environment=logic.TRAINING)
-    train_test = tfdv.validate_statistics(
-        train_stats, schema, environment=logic.TRAINING, serving_statistics=stats["test"]
-    )
-    train_test_skew = [d for d in anomaly_details(train_test, "train", "test") if d["check"] == "skew"]
-    details = merge_details(
-        anomaly_details(train_anomalies, "train", "eval"),
-        anomaly_details(eval_anomalies, "eval"),
-        anomaly_details(test_anomalies, "test"),
-        train_test_skew,
-    )
-    timings["validate"] = round(time.perf_counter() - started, 3)
-
-    started = time.perf_counter()
-    write_outputs(
-        request["outputs"],
-        stats=stats,
-        schema=schema,
-        anomalies={
-            logic.TRAIN_ANOMALIES_FILE: train_anomalies,
-            logic.EVAL_ANOMALIES_FILE: eval_anomalies,
-            logic.TEST_ANOMALIES_FILE: test_anomalies,
-            logic.TRAIN_TEST_SKEW_FILE: train_test,
-        },
-    )
-    timings["write"] = round(time.perf_counter() - started, 3)
-    skew = skew_measurements(train_anomalies, "train/eval") + skew_measurements(train_test, "train/test")
-    return {
-        "anomalies": details,
-        "skew": sorted(skew, key=lambda item: (item["feature"], item["splits"])),
-        "features": feature_summaries(stats),
-        "environments": list(schema.default_environment),
-        "num_examples": {split: stats[split].datasets[0].num_examples for split in logic.SPLITS},
-        "statistics_mode": mode,
-        "timings": timings,
-    }
 
 
-def _write_result(path: str, payload: Mapping[str, Any]) -> None:
-    """Plain write: the parent reads the result only after this process has exited."""
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=1, default=str)
+@dataclass
+class Validations:
+    """TFDV's anomalies of the three splits and of the train/test comparison."""
+
+    train: anomalies_pb2.Anomalies  # TRAINING, with the train/eval skew
+    eval: anomalies_pb2.Anomalies  # eval_environment
+    test: anomalies_pb2.Anomalies  # TRAINING
+    train_test: anomalies_pb2.Anomalies  # train against test: its skew only (its schema reasons repeat train's)
+
+    def files(self) -> Dict[str, anomalies_pb2.Anomalies]:
+        """``{file name in the anomalies folder: anomalies}``."""
+        return {
+            logic.TRAIN_ANOMALIES_FILE: self.train,
+            logic.EVAL_ANOMALIES_FILE: self.eval,
+            logic.TEST_ANOMALIES_FILE: self.test,
+            logic.TRAIN_TEST_SKEW_FILE: self.train_test,
+        }
+
+    def details(self) -> List[AnomalyReason]:
+        """Every anomaly reason: schema reasons of train, eval and test, then the skew reasons."""
+        train_test_skew = [d for d in anomaly_details(self.train_test, "train", "test") if d.check == "skew"]
+        return merge_details(
+            anomaly_details(self.train, "train", "eval"),
+            anomaly_details(self.eval, "eval"),
+            anomaly_details(self.test, "test"),
+            train_test_skew,
+        )
+
+    def skew(self) -> List[SkewMeasurement]:
+        """The train/eval and train/test skew measurements, by feature then split pair."""
+        skew = skew_measurements(self.train, "train/eval") + skew_measurements(self.train_test, "train/test")
+        return sorted(skew, key=lambda item: (item.feature, item.splits))
+
+
+def validate_splits(
+    stats: Mapping[str, statistics_pb2.DatasetFeatureStatisticsList], schema: schema_pb2.Schema, eval_environment: str
+) -> Validations:
+    """Train in TRAINING with the train/eval skew, eval in ``eval_environment``, test in TRAINING (evaluate
+    needs the label), then train against test for the train/test skew."""
+    train = stats["train"]
+    return Validations(
+        train=tfdv.validate_statistics(train, schema, environment=logic.TRAINING, serving_statistics=stats["eval"]),
+        eval=tfdv.validate_statistics(stats["eval"], schema, environment=eval_environment),
+        test=tfdv.validate_statistics(stats["test"], schema, environment=logic.TRAINING),
+        train_test=tfdv.validate_statistics(
+            train, schema, environment=logic.TRAINING, serving_statistics=stats["test"]
+        ),
+    )
+
+
+def run(request: TfdvRequest) -> TfdvResult:
+    """Does the TFDV work of one request: statistics, schema, validation, outputs; returns the result.
+
+    Raises:
+        RequestError: bad input found here (the curated schema, an environment, a skew threshold's feature).
+    """
+    timings = {"import": round(_IMPORTED - _STARTED, 3)}
+    curated = load_curated_schema(request.curated_schema) if request.curated_schema else None
+    with _timed(timings, "statistics"):
+        options = tfdv.StatsOptions(schema=curated) if curated is not None else tfdv.StatsOptions()
+        stats, mode = compute_statistics(request, options)
+    with _timed(timings, "schema"):
+        schema = build_schema(request, stats["train"], curated)
+    with _timed(timings, "validate"):
+        validations = validate_splits(stats, schema, request.eval_environment)
+        details = validations.details()
+    with _timed(timings, "write"):
+        write_outputs(request.outputs, stats=stats, schema=schema, anomalies=validations.files())
+    return TfdvResult(
+        anomalies=details,
+        skew=validations.skew(),
+        features=feature_summaries(stats),
+        environments=list(schema.default_environment),
+        num_examples={split: stats[split].datasets[0].num_examples for split in logic.SPLITS},
+        statistics_mode=mode,
+        timings=timings,
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Reads the request, does the work, writes the result (or the failure); returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--request", required=True, help="request JSON written by run_validation")
     parser.add_argument("--result", required=True, help="where to write the result JSON")
     args = parser.parse_args(argv)
-    with open(args.request, encoding="utf-8") as fh:
-        request = json.load(fh)
-    if request.get("version") != logic.REQUEST_VERSION:
-        _write_result(args.result, {"ok": False, "error": f"unsupported request version {request.get('version')!r}"})
-        return 2
     try:
-        result = run(request)
-    except RequestError as exc:
-        _write_result(args.result, {"ok": False, "error": str(exc)})
+        result = run(read_record(args.request, TfdvRequest))
+    except (RecordError, RequestError) as exc:
+        _write_outcome(args.result, TfdvFailure(error=str(exc)))
         return 2
-    _write_result(args.result, {"ok": True, **result})
+    _write_outcome(args.result, result)
     return 0
+
+
+def _write_outcome(path: str, outcome: Union[TfdvResult, TfdvFailure]) -> None:
+    """Writes ``outcome`` as JSON in field and split order, with a plain write.
+
+    ``write_record`` would sort the keys, and the report lists the splits in ``num_examples`` order; the parent
+    reads the file only after this process has exited, so a plain write is enough.
+    """
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(outcome.to_dict(), fh, indent=1)
 
 
 def _exit_now(code: int) -> None:
