@@ -420,7 +420,7 @@ def _run_tfdv_subprocess(tfdv_python: str, request: TfdvRequest, workdir: str) -
         tail.append(line.rstrip("\n"))
     returncode = proc.wait()
     sys.stderr.flush()
-    outcome = _read_outcome(result_path) if os.path.exists(result_path) else None
+    outcome = _read_outcome(result_path, returncode)
     if isinstance(outcome, TfdvFailure):
         raise ValidateError(outcome.error)
     if returncode != 0 or outcome is None:
@@ -428,10 +428,15 @@ def _run_tfdv_subprocess(tfdv_python: str, request: TfdvRequest, workdir: str) -
     return outcome
 
 
-def _read_outcome(path: str) -> Union[TfdvResult, TfdvFailure]:
+def _read_outcome(path: str, returncode: int) -> Optional[Union[TfdvResult, TfdvFailure]]:
+    """The outcome the TFDV work wrote; ``None`` when it wrote none, or an unreadable one and failed anyway."""
+    if not os.path.exists(path):
+        return None
     try:
         return read_outcome(path)
     except RecordError as exc:
+        if returncode != 0:
+            return None  # the stderr of the failed process says more than its broken result
         raise ValidateError(f"the TFDV subprocess wrote an invalid result: {exc}") from exc
 
 
