@@ -25,7 +25,10 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+if TYPE_CHECKING:
+    from kfpkit.serving.predictor import KfpkitModel
 
 logger = logging.getLogger("kfpkit.serving")
 
@@ -251,7 +254,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
         kfpkit_logger.addHandler(handler)
 
 
-def _load_model(args: argparse.Namespace) -> Optional[Any]:
+def _load_model(args: argparse.Namespace) -> Optional[KfpkitModel]:
     """Fetches, verifies and loads the model version, with its payload logger when ``--payload-log`` is set.
 
     Returns:
@@ -275,6 +278,7 @@ def _load_model(args: argparse.Namespace) -> Optional[Any]:
     )
     if not model.load():
         return None
+    assert model.loaded is not None  # load() returned True
     if args.payload_log:
         from kfpkit.serving.payload_log import PayloadLogger
 
