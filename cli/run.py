@@ -1,13 +1,19 @@
 """``kfpkit run PIPELINE``: run a registered pipeline on this machine with kfp.local.
 
-    kfpkit run training [--<parameter> VALUE ...] [--pipeline-root DIR] [--summary-json PATH]
-                        [--tfdv-python PY] [--verbose]
+    kfpkit run training [--params-file FILE] [--<parameter> VALUE ...] [--pipeline-root DIR]
+                        [--summary-json PATH] [--tfdv-python PY] [--verbose]
 
 The flags of each pipeline are built from its declared inputs (the pipeline's component spec, i.e. its
 signature and the ``Args:`` of its docstring): every parameter ``some_name`` is ``--some-name``, with
 the parameter's type, its description as the help text and its default shown there; a flag left out
 takes the pipeline's own default. Booleans are ``--name`` / ``--no-name``; list and dict parameters take
 JSON. :data:`FLAG_ALIASES` keeps the short spellings the CLI had before (``--registry``).
+
+``--params-file FILE`` reads parameters from a YAML or JSON mapping of parameter names to values; a flag
+overrides the file's value. The file and the flags are checked as ``kfpkit submit`` checks them
+(:func:`kfpkit.pipelines.parameters.resolve_parameters`): an unknown name, a wrong type or a required
+parameter given neither way is refused (exit status 2) before anything runs, and a file's error names
+the file and the key.
 
 Prints one line when each task starts and one when it ends, then the run summary; kfp.local's full logs
 go to the run log (see :mod:`kfpkit.pipelines.local`), ``--verbose`` streams them as well.
@@ -22,91 +28,76 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 from kfpkit.pipelines import registry
+from kfpkit.pipelines.parameters import Parameter, ParameterError, pipeline_parameters, resolve_parameters
 
 # Extra spellings of pipeline parameters' flags (the first is the one shown in the usage line).
 FLAG_ALIASES: Dict[str, Tuple[str, ...]] = {"registry_root": ("--registry",)}
 # Parameters holding a registry root or folder: a local relative path is made absolute before the run,
 # so that model URIs in the registry and the summary do not depend on the working directory.
 LOCAL_PATH_PARAMETERS = ("registry_root",)
+PARAMS_FILE_HELP = (
+    "YAML or JSON file mapping this pipeline's parameter names to values (e.g. 'source: data.csv'); a flag "
+    "overrides the file's value; an unknown name or a wrong type is refused before anything runs"
+)
 
-_TYPES: Dict[str, Callable[[str], Any]] = {
-    "String": str,
-    "Integer": int,
-    "Float": float,
-    "List": json.loads,
-    "Dict": json.loads,
+# parameterType -> (argparse type, metavar)
+_FLAG_TYPES: Dict[str, Tuple[Callable[[str], Any], str]] = {
+    "STRING": (str, "STRING"),
+    "NUMBER_INTEGER": (int, "INTEGER"),
+    "NUMBER_DOUBLE": (float, "FLOAT"),
+    "LIST": (json.loads, "JSON"),
+    "STRUCT": (json.loads, "JSON"),
 }
 
 
-@dataclass(frozen=True)
-class PipelineParameter:
-    """One declared input of a pipeline, as the CLI offers it."""
-
-    name: str
-    type: str  # kfp's parameter type name: String, Integer, Float, Boolean, List, Dict
-    default: Any
-    required: bool
-    description: str
-
-    @property
-    def flags(self) -> Tuple[str, ...]:
-        return (*FLAG_ALIASES.get(self.name, ()), "--" + self.name.replace("_", "-"))
+def parameter_flags(parameter: Parameter) -> Tuple[str, ...]:
+    """The flags of ``parameter``: its aliases (:data:`FLAG_ALIASES`), then ``--<name-with-dashes>``."""
+    return (*FLAG_ALIASES.get(parameter.name, ()), "--" + parameter.name.replace("_", "-"))
 
 
-def pipeline_parameters(pipeline) -> List[PipelineParameter]:
-    """The declared inputs of a KFP pipeline (``GraphComponent``), in signature order.
-
-    Raises:
-        ValueError: an input is an artifact (kfp.local runs take parameters only) or of an unknown type.
-    """
-    found = []
-    for name, spec in pipeline.component_spec.inputs.items():
-        kind = str(spec.type)
-        if kind != "Boolean" and kind not in _TYPES:
-            raise ValueError(
-                f"pipeline {pipeline.name!r}: input {name!r} of type {kind!r} cannot be given on the command line"
-            )
-        description = " ".join((spec.description or "").split())
-        found.append(PipelineParameter(name, kind, spec.default, not spec.optional, description))
-    return found
-
-
-def _help(parameter: PipelineParameter) -> str:
+def _help(parameter: Parameter) -> str:
     text = parameter.description or parameter.name.replace("_", " ")
     if parameter.required:
-        text += " (required)"
+        text += " (required: this flag or --params-file)"
     elif parameter.default not in (None, ""):
-        shown = json.dumps(parameter.default) if parameter.type in ("List", "Dict") else parameter.default
+        shown = json.dumps(parameter.default) if parameter.type in ("LIST", "STRUCT") else parameter.default
         text += f" [default: {shown}]"
     return text.replace("%", "%%")
 
 
-def add_pipeline_arguments(parser: argparse.ArgumentParser, pipeline) -> List[PipelineParameter]:
-    """Adds one flag per declared input of ``pipeline`` to ``parser``; returns the parameters."""
+def add_pipeline_arguments(parser: argparse.ArgumentParser, pipeline: Any) -> Dict[str, Parameter]:
+    """Adds ``--params-file`` and one flag per declared input of ``pipeline`` to ``parser``.
+
+    A required parameter's flag is optional to argparse: the parameter may come from the params file
+    instead, and :func:`pipeline_arguments` refuses a run that has it from neither.
+
+    Returns:
+        The pipeline's parameters, by name.
+    """
     parameters = pipeline_parameters(pipeline)
+    parser.add_argument("--params-file", default=None, metavar="FILE", help=PARAMS_FILE_HELP)
     group = parser.add_argument_group("pipeline parameters")
-    for parameter in parameters:
-        common = dict(dest=parameter.name, default=None, help=_help(parameter))
-        if parameter.type == "Boolean":
-            group.add_argument(*parameter.flags, action=argparse.BooleanOptionalAction, **common)
+    for parameter in parameters.values():
+        flags = parameter_flags(parameter)
+        common: Dict[str, Any] = dict(dest=parameter.name, default=None, help=_help(parameter))
+        if parameter.type == "BOOLEAN":
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
         else:
-            metavar = "JSON" if parameter.type in ("List", "Dict") else parameter.type.upper()
-            group.add_argument(
-                *parameter.flags, type=_TYPES[parameter.type], required=parameter.required, metavar=metavar, **common
-            )
+            kind, metavar = _FLAG_TYPES[parameter.type]
+            group.add_argument(*flags, type=kind, metavar=metavar, **common)
     return parameters
 
 
-def _description(pipeline) -> str:
+def _description(pipeline: Any) -> str:
     text = pipeline.pipeline_spec.pipeline_info.description or pipeline.description or ""
     return " ".join(text.split())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one sub-parser per registered pipeline, each with ``kfpkit run``'s and the pipeline's flags."""
     from kfpkit.pipelines.local import build_pipeline
 
     pipelines = parser.add_subparsers(dest="pipeline", required=True, metavar="PIPELINE")
@@ -122,17 +113,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
-    """The pipeline parameters given on the command line (left-out flags take the pipeline's defaults)."""
+    """The run's pipeline parameters: ``--params-file``'s, overridden by the flags given, checked and typed.
+
+    Parameters given neither way take the pipeline's defaults (they are left out of the result). A local
+    relative path in :data:`LOCAL_PATH_PARAMETERS` is made absolute (relative to the current directory,
+    whether it came from a flag or from the file).
+
+    Raises:
+        ParameterError: the params file is unreadable or not a mapping, a name is unknown, a value has the
+            wrong type, or a required parameter was given neither way.
+    """
     from kfpkit.pipelines.local import build_pipeline
 
-    arguments = {}
-    for parameter in pipeline_parameters(build_pipeline(args.pipeline)):
-        value = getattr(args, parameter.name, None)
-        if value is None:
-            continue
-        if parameter.name in LOCAL_PATH_PARAMETERS and "://" not in value:
-            value = os.path.abspath(value)
-        arguments[parameter.name] = value
+    parameters = pipeline_parameters(build_pipeline(args.pipeline))
+    flags = {name: getattr(args, name) for name in parameters if getattr(args, name, None) is not None}
+    arguments = resolve_parameters(
+        parameters,
+        args.pipeline,
+        flags,
+        params_file=getattr(args, "params_file", None),
+        how_to_set=lambda name: parameter_flags(parameters[name])[0] + " ...",
+    )
+    for name in LOCAL_PATH_PARAMETERS:
+        value = arguments.get(name)
+        if isinstance(value, str) and "://" not in value:
+            arguments[name] = os.path.abspath(value)
     return arguments
 
 
@@ -140,9 +145,14 @@ def run(args: argparse.Namespace) -> int:
     from kfpkit.core.publish import publish_json
     from kfpkit.pipelines.local import format_summary, run_pipeline_locally
 
+    try:
+        arguments = pipeline_arguments(args)
+    except ParameterError as exc:
+        print(f"kfpkit run {args.pipeline}: {exc}", file=sys.stderr)
+        return 2
     summary = run_pipeline_locally(
         args.pipeline,
-        pipeline_arguments(args),
+        arguments,
         pipeline_root=args.pipeline_root,
         tfdv_python=args.tfdv_python,
         verbose=args.verbose,

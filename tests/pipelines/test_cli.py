@@ -103,13 +103,115 @@ def test_run_flags_parse_to_typed_pipeline_arguments_and_leave_the_rest_to_pipel
     assert no["fail_on_anomalies"] is False
 
 
-def test_run_without_the_required_registry_and_with_a_bad_type_exit_with_status_2(capsys):
-    with pytest.raises(SystemExit) as missing:
-        _parse("run", "training")
-    assert missing.value.code == 2 and "--registry" in capsys.readouterr().err
+@pytest.fixture
+def local_runs(monkeypatch):
+    """Replaces kfp.local: records the arguments of each ``kfpkit run`` that got as far as running."""
+    from kfpkit.pipelines import local
+
+    calls = []
+
+    def fake_run(name, arguments, **options):
+        calls.append(arguments)
+        return local.summarize_run(None, options["pipeline_root"], True, 1.0, pipeline=name)
+
+    monkeypatch.setattr(local, "run_pipeline_locally", fake_run)
+    return calls
+
+
+def test_run_without_the_required_parameters_and_with_a_bad_type_exit_with_status_2(local_runs, capsys):
+    assert cli.main(["run", "training", "--source", "s", "--label-column", "y"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "kfpkit run training: pipeline training needs model_name, registry_root (--model-name ... --registry ...)"
+        in err
+    )
     with pytest.raises(SystemExit) as bad:
         _parse("run", "training", *DATA_FLAGS, "--registry", "r", "--epochs", "three")
     assert bad.value.code == 2 and "invalid" in capsys.readouterr().err
+    assert local_runs == []
+
+
+# --- --params-file: a YAML or JSON mapping of parameters, overridden by flags ---------------------------
+
+TRAINING_YAML = """\
+registry_root: reg          # relative: made absolute like --registry
+source: synthetic://fraud?rows=10
+label_column: is_fraud
+model_name: fraud
+epochs: 3
+learning_rate: 1e-3         # a string to YAML 1.1: read like the flag's text
+fail_on_anomalies: true
+"""
+
+
+def test_run_params_file_alone_gives_the_run_its_typed_parameters(local_runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "training.yaml").write_text(TRAINING_YAML)
+    assert cli.main(["run", "training", "--params-file", "training.yaml"]) == 0
+    assert local_runs == [
+        {
+            "registry_root": str(tmp_path / "reg"),
+            "source": "synthetic://fraud?rows=10",
+            "label_column": "is_fraud",
+            "model_name": "fraud",
+            "epochs": 3,
+            "learning_rate": 0.001,
+            "fail_on_anomalies": True,
+        }
+    ]
+
+
+def test_run_flags_override_the_params_file(local_runs, tmp_path):
+    path = tmp_path / "training.json"
+    path.write_text(json.dumps({"registry_root": "gs://b/r", "source": "a.csv", "label_column": "y", "epochs": 3}))
+    argv = ["run", "training", "--params-file", str(path), "--epochs", "5", "--source", "b.csv", "--model-name", "m"]
+    assert cli.main(argv) == 0
+    (arguments,) = local_runs
+    assert arguments == {
+        "registry_root": "gs://b/r",
+        "source": "b.csv",
+        "label_column": "y",
+        "epochs": 5,
+        "model_name": "m",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("epoch: 3\n", "pipeline training has no parameter epoch; its parameters:"),
+        ("epochs: 2.5\n", "parameter epochs (NUMBER_INTEGER): 2.5 is not an integer"),
+        ("fail_on_anomalies: maybe\n", "parameter fail_on_anomalies (BOOLEAN): 'maybe' is not true or false"),
+        ("model_name: [a, b]\n", "parameter model_name (STRING): ['a', 'b'] is not a string"),
+        ("source: 'a.csv\n", "not YAML or JSON: found unexpected end of stream (line 2, column 1)"),
+        ("{epochs: 3,\n", "not YAML or JSON:"),
+        ("source: a\nsource: b\n", "key 'source' given twice (line 2, column 1)"),
+        ("just text\n", "expected a mapping of parameter names to values, not a str"),
+    ],
+)
+def test_run_refuses_a_bad_params_file_naming_the_file_before_anything_runs(
+    local_runs, tmp_path, capsys, text, message
+):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert cli.main(["run", "training", *DATA_FLAGS, "--registry", "r", "--params-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"kfpkit run training: params file {path}: " in err and message in err
+    assert local_runs == []
+
+
+def test_run_params_file_that_does_not_exist_is_refused(local_runs, tmp_path, capsys):
+    assert cli.main(["run", "training", "--params-file", str(tmp_path / "nope.yaml")]) == 2
+    assert f"params file {tmp_path / 'nope.yaml'}: No such file or directory" in capsys.readouterr().err
+    assert local_runs == []
+
+
+def test_run_help_offers_the_params_file(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "training", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--params-file FILE YAML or JSON file mapping this pipeline's parameter names to values" in text
+    assert "(required: this flag or --params-file)" in text
 
 
 def test_unknown_flags_are_an_error_except_for_a_command_that_forwards_them(capsys):

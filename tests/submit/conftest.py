@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from kfpkit.pipelines import submit
+from kfpkit.cli import submit as submit_command
 from tests.submit.fakes import FakeKfp, FakeVertex
 
 
@@ -26,8 +26,8 @@ def kfpkit_submit(capsys):
 
     def run(argv, credentials=None):
         parser = argparse.ArgumentParser(prog="kfpkit submit")
-        submit.add_arguments(parser)
-        status = submit.run(parser.parse_args(argv), credentials=credentials)
+        submit_command.add_arguments(parser)
+        status = submit_command.run(parser.parse_args(argv), credentials=credentials)
         captured = capsys.readouterr()
         return status, captured.out, captured.err
 

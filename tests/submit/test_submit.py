@@ -13,7 +13,10 @@ import requests
 from google.auth.credentials import AnonymousCredentials
 
 from kfpkit.cli import main as cli
-from kfpkit.pipelines import submit
+from kfpkit.pipelines.parameters import Parameter, ParameterError, check_parameters, spec_parameters
+from kfpkit.pipelines.submit import cron
+from kfpkit.pipelines.submit.errors import SubmitError
+from kfpkit.pipelines.submit.prepare import prepare
 from tests.submit.fakes import BadRequest, FakeKfp, FakeVertex
 
 REGISTRY = "registry_root=gs://kfpkit-test/registry"
@@ -22,11 +25,12 @@ DATA = {"source": "gs://kfpkit-test/data/transactions.parquet", "label_column": 
 DATA_ARGV = [arg for name, value in DATA.items() for arg in ("--param", f"{name}={value}")]
 
 
-def kubeflow_argv(fake, *extra):
-    return ["training", "--target", "kubeflow", "--host", fake.url, "--existing-token", "t0ken", *DATA_ARGV, *extra]
+def kubeflow_argv(fake, *extra, data=True):
+    base = ["training", "--target", "kubeflow", "--host", fake.url, "--existing-token", "t0ken"]
+    return [*base, *(DATA_ARGV if data else []), *extra]
 
 
-def vertex_argv(fake, *extra):
+def vertex_argv(fake, *extra, data=True):
     return [
         "training",
         "--target",
@@ -39,7 +43,7 @@ def vertex_argv(fake, *extra):
         "gs://kfpkit-test/pipeline-root",
         "--api-endpoint",
         fake.url,
-        *DATA_ARGV,
+        *(DATA_ARGV if data else []),
         *extra,
     ]
 
@@ -302,8 +306,7 @@ def test_kubeflow_bad_input_is_refused_before_anything_is_sent(fake_kfp, kfpkit_
 
 
 def test_a_training_run_without_its_data_and_model_name_is_refused_before_anything_is_sent(fake_kfp, kfpkit_submit):
-    argv = ["training", "--target", "kubeflow", "--host", fake_kfp.url, "--param", REGISTRY]
-    status, out, err = kfpkit_submit(argv)
+    status, out, err = kfpkit_submit(kubeflow_argv(fake_kfp, "--param", REGISTRY, data=False))
     assert status == 2 and out == ""
     assert "needs label_column, model_name, source (--param label_column=... --param model_name=..." in err
     assert fake_kfp.requests == []
@@ -317,8 +320,8 @@ def test_an_unknown_pipeline_is_refused_before_anything_is_sent(fake_kfp, kfpkit
 
 
 def test_kfp_cron_5_field_error_offers_the_6_field_spelling():
-    with pytest.raises(submit.SubmitError, match=r"did you mean '0 0 3 \* \* \*'"):
-        submit.check_kubeflow_cron("0 3 * * *")
+    with pytest.raises(SubmitError, match=r"did you mean '0 0 3 \* \* \*'"):
+        cron.check_kubeflow_cron("0 3 * * *")
 
 
 VERTEX_BAD = [
@@ -348,24 +351,103 @@ def test_vertex_registry_root_must_be_on_gcs(fake_vertex, kfpkit_submit):
     assert fake_vertex.requests == []
 
 
+# --- --params-file: a YAML or JSON mapping of parameters, overridden by --param ---------------------------
+
+
+def kubeflow_file_argv(fake, path, *extra):
+    return kubeflow_argv(fake, "--params-file", str(path), *extra, data=False)
+
+
+TRAINING_YAML = """\
+# the nightly training run
+registry_root: gs://kfpkit-test/registry
+source: gs://kfpkit-test/data/transactions.parquet
+label_column: is_fraud
+model_name: fraud
+epochs: 3
+learning_rate: 1e-3     # a string to YAML 1.1: read like --param text
+fail_on_anomalies: true
+"""
+
+
+def test_params_file_alone_gives_the_run_its_typed_parameters(fake_kfp, kfpkit_submit, tmp_path):
+    path = tmp_path / "training.yaml"
+    path.write_text(TRAINING_YAML)
+    status, _, err = kfpkit_submit(kubeflow_file_argv(fake_kfp, path))
+    assert status == 0, err
+    assert fake_kfp.problems == []
+    (run,) = fake_kfp.runs.values()
+    assert run["runtime_config"]["parameters"] == {
+        "registry_root": "gs://kfpkit-test/registry",
+        **DATA,
+        "epochs": 3,
+        "learning_rate": 0.001,
+        "fail_on_anomalies": True,
+    }
+
+
+def test_param_flags_override_the_params_file(fake_vertex, kfpkit_submit, tmp_path):
+    path = tmp_path / "training.json"
+    path.write_text(json.dumps({"registry_root": "gs://kfpkit-test/registry", **DATA, "epochs": 3}))
+    argv = vertex_argv(
+        fake_vertex, "--params-file", str(path), "--param", "epochs=5", "--param", "model_name=m2", data=False
+    )
+    status, _, err = kfpkit_submit(argv, credentials=AnonymousCredentials())
+    assert status == 0, err
+    ((_, job),) = fake_vertex.jobs.items()
+    values = dict(job.runtime_config.parameter_values)
+    assert values["epochs"] == 5 and values["model_name"] == "m2" and values["label_column"] == "is_fraud"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("epoch: 3\n", "has no parameter epoch; its parameters:"),
+        ("epochs: 2.5\n", "parameter epochs (NUMBER_INTEGER): 2.5 is not an integer"),
+        ("epochs: many\n", "parameter epochs (NUMBER_INTEGER): 'many' is not an integer"),
+        ("source: 3\n", "parameter source (STRING): 3 is not a string"),
+        ("epochs: [3\n", "not YAML or JSON: expected ',' or ']', but got '<stream end>' (line 2, column 1)"),
+        ("epochs: 3\nepochs: 4\n", "key 'epochs' given twice (line 2, column 1)"),
+        ("- epochs\n", "expected a mapping of parameter names to values, not a list"),
+    ],
+)
+def test_a_bad_params_file_is_refused_naming_the_file_before_anything_is_sent(
+    fake_kfp, kfpkit_submit, tmp_path, text, message
+):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    status, out, err = kfpkit_submit(kubeflow_file_argv(fake_kfp, path, "--param", REGISTRY))
+    assert status == 2 and out == ""
+    assert f"kfpkit submit: params file {path}: " in err and message in err
+    assert fake_kfp.requests == []
+
+
+def test_a_missing_params_file_is_refused_before_anything_is_sent(fake_kfp, kfpkit_submit, tmp_path):
+    status, _, err = kfpkit_submit(kubeflow_file_argv(fake_kfp, tmp_path / "nope.yaml"))
+    assert status == 2 and f"params file {tmp_path / 'nope.yaml'}: No such file or directory" in err
+    assert fake_kfp.requests == []
+
+
 # --- The argument checks -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cron", ["0 0 3 * * *", "*/30 * * * * ?", "0 0 9 ? * 2-6", "0 0 0 1,15 JAN-JUN *", "@daily"])
-def test_kfp_cron_accepts_robfig_cron_expressions(cron):
-    assert submit.check_kubeflow_cron(cron) == cron
+@pytest.mark.parametrize(
+    "expression", ["0 0 3 * * *", "*/30 * * * * ?", "0 0 9 ? * 2-6", "0 0 0 1,15 JAN-JUN *", "@daily"]
+)
+def test_kfp_cron_accepts_robfig_cron_expressions(expression):
+    assert cron.check_kubeflow_cron(expression) == expression
 
 
-@pytest.mark.parametrize("cron", ["0 3 * * *", "*/15 9-17 * * MON-FRI", "CRON_TZ=America/New_York 0 6 1 * *"])
-def test_vertex_cron_accepts_unix_cron_with_an_optional_time_zone(cron):
-    assert submit.check_vertex_cron(cron) == cron
+@pytest.mark.parametrize("expression", ["0 3 * * *", "*/15 9-17 * * MON-FRI", "CRON_TZ=America/New_York 0 6 1 * *"])
+def test_vertex_cron_accepts_unix_cron_with_an_optional_time_zone(expression):
+    assert cron.check_vertex_cron(expression) == expression
 
 
 @pytest.fixture(scope="module")
 def training_parameters(tmp_path_factory):
     """The parameters the compiled training pipeline declares (compiled once for these tests)."""
     values = {"registry_root": "gs://b/r", **DATA}
-    return submit.prepare("training", "kubeflow", str(tmp_path_factory.mktemp("build")), values)
+    return prepare("training", "kubeflow", str(tmp_path_factory.mktemp("build")), values)
 
 
 @pytest.mark.parametrize(
@@ -375,20 +457,20 @@ def training_parameters(tmp_path_factory):
         ({"fail_on_anomalies": "yes"}, "parameter fail_on_anomalies (BOOLEAN): 'yes' is not true or false"),
         ({"learning_rate": "fast"}, "parameter learning_rate (NUMBER_DOUBLE): 'fast' is not a number"),
         ({"learning_rate": "nan"}, "'nan' is not a finite number"),
-        ({"source": 3}, "parameter source (STRING): 3 is a int"),
+        ({"source": 3}, "parameter source (STRING): 3 is not a string"),
     ],
 )
 def test_parameter_values_must_have_the_type_the_compiled_spec_declares(training_parameters, values, message):
-    parameters = submit.spec_parameters(training_parameters.pipeline_spec)
-    with pytest.raises(submit.SubmitError) as raised:
-        submit.check_parameters(parameters, {"registry_root": "gs://b/r", **DATA, **values}, "training")
+    parameters = spec_parameters(training_parameters.pipeline_spec)
+    with pytest.raises(ParameterError) as raised:
+        check_parameters(parameters, {"registry_root": "gs://b/r", **DATA, **values}, "training")
     assert message in str(raised.value)
 
 
 def test_strings_become_the_declared_types(training_parameters):
-    parameters = submit.spec_parameters(training_parameters.pipeline_spec)
+    parameters = spec_parameters(training_parameters.pipeline_spec)
     values = {"registry_root": "gs://b/r", **DATA, "epochs": "5", "eval_fraction": "0.25", "fail_on_anomalies": "False"}
-    assert submit.check_parameters(parameters, values, "training") == {
+    assert check_parameters(parameters, values, "training") == {
         "registry_root": "gs://b/r",
         **DATA,
         "epochs": 5,
@@ -400,20 +482,22 @@ def test_strings_become_the_declared_types(training_parameters):
 
 def test_typed_python_values_are_checked_like_strings():
     parameters = {
-        "epochs": submit.Parameter("epochs", "NUMBER_INTEGER", required=False, default=8),
-        "rate": submit.Parameter("rate", "NUMBER_DOUBLE", required=False, default=0.1),
+        "epochs": Parameter("epochs", "NUMBER_INTEGER", required=False, default=8),
+        "rate": Parameter("rate", "NUMBER_DOUBLE", required=False, default=0.1),
     }
-    assert submit.check_parameters(parameters, {"epochs": 3, "rate": 1}, "p") == {"epochs": 3, "rate": 1.0}
-    with pytest.raises(submit.SubmitError, match=r"parameter epochs \(NUMBER_INTEGER\): True is a bool"):
-        submit.check_parameters(parameters, {"epochs": True}, "p")
+    assert check_parameters(parameters, {"epochs": 3, "rate": 1}, "p") == {"epochs": 3, "rate": 1.0}
+    with pytest.raises(ParameterError, match=r"parameter epochs \(NUMBER_INTEGER\): True is not an integer"):
+        check_parameters(parameters, {"epochs": True}, "p")
 
 
 def test_the_argument_checks_import_neither_kfp_nor_the_cloud_clients():
     code = (
         "import sys\n"
-        "from kfpkit.pipelines import submit\n"
-        "submit.check_kubeflow_cron('0 0 3 * * *'); submit.check_vertex_cron('0 3 * * *')\n"
-        "submit.parse_labels('team=fraud'); submit.parse_assignments(['a=1'])\n"
+        "from kfpkit.cli import submit\n"
+        "from kfpkit.pipelines.parameters import parse_assignments\n"
+        "from kfpkit.pipelines.submit import cron, vertex\n"
+        "cron.check_kubeflow_cron('0 0 3 * * *'); cron.check_vertex_cron('0 3 * * *')\n"
+        "vertex.parse_labels('team=fraud'); parse_assignments(['a=1'])\n"
         "heavy = ('kfp', 'kfp_server_api', 'google.cloud.aiplatform', 'google.cloud.aiplatform_v1', 'kubernetes')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
