@@ -29,9 +29,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional, Tuple
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from kserve.errors import InvalidInput, ModelNotFound
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
@@ -114,6 +115,20 @@ def check_private_api() -> None:
 # ---------------------------------------------------------------------------------------- REST
 
 
+class OrjsonResponse(JSONResponse):
+    """A JSON response rendered by orjson: the response class of kfpkit's KServe app and its error bodies.
+
+    FastAPI deprecates its own ``ORJSONResponse`` in favour of response models, which KServe's infer routes
+    do not declare (``response_model=None``): with FastAPI's default ``JSONResponse`` they would be rendered
+    by ``json.dumps``. This is the custom response class of the FastAPI docs, with the options (numpy
+    arrays, non-string keys) and so the bytes of ``ORJSONResponse``.
+    """
+
+    def render(self, content: Any) -> bytes:
+        """``content`` as JSON bytes (numpy arrays as lists, non-string keys as strings)."""
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+
 def build_kserve_app(rest_server: RESTServer, app: FastAPI) -> FastAPI:
     """KServe's middlewares, routes and exception handlers on ``app``, then kfpkit's handlers.
 
@@ -137,10 +152,10 @@ def _kfpkit_model(dataplane: DataPlane, name: Optional[str]) -> Any:
 def install_exception_handlers(app: FastAPI, dataplane: DataPlane) -> None:
     """kfpkit's handlers: BadRequest, validation errors as ``{"error": ...}``, quiet 404s."""
 
-    async def bad_request(_request: Request, exc: BadRequest) -> ORJSONResponse:
-        return ORJSONResponse(status_code=exc.status, content={"error": str(exc)})
+    async def bad_request(_request: Request, exc: BadRequest) -> OrjsonResponse:
+        return OrjsonResponse(status_code=exc.status, content={"error": str(exc)})
 
-    async def validation_error(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> OrjsonResponse:
         model = _kfpkit_model(dataplane, request.path_params.get("model_name"))
         if model is not None and model.codec is not None:
             protocol = "v1" if request.url.path.endswith(":predict") else "v2"
@@ -158,17 +173,17 @@ def install_exception_handlers(app: FastAPI, dataplane: DataPlane) -> None:
                     model.codec.decode_v2(parsed)
             except BadRequest as refusal:
                 model.metrics.observe_request(protocol, "bad_request", 0.0)
-                return ORJSONResponse(status_code=refusal.status, content={"error": str(refusal)})
+                return OrjsonResponse(status_code=refusal.status, content={"error": str(refusal)})
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()[:5]]
-        return ORJSONResponse(status_code=400, content={"error": "invalid request: " + "; ".join(parts)})
+        return OrjsonResponse(status_code=400, content={"error": "invalid request: " + "; ".join(parts)})
 
-    async def model_not_found(_request: Request, exc: ModelNotFound) -> ORJSONResponse:
+    async def model_not_found(_request: Request, exc: ModelNotFound) -> OrjsonResponse:
         logger.warning("%s", exc)
-        return ORJSONResponse(status_code=404, content={"error": str(exc)})
+        return OrjsonResponse(status_code=404, content={"error": str(exc)})
 
-    async def invalid_input(_request: Request, exc: InvalidInput) -> ORJSONResponse:
+    async def invalid_input(_request: Request, exc: InvalidInput) -> OrjsonResponse:
         logger.debug("invalid input: %s", exc)  # KServe logs a traceback per refused request
-        return ORJSONResponse(status_code=400, content={"error": str(exc)})
+        return OrjsonResponse(status_code=400, content={"error": str(exc)})
 
     app.add_exception_handler(BadRequest, bad_request)
     app.add_exception_handler(InvalidInput, invalid_input)

@@ -29,7 +29,6 @@ from importlib import metadata
 from typing import Any, List, Optional, Sequence
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.errors import NoModelReady
@@ -120,7 +119,7 @@ class KfpkitRESTServer(RESTServer):
             version=metadata.version("kserve"),
             docs_url="/docs" if self.enable_docs_url else None,
             redoc_url=None,
-            default_response_class=ORJSONResponse,
+            default_response_class=kserve_overrides.OrjsonResponse,
         )
         kserve_overrides.build_kserve_app(self, app)
         app.add_middleware(kserve_overrides.RawInferBodyMiddleware, dataplane=self.dataplane)

@@ -18,8 +18,6 @@ from benchmarks import subprocess_env
 from benchmarks.serving import bench_serving, kserve_sklearn_server, loadgen, loadtest, models, servers
 from kfpkit.core import model_dir as md
 
-pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
-
 
 # ---------------------------------------------------------------------------------------------- payloads
 def test_every_server_gets_the_same_bytes_one_fp32_tensor_in_feature_order():

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from benchmarks.serving import bench_mlp
-
-pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
 
 
 def test_mlp_benchmark_serves_the_torchscript_model_both_ways_with_offline_probabilities(

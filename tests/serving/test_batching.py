@@ -12,8 +12,6 @@ import pytest
 from kfpkit.serving import payloads
 from kfpkit.serving.protocol import BadRequest
 
-pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def numeric_dir(tmp_path_factory, frame, kit):

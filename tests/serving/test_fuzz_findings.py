@@ -14,7 +14,6 @@ from kfpkit.core import model_dir as md
 from kfpkit.serving.predictor import KfpkitModel
 from kfpkit.serving.server import KfpkitModelServer
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 JSON = {"content-type": "application/json"}
 ROW = {"amount": 12.5, "hour": 3, "channel": "web", "distance_km": 1.5, "country": "DE"}
 

@@ -12,8 +12,6 @@ import pytest
 from kfpkit.components.infra_validate.logic import run_infra_validate
 from kfpkit.core import model_dir as md
 
-pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def eval_path(tmp_path_factory, kit):

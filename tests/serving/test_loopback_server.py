@@ -15,7 +15,6 @@ from kfpkit.cli import serve as cli
 from kfpkit.core import model_dir as md
 
 STARTUP_TIMEOUT_S = 60.0
-pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
 
 
 def _free_port() -> int:

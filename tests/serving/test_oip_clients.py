@@ -22,7 +22,6 @@ from kfpkit.core.preprocessing import _category_key
 
 STARTUP_TIMEOUT_S = 60.0
 ATOL = 1e-6
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def _free_port() -> int:

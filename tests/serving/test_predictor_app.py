@@ -14,7 +14,6 @@ from kfpkit.core import model_dir as md
 from kfpkit.serving import payloads
 
 JSON = {"content-type": "application/json"}
-pytestmark = pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
 
 
 def _offline(model_dir, rows):

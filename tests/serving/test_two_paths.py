@@ -20,7 +20,6 @@ import pytest
 from kfpkit.serving.predictor import KfpkitModel
 from kfpkit.serving.server import KfpkitModelServer
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 JSON = {"content-type": "application/json"}
 MAX_BODY = 64 * 1024
 GOOD_ROW = {"amount": 12.5, "hour": 3, "channel": "web", "distance_km": 1.5, "country": "DE"}
