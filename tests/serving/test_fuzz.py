@@ -6,7 +6,8 @@ Properties: no response is a 5xx; every 4xx is a JSON object ``{"error": <non-em
 
 Bounded: ``FUZZ_EXAMPLES`` examples per protocol (default 200, ~10 s in all on a 2-core box) and a
 wall-clock cap per test; ``make fuzz`` runs a longer one (``KFPKIT_FUZZ_EXAMPLES``, read when the tests
-run, not at import).
+run, not at import). Each test has its own cap and its own count of the examples it sent, and fails when the
+cap left it fewer than :data:`MIN_SENT_SHARE` of its examples: a capped run cannot pass without checking.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import os
 import struct
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import httpx
 import numpy as np
@@ -28,11 +29,11 @@ from hypothesis import strategies as st
 from kfpkit.serving.predictor import KfpkitModel
 from kfpkit.serving.server import KfpkitModelServer
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 FEATURES = {"amount": "n", "hour": "n", "channel": "c", "distance_km": "n", "country": "c"}
 DATATYPES = ["FP32", "FP64", "INT32", "INT64", "UINT8", "BYTES", "BOOL", "FP16", "float", ""]
 DEFAULT_EXAMPLES = 200
 WALL_CAP_S = 60.0
+MIN_SENT_SHARE = 0.5  # of the examples asked for, that each test must have sent within its cap
 MAX_BODY = 256 * 1024
 
 
@@ -171,13 +172,11 @@ class Harness:
                 host="127.0.0.1", http_port=0, enable_grpc=False, fast_path=fast, max_body_bytes=MAX_BODY
             ).create_app([model])
             self.clients[fast] = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-        self.sent = 0
 
     def post_both(self, path: str, content: bytes, headers: Dict[str, str]) -> Tuple[httpx.Response, httpx.Response]:
         async def both():
             return tuple([await self.clients[f].post(path, content=content, headers=headers) for f in (True, False)])
 
-        self.sent += 2
         return self.loop.run_until_complete(both())
 
     def close(self) -> None:
@@ -224,56 +223,90 @@ def _settings():
     )
 
 
-class _Clock:
-    start: Optional[float] = None
+class Budget:
+    """One test's wall-clock cap and the number of examples it sent; a fresh one per test, never shared."""
 
-    @classmethod
-    def within_cap(cls) -> bool:
-        if cls.start is None:
-            cls.start = time.monotonic()
-        return time.monotonic() - cls.start < WALL_CAP_S * max(1, _examples() // DEFAULT_EXAMPLES)
+    def __init__(self) -> None:
+        self.examples = _examples()
+        self.cap_s = WALL_CAP_S * max(1, self.examples // DEFAULT_EXAMPLES)
+        self.start = time.monotonic()
+        self.sent = 0
+
+    def open(self) -> bool:
+        """Whether the cap leaves time for one more example."""
+        return time.monotonic() - self.start < self.cap_s
+
+    def assert_enough_sent(self) -> None:
+        """Fails when the cap stopped the test before it sent :data:`MIN_SENT_SHARE` of its examples."""
+        minimum = max(1, int(self.examples * MIN_SENT_SHARE))
+        assert self.sent >= minimum, (
+            f"sent {self.sent} of {self.examples} examples within the {self.cap_s:.0f} s cap; at least {minimum} needed"
+        )
+
+
+@pytest.fixture
+def budget() -> Budget:
+    return Budget()
 
 
 JSON = {"content-type": "application/json"}
 
 
-def test_fuzz_v1_bodies(harness):
+def test_fuzz_v1_bodies(harness, budget):
     @_settings()
     @given(v1_bodies())
     def run(body):
-        if _Clock.within_cap():
+        if budget.open():
             _check(*harness.post_both("/v1/models/m:predict", orjson.dumps(body), JSON), body)
+            budget.sent += 1
 
     run()
+    budget.assert_enough_sent()
 
 
-def test_fuzz_v2_json_bodies(harness):
+def test_fuzz_v2_json_bodies(harness, budget):
     @_settings()
     @given(v2_inputs())
     def run(case):
-        if _Clock.within_cap():
+        if budget.open():
             _check(*harness.post_both("/v2/models/m/infer", orjson.dumps(case[0]), JSON), case[0])
+            budget.sent += 1
 
     run()
+    budget.assert_enough_sent()
 
 
-def test_fuzz_v2_binary_bodies(harness):
+def test_fuzz_v2_binary_bodies(harness, budget):
     @_settings()
     @given(binary_bodies())
     def run(case):
-        if _Clock.within_cap():
+        if budget.open():
             payload, headers = case
             _check(*harness.post_both("/v2/models/m/infer", payload, headers), (payload[:400], headers))
+            budget.sent += 1
 
     run()
+    budget.assert_enough_sent()
 
 
-def test_fuzz_raw_bytes(harness):
+def test_fuzz_raw_bytes(harness, budget):
     @_settings()
     @given(st.binary(max_size=64), st.sampled_from(["/v1/models/m:predict", "/v2/models/m/infer"]))
     def run(payload, path):
-        if _Clock.within_cap():
+        if budget.open():
             _check(*harness.post_both(path, payload, JSON), payload)
+            budget.sent += 1
 
     run()
-    assert harness.sent > 0
+    budget.assert_enough_sent()
+
+
+def test_a_fuzz_test_whose_cap_ran_out_before_enough_examples_fails():
+    first, second = Budget(), Budget()
+    first.sent = first.examples
+    second.cap_s = 0.0
+
+    first.assert_enough_sent()
+    assert not second.open() and second.sent == 0  # its own count: the first test's examples are not its
+    with pytest.raises(AssertionError, match="at least"):
+        second.assert_enough_sent()
