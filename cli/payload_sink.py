@@ -2,7 +2,7 @@
 
     kfpkit payload-sink --model NAME=MODEL_DIR [--model ...] --spool DIR --out URI
                         [--host 0.0.0.0] [--port 8080] [--segment-events 5000] [--compact-seconds 30]
-                        [--orphan-wait-s 2] [--pending-ttl-s 600] [--fsync]
+                        [--orphan-wait-s 2] [--pending-ttl-s 600] [--max-body-bytes 33554432] [--fsync]
 
 ``NAME`` is the InferenceService name (the ``ce-inferenceservicename`` of its events); ``MODEL_DIR`` the model
 version it serves (a local folder or a registry URI; only ``preprocessing.json`` is read, to decode the
@@ -17,6 +17,8 @@ import sys
 import tempfile
 from typing import Dict, List, Optional
 
+from kfpkit.cli.serve import DEFAULT_MAX_BODY_BYTES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -30,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compact-seconds", type=float, default=30.0, help="longest age of the active segment")
     parser.add_argument("--orphan-wait-s", type=float, default=2.0, help="how long a response waits for its request")
     parser.add_argument("--pending-ttl-s", type=float, default=600.0, help="how long a request waits for its response")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="larger event bodies get a 413 (default: the predictor's limit, %(default)s)",
+    )
     parser.add_argument("--fsync", action="store_true", help="fsync the spool after every event")
 
 
@@ -65,10 +73,11 @@ def run(args: argparse.Namespace) -> int:
             pending_ttl_s=args.pending_ttl_s,
             fsync=args.fsync,
         )
+        app = PayloadSinkApp(sink, max_body_bytes=args.max_body_bytes)
     except (OSError, ValueError) as exc:
         print(f"kfpkit payload-sink: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(PayloadSinkApp(sink), host=args.host, port=args.port, log_level="warning", lifespan="on")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
     return 0
 
 

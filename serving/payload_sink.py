@@ -24,9 +24,11 @@ compacts them; ids in ``compacted.ids`` are never written again.
 **Bad events** get a 4xx and are counted in ``kfpkit_payload_sink_events_total{outcome}``; they never stop the
 sink: no ``ce-id`` or not a CloudEvent (``no_id``, 400), an unknown ``ce-type`` (``unknown_type``, 400), an
 unknown inference service (``unknown_model``, 404), a body the model's codec refuses (``undecodable``, 400),
-and a response whose request does not arrive within ``orphan_wait_s`` (``orphan_response``, 409). A request
-whose response never comes (the predictor answered an error) is dropped after ``pending_ttl_s`` and counted
-as ``kfpkit_payload_sink_unanswered_total``.
+a response whose request does not arrive within ``orphan_wait_s`` (``orphan_response``, 409), and a body over
+``max_body_bytes`` (``payload_too_large``, 413; the predictor's limit by default), refused from its
+``content-length`` before it is read, or as soon as its streamed chunks pass the limit. A request whose response
+never comes (the predictor answered an error) is dropped after ``pending_ttl_s`` and counted as
+``kfpkit_payload_sink_unanswered_total``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 import numpy as np
 
 from kfpkit.core.payload_record import UNVERSIONED, PayloadEntry, PayloadSchema, write_partitioned
+from kfpkit.serving.fast_path import DEFAULT_MAX_BODY_BYTES
 from kfpkit.serving.payload_log import counter
 
 logger = logging.getLogger("kfpkit.serving.payload_sink")
@@ -53,7 +56,16 @@ RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 _KIND = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
 SEGMENT_RE = re.compile(r"segment-(\d{8})\.jsonl")
 COMPACTED_IDS = "compacted.ids"
-OUTCOMES = ("accepted", "duplicate", "no_id", "unknown_type", "unknown_model", "undecodable", "orphan_response")
+OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "no_id",
+    "unknown_type",
+    "unknown_model",
+    "undecodable",
+    "orphan_response",
+    "payload_too_large",
+)
 
 
 class BadEvent(Exception):
@@ -80,8 +92,13 @@ class ModelTarget:
         from kfpkit.serving.protocol import RequestCodec
 
         spec = PreprocessingSpec.load(os.path.join(model_dir, "preprocessing.json"))
-        last = model_dir.rstrip("/").rsplit("/", 1)[-1]
-        version = version or (last if last.isdigit() else UNVERSIONED)
+        if not version:
+            from kfpkit.core.registry import RegistryError, parse_version_uri
+
+            try:
+                version = str(parse_version_uri(model_dir).version)
+            except RegistryError:
+                version = UNVERSIONED
         return cls(name, version, RequestCodec.from_spec(spec, name, version), PayloadSchema(spec))
 
 
@@ -367,10 +384,14 @@ class PayloadSink:
         try:
             outcome = await self._receive(headers, body)
         except BadEvent as exc:
-            self._events[exc.outcome].inc()
-            return exc.status, {"error": str(exc), "outcome": exc.outcome}
+            return self.refuse(exc)
         self._events[outcome].inc()
         return 200, {"outcome": outcome}
+
+    def refuse(self, exc: BadEvent) -> Tuple[int, Dict[str, Any]]:
+        """Counts a refused delivery under its outcome; returns ``(status, JSON body)`` of the answer."""
+        self._events[exc.outcome].inc()
+        return exc.status, {"error": str(exc), "outcome": exc.outcome}
 
     async def _receive(self, headers: Mapping[str, str], body: bytes) -> str:
         event = self._parse(headers, body)
@@ -481,10 +502,19 @@ class PayloadSink:
 
 # --------------------------------------------------------------------------- ASGI app
 class PayloadSinkApp:
-    """The ASGI app: ``POST`` any path (events), ``GET /healthz``, ``GET /metrics``."""
+    """The ASGI app: ``POST`` any path (events), ``GET /healthz``, ``GET /metrics``.
 
-    def __init__(self, sink: PayloadSink):
+    Args:
+        sink: The sink that handles each delivered event.
+        max_body_bytes: Larger bodies get a 413 (``payload_too_large``) without being read into memory:
+            refused from their ``content-length``, or once the streamed chunks pass the limit.
+    """
+
+    def __init__(self, sink: PayloadSink, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
         self.sink = sink
+        self.max_body_bytes = max_body_bytes
         self._task: Optional[asyncio.Task] = None
 
     async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
@@ -504,17 +534,46 @@ class PayloadSinkApp:
         if scope["method"] != "POST":
             await _respond(send, 405, b'{"error":"POST CloudEvents here"}')
             return
-        chunks = []
+        await self._deliver(scope, receive, send)
+
+    async def _deliver(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        """Reads one POSTed event (within the body limit), hands it to the sink, answers with its verdict."""
+        try:
+            body = await self._read_body(scope, receive)
+        except BadEvent as exc:
+            status, document = self.sink.refuse(exc)
+            await _respond(send, status, json.dumps(document).encode())
+            return
+        if body is None:  # the client went away
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        status, document = await self.sink.receive(headers, body)
+        await _respond(send, status, json.dumps(document).encode())
+
+    async def _read_body(self, scope: Dict[str, Any], receive: Any) -> Optional[bytes]:
+        """The request body, or ``None`` when the client disconnected first.
+
+        Raises:
+            BadEvent: ``payload_too_large`` (413), from the declared ``content-length`` before anything is
+                read, or from the chunks received so far, before the next one is read.
+        """
+        limit = self.max_body_bytes
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                raise BadEvent("payload_too_large", f"event body of {int(value)} bytes exceeds {limit}", status=413)
+        chunks: List[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BadEvent("payload_too_large", f"event body exceeds {limit} bytes", status=413)
+            chunks.append(chunk)
             if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        status, document = await self.sink.receive(headers, b"".join(chunks))
-        await _respond(send, status, json.dumps(document).encode())
+                return b"".join(chunks)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
