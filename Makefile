@@ -39,14 +39,14 @@ setup-tfdv: $(TFDV_VENV)/.installed
 
 $(VENV)/.installed: requirements/main.lock setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(PY) -m pip install -q --upgrade pip "setuptools>=77" wheel
 	$(PY) -m pip install -q --no-deps -r requirements/main.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 $(TFDV_VENV)/.installed: requirements/tfdv.lock setup.py pyproject.toml
 	test -x $(TFDV_PY) || $(PYTHON_BOOT) -m venv $(TFDV_VENV)
-	$(TFDV_PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(TFDV_PY) -m pip install -q --upgrade pip "setuptools>=77" wheel
 	$(TFDV_PY) -m pip install -q --no-deps -r requirements/tfdv.lock
 	$(TFDV_PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@

@@ -40,7 +40,7 @@ setup(
     "registry push, KServe serving and monitoring",
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
-    license="Apache-2.0",
+    license_expression="Apache-2.0",  # SPDX (PEP 639; setuptools>=77): no License :: classifier beside it
     python_requires=">=3.10,<3.13",
     packages=packages,
     package_dir=package_dir,

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from typing import List
+from typing import List, Tuple
 
 import pytest
 
@@ -39,8 +39,9 @@ def _repo_files(folder: str) -> List[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel_files(tmp_path_factory) -> List[str]:
-    """The file names inside the wheel that setup.py builds from a copy of the repository."""
+def built_wheel(tmp_path_factory) -> Tuple[List[str], str, str]:
+    """``(file names, METADATA, the build's stderr)`` of the wheel that setup.py builds from a copy of the
+    repository."""
     tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "src"
     source.mkdir()
@@ -56,7 +57,25 @@ def wheel_files(tmp_path_factory) -> List[str]:
     assert done.returncode == 0, done.stderr[-3000:]
     (wheel,) = glob.glob(str(tmp / "dist" / "*.whl"))
     with zipfile.ZipFile(wheel) as archive:
-        return archive.namelist()
+        names = archive.namelist()
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        return names, archive.read(metadata).decode("utf-8"), done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel_files(built_wheel) -> List[str]:
+    """The file names inside the wheel."""
+    return built_wheel[0]
+
+
+def test_building_the_wheel_prints_no_setuptools_warning_and_declares_an_spdx_license(built_wheel):
+    _names, metadata, stderr = built_wheel
+    # pip's own lines about this machine's index configuration are not the project's
+    ours = [line for line in stderr.splitlines() if "is ignored: it is neither a file nor a directory" not in line]
+
+    assert [line for line in ours if re.search(r"warn|deprecat", line, re.IGNORECASE)] == [], stderr[-3000:]
+    assert "License-Expression: Apache-2.0" in metadata.splitlines()
+    assert not [line for line in metadata.splitlines() if line.startswith(("Classifier: License ::", "License:"))]
 
 
 def test_the_wheel_holds_the_kfpkit_packages_and_no_dockerfile_build_script_or_benchmark(wheel_files):
