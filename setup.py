@@ -5,11 +5,15 @@ Version ranges here are metadata for people installing kfpkit into their own env
 """
 
 import re
+import warnings
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+# Every editable install of a package_dir layout warns about "folders in your working directory with the same
+# name as your package": there is no kfpkit/ folder here (kfpkit.<sub> maps onto <sub>/), so it cannot apply.
+warnings.filterwarnings("ignore", message="Editable installation", module="setuptools.command.editable_wheel")
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "core" / "_version.py").read_text()).group(1)
 
 # kfpkit.<sub> lives in the top-level folder <sub>/ (README.md, Layout). benchmarks/, tools/ and images/ are
