@@ -266,7 +266,7 @@ class RunLog(io.TextIOBase):
         self.tasks: Dict[str, _TaskState] = {}
         self.failed_tasks: List[str] = []
         self.pipeline_status: Optional[str] = None
-        self.on_line: Optional[Callable[[], None]] = None
+        self.on_line: Optional[Callable[[], object]] = None  # called after every line
 
     # -- the stream interface kfp.local, logging and print use
     def writable(self) -> bool:
@@ -406,6 +406,71 @@ def _new_run_dirs(pipeline_root: str, pipeline_name: str, before: set) -> List[s
     return sorted(found, key=os.path.getmtime)
 
 
+class RunFolder:
+    """The folder that kfp.local creates for one run, found as soon as it appears; the run log moves into it.
+
+    kfp.local names the folder itself (``<pipeline_root>/<pipeline name>-<time>``) once the run has started,
+    so the run log starts beside the run folders and :meth:`find` (called on every log line) moves it in.
+
+    Args:
+        pipeline_root: Where kfp.local writes its run folders (absolute).
+        pipeline_name: The pipeline's ``pipelineInfo.name``, the prefix of its run folders.
+        verbose: Whether ``--verbose`` streams the log (the progress line says so otherwise).
+    """
+
+    def __init__(self, pipeline_root: str, pipeline_name: str, verbose: bool = False) -> None:
+        self.pipeline_root = pipeline_root
+        self.pipeline_name = pipeline_name
+        self.verbose = verbose
+        self.path: Optional[str] = None
+        self.run_log: Optional[RunLog] = None
+        self._before = set(_new_run_dirs(pipeline_root, pipeline_name, set()))
+
+    def open_log(self, progress: TextIO) -> RunLog:
+        """Creates the run log, ``<pipeline_root>/<pipeline name>-<UTC time>.run.log`` until the folder appears."""
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S-%f")
+        path = os.path.join(self.pipeline_root, f"{self.pipeline_name}-{stamp}.run.log")
+        self.run_log = RunLog(path, progress, verbose=self.verbose, find_task_dir=self.task_dir)
+        self.run_log.on_line = self.find
+        return self.run_log
+
+    def find(self) -> Optional[str]:
+        """The run folder once it exists (``None`` before); the first time, the run log moves into it."""
+        if self.path is None:
+            found = _new_run_dirs(self.pipeline_root, self.pipeline_name, self._before)
+            if found:
+                self.path = found[-1]
+                if self.run_log is not None:
+                    self.run_log.move_to(os.path.join(self.path, RUN_LOG))
+                    streams = "" if self.verbose else " (--verbose streams it)"
+                    self.run_log.say(f"kfp.local log: {self.run_log.path}{streams}")
+        return self.path
+
+    def task_dir(self, task: str) -> Optional[str]:
+        """The folder of task ``task`` in the run folder (``None`` while there is no run folder)."""
+        directory = self.find()
+        return os.path.join(directory, task) if directory else None
+
+
+def _run_captured(
+    pipeline: Any, name: str, arguments: Dict[str, Any], pipeline_root: str, run_log: RunLog
+) -> Optional[BaseException]:
+    """Runs ``pipeline`` with kfp.local, its output going to ``run_log``; returns the error that stopped it."""
+    from kfp import local
+
+    with capture_run_output(run_log):
+        # The tasks name kfpkit's images; locally the .venv *is* that environment, so kfp.local's warning
+        # about running a non-Python base image in a Python environment does not apply.
+        warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*", category=RuntimeWarning)
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=False)
+        try:
+            pipeline(**arguments)
+        except Exception as exc:  # reported by the caller and in the summary
+            log.exception("pipeline %s did not run", name)
+            return exc
+    return None
+
+
 def run_pipeline_locally(
     name: str,
     arguments: Dict[str, Any],
@@ -424,56 +489,20 @@ def run_pipeline_locally(
         verbose: Stream kfp.local's full logs, not only the progress lines.
         progress: Where progress lines go (default ``sys.stdout``).
     """
-    from kfp import local
-
     progress = progress or sys.stdout
     pipeline = build_pipeline(name)
-    pipeline_name = pipeline.pipeline_spec.pipeline_info.name
     if tfdv_python:
         os.environ["KFPKIT_TFDV_PYTHON"] = os.path.abspath(tfdv_python)
     pipeline_root = os.path.abspath(pipeline_root)
     os.makedirs(pipeline_root, exist_ok=True)
-    before = set(_new_run_dirs(pipeline_root, pipeline_name, set()))
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S-%f")
-    run_dir: Optional[str] = None
-
-    def find_run_dir() -> Optional[str]:
-        nonlocal run_dir
-        if run_dir is None:
-            found = _new_run_dirs(pipeline_root, pipeline_name, before)
-            if found:
-                run_dir = found[-1]
-                run_log.move_to(os.path.join(run_dir, RUN_LOG))
-                run_log.say(f"kfp.local log: {run_log.path}" + ("" if verbose else " (--verbose streams it)"))
-        return run_dir
-
-    def find_task_dir(task: str) -> Optional[str]:
-        directory = find_run_dir()
-        return os.path.join(directory, task) if directory else None
-
-    run_log = RunLog(
-        os.path.join(pipeline_root, f"{pipeline_name}-{stamp}.run.log"),
-        progress,
-        verbose=verbose,
-        find_task_dir=find_task_dir,
-    )
-    run_log.on_line = find_run_dir
+    folder = RunFolder(pipeline_root, pipeline.pipeline_spec.pipeline_info.name, verbose=verbose)
+    run_log = folder.open_log(progress)
     progress.write(f"kfpkit run {name}: kfp.local SubprocessRunner, outputs under {pipeline_root}\n")
     progress.flush()
     started = time.time()
-    error: Optional[BaseException] = None
-    with capture_run_output(run_log):
-        # The tasks name kfpkit's images; locally the .venv *is* that environment, so kfp.local's warning
-        # about running a non-Python base image in a Python environment does not apply.
-        warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*", category=RuntimeWarning)
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=False)
-        try:
-            pipeline(**arguments)
-        except Exception as exc:  # reported below and in the summary
-            log.exception("pipeline %s did not run", name)
-            error = exc
+    error = _run_captured(pipeline, name, arguments, pipeline_root, run_log)
     duration = time.time() - started
-    find_run_dir()
+    run_dir = folder.find()
     succeeded = error is None and run_log.pipeline_status == "SUCCESS" and not run_log.failed_tasks
     if error is not None:
         progress.write(f"kfpkit run {name}: the pipeline did not run: {type(error).__name__}: {error}\n")

@@ -1,95 +1,129 @@
 """The monitoring pipeline: monitor → ``dsl.If(drift_detected)`` → the training pipeline (nested) + alert.
 
-Platform-neutral like the training pipeline: :func:`build_monitoring_pipeline` takes a
-:class:`~kfpkit.pipelines.platforms.Platform`; the nested training pipeline is built for the same platform,
-so its GPU settings apply inside the monitoring run too. Schedule it (``kfpkit submit``, a recurring run) over
-a sliding payload-log window, e.g. the last 24 hours.
+Platform-neutral like the training pipeline: :func:`build_monitoring_pipeline` binds
+:func:`monitoring_pipeline` to a :class:`~kfpkit.pipelines.platforms.Platform` and to the training pipeline
+built for the same platform, so its GPU settings apply inside the monitoring run too. Schedule it
+(``kfpkit submit``, a recurring run) over a sliding payload-log window, e.g. the last 24 hours.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 from kfp import dsl
 
 from kfpkit.components.drift_alert.component import drift_alert
 from kfpkit.components.monitor.component import monitor
-from kfpkit.pipelines.platforms import LocalPlatform, Platform
+from kfpkit.pipelines.platforms import LocalPlatform, Platform, platform_pipeline
 
 PIPELINE_NAME = "kfpkit-monitoring"
+DESCRIPTION = (
+    "Compare a live window (payload log or table) with the model version's training baseline; "
+    "when drift is detected, retrain with the training pipeline and optionally POST an alert."
+)
+# A task of the pipeline being built (kfp's PipelineTask); pipeline parameters are kfp PipelineChannels.
+Task = Any
 
 
-def build_monitoring_pipeline(platform: Optional[Platform] = None):
+def build_monitoring_pipeline(platform: Optional[Platform] = None) -> Any:
     """Returns the monitoring pipeline (a KFP ``GraphComponent``) configured for ``platform``."""
     from kfpkit.pipelines.training import build_training_pipeline
 
     platform = platform or LocalPlatform()
     training = build_training_pipeline(platform)
+    return platform_pipeline(monitoring_pipeline, platform, training, name=PIPELINE_NAME, description=DESCRIPTION)
 
-    @dsl.pipeline(
-        name=PIPELINE_NAME,
-        description="Compare a live window (payload log or table) with the model version's training baseline; "
-        "when drift is detected, retrain with the training pipeline and optionally POST an alert.",
+
+def monitoring_pipeline(
+    platform: Platform,
+    training: Any,
+    model_uri: str,
+    live_source: str,
+    registry_root: str,
+    retrain_source: str,
+    label_column: str,
+    model_name: str,
+    since: str = "",
+    until: str = "",
+    alpha: float = 1e-06,
+    score_drift_triggers: bool = True,
+    alert_webhook_url: str = "",
+    framework: str = "pytorch",
+    epochs: int = 8,
+    min_pr_auc: float = 0.2,
+) -> None:
+    """Monitors one model version and retrains on drift.
+
+    Args:
+        platform: The target platform's task settings (bound by :func:`build_monitoring_pipeline`; not a
+            pipeline parameter).
+        training: The training pipeline built for ``platform`` (bound likewise; not a pipeline parameter).
+        model_uri: Monitored model version (<registry_root>/<model_name>/<version>).
+        live_source: Live window: payload-log URI or a CSV/Parquet/JSON Lines table of raw feature rows.
+        registry_root: Registry root the retrained model is pushed to.
+        retrain_source: Data source the training pipeline retrains on.
+        label_column: Binary label column of the retraining data.
+        model_name: Model name in the registry for the retrained model.
+        since: Start of the payload-log time range (ISO-8601; empty: no bound).
+        until: End of the payload-log time range (ISO-8601, exclusive; empty: no bound).
+        alpha: False-alarm probability per metric and feature of the monitor's noise floors.
+        score_drift_triggers: Whether score drift alone triggers retraining.
+        alert_webhook_url: URL that receives a JSON POST when drift is detected (empty: no alert).
+        framework: 'pytorch' or 'sklearn' for the retrained model.
+        epochs: Maximum training epochs of the retrained model (PyTorch).
+        min_pr_auc: Blessing floor of the retrained model.
+    """
+    monitor_task = detect_drift(
+        platform,
+        model_uri=model_uri,
+        live_source=live_source,
+        since=since,
+        until=until,
+        alpha=alpha,
+        score_drift_triggers=score_drift_triggers,
     )
-    def monitoring_pipeline(
-        model_uri: str,
-        live_source: str,
-        registry_root: str,
-        retrain_source: str,
-        label_column: str,
-        model_name: str,
-        since: str = "",
-        until: str = "",
-        alpha: float = 1e-06,
-        score_drift_triggers: bool = True,
-        alert_webhook_url: str = "",
-        framework: str = "pytorch",
-        epochs: int = 8,
-        min_pr_auc: float = 0.2,
-    ):
-        """Monitors one model version and retrains on drift.
-
-        Args:
-            model_uri: Monitored model version (<registry_root>/<model_name>/<version>).
-            live_source: Live window: payload-log URI or a CSV/Parquet/JSON Lines table of raw feature rows.
-            registry_root: Registry root the retrained model is pushed to.
-            retrain_source: Data source the training pipeline retrains on.
-            label_column: Binary label column of the retraining data.
-            model_name: Model name in the registry for the retrained model.
-            since: Start of the payload-log time range (ISO-8601; empty: no bound).
-            until: End of the payload-log time range (ISO-8601, exclusive; empty: no bound).
-            alpha: False-alarm probability per metric and feature of the monitor's noise floors.
-            score_drift_triggers: Whether score drift alone triggers retraining.
-            alert_webhook_url: URL that receives a JSON POST when drift is detected (empty: no alert).
-            framework: 'pytorch' or 'sklearn' for the retrained model.
-            epochs: Maximum training epochs of the retrained model (PyTorch).
-            min_pr_auc: Blessing floor of the retrained model.
-        """
-        monitor_task = monitor(
-            model_uri=model_uri,
-            live_source=live_source,
-            since=since,
-            until=until,
-            alpha=alpha,
-            score_drift_triggers=score_drift_triggers,
+    with dsl.If(monitor_task.outputs["Output"] == True, name="drift-detected"):  # noqa: E712
+        retrain(
+            training,
+            registry_root=registry_root,
+            source=retrain_source,
+            label_column=label_column,
+            model_name=model_name,
+            framework=framework,
+            epochs=epochs,
+            min_pr_auc=min_pr_auc,
         )
-        platform.configure_task(monitor_task)
-        with dsl.If(monitor_task.outputs["Output"] == True, name="drift-detected"):  # noqa: E712
-            training(
-                registry_root=registry_root,
-                source=retrain_source,
-                label_column=label_column,
-                model_name=model_name,
-                framework=framework,
-                epochs=epochs,
-                min_pr_auc=min_pr_auc,
-            ).set_display_name("retrain")
-            with dsl.If(alert_webhook_url != "", name="alert-configured"):
-                alert_task = drift_alert(
-                    webhook_url=alert_webhook_url,
-                    model_uri=model_uri,
-                    drift=monitor_task.outputs["drift"],
-                    report=monitor_task.outputs["report"],
-                    pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                )
-                platform.configure_task(alert_task)
+        alert_when_configured(platform, monitor_task, alert_webhook_url, model_uri)
 
-    return monitoring_pipeline
+
+def detect_drift(platform: Platform, **parameters: Any) -> Task:
+    """Step 1: compare the live window with the model version's baseline; ``Output`` is drift_detected.
+
+    Args:
+        platform: Adds the platform's settings to the task.
+        **parameters: monitor's ``model_uri``, ``live_source``, time range and noise-floor parameters.
+    """
+    monitor_task = monitor(**parameters)
+    platform.configure_task(monitor_task)
+    return monitor_task
+
+
+def retrain(training: Any, **parameters: Any) -> Task:
+    """Step 2 (on drift): the training pipeline as a nested task, shown as ``retrain``.
+
+    Args:
+        training: The training pipeline (its tasks carry the platform's settings already).
+        **parameters: The training pipeline's parameters.
+    """
+    return training(**parameters).set_display_name("retrain")
+
+
+def alert_when_configured(platform: Platform, monitor_task: Task, webhook_url: Any, model_uri: Any) -> None:
+    """Step 3 (on drift): POST the drift to ``webhook_url`` unless it is empty."""
+    with dsl.If(webhook_url != "", name="alert-configured"):
+        alert_task = drift_alert(
+            webhook_url=webhook_url,
+            model_uri=model_uri,
+            drift=monitor_task.outputs["drift"],
+            report=monitor_task.outputs["report"],
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        )
+        platform.configure_task(alert_task)

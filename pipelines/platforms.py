@@ -12,12 +12,16 @@ what that means:
   kfp-kubernetes produces).
 
 Only :class:`KubeflowPlatform` imports ``kfp.kubernetes``, and only when it configures a task.
+
+:func:`platform_pipeline` turns a module-level pipeline function whose first parameter is the platform
+into the KFP pipeline for one platform.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 # Vertex AI custom-job accelerator names (aiplatform.gapic.AcceleratorType), for a clear error on typos.
 VERTEX_ACCELERATORS = (
@@ -150,3 +154,27 @@ def platform_for(target: str, accelerator_type: Optional[str] = None) -> Platfor
     if target == "local":
         return LocalPlatform()
     raise ValueError(f"unknown target {target!r}; expected one of {', '.join((*TARGETS, 'local'))}")
+
+
+def platform_pipeline(function: Callable[..., None], *bound: Any, name: str, description: str) -> Any:
+    """The KFP pipeline (a ``GraphComponent``) of ``function`` with its first arguments bound to ``bound``.
+
+    A kfpkit pipeline function takes what configures it first (the :class:`Platform`, and for a pipeline
+    that nests another, that pipeline) and then the pipeline's parameters. KFP builds a pipeline from a
+    function's signature and docstring, so the function is bound to ``bound`` first: its remaining
+    parameters are the pipeline's, and its docstring's ``Args:`` describe them (an entry for a bound
+    argument is not a pipeline input and is ignored by KFP).
+
+    Args:
+        function: The pipeline function, e.g. :func:`kfpkit.pipelines.training.training_pipeline`.
+        *bound: Its first arguments: the platform, then any nested pipelines.
+        name: The pipeline's name (``pipelineInfo.name``).
+        description: The pipeline's description.
+    """
+    from kfp import dsl
+
+    bound_function = functools.partial(function, *bound)
+    # KFP reads the name and the parameter descriptions from the function itself
+    bound_function.__name__ = function.__name__  # type: ignore[attr-defined]
+    bound_function.__doc__ = function.__doc__
+    return dsl.pipeline(name=name, description=description)(bound_function)
