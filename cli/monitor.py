@@ -4,8 +4,10 @@
                    [--thresholds JSON-FILE] [--alpha A] [--no-score-trigger]
 
 ``SOURCE`` is a payload-log URI (root or ``<root>/<model>/<version>``) or a CSV/Parquet/JSON Lines table of
-raw feature rows. ``--out`` receives ``drift.json``, ``summary.json`` and ``report.html``. Exit codes: 0 the
-window was compared (whether or not drift was found: read ``drift_detected`` in the summary), 2 bad input.
+raw feature rows. ``--out`` receives ``drift.json`` (the drift report), ``summary.json`` (the drift summary;
+both records of :mod:`kfpkit.core.drift_summary`) and ``report.html``; ``--summary-json`` writes the summary
+again where it says. Exit codes: 0 the window was compared (whether or not drift was found: read
+``drift_detected`` in the summary), 2 bad input.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Optional
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds every ``kfpkit monitor`` option to ``parser``."""
     parser.add_argument("--model-uri", required=True, help="model version folder or registry URI")
     parser.add_argument("--live", required=True, help="payload-log URI or a CSV/Parquet/JSON Lines table")
     parser.add_argument("--since", default=None, help="start of the payload-log time range (ISO-8601, inclusive)")
@@ -30,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Runs ``kfpkit monitor``; returns the exit status (see the module docstring)."""
     from kfpkit.components.monitor.logic import MonitorError, OutputPaths, run_monitor
     from kfpkit.core import distances as mm
 
@@ -53,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"kfpkit monitor: {exc}", file=sys.stderr)
         return 2
     if args.summary_json:
-        from kfpkit.core.publish import publish_json
+        from kfpkit.core.records import write_record
 
-        publish_json(os.path.abspath(args.summary_json), result.summary())
+        write_record(os.path.abspath(args.summary_json), result.summary())
     verdict = f"DRIFT in {', '.join(result.drifted_features) or 'the score'}" if result.drift_detected else "no drift"
     print(f"kfpkit monitor: {result.rows:,} live rows, {verdict}; report {outputs.report_html}")
     return 0

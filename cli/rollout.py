@@ -17,12 +17,13 @@ Exit status: 0 promoted, 3 rolled back, 2 bad arguments, 1 an error (nothing dec
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import signal
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 EXIT_PROMOTED, EXIT_ERROR, EXIT_USAGE, EXIT_ROLLED_BACK = 0, 1, 2, 3
 
@@ -39,13 +40,15 @@ def parse_duration(text: str) -> float:
 
 
 def parse_steps(text: str) -> List[int]:
+    """Canary weights from ``10,25,50,100``."""
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"steps must be comma-separated integers, got {text!r}") from exc
 
 
-def parse_query(text: str) -> tuple:
+def parse_query(text: str) -> Tuple[str, str]:
+    """``(name, template)`` from ``NAME=PROMQL_TEMPLATE``."""
     name, sep, template = text.partition("=")
     if not sep or not template:
         raise argparse.ArgumentTypeError(f"expected NAME=PROMQL_TEMPLATE, got {text!r}")
@@ -53,11 +56,22 @@ def parse_query(text: str) -> tuple:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds every ``kfpkit rollout`` option to ``parser``."""
-    from kfpkit.components.rollout.analysis import DEFAULT_STEPS, Thresholds
+    """Adds every ``kfpkit rollout`` option to ``parser``; the analysis options come from its config classes."""
+    from kfpkit.components.rollout.analysis import RolloutConfig, Thresholds
 
-    t = Thresholds()
-    g = parser.add_argument_group("backend")
+    _add_backend_arguments(parser.add_argument_group("backend"))
+    analysis = parser.add_argument_group("analysis")
+    add_config_arguments(analysis, RolloutConfig)
+    add_config_arguments(analysis, Thresholds)
+    _add_traffic_arguments(parser.add_argument_group("metrics and traffic"))
+    o = parser.add_argument_group("output")
+    o.add_argument(
+        "--summary-json", default="", help="write the rollout record (JSON) here; rewritten after every step"
+    )
+    o.add_argument("--record-md", default="", help="write the rollout record as Markdown here, once decided")
+
+
+def _add_backend_arguments(g: Any) -> None:
     g.add_argument("--backend", choices=["local", "kserve"], default="local", help="traffic backend (default local)")
     g.add_argument("--stable", default="", help="local: model directory or registry URI of the stable version")
     g.add_argument("--canary", default="", help="local: model directory or registry URI of the canary version")
@@ -83,75 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--timeout", type=parse_duration, default=600.0, help="kserve: readiness timeout per change (default 600s)"
     )
-    a = parser.add_argument_group("analysis")
-    a.add_argument(
-        "--steps",
-        type=parse_steps,
-        default=list(DEFAULT_STEPS),
-        help="canary weights in percent (default 10,25,50,100)",
-    )
-    a.add_argument("--interval", type=parse_duration, default=60.0, help="traffic analysed per step (default 60s)")
-    a.add_argument(
-        "--min-requests", type=int, default=50, help="canary requests a step needs to be judged (default 50)"
-    )
-    a.add_argument(
-        "--max-inconclusive", type=int, default=3, help="inconclusive intervals before a rollback (default 3)"
-    )
-    a.add_argument(
-        "--max-error-rate-increase",
-        type=float,
-        default=t.max_error_rate_increase,
-        help=f"relative: canary minus stable error rate (default {t.max_error_rate_increase})",
-    )
-    a.add_argument(
-        "--max-latency-ratio",
-        type=float,
-        default=t.max_latency_ratio,
-        help=f"relative: canary p99 / stable p99 (default {t.max_latency_ratio})",
-    )
-    a.add_argument(
-        "--min-latency-increase",
-        type=parse_duration,
-        default=t.min_latency_increase_seconds,
-        help="relative: a p99 ratio above the limit fails only when the p99 grew by more than this "
-        f"(default {t.min_latency_increase_seconds}s)",
-    )
-    a.add_argument(
-        "--max-score-js",
-        type=float,
-        default=t.max_score_js,
-        help=f"relative: JS distance of the score histograms (default {t.max_score_js})",
-    )
-    a.add_argument(
-        "--max-score-psi",
-        type=float,
-        default=t.max_score_psi,
-        help=f"relative: PSI of the score histograms (default {t.max_score_psi})",
-    )
-    a.add_argument(
-        "--max-error-rate",
-        type=float,
-        default=t.max_error_rate,
-        help=f"SLO: canary error rate (default {t.max_error_rate})",
-    )
-    a.add_argument(
-        "--max-p99",
-        type=parse_duration,
-        default=t.max_p99_seconds,
-        help=f"SLO: canary p99 latency (default {t.max_p99_seconds}s)",
-    )
-    a.add_argument(
-        "--query-set", choices=["kfpkit", "queue-proxy"], default="kfpkit", help="PromQL template set (default kfpkit)"
-    )
-    a.add_argument(
-        "--query",
-        type=parse_query,
-        action="append",
-        default=[],
-        metavar="NAME=TEMPLATE",
-        help="override one query template (requests, errors, p99_seconds, score_buckets); repeatable",
-    )
-    m = parser.add_argument_group("metrics and traffic")
+
+
+def _add_traffic_arguments(m: Any) -> None:
     m.add_argument(
         "--prometheus-url", default="", help="Prometheus to query (local default: start one on a loopback port)"
     )
@@ -167,11 +115,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--label-column", default="", help="column of --replay to drop before sending")
     m.add_argument("--rps", type=float, default=20.0, help="requests per second of --replay (default 20)")
     m.add_argument("--batch-size", type=int, default=1, help="rows per replayed request (default 1)")
-    o = parser.add_argument_group("output")
-    o.add_argument(
-        "--summary-json", default="", help="write the rollout record (JSON) here; rewritten after every step"
-    )
-    o.add_argument("--record-md", default="", help="write the rollout record as Markdown here")
+
+
+def add_config_arguments(group: Any, config_class: type) -> None:
+    """One option per field of the dataclass ``config_class`` that carries an ``analysis.Flag``.
+
+    The option's destination is the field's name and its default the field's default, so that
+    :func:`config_from_arguments` rebuilds the dataclass from the parsed arguments.
+    """
+    for spec in dataclasses.fields(config_class):
+        flag = spec.metadata.get("flag")
+        if flag is None:
+            continue
+        default: Any = spec.default
+        options: Dict[str, Any] = {"type": type(default), "default": default}
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        if flag.value == "duration":
+            options["type"], shown = parse_duration, f"{default:g}s"
+        elif flag.value == "steps":
+            options.update(type=parse_steps, default=list(default))
+            shown = ",".join(str(s) for s in default)
+        elif flag.value == "choice":
+            options.update(choices=list(flag.choices))
+        elif flag.value == "query":
+            options.update(type=parse_query, action="append", default=[], metavar="NAME=TEMPLATE")
+            shown = "none"
+        if flag.value != "choice":
+            options.setdefault("metavar", flag.name.lstrip("-").upper().replace("-", "_"))
+        group.add_argument(flag.name, dest=spec.name, help=f"{flag.help} (default {shown})", **options)
+
+
+def config_from_arguments(args: argparse.Namespace, config_class: type, **fields: Any) -> Any:
+    """``config_class`` from the options :func:`add_config_arguments` added, plus ``fields``."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if "flag" in f.metadata}
+    return config_class(**values, **fields)
 
 
 def _version_of(uri: str, fallback: str) -> str:
@@ -182,38 +159,20 @@ def _version_of(uri: str, fallback: str) -> str:
 def _config(args: argparse.Namespace) -> Any:
     from kfpkit.components.rollout.analysis import RolloutConfig, Thresholds
 
-    return RolloutConfig(
-        steps=tuple(args.steps),
-        interval_s=args.interval,
-        min_requests=args.min_requests,
-        max_inconclusive=args.max_inconclusive,
-        thresholds=Thresholds(
-            max_error_rate_increase=args.max_error_rate_increase,
-            max_latency_ratio=args.max_latency_ratio,
-            min_latency_increase_seconds=args.min_latency_increase,
-            max_score_js=args.max_score_js,
-            max_score_psi=args.max_score_psi,
-            max_error_rate=args.max_error_rate,
-            max_p99_seconds=args.max_p99,
-        ),
-        query_set=args.query_set,
-        query_overrides=tuple(args.query),
-    )
+    thresholds = config_from_arguments(args, Thresholds)
+    return config_from_arguments(args, RolloutConfig, thresholds=thresholds)
 
 
-def _write(args: argparse.Namespace, record: Any, extra: Dict[str, Any]) -> None:
-    from kfpkit.components.rollout.analysis import to_markdown
-    from kfpkit.core.publish import publish_bytes, publish_json
+def _write(args: argparse.Namespace, record: Any) -> None:
+    from kfpkit.core.rollout_record import write_rollout_record
 
-    if args.summary_json:
-        publish_json(args.summary_json, dict(record.as_dict(), **extra))
-    if args.record_md and record.decision:
-        publish_bytes(args.record_md, to_markdown(record).encode())
+    write_rollout_record(record, args.summary_json, args.record_md)
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``kfpkit rollout``; returns the exit status (see the module docstring)."""
-    from kfpkit.components.rollout.analysis import PROMOTE, RolloutError
+    from kfpkit.components.rollout.analysis import RolloutError
+    from kfpkit.core.rollout_record import PROMOTE
 
     try:
         config = _config(args)
@@ -295,8 +254,7 @@ def _run_local(args: argparse.Namespace, config: Any) -> Any:
             load = replay.Replay(nginx.url, args.model_name, replay.batches_of(rows, args.batch_size), args.rps, budget)
             started.append(load.start())
         source = PrometheusSource(PrometheusClient(prometheus_url), config.templates())
-        extra = {"url": nginx.url, "backend": "local"}
-        return run_rollout(backend, source, config, on_step=lambda r: _write(args, r, extra), log=_log)
+        return run_rollout(backend, source, config, on_step=lambda r: _write(args, r), log=_log)
     finally:
         for item in reversed(started):
             item.stop()
@@ -314,11 +272,11 @@ def _run_kserve(args: argparse.Namespace, config: Any) -> Any:
         args.name, args.namespace, host=args.api_server, token=token, kubeconfig=args.kubeconfig, timeout_s=args.timeout
     )
     source = PrometheusSource(PrometheusClient(args.prometheus_url), config.templates())
-    extra = {"backend": "kserve"}
-    return run_rollout(backend, source, config, on_step=lambda r: _write(args, r, extra), log=_log)
+    return run_rollout(backend, source, config, on_step=lambda r: _write(args, r), log=_log)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m kfpkit.cli.rollout``: parses ``argv`` and runs; returns the exit status."""
     parser = argparse.ArgumentParser(prog="kfpkit rollout", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -272,16 +272,9 @@ class Demo:
         self.v2 = v2
 
     def stage_canary(self) -> None:
-        from kfpkit.components.rollout.analysis import (
-            PROMOTE,
-            PrometheusSource,
-            RolloutConfig,
-            Thresholds,
-            run_rollout,
-            to_markdown,
-        )
+        from kfpkit.components.rollout.analysis import PrometheusSource, RolloutConfig, Thresholds, run_rollout
         from kfpkit.components.rollout.prometheus import PrometheusClient
-        from kfpkit.core.publish import publish_bytes, publish_json
+        from kfpkit.core.rollout_record import PASS, PROMOTE, write_rollout_record
         from kfpkit.onebox import replay
         from kfpkit.onebox import stack as local
 
@@ -312,13 +305,12 @@ class Demo:
         record_json, record_md = os.path.join(folder, "rollout.json"), os.path.join(folder, "rollout.md")
 
         def on_step(record: Any) -> None:
-            publish_json(record_json, dict(record.as_dict(), url=self.nginx.url, backend="local"))
+            write_rollout_record(record, record_json, record_md)
 
         try:
             record = run_rollout(backend, source, config, on_step=on_step, log=self._log_line)
         finally:
             answered = load.stop()
-        publish_bytes(record_md, to_markdown(record).encode())
         promoted = record.decision == PROMOTE
         self.serving_version = self.v2 if promoted else self.v1
         self.summary["rollout"] = {
@@ -337,7 +329,7 @@ class Demo:
         requests = sum(answered.values())
         errors = sum(n for code, n in answered.items() if code != 200)
         self.record("canary", started, status="succeeded", requests=requests, non_200=errors, **self.summary["rollout"])
-        path = " -> ".join(f"{s.weight}%" + ("" if s.verdict == "pass" else f" ({s.verdict})") for s in record.steps)
+        path = " -> ".join(f"{s.weight}%" + ("" if s.verdict == PASS else f" ({s.verdict})") for s in record.steps)
         if promoted:
             text = f"PROMOTED v{canary_version} after {path} ({record.reason}); {requests} requests"
         else:
@@ -396,12 +388,13 @@ class Demo:
         result = run_monitor(
             model_uri=self.serving_version["uri"], live=self.payload_log, outputs=outputs, since=self.since
         )
+        drift = result.summary()  # the drift summary record, as summary.json holds it
         self.summary["drift"] = {
-            "drift_detected": result.drift_detected,
-            "drifted_features": result.drifted_features,
-            "score_drifted": bool(result.score and result.score.drifted),
-            "rows": result.rows,
-            "model_uri": self.serving_version["uri"],
+            "drift_detected": drift.drift_detected,
+            "drifted_features": drift.drifted_features,
+            "score_drifted": bool(drift.score_drift and drift.score_drift.drifted),
+            "rows": drift.rows,
+            "model_uri": drift.model_uri,
             "since": self.since,
             "report_html": outputs.report_html,
             "summary_json": outputs.summary_json,

@@ -285,6 +285,8 @@ class Nginx:
 class LocalBackend(TrafficBackend):
     """Traffic backend over :class:`Nginx`; versions are the ``model_version`` target labels."""
 
+    NAME = "local"
+
     def __init__(self, nginx: Nginx, isvc: str, stable_version: str, canary_version: str):
         self.nginx = nginx
         self.isvc = isvc

@@ -19,18 +19,18 @@ def drift_alert(
     Args:
         webhook_url: URL that receives the alert.
         model_uri: The monitored model version.
-        drift: The monitor's drift JSON (its drifted_features go into the alert).
+        drift: The monitor's drift report (drift.json, a kfpkit.core.drift_summary.DriftReport; its
+            drifted_features go into the alert).
         report: The monitor's HTML report (its URI goes into the alert).
         pipeline_run: Pipeline run name recorded in the alert.
 
     Returns:
         The webhook's HTTP status.
     """
-    import json
-
     from kfpkit.components.drift_alert.logic import alert_body, post_alert
+    from kfpkit.core.drift_summary import DriftReport
+    from kfpkit.core.records import read_record
 
-    with open(drift.path, encoding="utf-8") as fh:
-        drifted_features = json.load(fh)["drifted_features"]
+    drifted_features = read_record(drift.path, DriftReport).drifted_features
     body = alert_body(model_uri, drifted_features, report.uri, pipeline_run or None)
     return post_alert(webhook_url, body)

@@ -26,8 +26,9 @@ def monitor(
     Reads ``monitoring_baseline.json`` of the model version (written by train: quantile bins of every numeric
     feature, top-K frequencies of every categorical one, the calibrated eval score distribution), streams the
     live window in Arrow batches into histograms on the same bins, and scores every feature: Jensen-Shannon
-    distance, PSI, L-infinity (categorical, TFDV/Vertex compatible), missing-rate change, unseen-category rate,
-    and score drift. A metric flags drift above max(threshold, noise floor of the window size), so small
+    distance (base 2; not the JS divergence of validate's TFDV skew check), PSI (counts smoothed by 0.5),
+    L-infinity distance (categorical, TFDV/Vertex compatible), missing-rate change, unseen-category rate, and
+    score drift. A metric flags drift above max(threshold, noise floor of the window size), so small
     windows raise no alarm from sampling noise. Bad input (a live table missing a feature, an empty window, a
     baseline of another model version, a corrupt Parquet file) fails the task with a message naming the
     column or file, and no output is written.
@@ -39,8 +40,9 @@ def monitor(
         metrics: Output metrics: rows, drift_detected (0/1), drifted_count and, per feature, the score of its
             deciding metric.
         report: Output HTML report: baseline and live histograms overlaid per feature, drifted features first.
-        drift: Output drift JSON: per feature every metric's score, threshold and verdict, and the histograms;
-            metadata drift_detected and drifted_features (most drifted first).
+        drift: Output drift report (drift.json, a kfpkit.core.drift_summary.DriftReport): per feature every
+            metric's score, threshold and verdict, and the histograms; metadata drift_detected and
+            drifted_features (most drifted first).
         since: Start (inclusive, ISO-8601, UTC when no offset) of the payload-log time range; unset: no bound.
         until: End (exclusive) of the payload-log time range; unset: no bound.
         thresholds: Per-feature fixed thresholds {feature: {metric: value}} over the defaults (js 0.1,

@@ -2,8 +2,9 @@
 
 ``run_monitor`` reads ``monitoring_baseline.json`` from the model version (never the training data), streams
 the live window in Arrow record batches into mergeable histograms on the baseline's bins, scores every
-feature with the metrics of :mod:`kfpkit.core.distances`, and writes the drift JSON, the summary
-and the HTML report together (all or none).
+feature with the metrics of :mod:`kfpkit.core.distances`, and writes the drift report (``drift.json``), the
+drift summary (``summary.json``; both records of :mod:`kfpkit.core.drift_summary`) and the HTML report
+together (all or none).
 
 The live window is either
 
@@ -23,14 +24,13 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import json
 import logging
 import os
 import posixpath
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -39,11 +39,11 @@ import numpy as np
 from kfpkit.core import distances as mm
 from kfpkit.core import monitoring_baseline as mb
 from kfpkit.core import payload_record
+from kfpkit.core.drift_summary import DriftReport, DriftSummary, FeatureDrift
 from kfpkit.core.records import RecordError
 
 logger = logging.getLogger("kfpkit.monitor")
 
-SUMMARY_VERSION = 1
 BATCH_ROWS = 131_072
 SCORE_COLUMN = payload_record.SCORE  # a table window's score column has the payload record's name
 TIMESTAMP_COLUMN = payload_record.TIMESTAMP
@@ -165,46 +165,8 @@ class CategoricalCounter:
 
 # --------------------------------------------------------------------------- results
 @dataclass
-class FeatureDrift:
-    """The drift of one feature (or of the score).
-
-    Attributes:
-        name: Feature name (``score`` for the score).
-        kind: ``numeric``, ``categorical`` or ``score``.
-        drifted: Any metric flagged drift.
-        deciding: The metric with the highest score-to-threshold ratio (the one the summary reports).
-        metrics: Every metric's verdict.
-        bins: Bin labels of the report's histograms.
-        baseline_share: Baseline frequency per bin (present values).
-        live_share: Live frequency per bin (present values).
-        missing_rate: ``{"baseline": ..., "live": ...}``.
-        unseen_values: The most frequent live values the baseline does not know (categorical).
-    """
-
-    name: str
-    kind: str
-    drifted: bool
-    deciding: mm.MetricVerdict
-    metrics: List[mm.MetricVerdict]
-    bins: List[str] = field(default_factory=list)
-    baseline_share: List[float] = field(default_factory=list)
-    live_share: List[float] = field(default_factory=list)
-    missing_rate: Dict[str, float] = field(default_factory=dict)
-    unseen_values: Dict[str, int] = field(default_factory=dict)
-
-    def summary(self) -> Dict[str, Any]:
-        return self.deciding.as_dict()
-
-    def as_dict(self) -> Dict[str, Any]:
-        out = asdict(self)
-        out["deciding"] = self.deciding.as_dict()
-        out["metrics"] = {m.metric: m.as_dict() for m in self.metrics}
-        return out
-
-
-@dataclass
 class MonitorResult:
-    """What ``run_monitor`` found.
+    """What ``run_monitor`` found; :meth:`report` and :meth:`summary` are the documents it writes.
 
     Attributes:
         drift_detected: A feature drifted (or the score did, when ``score_drift_triggers``).
@@ -232,28 +194,25 @@ class MonitorResult:
     seconds: float = 0.0
     alpha: float = mm.DEFAULT_ALPHA
 
-    def summary(self) -> Dict[str, Any]:
-        """The summary JSON (``kfpkit monitor --summary-json``): a stable, documented contract."""
-        return {
-            "summary_version": SUMMARY_VERSION,
-            "drift_detected": self.drift_detected,
-            "drifted_features": list(self.drifted_features),
-            "features": {f.name: f.summary() for f in self.features},
-            "score_drift": self.score.summary() if self.score else None,
-            "rows": self.rows,
-            "model_uri": self.model_uri,
-            "live": self.live,
-            "since": self.since,
-            "until": self.until,
-        }
+    def report(self) -> DriftReport:
+        """The drift report (``drift.json``): every metric of every feature, the histograms."""
+        return DriftReport(
+            drift_detected=self.drift_detected,
+            drifted_features=list(self.drifted_features),
+            features={f.name: f for f in self.features},
+            score_drift=self.score,
+            rows=self.rows,
+            model_uri=self.model_uri,
+            live=self.live,
+            since=self.since,
+            until=self.until,
+            alpha=self.alpha,
+            seconds=round(self.seconds, 3),
+        )
 
-    def as_dict(self) -> Dict[str, Any]:
-        out = self.summary()
-        out["features"] = {f.name: f.as_dict() for f in self.features}
-        out["score_drift"] = self.score.as_dict() if self.score else None
-        out["alpha"] = self.alpha
-        out["seconds"] = round(self.seconds, 3)
-        return out
+    def summary(self) -> DriftSummary:
+        """The drift summary (``summary.json``, ``kfpkit monitor --summary-json``): a stable, documented contract."""
+        return self.report().summary()
 
 
 # --------------------------------------------------------------------------- comparison
@@ -388,7 +347,7 @@ def _feature(name, kind, verdicts, labels, base_share, live_share, missing, unse
         kind=kind,
         drifted=any(v.drifted for v in verdicts),
         deciding=deciding,
-        metrics=verdicts,
+        metrics={v.metric: v for v in verdicts},
         bins=labels,
         baseline_share=base_share,
         live_share=live_share,
@@ -661,12 +620,15 @@ def resolve_model_dir(model_uri: str, scratch: str) -> str:
         raise MonitorError(str(exc)) from exc
 
 
-def model_name_and_version(model_uri: str) -> Tuple[Optional[str], Optional[str]]:
-    """``(model, version)`` when ``model_uri`` ends in ``<model>/<integer>`` (a registry version)."""
-    parts = model_uri.rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-1].isdigit():
-        return parts[-2], parts[-1]
-    return None, None
+def model_name_and_version(model_uri: str) -> Tuple[Optional[str], Optional[int]]:
+    """``(model, version)`` of a registry version URI (:func:`kfpkit.core.registry.parse_version_uri`), else Nones."""
+    from kfpkit.core.registry import RegistryError, parse_version_uri
+
+    try:
+        _root, name, version = parse_version_uri(model_uri)
+    except RegistryError:
+        return None, None
+    return name, version
 
 
 def load_baseline(model_dir: str) -> mb.MonitoringBaseline:
@@ -766,8 +728,9 @@ def run_monitor(
         model_dir = resolve_model_dir(model_uri, scratch)
         baseline = load_baseline(model_dir)
     name, version = model_name_and_version(model_uri)
+    label = None if version is None else str(version)  # the payload log's model_version partition label
     categorical = [p.name for p in baseline.categorical]
-    batches = iter_window(live, baseline.feature_order, since_t, until_t, name, version, batch_rows, categorical)
+    batches = iter_window(live, baseline.feature_order, since_t, until_t, name, label, batch_rows, categorical)
     counters, score_counter, rows = measure_window(baseline, batches)
     if rows == 0:
         span = f" between {since or '-inf'} and {until or '+inf'}" if (since or until) else ""
@@ -820,9 +783,9 @@ def write_outputs(result: MonitorResult, outputs: OutputPaths) -> None:
 
     files = []
     if outputs.drift_json:
-        files.append((outputs.drift_json, json.dumps(result.as_dict(), indent=2, sort_keys=True).encode()))
+        files.append((outputs.drift_json, result.report().to_json().encode()))
     if outputs.summary_json:
-        files.append((outputs.summary_json, json.dumps(result.summary(), indent=2, sort_keys=True).encode()))
+        files.append((outputs.summary_json, result.summary().to_json().encode()))
     if outputs.report_html:
         files.append((outputs.report_html, render_html(result).encode("utf-8")))
     if files:

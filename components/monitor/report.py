@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from typing import Any, List
 
+from kfpkit.core.distances import METRIC_NAMES
+
 _WIDTH, _HEIGHT, _PAD = 560, 150, 24
 _BASE_COLOUR, _LIVE_COLOUR = "#4c78a8", "#f58518"
 
@@ -45,11 +47,16 @@ def _svg(feature: Any) -> str:
 
 def _metrics_table(feature: Any) -> str:
     rows = "".join(
-        f"<tr{' class=drift' if m.drifted else ''}><td>{m.metric}</td><td>{m.score:.4f}</td>"
+        f"<tr{' class=drift' if m.drifted else ''}><td>{_metric_name(m.metric)}</td><td>{m.score:.4f}</td>"
         f"<td>{m.threshold:.4f}</td><td>{'drift' if m.drifted else 'ok'}</td></tr>"
-        for m in feature.metrics
+        for m in feature.metrics.values()
     )
     return f"<table><tr><th>metric</th><th>score</th><th>threshold</th><th>verdict</th></tr>{rows}</table>"
+
+
+def _metric_name(metric: str) -> str:
+    """``metric`` with its exact name, e.g. ``js (Jensen-Shannon distance, base 2)``."""
+    return html.escape(f"{metric} ({METRIC_NAMES[metric]})" if metric in METRIC_NAMES else metric)
 
 
 def _section(feature: Any) -> str:

@@ -5,16 +5,23 @@ One loop for every traffic backend (:mod:`kfpkit.components.rollout.backends`):
 1. Read the current traffic from the backend. A retried task continues at the step of the current canary
    weight (the first configured weight ≥ it) and analyses that step again: it never jumps ahead.
 2. Set the step's weight, wait one interval, query Prometheus for canary and stable.
-3. Judge each metric -- relative (canary against stable) and absolute (SLO):
+3. Judge each check -- relative (canary against stable) and absolute (SLO); the names are those of the
+   rollout record (:mod:`kfpkit.core.rollout_record`):
 
-   ============== ====================================== =================================
-   metric         relative                               absolute (SLO)
-   ============== ====================================== =================================
-   error_rate     canary − stable ≤ max_error_rate_increase   canary ≤ max_error_rate
-   p99_latency    canary / stable ≤ max_latency_ratio (**)   canary ≤ max_p99_seconds
-   score_js       JS distance of the score histograms ≤ max_score_js (*)
-   score_psi      PSI of the score histograms ≤ max_score_psi (*)
-   ============== ====================================== =================================
+   ======================= ======== ===========================================================
+   check                   kind     passes when
+   ======================= ======== ===========================================================
+   ``error_rate``          slo      canary error rate ≤ ``max_error_rate``
+   ``p99_seconds``         slo      canary p99 ≤ ``max_p99_seconds``
+   ``error_rate_increase`` relative canary − stable error rate ≤ ``max_error_rate_increase``
+   ``p99_latency_ratio``   relative canary p99 / stable p99 ≤ ``max_latency_ratio`` (**)
+   ``score_js_distance``   relative Jensen-Shannon distance (base 2) of the score histograms
+                                    ≤ ``max_score_js`` (*)
+   ``score_psi``           relative PSI of the score histograms, counts smoothed by 0.5,
+                                    ≤ ``max_score_psi`` (*)
+   ======================= ======== ===========================================================
+
+   Both distances are :mod:`kfpkit.core.distances`' (the monitor's).
 
    (*) a score distance above its limit fails only when a chi-square test of the two histograms' counts
    also rejects "same distribution" at ``score_alpha``: with few scores the distance is mostly noise.
@@ -42,9 +49,21 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from kfpkit.components.rollout import queries as q
 from kfpkit.components.rollout.prometheus import PrometheusClient, PrometheusUnavailable
+from kfpkit.core import distances
+from kfpkit.core.rollout_record import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    PROMOTE,
+    RELATIVE,
+    ROLLBACK,
+    SLO,
+    RolloutCheck,
+    RolloutRecord,
+    RolloutStep,
+    SideTotals,
+)
 
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-PROMOTE, ROLLBACK = "promote", "rollback"
 DEFAULT_STEPS = (10, 25, 50, 100)
 
 
@@ -53,22 +72,61 @@ class RolloutError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Thresholds:
-    """Limits of the judgement (see the module docstring)."""
+class Flag:
+    """How a configuration field is set on the command line: ``kfpkit rollout`` generates its options from it.
 
-    max_error_rate_increase: float = 0.02
-    max_latency_ratio: float = 2.0
-    min_latency_increase_seconds: float = 0.005
-    max_score_js: float = 0.1
-    max_score_psi: float = 0.25
-    max_error_rate: float = 0.05
-    max_p99_seconds: float = 1.0
-    score_alpha: float = 0.01
+    Attributes:
+        name: The option, e.g. ``--max-p99``.
+        help: Its help text (the CLI appends the default).
+        value: How the option's text is read: ``number`` (the field's type), ``duration`` (``10s``, ``500ms``,
+            ``2m``), ``steps`` (``10,25,50,100``), ``choice`` (one of ``choices``) or ``query``
+            (``NAME=TEMPLATE``, repeatable).
+        choices: The allowed values of a ``choice``.
+    """
+
+    name: str
+    help: str
+    value: str = "number"
+    choices: Tuple[str, ...] = ()
+
+
+def _flagged(default: Any, name: str, text: str, value: str = "number", choices: Tuple[str, ...] = ()) -> Any:
+    return dataclasses.field(default=default, metadata={"flag": Flag(name, text, value, choices)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Limits of the judgement (see the module docstring); each field is also a ``kfpkit rollout`` option."""
+
+    max_error_rate_increase: float = _flagged(
+        0.02, "--max-error-rate-increase", "relative: canary minus stable error rate"
+    )
+    max_latency_ratio: float = _flagged(2.0, "--max-latency-ratio", "relative: canary p99 / stable p99")
+    min_latency_increase_seconds: float = _flagged(
+        0.005,
+        "--min-latency-increase",
+        "relative: a p99 ratio above the limit fails only when the p99 grew by more than this",
+        "duration",
+    )
+    max_score_js: float = _flagged(
+        0.1, "--max-score-js", f"relative: {distances.METRIC_NAMES['js']}, of the score histograms"
+    )
+    max_score_psi: float = _flagged(
+        0.25, "--max-score-psi", f"relative: {distances.METRIC_NAMES['psi']}, of the score histograms"
+    )
+    max_error_rate: float = _flagged(0.05, "--max-error-rate", "SLO: canary error rate")
+    max_p99_seconds: float = _flagged(1.0, "--max-p99", "SLO: canary p99 latency", "duration")
+    score_alpha: float = _flagged(
+        0.01,
+        "--score-alpha",
+        "a score distance above its limit fails only when a chi-square test of the two histograms rejects "
+        "'same distribution' at this level",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class RolloutConfig:
-    """Steps, timing and limits of one rollout.
+    """Steps, timing and limits of one rollout; each field but ``thresholds`` is also a ``kfpkit rollout`` option.
 
     Attributes:
         steps: Canary weights in percent, increasing, the last one 100.
@@ -80,13 +138,18 @@ class RolloutConfig:
         query_overrides: ``{query name: PromQL template}`` replacing templates of the set.
     """
 
-    steps: Tuple[int, ...] = DEFAULT_STEPS
-    interval_s: float = 60.0
-    min_requests: int = 50
-    max_inconclusive: int = 3
+    steps: Tuple[int, ...] = _flagged(DEFAULT_STEPS, "--steps", "canary weights in percent", "steps")
+    interval_s: float = _flagged(60.0, "--interval", "traffic analysed per step", "duration")
+    min_requests: int = _flagged(50, "--min-requests", "canary requests a step needs to be judged")
+    max_inconclusive: int = _flagged(3, "--max-inconclusive", "inconclusive intervals before a rollback")
     thresholds: Thresholds = Thresholds()
-    query_set: str = "kfpkit"
-    query_overrides: Tuple[Tuple[str, str], ...] = ()
+    query_set: str = _flagged("kfpkit", "--query-set", "PromQL template set", "choice", tuple(q.QUERY_SETS))
+    query_overrides: Tuple[Tuple[str, str], ...] = _flagged(
+        (),
+        "--query",
+        f"override one query template ({', '.join(q.QUERY_NAMES)}); repeatable",
+        "query",
+    )
 
     def __post_init__(self) -> None:
         steps = tuple(int(s) for s in self.steps)
@@ -97,9 +160,11 @@ class RolloutConfig:
         if self.min_requests < 1 or self.max_inconclusive < 1:
             raise RolloutError("min_requests and max_inconclusive must be at least 1")
         object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "query_overrides", tuple((str(k), str(v)) for k, v in self.query_overrides))
         q.query_set(self.query_set, dict(self.query_overrides))  # fail early on a bad template
 
     def templates(self) -> Dict[str, str]:
+        """The PromQL templates of :attr:`query_set` with :attr:`query_overrides` applied."""
         return q.query_set(self.query_set, dict(self.query_overrides))
 
 
@@ -136,75 +201,23 @@ class Measurement:
 
     @property
     def error_rate(self) -> Optional[float]:
+        """Errors per request, or ``None`` without requests or error data."""
         if not self.requests or self.errors is None:
             return None
         return self.errors / self.requests
 
-    def as_dict(self) -> Dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "error_rate": self.error_rate,
-            "p99_seconds": self.p99_seconds,
-            "scored": sum(self.score_counts) if self.score_counts else None,
-        }
+    def totals(self) -> SideTotals:
+        """The numbers the rollout record keeps of this side."""
+        return SideTotals(
+            requests=self.requests,
+            errors=self.errors,
+            error_rate=self.error_rate,
+            p99_seconds=self.p99_seconds,
+            scored=sum(self.score_counts) if self.score_counts else None,
+        )
 
 
-@dataclasses.dataclass
-class MetricVerdict:
-    """One row of the rollout record."""
-
-    metric: str
-    kind: str  # relative | slo
-    canary: Optional[float]
-    stable: Optional[float]
-    threshold: float
-    verdict: str
-    reason: str = ""
-
-
-@dataclasses.dataclass
-class StepRecord:
-    """One analysed interval."""
-
-    step: int
-    weight: int
-    started_at: float
-    interval_s: float
-    verdict: str
-    metrics: List[MetricVerdict]
-    canary: Dict[str, Any]
-    stable: Dict[str, Any]
-    resumed: bool = False
-
-
-@dataclasses.dataclass
-class RolloutRecord:
-    """The rollout record: every step, then the decision (``promote`` | ``rollback``)."""
-
-    namespace: str
-    isvc: str
-    stable_version: str
-    canary_version: str
-    steps_config: List[int]
-    interval_s: float
-    steps: List[StepRecord] = dataclasses.field(default_factory=list)
-    decision: str = ""
-    reason: str = ""
-    final_traffic: Dict[str, int] = dataclasses.field(default_factory=dict)
-    resumed_at_weight: Optional[int] = None
-
-    @property
-    def intervals_to_decision(self) -> int:
-        return len(self.steps)
-
-    def as_dict(self) -> Dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["intervals_to_decision"] = self.intervals_to_decision
-        return out
-
-
-# ---------------------------------------------------------------------------------------------- distances
+# ---------------------------------------------------------------------------------------------- histograms
 def bucket_counts(cumulative: Sequence[Tuple[float, float]]) -> Tuple[List[float], List[float]]:
     """Per-bin counts and upper edges from cumulative ``(le, count)`` pairs (``+Inf`` included)."""
     ordered = sorted(cumulative)
@@ -214,24 +227,6 @@ def bucket_counts(cumulative: Sequence[Tuple[float, float]]) -> Tuple[List[float
         counts.append(max(0.0, count - previous))
         previous = max(previous, count)
     return counts, edges
-
-
-def js_distance(p_counts: Sequence[float], q_counts: Sequence[float]) -> float:
-    """Jensen-Shannon distance (base 2, in [0, 1]) between two histograms over the same bins."""
-    p, qq = _normalise(p_counts), _normalise(q_counts)
-    m = [(a + b) / 2 for a, b in zip(p, qq, strict=False)]
-
-    def kl(x: Sequence[float], y: Sequence[float]) -> float:
-        return sum(a * math.log2(a / b) for a, b in zip(x, y, strict=False) if a > 0)
-
-    return math.sqrt(max(0.0, (kl(p, m) + kl(qq, m)) / 2))
-
-
-def psi(expected_counts: Sequence[float], actual_counts: Sequence[float], floor: float = 1e-4) -> float:
-    """Population stability index of ``actual`` against ``expected`` (bin shares floored at ``floor``)."""
-    e = [max(v, floor) for v in _normalise(expected_counts)]
-    a = [max(v, floor) for v in _normalise(actual_counts)]
-    return sum((ai - ei) * math.log(ai / ei) for ai, ei in zip(a, e, strict=False))
 
 
 def homogeneity_p_value(a_counts: Sequence[float], b_counts: Sequence[float]) -> float:
@@ -247,13 +242,6 @@ def homogeneity_p_value(a_counts: Sequence[float], b_counts: Sequence[float]) ->
     if len(pairs) < 2 or not all(sum(col) > 0 for col in zip(*pairs, strict=False)):
         return 1.0
     return float(chi2_contingency([[a for a, _ in pairs], [b for _, b in pairs]])[1])
-
-
-def _normalise(counts: Sequence[float]) -> List[float]:
-    total = float(sum(counts))
-    if total <= 0:
-        raise ValueError("empty histogram")
-    return [c / total for c in counts]
 
 
 # -------------------------------------------------------------------------------------------- measuring
@@ -287,90 +275,127 @@ class PrometheusSource:
 
 
 # -------------------------------------------------------------------------------------------- judging
-def judge(canary: Measurement, stable: Optional[Measurement], config: RolloutConfig) -> Tuple[str, List[MetricVerdict]]:
-    """The step verdict and one :class:`MetricVerdict` per check (see the module docstring)."""
+def judge(canary: Measurement, stable: Optional[Measurement], config: RolloutConfig) -> Tuple[str, List[RolloutCheck]]:
+    """The step verdict and one :class:`~kfpkit.core.rollout_record.RolloutCheck` per check (module docstring).
+
+    Args:
+        canary: The canary's numbers of the interval.
+        stable: The stable numbers to compare with (``None``: none with enough requests yet).
+        config: The rollout's configuration (``min_requests`` and the thresholds).
+    """
+    missing = _missing_data(canary, stable, config)
+    canary_judgeable = not canary.unavailable and (canary.requests or 0) >= config.min_requests
+    relative_judgeable = canary_judgeable and stable is not None and not missing
     t = config.thresholds
-    rows: List[MetricVerdict] = []
-    missing = ""
+    rows = [
+        *_slo_checks(canary, t, canary_judgeable, missing),
+        *_relative_checks(canary, stable, t, relative_judgeable, missing),
+        *_score_checks(canary, stable, t, relative_judgeable, missing),
+    ]
+    return step_verdict(rows), rows
+
+
+def step_verdict(rows: Sequence[RolloutCheck]) -> str:
+    """``fail`` if any check failed, else ``inconclusive`` if any is, else ``pass``."""
+    verdicts = {r.verdict for r in rows}
+    if FAIL in verdicts:
+        return FAIL
+    return INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
+
+
+def _missing_data(canary: Measurement, stable: Optional[Measurement], config: RolloutConfig) -> str:
+    """Why the interval cannot be judged (empty: it can)."""
     if canary.unavailable:
-        missing = f"prometheus unavailable: {canary.unavailable}"
-    elif stable is not None and stable.unavailable:
-        missing = f"prometheus unavailable: {stable.unavailable}"
-    elif not canary.requests or canary.requests < config.min_requests:
-        missing = f"canary answered {canary.requests or 0:.0f} requests, fewer than min_requests={config.min_requests}"
-    elif stable is None:
-        missing = "no stable interval with enough requests to compare with"
+        return f"prometheus unavailable: {canary.unavailable}"
+    if stable is not None and stable.unavailable:
+        return f"prometheus unavailable: {stable.unavailable}"
+    if not canary.requests or canary.requests < config.min_requests:
+        return f"canary answered {canary.requests or 0:.0f} requests, fewer than min_requests={config.min_requests}"
+    if stable is None:
+        return "no stable interval with enough requests to compare with"
+    return ""
 
-    def row(metric: str, kind: str, c: Optional[float], s: Optional[float], limit: float, ok: Optional[bool], why=""):
-        verdict = INCONCLUSIVE if ok is None else (PASS if ok else FAIL)
-        rows.append(MetricVerdict(metric, kind, c, s, limit, verdict, why))
 
-    c_err = canary.error_rate
+def _check(
+    metric: str,
+    kind: str,
+    canary: Optional[float],
+    stable: Optional[float],
+    threshold: float,
+    ok: Optional[bool],
+    reason: str = "",
+) -> RolloutCheck:
+    verdict = INCONCLUSIVE if ok is None else (PASS if ok else FAIL)
+    return RolloutCheck(metric, kind, canary, stable, threshold, verdict, reason)
+
+
+def _slo_checks(canary: Measurement, t: Thresholds, judgeable: bool, missing: str) -> List[RolloutCheck]:
+    """The absolute limits: they need the canary only."""
+    c_err, c_p99 = canary.error_rate, canary.p99_seconds
+    if judgeable and c_err is not None:
+        error = _check("error_rate", SLO, c_err, None, t.max_error_rate, c_err <= t.max_error_rate)
+    else:
+        error = _check("error_rate", SLO, c_err, None, t.max_error_rate, None, missing or "no error data")
+    if judgeable and c_p99 is not None:
+        latency = _check("p99_seconds", SLO, c_p99, None, t.max_p99_seconds, c_p99 <= t.max_p99_seconds)
+    else:
+        latency = _check("p99_seconds", SLO, c_p99, None, t.max_p99_seconds, None, missing or "no latency data")
+    return [error, latency]
+
+
+def _relative_checks(
+    canary: Measurement, stable: Optional[Measurement], t: Thresholds, judgeable: bool, missing: str
+) -> List[RolloutCheck]:
+    """Error rate and p99 latency of the canary against the stable version's."""
+    c_err, c_p99 = canary.error_rate, canary.p99_seconds
     s_err = stable.error_rate if stable else None
-    c_p99 = canary.p99_seconds
     s_p99 = stable.p99_seconds if stable else None
-    can_judge_canary = not canary.unavailable and bool(canary.requests) and canary.requests >= config.min_requests
-
-    # absolute SLOs need the canary only
-    if can_judge_canary and c_err is not None:
-        row("error_rate", "slo", c_err, None, t.max_error_rate, c_err <= t.max_error_rate)
+    limit = t.max_error_rate_increase
+    if judgeable and c_err is not None and s_err is not None:
+        error = _check("error_rate_increase", RELATIVE, c_err, s_err, limit, c_err - s_err <= limit)
     else:
-        row("error_rate", "slo", c_err, None, t.max_error_rate, None, missing or "no error data")
-    if can_judge_canary and c_p99 is not None:
-        row("p99_seconds", "slo", c_p99, None, t.max_p99_seconds, c_p99 <= t.max_p99_seconds)
-    else:
-        row("p99_seconds", "slo", c_p99, None, t.max_p99_seconds, None, missing or "no latency data")
-
-    relative_ok = can_judge_canary and stable is not None and not missing
-    if relative_ok and c_err is not None and s_err is not None:
-        row(
-            "error_rate_increase",
-            "relative",
-            c_err,
-            s_err,
-            t.max_error_rate_increase,
-            c_err - s_err <= t.max_error_rate_increase,
-        )
-    else:
-        row(
-            "error_rate_increase", "relative", c_err, s_err, t.max_error_rate_increase, None, missing or "no error data"
-        )
-    if relative_ok and c_p99 is not None and s_p99:
+        error = _check("error_rate_increase", RELATIVE, c_err, s_err, limit, None, missing or "no error data")
+    if judgeable and c_p99 is not None and s_p99:
         ratio = c_p99 / s_p99
         ok = ratio <= t.max_latency_ratio or c_p99 - s_p99 <= t.min_latency_increase_seconds
         why = "" if ratio <= t.max_latency_ratio or not ok else f"within {t.min_latency_increase_seconds}s of stable"
-        row("p99_latency_ratio", "relative", ratio, s_p99, t.max_latency_ratio, ok, why)
+        latency = _check("p99_latency_ratio", RELATIVE, ratio, s_p99, t.max_latency_ratio, ok, why)
     else:
-        row("p99_latency_ratio", "relative", None, s_p99, t.max_latency_ratio, None, missing or "no latency data")
+        why = missing or "no latency data"
+        latency = _check("p99_latency_ratio", RELATIVE, None, s_p99, t.max_latency_ratio, None, why)
+    return [error, latency]
 
-    scores_ok = (
-        relative_ok
-        and canary.score_counts
+
+def _score_checks(
+    canary: Measurement, stable: Optional[Measurement], t: Thresholds, judgeable: bool, missing: str
+) -> List[RolloutCheck]:
+    """JS distance and PSI of the score histograms (:mod:`kfpkit.core.distances`), gated by a chi-square test."""
+    c_counts = canary.score_counts
+    s_counts = stable.score_counts if stable is not None else None
+    comparable = (
+        judgeable
+        and c_counts
+        and s_counts
         and stable is not None
-        and stable.score_counts
         and canary.score_edges == stable.score_edges
-        and sum(canary.score_counts) > 0
-        and sum(stable.score_counts) > 0
+        and sum(c_counts) > 0
+        and sum(s_counts) > 0
     )
-    if scores_ok:
-        js = js_distance(canary.score_counts, stable.score_counts)  # type: ignore[arg-type]
-        index = psi(stable.score_counts, canary.score_counts)  # type: ignore[union-attr, arg-type]
-        p_value = homogeneity_p_value(canary.score_counts, stable.score_counts)  # type: ignore[arg-type]
-        significant = p_value < t.score_alpha
-        why = f"chi-square p={p_value:.2g}" + ("" if significant else f" ≥ {t.score_alpha}: within sampling noise")
-        row("score_js_distance", "relative", js, 0.0, t.max_score_js, js <= t.max_score_js or not significant, why)
-        row("score_psi", "relative", index, 0.0, t.max_score_psi, index <= t.max_score_psi or not significant, why)
-    else:
+    if not comparable or c_counts is None or s_counts is None:
         why = missing or "no score histogram on one side (or different buckets)"
-        row("score_js_distance", "relative", None, None, t.max_score_js, None, why)
-        row("score_psi", "relative", None, None, t.max_score_psi, None, why)
-
-    verdicts = {r.verdict for r in rows}
-    if FAIL in verdicts:
-        return FAIL, rows
-    if INCONCLUSIVE in verdicts:
-        return INCONCLUSIVE, rows
-    return PASS, rows
+        return [
+            _check("score_js_distance", RELATIVE, None, None, t.max_score_js, None, why),
+            _check("score_psi", RELATIVE, None, None, t.max_score_psi, None, why),
+        ]
+    js = distances.js_distance(c_counts, s_counts)
+    index = distances.psi(c_counts, s_counts)
+    p_value = homogeneity_p_value(c_counts, s_counts)
+    significant = p_value < t.score_alpha
+    why = f"chi-square p={p_value:.2g}" + ("" if significant else f" ≥ {t.score_alpha}: within sampling noise")
+    return [
+        _check("score_js_distance", RELATIVE, js, 0.0, t.max_score_js, js <= t.max_score_js or not significant, why),
+        _check("score_psi", RELATIVE, index, 0.0, t.max_score_psi, index <= t.max_score_psi or not significant, why),
+    ]
 
 
 # -------------------------------------------------------------------------------------------- the loop
@@ -382,6 +407,16 @@ def resume_index(steps: Sequence[int], canary_percent: int) -> int:
     return len(steps) - 1
 
 
+@dataclasses.dataclass
+class _Progress:
+    """Where the loop is between two steps."""
+
+    traffic: Traffic
+    index: int
+    inconclusive: int = 0
+    baseline: Optional[Measurement] = None  # the last stable interval with at least min_requests requests
+
+
 def run_rollout(
     backend: Any,
     source: Any,
@@ -391,8 +426,16 @@ def run_rollout(
     on_step: Optional[Callable[[RolloutRecord], None]] = None,
     log: Callable[[str], None] = lambda _message: None,
 ) -> RolloutRecord:
-    """Runs the canary analysis against ``backend`` (a :class:`~kfpkit.components.rollout.backends.TrafficBackend`)
-    with measurements from ``source`` (a :class:`PrometheusSource`) and returns the record.
+    """Runs the canary analysis and returns the record: analyse each step, then promote or roll back.
+
+    Args:
+        backend: A :class:`~kfpkit.components.rollout.backends.TrafficBackend`.
+        source: Measures each side over an interval (a :class:`PrometheusSource`).
+        config: Steps, timing, limits and queries.
+        clock: Unix time (tests pass a fake one).
+        sleep: Waits one interval (tests pass a fake one).
+        on_step: Called with the record after every step and after the decision (the writers).
+        log: Receives one line per step and one for the decision.
 
     Raises:
         RolloutError: the backend has no canary to analyse.
@@ -401,63 +444,94 @@ def run_rollout(
     if traffic.canary is None:
         raise RolloutError(f"{traffic.namespace}/{traffic.isvc} has no canary to analyse")
     record = RolloutRecord(
+        backend=getattr(backend, "NAME", ""),
         namespace=traffic.namespace,
         isvc=traffic.isvc,
         stable_version=traffic.stable.version,
         canary_version=traffic.canary.version,
         steps_config=list(config.steps),
         interval_s=config.interval_s,
+        url=traffic.url,
     )
-    index = resume_index(config.steps, traffic.canary_percent) if traffic.canary_percent > 0 else 0
+    progress = _Progress(traffic, index=0)
     if traffic.canary_percent > 0:
+        progress.index = resume_index(config.steps, traffic.canary_percent)
         record.resumed_at_weight = traffic.canary_percent
-        log(f"resuming at {traffic.canary_percent}% (step {index + 1}/{len(config.steps)})")
-    inconclusive = 0
-    baseline: Optional[Measurement] = None
-    while True:
-        weight = config.steps[index]
-        if traffic.canary_percent != weight:
-            traffic = backend.set_canary_percent(weight)
-        started = clock()
-        sleep(config.interval_s)
-        at = clock()
-        elapsed = max(config.interval_s, at - started)
-        canary_m = source.measure(traffic, traffic.canary, elapsed, at)
-        stable_m = source.measure(traffic, traffic.stable, elapsed, at) if weight < 100 else None
-        if stable_m is not None and not stable_m.unavailable and (stable_m.requests or 0) >= config.min_requests:
-            baseline = stable_m
-        compare = stable_m if (stable_m is not None and stable_m.unavailable) else baseline
-        verdict, rows = judge(canary_m, compare, config)
-        record.steps.append(
-            StepRecord(
-                step=index + 1,
-                weight=weight,
-                started_at=started,
-                interval_s=round(elapsed, 3),
-                verdict=verdict,
-                metrics=rows,
-                canary=canary_m.as_dict(),
-                stable=(stable_m or Measurement()).as_dict(),
-                resumed=record.resumed_at_weight is not None and len(record.steps) == 0,
-            )
-        )
-        log(f"step {index + 1} at {weight}%: {verdict}" + _failing(rows))
+        log(f"resuming at {traffic.canary_percent}% (step {progress.index + 1}/{len(config.steps)})")
+    decided = False
+    while not decided:
+        step = _analyse_step(backend, source, config, progress, record, clock, sleep)
+        record.steps.append(step)
+        log(f"step {step.step} at {step.weight}%: {step.verdict}" + _failing(step.metrics))
         if on_step:
             on_step(record)
-        if verdict == FAIL:
-            record.reason = "failed checks: " + ", ".join(r.metric for r in rows if r.verdict == FAIL)
-            break
-        if verdict == INCONCLUSIVE:
-            inconclusive += 1
-            if inconclusive >= config.max_inconclusive:
-                record.reason = f"{inconclusive} inconclusive intervals (max_inconclusive={config.max_inconclusive})"
-                break
-            continue
-        if index == len(config.steps) - 1:
-            record.decision = PROMOTE
-            record.reason = f"all {len(config.steps)} steps passed"
-            break
-        index += 1
+        decided = _advance(record, step, progress, config)
+    _decide(backend, record, log)
+    if on_step:
+        on_step(record)
+    return record
+
+
+def _analyse_step(
+    backend: Any,
+    source: Any,
+    config: RolloutConfig,
+    progress: _Progress,
+    record: RolloutRecord,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> RolloutStep:
+    """Sets the step's weight, waits one interval, measures both sides and judges them."""
+    weight = config.steps[progress.index]
+    if progress.traffic.canary_percent != weight:
+        progress.traffic = backend.set_canary_percent(weight)
+    traffic = progress.traffic
+    started = clock()
+    sleep(config.interval_s)
+    at = clock()
+    elapsed = max(config.interval_s, at - started)
+    canary = source.measure(traffic, traffic.canary, elapsed, at)
+    stable = source.measure(traffic, traffic.stable, elapsed, at) if weight < 100 else None
+    if stable is not None and not stable.unavailable and (stable.requests or 0) >= config.min_requests:
+        progress.baseline = stable
+    compare = stable if (stable is not None and stable.unavailable) else progress.baseline
+    verdict, rows = judge(canary, compare, config)
+    return RolloutStep(
+        step=progress.index + 1,
+        weight=weight,
+        started_at=started,
+        interval_s=round(elapsed, 3),
+        verdict=verdict,
+        metrics=rows,
+        canary=canary.totals(),
+        stable=(stable or Measurement()).totals(),
+        resumed=record.resumed_at_weight is not None and not record.steps,
+    )
+
+
+def _advance(record: RolloutRecord, step: RolloutStep, progress: _Progress, config: RolloutConfig) -> bool:
+    """Moves past ``step``: True when the rollout is decided (``record.reason`` says why), else it goes on."""
+    if step.verdict == FAIL:
+        record.reason = "failed checks: " + ", ".join(r.metric for r in step.metrics if r.verdict == FAIL)
+        return True
+    if step.verdict == INCONCLUSIVE:
+        progress.inconclusive += 1
+        if progress.inconclusive >= config.max_inconclusive:
+            record.reason = (
+                f"{progress.inconclusive} inconclusive intervals (max_inconclusive={config.max_inconclusive})"
+            )
+            return True
+        return False
+    if progress.index == len(config.steps) - 1:
+        record.decision = PROMOTE
+        record.reason = f"all {len(config.steps)} steps passed"
+        return True
+    progress.index += 1
+    return False
+
+
+def _decide(backend: Any, record: RolloutRecord, log: Callable[[str], None]) -> None:
+    """Promotes after every step passed, else rolls back; records the traffic after it."""
     if record.decision == PROMOTE:
         traffic = backend.promote()
     else:
@@ -465,9 +539,6 @@ def run_rollout(
         traffic = backend.rollback()
     record.final_traffic = final_traffic(traffic, record)
     log(f"decision: {record.decision} ({record.reason})")
-    if on_step:
-        on_step(record)
-    return record
 
 
 def final_traffic(traffic: Traffic, record: RolloutRecord) -> Dict[str, int]:
@@ -477,30 +548,10 @@ def final_traffic(traffic: Traffic, record: RolloutRecord) -> Dict[str, int]:
     return {record.stable_version: 100 - traffic.canary_percent, record.canary_version: traffic.canary_percent}
 
 
-def _failing(rows: Sequence[MetricVerdict]) -> str:
+def _failing(rows: Sequence[RolloutCheck]) -> str:
     bad = [f"{r.metric}={_fmt(r.canary)} (limit {r.threshold})" for r in rows if r.verdict == FAIL]
     return f" [{', '.join(bad)}]" if bad else ""
 
 
 def _fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.4g}"
-
-
-def to_markdown(record: RolloutRecord) -> str:
-    """The rollout record as Markdown for the KFP UI: one table row per step and metric."""
-    lines = [
-        f"# Rollout of {record.namespace}/{record.isvc}: **{record.decision}**",
-        "",
-        f"canary version {record.canary_version} against stable {record.stable_version}; {record.reason}.",
-        f"Final traffic: {', '.join(f'{v}: {p}%' for v, p in record.final_traffic.items())}.",
-        "",
-        "| step | weight | metric | kind | canary | stable | threshold | verdict |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for step in record.steps:
-        for r in step.metrics:
-            lines.append(
-                f"| {step.step} | {step.weight}% | {r.metric} | {r.kind} | {_fmt(r.canary)} | {_fmt(r.stable)} "
-                f"| {r.threshold} | {r.verdict}{' (' + r.reason + ')' if r.reason else ''} |"
-            )
-    return "\n".join(lines) + "\n"

@@ -15,14 +15,16 @@ Implementations: :class:`KServeServerlessBackend` (Knative revisions, ``canaryTr
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, ClassVar, Dict, Optional
 
 from kfpkit.components.deploy import isvc as isvc_api
 from kfpkit.components.rollout.analysis import RolloutError, Side, Traffic
 
 
 class TrafficBackend:
-    """The interface (see the module docstring)."""
+    """The interface (see the module docstring); ``NAME`` is the backend's name in the rollout record."""
+
+    NAME: ClassVar[str] = ""
 
     def current(self) -> Traffic:
         raise NotImplementedError
@@ -44,6 +46,13 @@ class _KServeBackend(TrafficBackend):
         self.namespace = namespace
         self.timeout_s = timeout_s
 
+    def _get(self) -> Dict[str, Any]:
+        """The InferenceService; a rollout whose ISVC went away cannot go on."""
+        obj = self.api.get(self.name, self.namespace)
+        if obj is None:
+            raise RolloutError(f"InferenceService {self.namespace}/{self.name} no longer exists")
+        return obj
+
     def _patch_and_wait(self, patch: Dict[str, Any], ready) -> Traffic:
         applied = self.api.patch(self.name, self.namespace, patch)
         self.api.wait(
@@ -59,8 +68,10 @@ class KServeServerlessBackend(_KServeBackend):
     SDK's model-object patch cannot remove it); rollback sets it to 0.
     """
 
+    NAME: ClassVar[str] = "kserve-serverless"
+
     def current(self) -> Traffic:
-        obj = self.api.get(self.name, self.namespace)
+        obj = self._get()
         return serverless_traffic(obj)
 
     def set_canary_percent(self, percent: int) -> Traffic:
@@ -117,11 +128,13 @@ class KServeStandardBackend(_KServeBackend):
     ``canary: []``.
     """
 
+    NAME: ClassVar[str] = "kserve-standard"
+
     def current(self) -> Traffic:
-        return standard_traffic(self.api.get(self.name, self.namespace))
+        return standard_traffic(self._get())
 
     def set_canary_percent(self, percent: int) -> Traffic:
-        obj = self.api.get(self.name, self.namespace)
+        obj = self._get()
         canaries = list(obj["spec"].get("canary") or [])
         if len(canaries) != 1:
             raise RolloutError(f"{self.namespace}/{self.name} has {len(canaries)} canaries; expected exactly one")
@@ -132,7 +145,7 @@ class KServeStandardBackend(_KServeBackend):
         )
 
     def promote(self) -> Traffic:
-        obj = self.api.get(self.name, self.namespace)
+        obj = self._get()
         canaries = obj["spec"].get("canary") or []
         if len(canaries) != 1:
             raise RolloutError(f"{self.namespace}/{self.name} has {len(canaries)} canaries; expected exactly one")

@@ -27,8 +27,9 @@ def rollout(
 ) -> NamedTuple("RolloutOutputs", [("decision", str), ("canary_traffic_percent", int)]):
     """Steps the canary's traffic up, judges canary against stable each interval, promotes or rolls back.
 
-    Each step queries Prometheus for both versions (requests, error rate, p99 latency, and the JS distance
-    and PSI between their ``kfpkit_prediction_score`` histograms) and judges relative checks (canary
+    Each step queries Prometheus for both versions (requests, error rate, p99 latency, and the
+    Jensen-Shannon distance (base 2) and PSI (counts smoothed by 0.5) between their
+    ``kfpkit_prediction_score`` histograms) and judges relative checks (canary
     against stable) and absolute SLOs. Fewer than ``min_requests`` canary requests, or Prometheus
     unreachable, make a step inconclusive: it waits, and after ``max_inconclusive`` such intervals the
     rollout rolls back; it never promotes on missing data. Promote: Serverless removes
@@ -41,7 +42,8 @@ def rollout(
         namespace: Its namespace.
         prometheus_url: Prometheus scraping the predictors (PodMonitor of ``manifests/base``).
         record: The rollout record as Markdown: per step, each metric, threshold and verdict; the decision.
-        record_json: The rollout record as JSON (rewritten after every step).
+        record_json: The rollout record as JSON (rewritten after every step; a
+            kfpkit.core.rollout_record.RolloutRecord).
         metrics: Decision (``promoted`` 1/0), intervals to decision, final canary share, last canary values.
         steps: Canary weights in percent, increasing to 100 (default 10, 25, 50, 100).
         interval_seconds: Seconds of traffic analysed per step.
@@ -81,4 +83,4 @@ def rollout(
         metrics.log_metric(key, value)
     record.metadata["decision"] = result.decision
     outputs = collections.namedtuple("RolloutOutputs", ["decision", "canary_traffic_percent"])
-    return outputs(result.decision, int(result.final_traffic.get(result.canary_version, 0)))
+    return outputs(result.decision, result.final_canary_percent)

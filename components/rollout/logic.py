@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from kfpkit.components.rollout.analysis import (
-    DEFAULT_STEPS,
-    PrometheusSource,
-    RolloutConfig,
-    RolloutRecord,
-    Thresholds,
-    run_rollout,
-    to_markdown,
-)
+from kfpkit.components.rollout.analysis import DEFAULT_STEPS, PrometheusSource, RolloutConfig, Thresholds, run_rollout
 from kfpkit.components.rollout.prometheus import PrometheusClient
-from kfpkit.core.publish import publish_bytes, publish_json
+from kfpkit.core.rollout_record import PROMOTE, RolloutRecord, write_rollout_record
 
 
 def rollout_metrics(record: RolloutRecord) -> Dict[str, float]:
     """Scalar KFP ``Metrics`` of a rollout: decision, intervals, final canary share, last step's values."""
     out: Dict[str, float] = {
-        "promoted": 1.0 if record.decision == "promote" else 0.0,
+        "promoted": 1.0 if record.decision == PROMOTE else 0.0,
         "intervals_to_decision": float(record.intervals_to_decision),
-        "final_canary_percent": float(record.final_traffic.get(record.canary_version, 0)),
+        "final_canary_percent": float(record.final_canary_percent),
     }
     if record.steps:
         for row in record.steps[-1].metrics:
@@ -50,7 +42,23 @@ def run_rollout_task(
 ) -> RolloutRecord:
     """Analyses the canary of ISVC ``namespace/name`` (in-cluster credentials) and writes the record.
 
+    The rollout record (:class:`~kfpkit.core.rollout_record.RolloutRecord`) is written as JSON to
+    ``record_json_path`` after every step and as Markdown to ``record_markdown_path`` once decided.
+
     Args:
+        name: The InferenceService.
+        namespace: Its namespace.
+        prometheus_url: Prometheus scraping both versions.
+        record_markdown_path: Where the Markdown goes.
+        record_json_path: Where the JSON goes (``None``: not written).
+        steps: Canary weights in percent (default 10, 25, 50, 100).
+        interval_s: Seconds of traffic per step.
+        min_requests: Canary requests a step needs to be judged.
+        max_inconclusive: Inconclusive intervals before a rollback.
+        thresholds: :class:`~kfpkit.components.rollout.analysis.Thresholds` fields to override, by name.
+        query_set: PromQL template set.
+        query_overrides: PromQL templates by query name.
+        timeout_s: Readiness timeout of each traffic change.
         backend: A traffic backend to use instead of the ISVC's (tests); default: Serverless or Standard by
             the ISVC's deployment mode.
 
@@ -74,9 +82,6 @@ def run_rollout_task(
     source = PrometheusSource(PrometheusClient(prometheus_url), config.templates())
 
     def checkpoint(record: RolloutRecord) -> None:
-        if record_json_path:
-            publish_json(record_json_path, record.as_dict())
+        write_rollout_record(record, record_json_path, record_markdown_path)
 
-    record = run_rollout(backend, source, config, on_step=checkpoint)
-    publish_bytes(record_markdown_path, to_markdown(record).encode())
-    return record
+    return run_rollout(backend, source, config, on_step=checkpoint)

@@ -39,8 +39,8 @@ def test_the_benchmark_shifts_together_are_all_caught(baseline):
 def test_the_rule_raises_the_threshold_for_small_windows_and_falls_back_to_the_fixed_one(baseline):
     small, *_ = _compare(baseline, 200, seed=3)
     large, *_ = _compare(baseline, 200_000, seed=3)
-    js = {f.name: next(m for m in f.metrics if m.metric == "js") for f in small}
-    js_large = {f.name: next(m for m in f.metrics if m.metric == "js") for f in large}
+    js = {f.name: f.metrics["js"] for f in small}
+    js_large = {f.name: f.metrics["js"] for f in large}
     assert js["f00"].threshold > 0.15
     assert js_large["f00"].threshold == 0.1
     # a 200-row window's JS scores reach the fixed 0.1 from noise alone: without the floor it would alarm

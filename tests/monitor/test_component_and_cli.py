@@ -10,6 +10,8 @@ from kfp.dsl import HTML, Artifact, Metrics
 from kfpkit.components import images
 from kfpkit.components.monitor.component import monitor
 from kfpkit.components.monitor.logic import MonitorError
+from kfpkit.core.drift_summary import DriftSummary
+from kfpkit.core.records import read_record
 
 
 def _artifacts(tmp_path):
@@ -59,8 +61,9 @@ def test_cli_exits_0_with_or_without_drift_and_2_on_bad_input(tmp_path, model_di
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    summary = json.load(open(tmp_path / "s.json"))
-    assert summary["drift_detected"] is True and summary["drifted_features"] == ["i_poisson"]
+    summary = read_record(str(tmp_path / "s.json"), DriftSummary)
+    assert summary.drift_detected is True and summary.drifted_features == ["i_poisson"]
+    assert summary == read_record(str(tmp_path / "out" / "summary.json"), DriftSummary)
     assert "DRIFT in i_poisson" in proc.stdout
     bad = subprocess.run(
         [*cmd, "--out", str(tmp_path / "out2"), "--since", "yesterday"],

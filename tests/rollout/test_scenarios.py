@@ -16,6 +16,7 @@ import time
 import pytest
 
 from kfpkit.components.rollout import analysis
+from kfpkit.core.rollout_record import read_rollout_record, to_markdown
 from kfpkit.onebox import replay
 from kfpkit.onebox import stack as local
 from tests.rollout.conftest import ISVC, SCRAPE_S
@@ -47,10 +48,10 @@ def test_good_canary_is_promoted_after_every_step_passes(rollout_kit, prometheus
     nginx = nginx_for("good")
     record = _rollout(rollout_kit, nginx, "good", prometheus.url)
     _note("good canary", record)
-    assert record.decision == analysis.PROMOTE, analysis.to_markdown(record)
+    assert record.decision == analysis.PROMOTE, to_markdown(record)
     assert [s.weight for s in record.steps if s.verdict == analysis.PASS] == [25, 50, 100]
     assert nginx.canary_percent() == 100
-    assert record.final_traffic == {"2": 100}
+    assert record.final_traffic == {"2": 100} and record.final_canary_percent == 100
 
 
 def test_canary_answering_5_percent_server_errors_is_rolled_back_within_two_intervals(
@@ -59,11 +60,11 @@ def test_canary_answering_5_percent_server_errors_is_rolled_back_within_two_inte
     nginx = nginx_for("errors")
     record = _rollout(rollout_kit, nginx, "errors", prometheus.url)
     _note("canary answering 5% 5xx", record)
-    assert record.decision == analysis.ROLLBACK, analysis.to_markdown(record)
+    assert record.decision == analysis.ROLLBACK, to_markdown(record)
     assert record.intervals_to_decision <= 2
     # the 5xx are real (the predictor counted them); the faulty path is also slow, so the p99 check may
     # be the one that trips first
-    assert sum(step.canary["errors"] or 0 for step in record.steps) > 0
+    assert sum(step.canary.errors or 0 for step in record.steps) > 0
     assert _failed(record) & {"error_rate", "error_rate_increase", "p99_latency_ratio"}
     assert nginx.canary_percent() == 0
 
@@ -72,7 +73,7 @@ def test_canary_with_three_times_the_p99_latency_is_rolled_back(rollout_kit, pro
     nginx = nginx_for("slow")
     record = _rollout(rollout_kit, nginx, "slow", prometheus.url)
     _note("p99 ×3", record)
-    assert record.decision == analysis.ROLLBACK, analysis.to_markdown(record)
+    assert record.decision == analysis.ROLLBACK, to_markdown(record)
     assert "p99_latency_ratio" in _failed(record)
 
 
@@ -80,7 +81,7 @@ def test_shifted_score_distribution_is_rolled_back_on_the_score_check_alone(roll
     nginx = nginx_for("shifted")
     record = _rollout(rollout_kit, nginx, "shifted", prometheus.url)
     _note("score distribution shifted", record)
-    assert record.decision == analysis.ROLLBACK, analysis.to_markdown(record)
+    assert record.decision == analysis.ROLLBACK, to_markdown(record)
     assert _failed(record) and _failed(record) <= {"score_js_distance", "score_psi"}
     verdicts = {r.metric: r.verdict for r in record.steps[-1].metrics}
     assert verdicts["error_rate_increase"] == verdicts["error_rate"] == analysis.PASS
@@ -173,16 +174,16 @@ def test_rollout_killed_mid_rollout_resumes_at_its_step(rollout_kit, predictors,
         if first.poll() is None:
             first.kill()
         local.Nginx(str(work_dir / "nginx"), "", "").stop()
-    record = json.loads(summary.read_text())
+    record = read_rollout_record(str(summary))
     SCENARIO_RESULTS["task killed and restarted mid-rollout"] = (
-        record["decision"],
-        record["intervals_to_decision"],
-        record["reason"],
+        record.decision,
+        record.intervals_to_decision,
+        record.reason,
     )
     assert second.returncode == 0, output
-    assert record["resumed_at_weight"] == 50
-    assert next(s["weight"] for s in record["steps"]) == 50  # resumed at its step, never jumped to 100
-    assert record["decision"] == "promote"
+    assert record.resumed_at_weight == 50 and record.steps[0].resumed
+    assert record.steps[0].weight == 50  # resumed at its step, never jumped to 100
+    assert record.decision == analysis.PROMOTE and record.backend == "local" and record.url.startswith("http://")
     assert "resuming at 50%" in output
 
 
