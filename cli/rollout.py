@@ -152,8 +152,13 @@ def config_from_arguments(args: argparse.Namespace, config_class: type, **fields
 
 
 def _version_of(uri: str, fallback: str) -> str:
-    last = uri.rstrip("/").rsplit("/", 1)[-1]
-    return last if re.fullmatch(r"\d+", last) else fallback
+    """The ``model_version`` label of a registry version URI (``parse_version_uri``), else ``fallback``."""
+    from kfpkit.core.registry import RegistryError, parse_version_uri
+
+    try:
+        return str(parse_version_uri(uri).version)
+    except RegistryError:
+        return fallback
 
 
 def _config(args: argparse.Namespace) -> Any:

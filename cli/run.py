@@ -142,7 +142,7 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kfpkit.core.publish import publish_json
+    from kfpkit.core.records import write_record
     from kfpkit.pipelines.local import format_summary, run_pipeline_locally
 
     try:
@@ -160,5 +160,5 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_summary(summary))
     if args.summary_json:
-        publish_json(os.path.abspath(args.summary_json), summary)
-    return 0 if summary["status"] == "succeeded" else 1
+        write_record(os.path.abspath(args.summary_json), summary)
+    return 0 if summary.succeeded else 1

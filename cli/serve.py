@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
@@ -193,9 +192,13 @@ def resolve_model_dir(uri: str, cache_dir: Optional[str] = None) -> str:
 
 
 def default_model_version(uri: str) -> Optional[str]:
-    """The registry version number when ``uri`` ends in ``/<model>/<integer>``."""
-    last = uri.rstrip("/").rsplit("/", 1)[-1]
-    return last if re.fullmatch(r"\d+", last) else None
+    """The ``model_version`` label of a registry version URI (:func:`kfpkit.core.registry.parse_version_uri`)."""
+    from kfpkit.core.registry import RegistryError, parse_version_uri
+
+    try:
+        return str(parse_version_uri(uri).version)
+    except RegistryError:
+        return None
 
 
 def _serve_help() -> str:

@@ -5,13 +5,15 @@ Layout (local paths and object stores alike, through fsspec)::
     <root>/<model_name>/
       1/                       a complete version: the model directory + MANIFEST.json (+ baseline/)
       2/
-      LATEST_BLESSED.json      {"version": int, "uri": str, "content_sha256": str}
+      LATEST_BLESSED.json      a PushedModel record: the version the last push created or found
       .claims/<N>.json         who claimed version number N (created exclusively; never removed)
       .staging/<uuid>/         local roots only: a push in progress (or killed); never read
 
 Rules (see ``components/push/README.md`` for the reasoning):
 
-* Versions are the integers ``1, 2, ...``. A pusher *claims* a number by creating ``.claims/<N>.json``
+* Versions are the integers ``1, 2, ...``; a version URI is ``<root>/<model_name>/<version>``, and
+  :func:`parse_version_uri` is the one function that splits it (into a :class:`VersionUri`, version an int).
+* A pusher *claims* a number by creating ``.claims/<N>.json``
   with a conditional create that fails when the file exists: ``O_CREAT | O_EXCL`` on a local disk,
   ``ifGenerationMatch=0`` on GCS and ``If-None-Match: *`` on S3 (fsspec's ``pipe_file(mode="create")``;
   for ``memory://``, which lives in one process, a process-wide lock makes it atomic). The first
@@ -24,17 +26,45 @@ Rules (see ``components/push/README.md`` for the reasoning):
   ``os.rename``; on object stores (no rename) the files are uploaded first and the manifest last.
 * A push that fails after its claim removes only what it wrote (its staging folder, or the objects it
   uploaded) and keeps the claim, so the number is skipped, never reused.
-* Pushing content that an existing complete version already holds (same ``content_sha256``) copies
-  nothing and returns that version with ``created=False``.
+* **Idempotence.** Pushing what an existing complete version already holds copies nothing and returns
+  that version (the newest such) with ``created=False``. "Already holds" means an equal
+  ``identity_sha256`` (or, for versions pushed before it existed, an equal ``content_sha256``).
 * ``LATEST_BLESSED.json`` names the version the last push created or found.
 
-Only fsspec is imported at module level; object-store backends (gcsfs, s3fs) are loaded by fsspec on use.
+**Two digests.** ``content_sha256`` (the manifest's; deploy pins it, serving checks it) covers every byte
+of every file. ``identity_sha256`` (:func:`identity_sha256`, also stored in the manifest) covers what
+determines the model's behaviour, and decides idempotence: two training runs with the same data, code and
+parameters write different bytes, and none of the differences changes a prediction. The identity is the
+sha256 of the sorted ``relative path  digest`` lines, where each file's digest is the sha256 of its bytes
+except for (rules version :data:`IDENTITY_RULES`):
+
+* ``model_card.json``: its JSON without the facts of the run -- ``created_at``, ``pipeline_run``, the
+  ``training`` section (device, durations, per-epoch history, resumed epoch) and the throughput
+  ``rows_per_second`` of each split's metrics -- serialized with sorted keys;
+* ``monitoring_baseline.json``: its JSON without ``created_at`` and ``identity`` (the sha256 of the model
+  files, which are in the identity themselves);
+* ``model.pt`` (TorchScript, a zip): its members' contents by name, without ``.data/serialization_id``
+  (random at every ``torch.jit.save``) and with the generated code's ``Final`` constant declarations in
+  sorted order (TorchScript writes them in the order of a Python set, which depends on the hash seed);
+  the weights (``data/*``, ``data.pkl``) and the source (``*.debug_pkl``) as they are;
+* ``model.skops`` (a zip): ``schema.json`` with its ``__id__`` numbers (object addresses) renumbered in
+  document order and each array file name replaced by the sha256 of that file, plus every array file by
+  content (their names are object addresses too);
+* ``baseline/*_stats.pb`` (TFDV statistics) is left out: TFDV orders equal counts in its rank histograms
+  arbitrarily, and the statistics are a function of the train split, whose sha256 the model card's data
+  lineage records, and of the TFDV version, which the card's ``versions`` record.
+
+A file that does not parse as its format expects falls back to the sha256 of its bytes.
+
+Only fsspec is imported at module level (and numpy through ``kfpkit.core.model_dir``); object-store
+backends (gcsfs, s3fs) are loaded by fsspec on use.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import posixpath
 import re
@@ -44,15 +74,18 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import IO, Any, Callable, ClassVar, Dict, Iterable, List, Mapping, NamedTuple, Optional
 
 import fsspec.core
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 from kfpkit.core import model_dir as md
+from kfpkit.core.monitoring_baseline import BASELINE_FILE as MONITORING_BASELINE_FILE
 from kfpkit.core.publish import publish_bytes
+from kfpkit.core.records import Record, RecordError
 
 POINTER_FILE = "LATEST_BLESSED.json"
 STAGING_DIR = ".staging"
@@ -61,7 +94,10 @@ MAX_MODEL_NAME_LENGTH = 63
 _MODEL_NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _VERSION_RE = re.compile(r"[1-9][0-9]*")
 _CLAIM_RE = re.compile(r"([1-9][0-9]*)\.json")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_PUBLISH_ATTEMPTS = 1000
+IDENTITY_RULES = 1
+log = logging.getLogger(__name__)
 # memory:// is one dict per process, and its exclusive create checks, then writes: threads serialize here.
 _MEMORY_CLAIM_LOCK = threading.Lock()
 
@@ -79,29 +115,94 @@ class RegistryEntry:
         uri: Where the version lives: an absolute local path for local roots, else ``<protocol>://...``.
             Usable as a KServe ``storageUri`` (see the push README for PVC roots).
         content_sha256: ``content_sha256`` of the version's ``MANIFEST.json``.
+        identity_sha256: ``identity_sha256`` of the manifest (see the module docstring); ``None`` for a
+            version pushed before the registry recorded it.
     """
 
     version: int
     uri: str
     content_sha256: str
+    identity_sha256: Optional[str] = None
 
 
 @dataclass
-class PushResult:
-    """What :func:`push_version` did.
+class PushedModel(Record):
+    """What a push produced: push's ``pushed_model`` output, and the registry's ``LATEST_BLESSED.json``.
 
     Attributes:
-        version: The version holding the pushed content.
-        uri: Location of that version (see :class:`RegistryEntry`).
-        content_sha256: ``content_sha256`` of the version's manifest.
-        created: ``True`` when this push created the version, ``False`` when an existing version already
-            held the same content (nothing was copied).
+        model_uri: The version's URI, ``<registry_root>/<model_name>/<version>`` (an absolute path for local
+            roots), usable as KServe ``storageUri``.
+        version: The version number (``1, 2, ...``).
+        content_sha256: ``content_sha256`` of the version's manifest (deploy pins it, serving checks it).
+        created: ``True`` when this push created the version; ``False`` when the version already held
+            the same content (equal ``identity_sha256``) and nothing was copied.
+        model_name: The model's name in the registry.
+        registry_root: The registry root as the pusher gave it.
     """
 
+    KIND: ClassVar[str] = "pushed model"
+    VERSION: ClassVar[int] = 1
+
+    model_uri: str
     version: int
-    uri: str
     content_sha256: str
     created: bool
+    model_name: str
+    registry_root: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise RecordError(f"version must be an integer >= 1, got {self.version!r}")
+        if not isinstance(self.content_sha256, str) or not _SHA256_RE.fullmatch(self.content_sha256):
+            raise RecordError(f"content_sha256 must be 64 lowercase hex digits, got {self.content_sha256!r}")
+        try:
+            parsed = parse_version_uri(self.model_uri)
+        except RegistryError as exc:
+            raise RecordError(f"model_uri: {exc}") from None
+        if (parsed.model_name, parsed.version) != (self.model_name, self.version):
+            raise RecordError(
+                f"model_uri {self.model_uri!r} does not end in /{self.model_name}/{self.version} "
+                "(model_name and version)"
+            )
+
+
+class VersionUri(NamedTuple):
+    """A registry version URI split by :func:`parse_version_uri`."""
+
+    root: str
+    model_name: str
+    version: int
+
+
+def parse_version_uri(uri: str) -> VersionUri:
+    """Splits a registry version URI ``<root>/<model_name>/<version>`` into its parts.
+
+    Args:
+        uri: A version URI as push writes it: a local path, ``file://``, ``gs://``, ``s3://`` or any fsspec
+            URL; a trailing ``/`` is ignored.
+
+    Returns:
+        ``(root, model_name, version)``; ``version`` is an ``int``.
+
+    Raises:
+        RegistryError: ``uri`` does not end in ``/<model_name>/<version>`` with a model name that
+            :func:`validate_model_name` accepts and a version ``1, 2, ...``, or has no root before them.
+    """
+    text = os.fspath(uri) if isinstance(uri, (str, os.PathLike)) else ""
+    parts = text.rstrip("/").rsplit("/", 2)
+    if (
+        len(parts) != 3
+        or not parts[0].rstrip("/")
+        or parts[0].endswith(":/")
+        or not _MODEL_NAME_RE.fullmatch(parts[1])
+        or len(parts[1]) > MAX_MODEL_NAME_LENGTH
+        or not _VERSION_RE.fullmatch(parts[2])
+    ):
+        raise RegistryError(
+            f"{uri!r} is not a registry version URI: expected <root>/<model_name>/<version>, "
+            "e.g. gs://bucket/models/fraud-detector/3"
+        )
+    return VersionUri(root=parts[0], model_name=parts[1], version=int(parts[2]))
 
 
 def validate_model_name(model_name: str) -> None:
@@ -239,14 +340,28 @@ class _ModelLocation:
         manifest = self.read_json(posixpath.join(self.version_path(version), md.MANIFEST_FILE))
         if manifest is None or not isinstance(manifest.get("content_sha256"), str):
             return None
-        return RegistryEntry(version=version, uri=self.uri(version), content_sha256=manifest["content_sha256"])
+        identity = manifest.get("identity_sha256")
+        return RegistryEntry(
+            version=version,
+            uri=self.uri(version),
+            content_sha256=manifest["content_sha256"],
+            identity_sha256=identity if isinstance(identity, str) else None,
+        )
 
-    def write_pointer(self, entry: RegistryEntry) -> None:
-        data = json.dumps(
-            {"version": entry.version, "uri": entry.uri, "content_sha256": entry.content_sha256},
-            indent=2,
-            sort_keys=True,
-        ).encode()
+    def read_pointer(self) -> Optional[PushedModel]:
+        """``LATEST_BLESSED.json``, or None when it is missing or not a pushed-model record (logged)."""
+        path = self.join(POINTER_FILE)
+        document = self.read_json(path)
+        if document is None:
+            return None
+        try:
+            return PushedModel.from_dict(document, where=path)
+        except RecordError as exc:
+            log.warning("ignoring the registry pointer: %s", exc)
+            return None
+
+    def write_pointer(self, pushed: PushedModel) -> None:
+        data = pushed.to_json().encode()
         target = self.join(POINTER_FILE)
         if self.local:
             publish_bytes(target, data, fsync=True)
@@ -278,10 +393,9 @@ def latest_blessed(root: str, model_name: str) -> Optional[RegistryEntry]:
     """
     location = _ModelLocation(root, model_name)
     location.refresh()
-    pointer = location.read_json(location.join(POINTER_FILE))
-    version = pointer.get("version") if pointer else None
-    if isinstance(version, int) and not isinstance(version, bool) and version >= 1:
-        entry = location.entry(version)
+    pointer = location.read_pointer()
+    if pointer is not None:
+        entry = location.entry(pointer.version)
         if entry is not None:
             return entry
     entries = _complete_entries(location)
@@ -340,12 +454,14 @@ def push_version(
     root: str,
     model_name: str,
     extra_dirs: Optional[Mapping[str, str]] = None,
-) -> PushResult:
+) -> PushedModel:
     """Copies a model directory into the registry as a new version, unless a version already holds it.
 
     The version gets every file of ``local_model_dir`` (a ``MANIFEST.json`` at its top is not copied: the
-    registry writes its own), each ``extra_dirs`` entry, and a fresh ``MANIFEST.json`` written last. Then
-    ``LATEST_BLESSED.json`` is pointed at the version.
+    registry writes its own), each ``extra_dirs`` entry, and a fresh ``MANIFEST.json`` written last. When
+    a complete version already holds the same content (equal ``identity_sha256``, see the module
+    docstring), nothing is copied and that version is returned with ``created=False``. Either way
+    ``LATEST_BLESSED.json`` is then pointed at the version.
 
     Args:
         local_model_dir: Local model directory (must hold ``model_card.json``).
@@ -364,20 +480,177 @@ def push_version(
     location = _ModelLocation(root, model_name)
     plan = _plan_files(local_model_dir, extra_dirs)
     content_sha256 = _content_sha256({rel: md.sha256_file(src) for rel, src in plan.items()})
+    identity = identity_sha256(plan)
+
+    def pushed(entry: RegistryEntry, created: bool) -> PushedModel:
+        result = PushedModel(
+            model_uri=entry.uri,
+            version=entry.version,
+            content_sha256=entry.content_sha256,
+            created=created,
+            model_name=model_name,
+            registry_root=os.fspath(root),
+        )
+        location.write_pointer(result)
+        return result
 
     location.refresh()
-    for entry in _complete_entries(location):
-        if entry.content_sha256 == content_sha256:
-            location.write_pointer(entry)
-            return PushResult(entry.version, entry.uri, entry.content_sha256, created=False)
+    for entry in reversed(_complete_entries(location)):
+        if entry.identity_sha256 == identity or entry.content_sha256 == content_sha256:
+            return pushed(entry, created=False)
 
     if location.local:
-        version = _publish_local(location, plan, content_sha256)
+        version = _publish_local(location, plan, content_sha256, identity)
     else:
-        version = _publish_remote(location, plan, content_sha256)
-    entry = RegistryEntry(version=version, uri=location.uri(version), content_sha256=content_sha256)
-    location.write_pointer(entry)
-    return PushResult(entry.version, entry.uri, entry.content_sha256, created=True)
+        version = _publish_remote(location, plan, content_sha256, identity)
+    entry = RegistryEntry(version, location.uri(version), content_sha256, identity)
+    return pushed(entry, created=True)
+
+
+def identity_sha256(files: Mapping[str, str]) -> str:
+    """The digest that decides whether two model versions are the same (rules: the module docstring).
+
+    Args:
+        files: Relative path in the version (``/``-separated) → local file, e.g. every file of a model
+            directory but its ``MANIFEST.json``.
+
+    Returns:
+        64 hex digits; equal for two training runs that differ only in timestamps, run ids, durations and
+        serialization noise.
+    """
+    lines = [f"kfpkit version identity {IDENTITY_RULES}\n"]
+    for rel in sorted(files):
+        digest = _identity_digest(rel, files[rel])
+        if digest is not None:
+            lines.append(f"{rel}  {digest}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- identity
+# Model card fields that describe the run rather than the model (the module docstring says why).
+_CARD_RUN_FACTS = ("created_at", "pipeline_run", "training")
+_METRIC_RUN_FACTS = ("rows_per_second",)
+_BASELINE_RUN_FACTS = ("created_at", "identity")
+_TORCHSCRIPT_NOISE = ".data/serialization_id"
+_TORCHSCRIPT_FINAL = re.compile(rb"^\s+\w+ : Final\[")
+_SKOPS_SCHEMA = "schema.json"
+
+
+def _identity_digest(rel: str, path: str) -> Optional[str]:
+    """The digest of one file in :func:`identity_sha256` (None: the file is left out)."""
+    top_level = "/" not in rel
+    name = posixpath.basename(rel)
+    if rel.startswith(md.BASELINE_DIR + "/") and name.endswith("_stats.pb"):
+        return None
+    digest: Optional[str] = None
+    if top_level and name == md.MODEL_CARD_FILE:
+        digest = _json_digest(path, _card_without_run_facts)
+    elif top_level and name == MONITORING_BASELINE_FILE:
+        digest = _json_digest(path, lambda doc: _without(doc, _BASELINE_RUN_FACTS))
+    elif top_level and name == md.TORCHSCRIPT_FILE:
+        digest = _zip_digest(path, _torchscript_lines)
+    elif top_level and name == md.SKOPS_FILE:
+        digest = _zip_digest(path, _skops_lines)
+    return digest or md.sha256_file(path)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _without(document: Any, names: Iterable[str]) -> Any:
+    return {k: v for k, v in document.items() if k not in names} if isinstance(document, dict) else document
+
+
+def _card_without_run_facts(card: Any) -> Any:
+    card = _without(card, _CARD_RUN_FACTS)
+    if isinstance(card, dict) and isinstance(card.get("metrics"), dict):
+        card["metrics"] = {split: _without(values, _METRIC_RUN_FACTS) for split, values in card["metrics"].items()}
+    return card
+
+
+def _json_digest(path: str, normalize: Callable[[Any], Any]) -> Optional[str]:
+    """sha256 of the normalized JSON document with sorted keys; None when the file is not JSON."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            document = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return _sha256(json.dumps(normalize(document), sort_keys=True, separators=(",", ":")).encode())
+
+
+def _zip_digest(path: str, member_lines: Callable[[zipfile.ZipFile], List[str]]) -> Optional[str]:
+    """sha256 of the sorted lines ``member_lines`` gives for the archive; None when it is not a zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            lines = member_lines(archive)
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError, RuntimeError, NotImplementedError):
+        return None
+    return _sha256("".join(sorted(lines)).encode())
+
+
+def _stream_sha256(handle: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _sorted_final_declarations(code: bytes) -> bytes:
+    """TorchScript code with each run of ``name : Final[...] = ...`` lines sorted (their order is a set's)."""
+    out: List[bytes] = []
+    run: List[bytes] = []
+    for line in code.split(b"\n"):
+        if _TORCHSCRIPT_FINAL.match(line):
+            run.append(line)
+            continue
+        out += sorted(run)
+        run = []
+        out.append(line)
+    return b"\n".join(out + sorted(run))
+
+
+def _torchscript_lines(archive: zipfile.ZipFile) -> List[str]:
+    lines = []
+    for info in archive.infolist():
+        name = info.filename.split("/", 1)[-1]  # the archive's top folder is named after the saved file
+        if info.is_dir() or name == _TORCHSCRIPT_NOISE:
+            continue
+        if name.startswith("code/") and name.endswith(".py"):
+            digest = _sha256(_sorted_final_declarations(archive.read(info)))
+        else:
+            with archive.open(info) as handle:
+                digest = _stream_sha256(handle)
+        lines.append(f"{name}  {digest}\n")
+    return lines
+
+
+def _skops_lines(archive: zipfile.ZipFile) -> List[str]:
+    files = {}
+    for info in archive.infolist():
+        if not info.is_dir() and info.filename != _SKOPS_SCHEMA:
+            with archive.open(info) as handle:
+                files[info.filename] = _stream_sha256(handle)
+    schema = json.loads(archive.read(_SKOPS_SCHEMA).decode("utf-8"))
+    ids: Dict[Any, int] = {}
+
+    def canonical(node: Any) -> Any:
+        if isinstance(node, list):
+            return [canonical(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out: Dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "__id__":
+                out[key] = ids.setdefault(value, len(ids))  # object addresses, numbered in document order
+            elif key == "file" and isinstance(value, str) and value in files:
+                out[key] = files[value]  # array files are named after object addresses too
+            else:
+                out[key] = canonical(value)
+        return out
+
+    text = json.dumps(canonical(schema), sort_keys=True, separators=(",", ":"))
+    return [f"{_SKOPS_SCHEMA}  {_sha256(text.encode())}\n", *(f"{d}\n" for d in files.values())]
 
 
 # --------------------------------------------------------------------------------------------- internals
@@ -458,15 +731,21 @@ def _upload_file(fs: Any, source: str, destination: str) -> None:
     fs.put_file(source, destination)
 
 
-def _stage(plan: Mapping[str, str], staging: str, expected_sha256: str) -> Dict[str, Any]:
-    """Copies the planned files into ``staging`` and writes the manifest there, last."""
+def _stage(plan: Mapping[str, str], staging: str, expected_sha256: str, identity: str) -> Dict[str, Any]:
+    """Copies the planned files into ``staging`` and writes the manifest there, last.
+
+    The manifest is ``model_dir.build_manifest``'s plus ``identity_sha256`` (see :func:`identity_sha256`).
+    """
     for rel, source in sorted(plan.items()):
         destination = os.path.join(staging, *rel.split("/"))
         os.makedirs(os.path.dirname(destination), exist_ok=True)
         _copy_file(source, destination)
-    manifest = md.write_manifest(staging)
+    manifest = md.build_manifest(staging)
     if manifest["content_sha256"] != expected_sha256:
         raise RegistryError("the model directory changed while it was being pushed; push it again")
+    manifest["identity_sha256"] = identity
+    with open(os.path.join(staging, md.MANIFEST_FILE), "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True)
     return manifest
 
 
@@ -506,7 +785,7 @@ def _publish_under_claim(location: _ModelLocation, publish: Callable[[int], bool
     raise RegistryError(f"{location.path}: no free version number after {_MAX_PUBLISH_ATTEMPTS} attempts")
 
 
-def _publish_local(location: _ModelLocation, plan: Mapping[str, str], content_sha256: str) -> int:
+def _publish_local(location: _ModelLocation, plan: Mapping[str, str], content_sha256: str, identity: str) -> int:
     staging = location.join(STAGING_DIR, uuid.uuid4().hex)
     os.makedirs(staging)
 
@@ -525,7 +804,7 @@ def _publish_local(location: _ModelLocation, plan: Mapping[str, str], content_sh
         return True
 
     try:
-        _stage(plan, staging, content_sha256)
+        _stage(plan, staging, content_sha256, identity)
         _fsync_tree(staging)
         return _publish_under_claim(location, rename_into)
     except BaseException:
@@ -533,10 +812,10 @@ def _publish_local(location: _ModelLocation, plan: Mapping[str, str], content_sh
         raise
 
 
-def _publish_remote(location: _ModelLocation, plan: Mapping[str, str], content_sha256: str) -> int:
+def _publish_remote(location: _ModelLocation, plan: Mapping[str, str], content_sha256: str, identity: str) -> int:
     fs = location.fs
     with tempfile.TemporaryDirectory(prefix="kfpkit-push-") as staging:
-        manifest = _stage(plan, staging, content_sha256)
+        manifest = _stage(plan, staging, content_sha256, identity)
 
         def upload_into(version: int) -> bool:
             if location.has_files(version):

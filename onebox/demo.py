@@ -35,9 +35,23 @@ import datetime
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-DEMO_SUMMARY_VERSION = 1
+from kfpkit.onebox.demo_summary import (
+    CanaryStage,
+    DemoDrift,
+    DemoRollout,
+    DemoSummary,
+    DriftedTrafficStage,
+    ModelVersionEntry,
+    MonitorStage,
+    RetrainStage,
+    TrainingStage,
+)
+
+if TYPE_CHECKING:
+    from kfpkit.core.run_summary import RunSummary
+
 SUMMARY_FILE = "demo_summary.json"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # what the demo writes under its work dir (and removes there when it starts again)
@@ -64,21 +78,7 @@ class Demo:
         self.summary_path = os.path.abspath(args.summary_json or os.path.join(self.work, SUMMARY_FILE))
         self.started_at = time.monotonic()
         self.stack = contextlib.ExitStack()
-        self.summary: Dict[str, Any] = {
-            "demo_summary_version": DEMO_SUMMARY_VERSION,
-            "status": "running",
-            "failed_stage": None,
-            "error": None,
-            "work_dir": self.work,
-            "registry_root": self.registry,
-            "model_name": args.model_name,
-            "log": self.log_path,
-            "stages": {},
-            "model_versions": {},
-            "rollout": None,
-            "drift": None,
-            "duration_s": None,
-        }
+        self.summary = DemoSummary.started(self.work, self.registry, args.model_name, self.log_path)
         self.nginx: Any = None
         self.predictors: Dict[str, Any] = {}
         self.prometheus: Any = None
@@ -111,16 +111,24 @@ class Demo:
         rel = os.path.relpath(path)
         return rel if not rel.startswith("..") else path
 
-    def record(self, stage: str, started: float, **values: Any) -> None:
-        self.summary["stages"][stage] = dict(values, duration_s=round(time.monotonic() - started, 1))
+    @staticmethod
+    def seconds_since(started: float) -> float:
+        """A stage's ``duration_s``: seconds since ``started`` (``time.monotonic``), to 0.1 s."""
+        return round(time.monotonic() - started, 1)
+
+    def record(self, stage: str, entry: Any) -> None:
+        """Sets the entry of ``stage`` (one of :data:`STAGES`) in the summary and rewrites the file."""
+        setattr(self.summary.stages, stage, entry)
         self.write_summary()
 
     def write_summary(self) -> None:
-        from kfpkit.core.publish import publish_json
+        from kfpkit.core.records import write_record
 
-        publish_json(self.summary_path, self.summary)
+        write_record(self.summary_path, self.summary)
 
-    def train(self, pipeline: str, arguments: Dict[str, Any]) -> Dict[str, Any]:
+    def train(self, pipeline: str, arguments: Dict[str, Any]) -> RunSummary:
+        """Runs a pipeline under kfp.local; its run summary is also written as ``<run_dir>/summary.json``."""
+        from kfpkit.core.records import write_record
         from kfpkit.pipelines.local import run_pipeline_locally
 
         self.log_file.write(f"\n== kfpkit run {pipeline} {arguments}\n")
@@ -133,6 +141,8 @@ class Demo:
             progress=self.log_file,
         )
         self.log_file.flush()
+        if summary.run_dir:
+            write_record(os.path.join(summary.run_dir, "summary.json"), summary)
         return summary
 
     def training_arguments(self, source: str, **extra: Any) -> Dict[str, Any]:
@@ -150,40 +160,53 @@ class Demo:
         return dict(arguments, **{k: v for k, v in optional.items() if v is not None}, **extra)
 
     @staticmethod
-    def pushed(summary: Dict[str, Any], what: str) -> Dict[str, Any]:
-        if summary["status"] != "succeeded":
-            raise StageFailed(f"{what}: task {summary.get('failed_task')} failed (run log {summary.get('run_log')})")
-        validation = summary.get("validation") or {}
-        if validation and not validation.get("passed"):
-            found = "; ".join(f"{k}: {v}" for k, v in sorted((validation.get("anomalies") or {}).items()))
-            raise StageFailed(f"{what}: the data did not pass validation ({found}); run log {summary.get('run_log')}")
-        if not summary.get("model_uri"):
-            reasons = "; ".join(summary.get("blessing_reasons") or []) or "not pushed"
-            raise StageFailed(f"{what}: not blessed ({reasons}); run log {summary.get('run_log')}")
+    def pushed(summary: RunSummary, what: str) -> RunSummary:
+        if not summary.succeeded:
+            raise StageFailed(f"{what}: task {summary.failed_task} failed (run log {summary.run_log})")
+        validation = summary.validation
+        if validation is not None and not validation.passed:
+            found = "; ".join(f"{k}: {v}" for k, v in sorted(validation.anomalies.items()))
+            raise StageFailed(f"{what}: the data did not pass validation ({found}); run log {summary.run_log}")
+        if not summary.pushed:
+            reasons = "; ".join(summary.blessing_reasons) or "not pushed"
+            raise StageFailed(f"{what}: not blessed ({reasons}); run log {summary.run_log}")
         return summary
 
     @staticmethod
-    def pr_auc(summary: Dict[str, Any]) -> str:
-        value = Demo.pr_auc_of(summary)
+    def pr_auc(summary: RunSummary) -> str:
+        value = summary.pr_auc
         return "n/a" if value is None else f"{value:.3f}"
 
     @staticmethod
-    def pr_auc_of(summary: Dict[str, Any]) -> Optional[float]:
-        """The run's PR-AUC on the test split (evaluate's metrics), or ``None`` when it has none."""
-        return (summary.get("metrics") or {}).get("pr_auc")
+    def version_entry(summary: RunSummary, source: str) -> ModelVersionEntry:
+        """The trained version a run pushed, for ``model_versions``."""
+        assert summary.model_uri is not None and summary.model_version is not None  # pushed() checked it
+        return ModelVersionEntry(summary.model_version, summary.model_uri, source, summary.pr_auc)
 
-    def record_training(self, stage: str, started: float, summary: Dict[str, Any], **values: Any) -> None:
+    def record_training(
+        self,
+        stage: str,
+        started: float,
+        summary: RunSummary,
+        serving_url: Optional[str] = None,
+        prometheus_url: Optional[str] = None,
+        baseline_pr_auc: Optional[float] = None,
+    ) -> None:
         """:meth:`record` of a training run that pushed a version."""
-        self.record(
-            stage,
-            started,
+        assert summary.model_uri is not None and summary.model_version is not None  # pushed() checked it
+        entry = TrainingStage(
             status="succeeded",
-            run_dir=summary["run_dir"],
-            model_uri=summary["model_uri"],
-            model_version=summary["model_version"],
-            pr_auc=self.pr_auc_of(summary),
-            **values,
+            duration_s=self.seconds_since(started),
+            run_dir=summary.run_dir,
+            model_uri=summary.model_uri,
+            model_version=summary.model_version,
+            model_created=bool(summary.model_created),
+            pr_auc=summary.pr_auc,
+            serving_url=serving_url,
+            prometheus_url=prometheus_url,
+            baseline_pr_auc=baseline_pr_auc,
         )
+        self.record(stage, entry)
 
     def traffic_rows(self, seed_offset: int, drift: float, rows: int, name: str) -> List[Dict[str, Any]]:
         """Feature rows of the synthetic source (label dropped), kept as ``<work-dir>/traffic/<name>.parquet``."""
@@ -202,8 +225,8 @@ class Demo:
         started = time.monotonic()
         source = self.source(0, 0.0)
         summary = self.pushed(self.train("training", self.training_arguments(source)), "train v1")
-        v1 = {"version": summary["model_version"], "uri": summary["model_uri"], "source": source}
-        self.summary["model_versions"]["v1"] = dict(v1, pr_auc=self.pr_auc_of(summary))
+        v1: Dict[str, Any] = {"version": summary.model_version, "uri": summary.model_uri, "source": source}
+        self.summary.model_versions["v1"] = self.version_entry(summary, source)
         # serve v1 as stable: its predictor, nginx (0 % canary) and Prometheus scraping both predictor ports
         os.makedirs(self.serving, exist_ok=True)
         canary_port = local.free_port()
@@ -231,7 +254,7 @@ class Demo:
             "train v1",
             f"PR-AUC {self.pr_auc(summary)} (test) -> v{v1['version']}; stable at {self.nginx.url}, "
             f"Prometheus {self.prometheus.url}",
-            os.path.join(summary["run_dir"], "summary.json"),
+            os.path.join(summary.run_dir or self.outputs, "summary.json"),
         )
         self.v1 = v1
 
@@ -258,16 +281,16 @@ class Demo:
         source = self.source(1, self.args.v2_drift)
         arguments = self.training_arguments(source, max_regression=self.args.max_regression)
         summary = self.pushed(self.train("training", arguments), "train v2")
-        v2 = {"version": summary["model_version"], "uri": summary["model_uri"], "source": source}
-        self.summary["model_versions"]["v2"] = dict(v2, pr_auc=self.pr_auc_of(summary))
-        base = (summary.get("baseline_metrics") or {}).get("pr_auc")
+        v2: Dict[str, Any] = {"version": summary.model_version, "uri": summary.model_uri, "source": source}
+        self.summary.model_versions["v2"] = self.version_entry(summary, source)
+        base = (summary.baseline_metrics or {}).get("pr_auc")
         self.record_training("train_v2", started, summary, baseline_pr_auc=base)
         vs = f" (v1 on the same split: {base:.3f})" if base is not None else ""
         self.stage_line(
             2,
             "train v2",
             f"drift={self.args.v2_drift:g} data, PR-AUC {self.pr_auc(summary)}{vs} -> v{v2['version']}",
-            os.path.join(summary["run_dir"], "summary.json"),
+            os.path.join(summary.run_dir or self.outputs, "summary.json"),
         )
         self.v2 = v2
 
@@ -313,22 +336,22 @@ class Demo:
             answered = load.stop()
         promoted = record.decision == PROMOTE
         self.serving_version = self.v2 if promoted else self.v1
-        self.summary["rollout"] = {
-            "decision": record.decision,
-            "reason": record.reason,
-            "stable_version": int(stable_version),
-            "canary_version": int(canary_version),
-            "intervals": record.intervals_to_decision,
-            "weights": [s.weight for s in record.steps],
-            "verdicts": [s.verdict for s in record.steps],
-            "final_traffic": record.final_traffic,
-            "serving_version": self.serving_version["version"],
-            "record_json": record_json,
-            "record_md": record_md,
-        }
+        self.summary.rollout = DemoRollout(
+            decision=record.decision,
+            reason=record.reason,
+            stable_version=int(stable_version),
+            canary_version=int(canary_version),
+            intervals=record.intervals_to_decision,
+            weights=[s.weight for s in record.steps],
+            verdicts=[s.verdict for s in record.steps],
+            final_traffic=dict(record.final_traffic),
+            serving_version=self.serving_version["version"],
+            record_json=record_json,
+            record_md=record_md,
+        )
         requests = sum(answered.values())
         errors = sum(n for code, n in answered.items() if code != 200)
-        self.record("canary", started, status="succeeded", requests=requests, non_200=errors, **self.summary["rollout"])
+        self.record("canary", CanaryStage("succeeded", self.seconds_since(started), requests, errors))
         path = " -> ".join(f"{s.weight}%" + ("" if s.verdict == PASS else f" ({s.verdict})") for s in record.steps)
         if promoted:
             text = f"PROMOTED v{canary_version} after {path} ({record.reason}); {requests} requests"
@@ -362,14 +385,16 @@ class Demo:
             raise StageFailed(f"drifted traffic: no request answered ({answered}); logs under {self.serving}")
         self.record(
             "drifted_traffic",
-            started,
-            status="succeeded",
-            requests=sum(answered.values()),
-            answered=ok,
-            rows=ok * a.drifted_batch,
-            drift=a.live_drift,
-            since=self.since,
-            payload_log=self.payload_log,
+            DriftedTrafficStage(
+                status="succeeded",
+                duration_s=self.seconds_since(started),
+                requests=sum(answered.values()),
+                answered=ok,
+                rows=ok * a.drifted_batch,
+                drift=a.live_drift,
+                since=self.since,
+                payload_log=self.payload_log,
+            ),
         )
         self.stage_line(
             4,
@@ -389,18 +414,18 @@ class Demo:
             model_uri=self.serving_version["uri"], live=self.payload_log, outputs=outputs, since=self.since
         )
         drift = result.summary()  # the drift summary record, as summary.json holds it
-        self.summary["drift"] = {
-            "drift_detected": drift.drift_detected,
-            "drifted_features": drift.drifted_features,
-            "score_drifted": bool(drift.score_drift and drift.score_drift.drifted),
-            "rows": drift.rows,
-            "model_uri": drift.model_uri,
-            "since": self.since,
-            "report_html": outputs.report_html,
-            "summary_json": outputs.summary_json,
-            "drift_json": outputs.drift_json,
-        }
-        self.record("monitor", started, status="succeeded", **self.summary["drift"])
+        self.summary.drift = DemoDrift(
+            drift_detected=drift.drift_detected,
+            drifted_features=list(drift.drifted_features),
+            score_drifted=bool(drift.score_drift and drift.score_drift.drifted),
+            rows=drift.rows,
+            model_uri=drift.model_uri,
+            since=self.since,
+            report_html=outputs.report_html,
+            summary_json=outputs.summary_json,
+            drift_json=outputs.drift_json,
+        )
+        self.record("monitor", MonitorStage("succeeded", self.seconds_since(started)))
         if result.drift_detected:
             names = result.drifted_features
             shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
@@ -429,29 +454,32 @@ class Demo:
             **{k: v for k, v in dict(epochs=a.epochs, min_pr_auc=a.min_pr_auc).items() if v is not None},
         )
         summary = self.train("monitoring", arguments)
-        if summary["status"] != "succeeded":
-            raise StageFailed(f"retrain: task {summary.get('failed_task')} failed (run log {summary.get('run_log')})")
+        if not summary.succeeded:
+            raise StageFailed(f"retrain: task {summary.failed_task} failed (run log {summary.run_log})")
         new = [e for e in registry.list_versions(self.registry, a.model_name) if e.version not in before]
-        retrained = "train" in summary["tasks"]
-        values: Dict[str, Any] = dict(
+        retrained = "train" in summary.tasks
+        entry = RetrainStage(
             status="succeeded",
-            run_dir=summary["run_dir"],
+            duration_s=self.seconds_since(started),
+            run_dir=summary.run_dir,
             retrained=retrained,
-            tasks=summary["tasks"],
+            tasks=list(summary.tasks),
             source=retrain_source,
-            pr_auc=self.pr_auc_of(summary),
+            pr_auc=summary.pr_auc,
+            model_uri=None,
+            model_version=None,
         )
         if new:
-            v3 = {"version": new[-1].version, "uri": new[-1].uri, "source": retrain_source}
-            self.summary["model_versions"]["v3"] = dict(v3, pr_auc=values["pr_auc"])
-            values.update(model_uri=v3["uri"], model_version=v3["version"])
-            text = f"monitoring pipeline: drift -> retrained, PR-AUC {self.pr_auc(summary)} -> v{v3['version']}"
+            v3 = ModelVersionEntry(new[-1].version, new[-1].uri, retrain_source, summary.pr_auc)
+            self.summary.model_versions["v3"] = v3
+            entry.model_uri, entry.model_version = v3.uri, v3.version
+            text = f"monitoring pipeline: drift -> retrained, PR-AUC {self.pr_auc(summary)} -> v{v3.version}"
         elif retrained:
             text = "monitoring pipeline: drift -> retrained, NOT blessed (nothing pushed)"
         else:
             text = "monitoring pipeline: no drift, no retraining"
-        self.record("retrain", started, **values)
-        self.stage_line(6, "retrain", text, os.path.join(summary["run_dir"], "summary.json"))
+        self.record("retrain", entry)
+        self.stage_line(6, "retrain", text, os.path.join(summary.run_dir or self.outputs, "summary.json"))
 
     # --------------------------------------------------------------------------------------------- run
     def clear_previous_run(self) -> None:
@@ -483,22 +511,23 @@ class Demo:
             for name, stage in zip(STAGES, stages, strict=True):
                 current = name
                 stage()
-            self.summary["status"] = "succeeded"
+            self.summary.status = "succeeded"
             return EXIT_OK
         except Exception as exc:  # any failure ends the demo, its stage named
-            self.summary.update(status="failed", failed_stage=current, error=f"{type(exc).__name__}: {exc}")
+            self.summary.status, self.summary.failed_stage = "failed", current
+            self.summary.error = f"{type(exc).__name__}: {exc}"
             self.say(f"kfpkit demo: stage {current} failed: {exc} (details: {self._short(self.log_path)})")
             return EXIT_FAILED
         except BaseException:  # Ctrl-C, SIGTERM: stop everything, record why, re-raise
-            self.summary.update(status="interrupted", failed_stage=current, error="interrupted")
+            self.summary.status, self.summary.failed_stage, self.summary.error = "interrupted", current, "interrupted"
             raise
         finally:
-            self.summary["duration_s"] = round(self.elapsed(), 1)
+            self.summary.duration_s = round(self.elapsed(), 1)
             self.close()
             self.write_summary()
-            if self.summary["status"] == "succeeded":
+            if self.summary.status == "succeeded":
                 self.say(
-                    f"kfpkit demo: done in {self.summary['duration_s']:.0f} s; summary {self._short(self.summary_path)}"
+                    f"kfpkit demo: done in {self.summary.duration_s:.0f} s; summary {self._short(self.summary_path)}"
                 )
             self.log_file.close()
             self.log_file = None

@@ -23,7 +23,8 @@ folder itself, once the run has started) and is moved to ``<run_dir>/run.log`` a
 appears; a run that fails before its first task keeps the log beside the run folders.
 
 After the run, :func:`summarize_run` reads each task's ``executor_output.json`` under the run folder and
-builds the **run summary** (a stable, documented contract; see README "Run summary JSON").
+builds the **run summary**, a :class:`kfpkit.core.run_summary.RunSummary` record (a stable, documented
+contract; see README "Run summary JSON").
 """
 
 from __future__ import annotations
@@ -43,9 +44,13 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterator, List, Optional, TextIO
 
-SUMMARY_VERSION = 2
+from kfpkit.core.run_summary import RunSummary, ValidationOutcome
+
+if TYPE_CHECKING:
+    from kfpkit.core.registry import PushedModel
+
 FAILED_TAIL_LINES = 20
 RUN_LOG = "run.log"
 log = logging.getLogger("kfpkit.run")
@@ -141,60 +146,75 @@ def summarize_run(
     pipeline: str = "training",
     run_log: Optional[str] = None,
     failed_task: Optional[str] = None,
-) -> Dict[str, Any]:
+) -> RunSummary:
     """Builds the run summary from a kfp.local run folder (``None``: the run never started a task)."""
     tasks = read_run_tasks(run_dir) if run_dir else {}
-    summary: Dict[str, Any] = {
-        "summary_version": SUMMARY_VERSION,
-        "pipeline": pipeline,
-        "status": "succeeded" if succeeded else "failed",
-        "failed_task": failed_task,
-        "blessed": False,
-        "blessing_reasons": [],
-        "infra_blessed": None,
-        "model_uri": None,
-        "model_version": None,
-        "metrics": {},
-        "metrics_split": None,
-        "baseline_metrics": None,
-        "training_metrics": training_metrics(tasks.get("train")),
-        "validation": None,
-        "tasks": sorted(tasks),
-        "pipeline_root": os.path.abspath(pipeline_root),
-        "run_dir": os.path.abspath(run_dir) if run_dir else None,
-        "run_log": os.path.abspath(run_log) if run_log else None,
-        "artifacts": {
+    summary = RunSummary(
+        pipeline=pipeline,
+        status="succeeded" if succeeded else "failed",
+        failed_task=failed_task,
+        blessed=False,
+        blessing_reasons=[],
+        infra_blessed=None,
+        model_uri=None,
+        model_version=None,
+        model_created=None,
+        metrics={},
+        metrics_split=None,
+        baseline_metrics=None,
+        training_metrics=training_metrics(tasks.get("train")),
+        validation=None,
+        tasks=sorted(tasks),
+        pipeline_root=os.path.abspath(pipeline_root),
+        run_dir=os.path.abspath(run_dir) if run_dir else None,
+        run_log=os.path.abspath(run_log) if run_log else None,
+        artifacts={
             f"{t.name}.{name}": _local_path(a["uri"]) for t in tasks.values() for name, a in sorted(t.artifacts.items())
         },
-        "duration_s": round(duration_s, 2),
-    }
+        duration_s=round(duration_s, 2),
+    )
     validate = tasks.get("validate")
     if validate:
         anomalies_meta = validate.artifacts.get("anomalies", {}).get("metadata", {})
-        summary["validation"] = {
-            "passed": _bool_output(validate, "passed"),
-            "anomalies": anomalies_meta.get("anomalies", {}),
-        }
+        summary.validation = ValidationOutcome(
+            passed=_bool_output(validate, "passed"), anomalies=dict(anomalies_meta.get("anomalies", {}))
+        )
     evaluate = tasks.get("evaluate")
     if evaluate:
         meta = evaluate.artifacts.get("metrics", {}).get("metadata", {})
-        summary["blessed"] = _bool_output(evaluate, "blessed")
-        summary["blessing_reasons"] = list(meta.get("reasons", []))
+        summary.blessed = _bool_output(evaluate, "blessed")
+        summary.blessing_reasons = list(meta.get("reasons", []))
         numbers = {k: v for k, v in _numbers(meta).items() if k != "blessed"}
-        summary["metrics"] = {k: v for k, v in numbers.items() if not k.startswith("baseline_")}
+        summary.metrics = {k: v for k, v in numbers.items() if not k.startswith("baseline_")}
         # evaluate scores the held-out test split (the gate and report use it alone)
-        summary["metrics_split"] = meta["split"] if isinstance(meta.get("split"), str) else "test"
+        summary.metrics_split = meta["split"] if isinstance(meta.get("split"), str) else "test"
         baseline = {k[len("baseline_") :]: v for k, v in numbers.items() if k.startswith("baseline_")}
-        summary["baseline_metrics"] = baseline or None
+        summary.baseline_metrics = baseline or None
     infra = tasks.get("infra-validate")
     if infra:
-        summary["infra_blessed"] = _bool_output(infra, "infra_blessed")
-    push = tasks.get("push")
-    if push:
-        summary["model_uri"] = push.parameters.get("model_uri")
-        version = push.parameters.get("version")
-        summary["model_version"] = int(version) if version is not None else None
+        summary.infra_blessed = _bool_output(infra, "infra_blessed")
+    pushed = pushed_model(tasks.get("push"))
+    if pushed is not None:
+        summary.model_uri, summary.model_version, summary.model_created = (
+            pushed.model_uri,
+            pushed.version,
+            pushed.created,
+        )
     return summary
+
+
+def pushed_model(push: Optional[TaskRecord]) -> Optional[PushedModel]:
+    """The ``PushedModel`` record of a finished push task (its ``pushed_model`` output's metadata).
+
+    Raises:
+        kfpkit.core.records.RecordError: the metadata is not a pushed-model record (names the field).
+    """
+    from kfpkit.core.registry import PushedModel
+
+    artifact = (push.artifacts.get("pushed_model") if push else None) or {}
+    if push is None or not artifact.get("metadata"):
+        return None
+    return PushedModel.from_dict(artifact["metadata"], where=f"{push.directory}: pushed_model")
 
 
 def task_outputs_text(task: TaskRecord) -> str:
@@ -221,8 +241,19 @@ def task_outputs_text(task: TaskRecord) -> str:
         yes, no = RESULT_WORDS.get(task.name, ("result true", "result false"))
         words.append(yes if task.parameters["Output"] else no)
     if task.parameters.get("version") is not None:
-        words.append(f"version {int(task.parameters['version'])}")
+        words.append(f"version {int(task.parameters['version'])}" + _reuse_note(task))
     return ", ".join(words)
+
+
+def _reuse_note(task: TaskRecord) -> str:
+    """`` (already in the registry)`` after a push that found its model in an existing version."""
+    from kfpkit.core.records import RecordError
+
+    try:
+        pushed = pushed_model(task) if "pushed_model" in task.artifacts else None
+    except RecordError:
+        return ""
+    return " (already in the registry, nothing pushed)" if pushed is not None and not pushed.created else ""
 
 
 @dataclass
@@ -478,8 +509,8 @@ def run_pipeline_locally(
     tfdv_python: Optional[str] = None,
     verbose: bool = False,
     progress: Optional[TextIO] = None,
-) -> Dict[str, Any]:
-    """Runs registered pipeline ``name`` with kfp.local and returns the run summary.
+) -> RunSummary:
+    """Runs registered pipeline ``name`` with kfp.local and returns the run summary record.
 
     Args:
         name: A pipeline of :func:`kfpkit.pipelines.registry.pipeline_names`.
@@ -526,41 +557,39 @@ def _metric_text(metrics: Dict[str, float], keys: List[str]) -> str:
 SUMMARY_METRICS = ["pr_auc", "roc_auc", "log_loss", "brier_score", "ece", "precision", "recall", "f1"]
 
 
-def format_summary(summary: Dict[str, Any]) -> str:
+def format_summary(summary: RunSummary) -> str:
     """A readable multi-line summary for the terminal."""
-    pipeline = summary.get("pipeline", "training")
-    lines = [f"kfpkit {pipeline} run: {summary['status'].upper()} in {summary['duration_s']:.1f} s"]
-    if summary.get("failed_task"):
-        lines.append(f"  failed task: {summary['failed_task']}")
-    validation = summary.get("validation")
+    lines = [f"kfpkit {summary.pipeline} run: {summary.status.upper()} in {summary.duration_s:.1f} s"]
+    if summary.failed_task:
+        lines.append(f"  failed task: {summary.failed_task}")
+    validation = summary.validation
     if validation is not None:
-        lines.append(f"  data validation: {'passed' if validation['passed'] else 'FAILED'}")
-        for feature, description in sorted(validation["anomalies"].items()):
+        lines.append(f"  data validation: {'passed' if validation.passed else 'FAILED'}")
+        for feature, description in sorted(validation.anomalies.items()):
             lines.append(f"    - {feature}: {description}")
-        if not validation["passed"]:
+        if not validation.passed:
             lines.append("  training skipped: the data did not pass validation")
-    for split, metrics in sorted((summary.get("training_metrics") or {}).items()):
+    for split, metrics in sorted((summary.training_metrics or {}).items()):
         lines.append(f"  train, {split} split: " + _metric_text(metrics, SUMMARY_METRICS))
-    metrics = summary.get("metrics") or {}
-    if metrics:
-        split = summary.get("metrics_split") or "test"
+    if summary.metrics:
+        split = summary.metrics_split or "test"
         keys = [*SUMMARY_METRICS, "decision_threshold"]
-        lines.append(f"  evaluate, {split} split: " + _metric_text(metrics, keys))
-    if summary.get("baseline_metrics"):
-        base = summary["baseline_metrics"]
-        lines.append("  baseline (latest blessed): " + _metric_text(base, SUMMARY_METRICS))
-    if "evaluate" in summary["tasks"]:
-        lines.append(f"  blessed: {'yes' if summary['blessed'] else 'no'}")
-        for reason in summary["blessing_reasons"]:
+        lines.append(f"  evaluate, {split} split: " + _metric_text(summary.metrics, keys))
+    if summary.baseline_metrics:
+        lines.append("  baseline (latest blessed): " + _metric_text(summary.baseline_metrics, SUMMARY_METRICS))
+    if "evaluate" in summary.tasks:
+        lines.append(f"  blessed: {'yes' if summary.blessed else 'no'}")
+        for reason in summary.blessing_reasons:
             lines.append(f"    - {reason}")
-    if summary.get("infra_blessed") is not None:
-        lines.append(f"  serves in KServe: {'yes' if summary['infra_blessed'] else 'no'}")
-    if summary.get("model_uri"):
-        lines.append(f"  pushed: {summary['model_uri']} (version {summary['model_version']})")
+    if summary.infra_blessed is not None:
+        lines.append(f"  serves in KServe: {'yes' if summary.infra_blessed else 'no'}")
+    if summary.model_uri:
+        how = "" if summary.model_created else "; already in the registry, nothing pushed"
+        lines.append(f"  pushed: {summary.model_uri} (version {summary.model_version}{how})")
     else:
         lines.append("  pushed: nothing")
-    if summary.get("run_dir"):
-        lines.append(f"  artifacts: {summary['run_dir']}")
-    if summary.get("run_log"):
-        lines.append(f"  log: {summary['run_log']}")
+    if summary.run_dir:
+        lines.append(f"  artifacts: {summary.run_dir}")
+    if summary.run_log:
+        lines.append(f"  log: {summary.run_log}")
     return "\n".join(lines)

@@ -80,17 +80,18 @@ def deploy(
         canary_traffic_percent: The canary's traffic share after deploy.
     """
     import collections
-    import json
 
     from kfpkit.components import images as kfpkit_images
     from kfpkit.components.deploy import isvc
     from kfpkit.components.deploy.logic import run_deploy, to_markdown
+    from kfpkit.core.records import read_record
+    from kfpkit.core.registry import PushedModel
 
     uri, version, digest = model_uri, model_version, content_sha256
     if pushed_model is not None:
-        with open(pushed_model.path, encoding="utf-8") as fh:
-            pushed = json.load(fh)
-        uri, version, digest = pushed["model_uri"], str(pushed["version"]), pushed["content_sha256"]
+        pushed = read_record(pushed_model.path, PushedModel)
+        # the version is an int in the record; Kubernetes labels and annotations carry it as a string
+        uri, version, digest = pushed.model_uri, str(pushed.version), pushed.content_sha256
     api = isvc.InferenceServiceApi(isvc.api_client())
     result = run_deploy(
         api,

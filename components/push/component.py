@@ -20,7 +20,8 @@ def push(
 
     The version holds the model directory, the TFDV baseline under ``baseline/`` (when given) and a
     ``MANIFEST.json`` with the sha256 of every file, written last: a version is complete or invisible.
-    Pushing content that an existing version already holds creates nothing and returns that version.
+    Pushing a model that an existing version already holds (equal ``identity_sha256``: timestamps, run ids,
+    durations and serialization noise aside) creates nothing and returns that version, ``created`` false.
     ``<registry_root>/<model_name>/LATEST_BLESSED.json`` is then pointed at the version. The pipeline runs
     this component only for blessed models.
 
@@ -30,8 +31,9 @@ def push(
             ``s3://bucket/prefix``.
         model_name: Model name in the registry; lowercase letters, digits and '-', starting with a letter,
             at most 63 characters (it also names the KServe InferenceService).
-        pushed_model: JSON file ``{"model_uri", "version", "content_sha256", "created", "model_name",
-            "registry_root"}`` describing the registry version; the same keys are set as its metadata.
+        pushed_model: The ``PushedModel`` record (``kfpkit.core.registry``) as JSON: ``model_uri``,
+            ``version``, ``content_sha256``, ``created``, ``model_name``, ``registry_root``; the same keys
+            are set as its metadata.
         baseline: TFDV baseline (training statistics and schema), a directory or a file; stored under
             ``baseline/`` in the version and covered by its manifest.
 
@@ -44,13 +46,13 @@ def push(
 
     from kfpkit.components.push.logic import run_push
 
-    summary = run_push(
+    pushed = run_push(
         model_dir=model.path,
         registry_root=registry_root,
         model_name=model_name,
         baseline_path=baseline.path if baseline is not None else None,
         pointer_path=pushed_model.path,
     )
-    pushed_model.metadata.update(summary)
+    pushed_model.metadata.update(pushed.to_dict())
     push_outputs = collections.namedtuple("PushOutputs", ["model_uri", "version"])
-    return push_outputs(summary["model_uri"], summary["version"])
+    return push_outputs(pushed.model_uri, pushed.version)

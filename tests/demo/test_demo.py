@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from kfpkit.cli import demo as demo_cli
+from kfpkit.core.records import read_record
+from kfpkit.core.run_summary import RunSummary
 from kfpkit.onebox import demo
+from kfpkit.onebox.demo_summary import DemoSummary
 from tests import system_packages
 
 STAGE_LINE = re.compile(r"^\[\s*\d+s\] (?P<n>[1-6]) (?P<name>.{16}) (?P<text>.+)$", re.M)
@@ -58,29 +61,32 @@ def test_small_demo_runs_every_stage_writes_its_summary_and_leaves_nothing_runni
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = STAGE_LINE.findall(proc.stdout)
     assert [int(n) for n, _, _ in lines] == [1, 2, 3, 4, 5, 6], proc.stdout
-    summary = json.loads((work / "demo_summary.json").read_text())
-    assert summary["demo_summary_version"] == 1 and summary["status"] == "succeeded"
-    assert sorted(summary["stages"]) == sorted(demo.STAGES)
-    assert all(stage["status"] == "succeeded" for stage in summary["stages"].values())
-    versions = summary["model_versions"]
-    assert [versions[k]["version"] for k in ("v1", "v2", "v3")] == [1, 2, 3]
+    summary = read_record(str(work / "demo_summary.json"), DemoSummary)
+    assert summary.status == "succeeded"
+    stages = [getattr(summary.stages, name) for name in demo.STAGES]
+    assert all(stage is not None and stage.status == "succeeded" for stage in stages)
+    versions = summary.model_versions
+    assert [versions[k].version for k in ("v1", "v2", "v3")] == [1, 2, 3]
     for key in ("v1", "v2", "v3"):
-        assert (Path(versions[key]["uri"]) / "MANIFEST.json").is_file()
-    rollout = summary["rollout"]
-    assert rollout["decision"] in ("promote", "rollback") and rollout["reason"]
-    assert rollout["serving_version"] == (2 if rollout["decision"] == "promote" else 1)
-    record = json.loads(Path(rollout["record_json"]).read_text())
-    assert record["decision"] == rollout["decision"] and Path(rollout["record_md"]).is_file()
-    drift = summary["drift"]
+        assert (Path(versions[key].uri) / "MANIFEST.json").is_file()
+    assert summary.stages.train_v1.model_created and summary.stages.train_v2.model_created
+    # each training run's summary is kept in its run folder, where the timeline points
+    assert read_record(str(Path(summary.stages.train_v1.run_dir) / "summary.json"), RunSummary).model_version == 1
+    rollout = summary.rollout
+    assert rollout.decision in ("promote", "rollback") and rollout.reason
+    assert rollout.serving_version == (2 if rollout.decision == "promote" else 1)
+    record = json.loads(Path(rollout.record_json).read_text())
+    assert record["decision"] == rollout.decision and Path(rollout.record_md).is_file()
+    drift = summary.drift
     # the drifted window only: the canary stage's records are older than `since`
-    assert drift["drift_detected"] and "device" in drift["drifted_features"] and drift["rows"] == 1000
-    assert Path(drift["report_html"]).stat().st_size > 1000
-    assert summary["stages"]["retrain"]["retrained"] and "train" in summary["stages"]["retrain"]["tasks"]
-    assert f"-> v{versions['v3']['version']}" in lines[5][2]
+    assert drift.drift_detected and "device" in drift.drifted_features and drift.rows == 1000
+    assert Path(drift.report_html).stat().st_size > 1000
+    assert summary.stages.retrain.retrained and "train" in summary.stages.retrain.tasks
+    assert f"-> v{versions['v3'].version}" in lines[5][2]
     # every process it started is gone: predictors, nginx, Prometheus (and their ports are free)
     assert _processes_mentioning(str(work)) == []
-    assert not _listening(int(summary["stages"]["train_v1"]["serving_url"].rsplit(":", 1)[1]))
-    assert not _listening(int(summary["stages"]["train_v1"]["prometheus_url"].rsplit(":", 1)[1]))
+    assert not _listening(int(summary.stages.train_v1.serving_url.rsplit(":", 1)[1]))
+    assert not _listening(int(summary.stages.train_v1.prometheus_url.rsplit(":", 1)[1]))
     print(f"small demo ran in {seconds:.0f} s:\n{proc.stdout}")
 
 
@@ -122,9 +128,9 @@ def test_a_failing_or_interrupted_stage_stops_what_the_demo_started_and_names_th
     else:
         assert instance.run() == code
     assert not instance.nginx.running() and _processes_mentioning(instance.serving) == []
-    summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
-    assert summary["status"] == status and summary["failed_stage"] == "train_v2"
-    assert summary["duration_s"] is not None
+    summary = read_record(str(tmp_path / "demo" / "demo_summary.json"), DemoSummary)
+    assert summary.status == status and summary.failed_stage == "train_v2"
+    assert summary.duration_s is not None and summary.stages.train_v2 is None
 
 
 def test_demo_refuses_too_few_rows_before_starting_anything(tmp_path, capsys):

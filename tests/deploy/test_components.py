@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from kfp import dsl
 
@@ -11,6 +12,8 @@ from kfpkit.components.deploy import isvc
 from kfpkit.components.deploy.component import deploy
 from kfpkit.components.rollout.analysis import Measurement, Traffic
 from kfpkit.components.rollout.logic import rollout_metrics, run_rollout_task
+from kfpkit.core.records import RecordError
+from kfpkit.core.registry import PushedModel
 from tests.deploy.conftest import DIGEST
 
 
@@ -23,7 +26,7 @@ def test_fake_kube_deploy_component_reads_the_pushed_model_and_writes_the_status
     server = fake_kube()
     _api_client_for(monkeypatch, server)
     pushed = tmp_path / "pushed.json"
-    pushed.write_text(json.dumps({"model_uri": "gs://r/fraud/4", "version": 4, "content_sha256": DIGEST}))
+    pushed.write_text(PushedModel("gs://r/fraud/4", 4, DIGEST, True, "fraud", "gs://r").to_json())
     status = dsl.Markdown(uri=str(tmp_path / "status.md"))
     status.path = str(tmp_path / "status.md")
     model = dsl.Model(uri=str(pushed))
@@ -36,6 +39,17 @@ def test_fake_kube_deploy_component_reads_the_pushed_model_and_writes_the_status
     created = server.objects[("models", "fraud")]["spec"]["predictor"]["containers"][0]
     assert created["image"].startswith("ghcr.io/kfpkit/kfpkit-serving:")
     assert DIGEST in created["args"]
+
+
+def test_deploy_component_refuses_a_pushed_model_without_its_digest_naming_the_field(tmp_path):
+    pushed = tmp_path / "pushed.json"
+    pushed.write_text(json.dumps({"record": "pushed model", "record_version": 1, "model_uri": "gs://r/fraud/4"}))
+    model = dsl.Model(uri=str(pushed))
+    model.path = str(pushed)
+    status = dsl.Markdown(uri=str(tmp_path / "status.md"))
+    status.path = str(tmp_path / "status.md")
+    with pytest.raises(RecordError, match=r"pushed\.json: version is missing"):
+        deploy.python_func(isvc_name="fraud", namespace="models", status=status, pushed_model=model)
 
 
 class _QuietSource:

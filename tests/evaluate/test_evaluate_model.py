@@ -252,7 +252,7 @@ def test_registry_latest_blessed_version_is_the_baseline(models, tmp_path):
 def test_tampered_registry_version_is_recorded_and_the_candidate_gets_the_floor_only(models, tmp_path):
     root = str(tmp_path / "registry")
     pushed = registry.push_version(models.strong, root, "fraud")
-    with open(os.path.join(pushed.uri, md.SKOPS_FILE), "ab") as fh:
+    with open(os.path.join(pushed.model_uri, md.SKOPS_FILE), "ab") as fh:
         fh.write(b"tampered")
     result = run_evaluation(
         models.weak, models.test_path, LABEL, min_pr_auc=0.0, baseline_registry_root=root, model_name="fraud"

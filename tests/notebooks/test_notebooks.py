@@ -18,6 +18,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
+from kfpkit.core.records import read_record
+from kfpkit.core.run_summary import RunSummary
 from tests.submit.fakes import FakeKfp, FakeVertex
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -211,8 +213,8 @@ def test_quickstart_notebook_trains_plots_serves_and_answers_v1_and_v2(tmp_path,
     assert "kfpkit training run: SUCCEEDED" in text and "blessed: True | serves in KServe: True" in text
     assert (tmp_path / "registry" / "fraud-detector" / "1" / "MANIFEST.json").is_file()
     (run_dir,) = (tmp_path / "outputs").glob("kfpkit-training-*/")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["summary_version"] == 2 and summary["model_version"] == 1
+    summary = read_record(str(run_dir / "summary.json"), RunSummary)
+    assert summary.model_version == 1 and summary.model_created is True
     assert _images(notebook) == 1 and (run_dir / "curves.png").stat().st_size > 10_000
     assert "v1 and v2 match the offline probabilities of 5 test rows" in text
     assert "sent with the label column: 400" in text

@@ -243,12 +243,16 @@ def test_serve_help_is_the_serve_parsers(capsys):
 
 
 def test_summary_json_of_a_finished_run_is_written_where_asked(tmp_path, monkeypatch):
+    import dataclasses
+
+    from kfpkit.core.records import read_record
+    from kfpkit.core.run_summary import RunSummary
     from kfpkit.pipelines import local
 
-    summary = {"status": "succeeded", "duration_s": 1.0, "tasks": [], "pipeline": "training"}
-    monkeypatch.setattr(local, "run_pipeline_locally", lambda *a, **k: dict(summary))
+    summary = local.summarize_run(None, str(tmp_path), True, 1.0)
+    monkeypatch.setattr(local, "run_pipeline_locally", lambda *a, **k: summary)
     target = tmp_path / "deep" / "summary.json"
     code = cli.main(["run", "training", *DATA_FLAGS, "--registry", str(tmp_path / "r"), "--summary-json", str(target)])
-    assert code == 0 and json.loads(target.read_text())["status"] == "succeeded"
-    summary["status"] = "failed"
+    assert code == 0 and read_record(str(target), RunSummary) == summary
+    summary = dataclasses.replace(summary, status="failed")
     assert cli.main(["run", "training", *DATA_FLAGS, "--registry", str(tmp_path / "r")]) == 1

@@ -6,13 +6,16 @@ and the progress output of every other case are covered from a recorded run (tes
 test_quiet_output.py).
 """
 
-import json
 import os
 import re
 import subprocess
 import sys
 
 import pytest
+
+from kfpkit.core.records import read_record
+from kfpkit.core.registry import PushedModel
+from kfpkit.core.run_summary import RunSummary
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +30,7 @@ def _cli(tmp_path, *args, name="summary.json", timeout=600):
         "--pipeline-root", str(tmp_path / "outputs"), "--summary-json", str(summary_path), *args,
     ]  # fmt: skip
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    summary = read_record(str(summary_path), RunSummary) if summary_path.exists() else None
     return proc, summary
 
 
@@ -48,15 +51,15 @@ def _events(stdout):
 def test_first_run_pushes_version_1_and_a_second_run_is_judged_against_it(tmp_path):
     proc, summary = _run(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert summary["status"] == "succeeded" and summary["summary_version"] == 2
-    assert summary["validation"]["passed"] is True
-    assert summary["blessed"] is True and summary["infra_blessed"] is True
-    assert summary["baseline_metrics"] is None
-    assert summary["metrics_split"] == "test" and summary["metrics"]["pr_auc"] > 0.2
-    assert "ece" in summary["metrics"]
-    assert "eval" in summary["training_metrics"] and "test" not in summary["training_metrics"]
-    assert summary["model_version"] == 1
-    model_dir = summary["model_uri"]
+    assert summary.status == "succeeded"  # read_record checked the record and its version
+    assert summary.validation.passed is True
+    assert summary.blessed is True and summary.infra_blessed is True
+    assert summary.baseline_metrics is None
+    assert summary.metrics_split == "test" and summary.metrics["pr_auc"] > 0.2
+    assert "ece" in summary.metrics
+    assert "eval" in summary.training_metrics and "test" not in summary.training_metrics
+    assert summary.model_version == 1 and summary.model_created is True
+    model_dir = summary.model_uri
     assert os.path.isfile(os.path.join(model_dir, "MANIFEST.json"))
     assert os.path.isdir(os.path.join(model_dir, "baseline"))
     # quiet: a start and an end line per task, the summary, the full log in the run folder
@@ -65,20 +68,20 @@ def test_first_run_pushes_version_1_and_a_second_run_is_judged_against_it(tmp_pa
     assert sorted(events) == sorted((t, w) for t in tasks for w in ("started", "done in"))
     assert len(proc.stdout.splitlines()) <= 40, proc.stdout
     assert "blessed: yes" in proc.stdout and model_dir in proc.stdout
-    assert summary["run_log"] == os.path.join(summary["run_dir"], "run.log")
-    log_text = open(summary["run_log"], encoding="utf-8").read()
+    assert summary.run_log == os.path.join(summary.run_dir, "run.log")
+    log_text = open(summary.run_log, encoding="utf-8").read()
     assert "[train] " in log_text and "\x1b[" not in log_text and "Executing task 'push'" in log_text
 
     # the second run finds version 1 as its baseline; an unreachable floor keeps it from being pushed
     proc2, summary2 = _run(tmp_path, "--framework", "sklearn", "--min-pr-auc", "0.999", name="summary2.json")
     assert proc2.returncode == 0, proc2.stdout[-3000:] + proc2.stderr[-3000:]
-    assert summary2["baseline_metrics"] is not None and "pr_auc" in summary2["baseline_metrics"]
-    assert any("baseline" in r for r in summary2["blessing_reasons"])
-    assert any("0.999" in r for r in summary2["blessing_reasons"])
-    assert summary2["blessed"] is False and summary2["model_uri"] is None
-    assert "push" not in summary2["tasks"] and "pushed: nothing" in proc2.stdout
-    pointer = json.loads((tmp_path / "registry" / "fraud-detector" / "LATEST_BLESSED.json").read_text())
-    assert pointer["uri"].rstrip("/").endswith("/1")
+    assert summary2.baseline_metrics is not None and "pr_auc" in summary2.baseline_metrics
+    assert any("baseline" in r for r in summary2.blessing_reasons)
+    assert any("0.999" in r for r in summary2.blessing_reasons)
+    assert summary2.blessed is False and summary2.model_uri is None
+    assert "push" not in summary2.tasks and "pushed: nothing" in proc2.stdout
+    pointer = read_record(str(tmp_path / "registry" / "fraud-detector" / "LATEST_BLESSED.json"), PushedModel)
+    assert pointer.version == 1 and pointer.model_uri == model_dir
 
 
 def test_missing_source_file_prints_the_failed_tasks_log_tail_and_exits_1(tmp_path):
@@ -87,12 +90,12 @@ def test_missing_source_file_prints_the_failed_tasks_log_tail_and_exits_1(tmp_pa
         "--registry", str(tmp_path / "registry"), timeout=300,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert summary["status"] == "failed" and summary["failed_task"] == "ingest" and summary["model_uri"] is None
+    assert summary.status == "failed" and summary.failed_task == "ingest" and summary.model_uri is None
     assert _events(proc.stdout) == [("ingest", "started"), ("ingest", "FAILED after")]
     tail = [line for line in proc.stdout.splitlines() if line.startswith("    | ")]
     assert 0 < len(tail) <= 20 and "nope.csv" in tail[-1]
-    assert f"full log: {summary['run_log']}" in proc.stdout
-    assert "nope.csv" in open(summary["run_log"], encoding="utf-8").read()
+    assert f"full log: {summary.run_log}" in proc.stdout
+    assert "nope.csv" in open(summary.run_log, encoding="utf-8").read()
 
 
 CURATED_SCHEMA = """
@@ -115,8 +118,8 @@ def test_data_violating_the_curated_schema_stops_before_training(tmp_path):
     schema.write_text(CURATED_SCHEMA)
     proc, summary = _run(tmp_path, "--curated-schema-uri", str(schema))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert summary["validation"]["passed"] is False
-    assert list(summary["validation"]["anomalies"]) == ["amount"]
-    assert "train" not in summary["tasks"] and summary["model_uri"] is None
+    assert summary.validation.passed is False
+    assert list(summary.validation.anomalies) == ["amount"]
+    assert "train" not in summary.tasks and summary.model_uri is None
     assert "data validation: FAILED" in proc.stdout and "amount" in proc.stdout
     assert [t for t, _ in _events(proc.stdout)] == ["ingest", "ingest", "validate", "validate"]

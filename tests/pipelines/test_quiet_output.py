@@ -141,8 +141,8 @@ def test_a_pipeline_that_cannot_start_reports_why_and_keeps_its_log_beside_the_r
         "epochs": "three",
     }
     summary = local.run_pipeline_locally("training", arguments, str(tmp_path / "outputs"), progress=out)
-    assert summary["status"] == "failed" and summary["run_dir"] is None
-    log_path = summary["run_log"]
+    assert summary.status == "failed" and summary.run_dir is None
+    log_path = summary.run_log
     assert re.fullmatch(re.escape(str(tmp_path / "outputs")) + r"/kfpkit-training-[0-9-]+\.run\.log", log_path)
     assert "the pipeline did not run: InconsistentTypeException" in out.getvalue() and log_path in out.getvalue()
     assert "'epochs'" in open(log_path).read()

@@ -1,5 +1,6 @@
 """The registry behind push: versions, idempotence, atomicity, pointer, object stores, materialize."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -35,13 +36,15 @@ def test_first_push_creates_version_1_and_points_latest_at_it(model, root):
 
     version_dir = os.path.join(root, MODEL, "1")
     assert (result.version, result.created) == (1, True)
-    assert result.uri == os.path.abspath(version_dir)
-    assert os.path.isabs(result.uri)
+    assert result.model_uri == os.path.abspath(version_dir)
+    assert os.path.isabs(result.model_uri)
+    assert (result.model_name, result.registry_root) == (MODEL, root)
     with open(os.path.join(root, MODEL, POINTER_FILE), encoding="utf-8") as fh:
         pointer = json.load(fh)
-    assert pointer == {"version": 1, "uri": result.uri, "content_sha256": result.content_sha256}
+    assert pointer == result.to_dict()
+    assert pointer["record"] == "pushed model" and pointer["record_version"] == 1
     entry = latest_blessed(root, MODEL)
-    assert (entry.version, entry.uri, entry.content_sha256) == (1, result.uri, result.content_sha256)
+    assert (entry.version, entry.uri, entry.content_sha256) == (1, result.model_uri, result.content_sha256)
 
 
 def test_same_content_returns_same_version_without_copying(model, root, monkeypatch):
@@ -81,14 +84,14 @@ def test_changed_content_creates_version_2_and_moves_the_pointer(tmp_path, model
 def test_manifest_covers_every_file_and_verifies_on_the_published_version(model, root):
     result = push_version(model, root, MODEL)
 
-    manifest = md.verify_manifest(result.uri)
-    assert sorted(manifest["files"]) == md.list_files(result.uri)
+    manifest = md.verify_manifest(result.model_uri)
+    assert sorted(manifest["files"]) == md.list_files(result.model_uri)
     assert sorted(manifest["files"]) == sorted([md.MODEL_CARD_FILE, md.SKOPS_FILE, md.PREPROCESSING_FILE])
     assert manifest["content_sha256"] == result.content_sha256
-    assert md.build_manifest(result.uri)["content_sha256"] == result.content_sha256
+    assert md.build_manifest(result.model_uri)["content_sha256"] == result.content_sha256
     with (
         open(os.path.join(model, md.SKOPS_FILE), "rb") as src,
-        open(os.path.join(result.uri, md.SKOPS_FILE), "rb") as dst,
+        open(os.path.join(result.model_uri, md.SKOPS_FILE), "rb") as dst,
     ):
         assert src.read() == dst.read()
 
@@ -99,7 +102,7 @@ def test_a_source_manifest_is_replaced_by_the_registry_manifest(model, root):
 
     result = push_version(model, root, MODEL)
 
-    assert md.verify_manifest(result.uri)["content_sha256"] == result.content_sha256 != "stale"
+    assert md.verify_manifest(result.model_uri)["content_sha256"] == result.content_sha256 != "stale"
 
 
 def test_baseline_extra_dir_is_stored_and_covered_by_the_manifest(tmp_path, model, root, make_baseline):
@@ -107,16 +110,16 @@ def test_baseline_extra_dir_is_stored_and_covered_by_the_manifest(tmp_path, mode
     schema_file = os.path.join(baseline, "schema.pbtxt")
 
     result = push_version(model, root, MODEL, extra_dirs={md.BASELINE_DIR: baseline})
-    manifest = md.verify_manifest(result.uri)
+    manifest = md.verify_manifest(result.model_uri)
 
     for rel in ("baseline/stats.tfrecord", "baseline/schema.pbtxt", "baseline/nested/extra.txt"):
         assert rel in manifest["files"]
-        assert os.path.isfile(os.path.join(result.uri, *rel.split("/")))
+        assert os.path.isfile(os.path.join(result.model_uri, *rel.split("/")))
     # The baseline is part of the content: without it the content differs; a single file source works too.
     without = push_version(model, root, MODEL)
     assert without.version == 2 and without.content_sha256 != result.content_sha256
     single = push_version(model, root, MODEL, extra_dirs={"baseline": schema_file})
-    assert sorted(md.verify_manifest(single.uri)["files"]) == sorted(
+    assert sorted(md.verify_manifest(single.model_uri)["files"]) == sorted(
         [md.MODEL_CARD_FILE, md.SKOPS_FILE, md.PREPROCESSING_FILE, "baseline/schema.pbtxt"]
     )
 
@@ -215,7 +218,7 @@ def test_process_killed_midway_leaves_no_visible_version(model, root):
     assert latest_blessed(root, MODEL) is None
     result = push_version(model, root, MODEL)
     assert (result.version, result.created) == (1, True)
-    md.verify_manifest(result.uri)
+    md.verify_manifest(result.model_uri)
 
 
 def test_staging_leftovers_and_directories_without_manifest_are_ignored(model, root, make_model_dir):
@@ -284,7 +287,7 @@ def test_local_push_failing_after_its_claim_removes_only_its_staging_and_keeps_t
     tmp_path, model, root, monkeypatch, make_model_dir
 ):
     winner = push_version(model, root, MODEL)
-    winner_files = sorted(md.list_files(winner.uri))
+    winner_files = sorted(md.list_files(winner.model_uri))
 
     def rename_fails(source, destination):
         raise OSError("I/O error")
@@ -295,25 +298,32 @@ def test_local_push_failing_after_its_claim_removes_only_its_staging_and_keeps_t
     monkeypatch.undo()
 
     model_root = os.path.join(root, MODEL)
-    assert sorted(md.list_files(winner.uri)) == winner_files
-    md.verify_manifest(winner.uri)
+    assert sorted(md.list_files(winner.model_uri)) == winner_files
+    md.verify_manifest(winner.model_uri)
     assert os.listdir(os.path.join(model_root, registry.STAGING_DIR)) == []
     assert not os.path.exists(os.path.join(model_root, "2"))
     assert sorted(os.listdir(os.path.join(model_root, registry.CLAIMS_DIR))) == ["1.json", "2.json"]
     assert push_version(make_model_dir(tmp_path / "c", weights=b"c"), root, MODEL).version == 3
 
 
-def test_pointer_missing_or_dangling_falls_back_to_highest_complete_version(tmp_path, model, root, make_model_dir):
+def test_pointer_missing_dangling_or_not_a_record_falls_back_to_highest_complete_version(
+    tmp_path, model, root, make_model_dir
+):
     push_version(model, root, MODEL)
     push_version(make_model_dir(tmp_path / "b", weights=b"b"), root, MODEL)
     pointer = os.path.join(root, MODEL, POINTER_FILE)
 
+    pointer_to_1 = registry.PushedModel(os.path.join("/elsewhere", MODEL, "1"), 1, "0" * 64, True, MODEL, "/elsewhere")
     with open(pointer, "w", encoding="utf-8") as fh:
-        json.dump({"version": 1, "uri": "elsewhere", "content_sha256": "x"}, fh)
+        fh.write(pointer_to_1.to_json())
     entry = latest_blessed(root, MODEL)
     assert entry.version == 1 and entry.uri == os.path.join(os.path.abspath(root), MODEL, "1")
+    pointer_to_5 = dataclasses.replace(pointer_to_1, model_uri=os.path.join("/elsewhere", MODEL, "5"), version=5)
     with open(pointer, "w", encoding="utf-8") as fh:
-        json.dump({"version": 5}, fh)
+        fh.write(pointer_to_5.to_json())
+    assert latest_blessed(root, MODEL).version == 2
+    with open(pointer, "w", encoding="utf-8") as fh:
+        json.dump({"version": 1, "uri": "a pointer that is not a record"}, fh)
     assert latest_blessed(root, MODEL).version == 2
     os.remove(pointer)
     assert latest_blessed(root, MODEL).version == 2
@@ -325,8 +335,8 @@ def test_materialize_returns_local_versions_in_place(model, root, tmp_path):
     result = push_version(model, root, MODEL)
     target = tmp_path / "unused"
 
-    assert materialize(result.uri, str(target)) == result.uri
-    assert materialize("file://" + result.uri, str(target)) == result.uri
+    assert materialize(result.model_uri, str(target)) == result.model_uri
+    assert materialize("file://" + result.model_uri, str(target)) == result.model_uri
     assert not target.exists()
     with pytest.raises(RegistryError, match="no such directory"):
         materialize(os.path.join(root, MODEL, "9"), str(target))
@@ -351,12 +361,12 @@ def test_object_store_push_publishes_with_manifest_last(tmp_path, model, memory_
 
     assert seen_before_manifest == [(6, [])]
     assert (result.version, result.created) == (1, True)
-    assert result.uri == f"{memory_root.replace('memory://', 'memory:///')}/{MODEL}/1"
+    assert result.model_uri == f"{memory_root.replace('memory://', 'memory:///')}/{MODEL}/1"
     assert visible_entries(memory_root) == [(1, result.content_sha256)]
-    assert latest_blessed(memory_root, MODEL).uri == result.uri
+    assert latest_blessed(memory_root, MODEL).uri == result.model_uri
     fs, path = fsspec.core.url_to_fs(memory_root)
     pointer = json.loads(fs.cat_file(f"{path}/{MODEL}/{POINTER_FILE}"))
-    assert pointer == {"version": 1, "uri": result.uri, "content_sha256": result.content_sha256}
+    assert registry.PushedModel.from_dict(pointer) == result
     assert not fs.exists(f"{path}/{MODEL}/{registry.STAGING_DIR}")
 
 
@@ -364,7 +374,7 @@ def test_object_store_is_idempotent_and_versions_increase(tmp_path, model, memor
     first = push_version(model, memory_root, MODEL)
     uploads = []
     monkeypatch.setattr(registry, "_upload_file", lambda fs, s, d: uploads.append(d))
-    assert push_version(model, memory_root, MODEL) == registry.PushResult(1, first.uri, first.content_sha256, False)
+    assert push_version(model, memory_root, MODEL) == dataclasses.replace(first, created=False)
     assert uploads == []
     monkeypatch.undo()
 
@@ -423,7 +433,7 @@ def test_object_store_loser_of_a_claim_never_deletes_the_winners_or_anyone_elses
     assert sorted(fs.find(f"{path}/{MODEL}/1")) == winner_files  # lost the claim on 1: never touched it
     assert visible_entries(memory_root) == [(1, winner.content_sha256)]
     assert fs.find(f"{path}/{MODEL}/2") == [foreign]  # removed only what it uploaded into 2/
-    local = materialize(winner.uri, str(tmp_path / "v1"))
+    local = materialize(winner.model_uri, str(tmp_path / "v1"))
     assert md.verify_manifest(local)["content_sha256"] == winner.content_sha256
     assert push_version(make_model_dir(tmp_path / "c", weights=b"c"), memory_root, MODEL).version == 3
 
@@ -448,7 +458,7 @@ def test_materialize_copies_an_object_store_version_to_a_local_dir(tmp_path, mod
     result = push_version(model, memory_root, MODEL, extra_dirs={"baseline": baseline})
     local_dir = tmp_path / "materialized" / "v1"
 
-    path = materialize(result.uri, str(local_dir))
+    path = materialize(result.model_uri, str(local_dir))
 
     assert path == str(local_dir)
     assert md.verify_manifest(path)["content_sha256"] == result.content_sha256
@@ -456,16 +466,16 @@ def test_materialize_copies_an_object_store_version_to_a_local_dir(tmp_path, mod
     assert md.read_model_card(path).decision_threshold == 0.4
     assert [n for n in os.listdir(tmp_path / "materialized") if n != "v1"] == []
     with pytest.raises(RegistryError, match="not an empty directory"):
-        materialize(result.uri, str(local_dir))
+        materialize(result.model_uri, str(local_dir))
 
 
 def test_materialize_rejects_a_tampered_object_store_version(tmp_path, model, memory_root):
     result = push_version(model, memory_root, MODEL)
-    fs, path = fsspec.core.url_to_fs(result.uri)
+    fs, path = fsspec.core.url_to_fs(result.model_uri)
     fs.pipe_file(f"{path}/{md.SKOPS_FILE}", b"tampered")
     local_dir = tmp_path / "out"
 
     with pytest.raises(md.ModelDirError, match=r"sha256 mismatch in model\.skops"):
-        materialize(result.uri, str(local_dir))
+        materialize(result.model_uri, str(local_dir))
     assert not local_dir.exists()
     assert os.listdir(tmp_path) == ["model"]

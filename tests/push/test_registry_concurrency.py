@@ -43,7 +43,7 @@ def _assert_distinct_complete_versions(root: str, results: list, tmp_path) -> No
 
 def _push_concurrently(root: str, models: list, before=None) -> tuple:
     """``push_version`` of every model, each from its own thread (``before()`` runs first in each);
-    returns ``({index: PushResult}, {index: exception})``."""
+    returns ``({index: PushedModel}, {index: exception})``."""
     results, errors = {}, {}
 
     def run(i: int) -> None:
@@ -141,7 +141,7 @@ _PROCESS_PUSHER = textwrap.dedent(
 
     registry._ModelLocation.next_number = next_number_together
     result = registry.push_version(model, root, name)
-    print(json.dumps({"version": result.version, "content_sha256": result.content_sha256, "created": result.created}))
+    print(result.to_json(indent=None))
     """
 )
 
@@ -165,9 +165,9 @@ def test_eight_processes_pushing_to_a_local_folder_get_eight_distinct_complete_v
     for proc in procs:
         out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
         assert proc.returncode == 0, err.decode()[-2000:]
-        outputs.append(json.loads(out.decode().strip().splitlines()[-1]))
+        outputs.append(out.decode().strip().splitlines()[-1])
 
-    results = [registry.PushResult(o["version"], "", o["content_sha256"], o["created"]) for o in outputs]
+    results = [registry.PushedModel.from_json(line) for line in outputs]
     _assert_distinct_complete_versions(root, results, tmp_path)
     claims = [
         json.loads((tmp_path / "registry" / MODEL / registry.CLAIMS_DIR / f"{n}.json").read_text()) for n in range(1, 9)
