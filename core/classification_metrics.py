@@ -147,8 +147,13 @@ def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int
     total = len(scores)
     if total == 0:
         raise ValueError("expected_calibration_error needs at least one row")
+    # a bin has its mean score and positive rate exactly when it has rows; the empty bins weigh nothing
     return float(
-        sum(b.rows * abs(b.mean_score - b.positive_rate) for b in reliability_curve(labels, scores, bins) if b.rows)
+        sum(
+            b.rows * abs(b.mean_score - b.positive_rate)
+            for b in reliability_curve(labels, scores, bins)
+            if b.mean_score is not None and b.positive_rate is not None
+        )
         / total
     )
 

@@ -28,7 +28,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -92,6 +92,10 @@ class CategoricalProfile:
         return int(sum(self.counts)) + int(self.other) + int(self.missing)
 
 
+# the profile of one feature of the preprocessing spec
+FeatureProfile = Union[NumericProfile, CategoricalProfile]
+
+
 @dataclass
 class MonitoringBaseline:
     """The whole profile (see the module docstring).
@@ -117,8 +121,14 @@ class MonitoringBaseline:
     created_at: str = ""
     format_version: int = FORMAT_VERSION
 
-    def feature(self, name: str) -> Any:
-        for profile in [*self.numeric, *self.categorical]:
+    def feature(self, name: str) -> FeatureProfile:
+        """The profile of feature ``name`` (numeric or categorical).
+
+        Raises:
+            KeyError: ``name`` is not a feature of the profile.
+        """
+        profiles: List[FeatureProfile] = [*self.numeric, *self.categorical]
+        for profile in profiles:
             if profile.name == name:
                 return profile
         raise KeyError(name)
@@ -168,7 +178,8 @@ def validate(baseline: MonitoringBaseline, where: str = BASELINE_FILE) -> None:
     Raises:
         BaselineError: naming the first feature whose bins or counts are inconsistent.
     """
-    names = [p.name for p in [*baseline.numeric, *baseline.categorical]]
+    profiles: List[FeatureProfile] = [*baseline.numeric, *baseline.categorical]
+    names = [p.name for p in profiles]
     if sorted(names) != sorted(baseline.feature_order) or len(set(names)) != len(names):
         raise BaselineError(f"{where}: profiles {sorted(names)} do not match feature_order {baseline.feature_order}")
     for profile in [*baseline.numeric, *([baseline.score] if baseline.score else [])]:

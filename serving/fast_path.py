@@ -147,7 +147,9 @@ class InferenceBatcher:
         self.max_rows = max_rows
         self._pending: List[Tuple[Any, asyncio.Future]] = []
         self._rows = 0
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        # set by the submit() that queues into an empty batch, so always set while anything is pending;
+        # declared without a value so that the per-request path reads it without a None check
+        self._loop: asyncio.AbstractEventLoop
 
     def submit(self, decoded: Any) -> asyncio.Future:
         """A future of ``(probability, labels)`` for ``decoded`` (or of its ``BadRequest``)."""

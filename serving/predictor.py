@@ -27,7 +27,7 @@ import logging
 import math
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import orjson
@@ -476,11 +476,11 @@ def _merge(batch: Sequence[DecodedRequest]) -> Optional[DecodedRequest]:
     with numpy, lists with lists). Anything else -- a tensor beside per-feature inputs, a feature given
     as a list in one request and as an array in another -- is scored request by request.
     """
-    tensors = [d.matrix is not None for d in batch]
-    if all(tensors):
-        matrix = np.concatenate([d.matrix for d in batch])  # type: ignore[misc]
+    matrices = [d.matrix for d in batch if d.matrix is not None]
+    if len(matrices) == len(batch):
+        matrix = np.concatenate(matrices)
         return DecodedRequest(rows=matrix.shape[0], matrix=matrix, feature_order=batch[0].feature_order)
-    return None if any(tensors) else _merge_columns(batch)
+    return None if matrices else _merge_columns(batch)
 
 
 def _merge_columns(batch: Sequence[DecodedRequest]) -> Optional[DecodedRequest]:
@@ -490,10 +490,11 @@ def _merge_columns(batch: Sequence[DecodedRequest]) -> Optional[DecodedRequest]:
     columns: Dict[str, Any] = {}
     for name in names:
         parts = [d.columns.get(name) for d in batch]
+        # the casts state what the type tests over every part established (cast returns its argument)
         if all(type(p) is np.ndarray for p in parts):
-            columns[name] = np.concatenate(parts)
+            columns[name] = np.concatenate(cast(List[np.ndarray], parts))
         elif all(type(p) is list for p in parts):
-            columns[name] = [v for p in parts for v in p]  # type: ignore[union-attr]
+            columns[name] = [v for p in cast(List[list], parts) for v in p]
         else:
             return None  # a missing feature, or one given as a list here and as an array there
     return DecodedRequest(columns=columns, rows=sum(d.rows for d in batch))

@@ -107,7 +107,7 @@ class KfpkitRESTServer(RESTServer):
         self.app: Optional[FastAPI] = None
         self.served_app: Any = None
 
-    def create_application(self) -> FastAPI:  # type: ignore[override]
+    def create_application(self) -> FastAPI:
         """Builds KServe's FastAPI app exactly like KServe does (same settings, middlewares, routes, handlers).
 
         What uvicorn serves is :attr:`served_app`: this app, behind the fast path unless ``fast_path=False``.
@@ -158,6 +158,9 @@ class KfpkitModelServer(ModelServer):
             (:class:`~kfpkit.serving.fast_path.InferenceBatcher`); ``False`` scores each request alone.
         **kwargs: ``kserve.ModelServer`` arguments (``http_port``, ``grpc_port``, ``enable_grpc``, ...).
     """
+
+    # ModelServer.__init__ sets it to None; _rest_server_instance builds it on first use
+    _rest_server: Optional[KfpkitRESTServer]
 
     def __init__(
         self,
