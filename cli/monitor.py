@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[list] = None) -> int:
+    """``python -m kfpkit.cli.monitor``: parses ``argv`` and runs; returns the exit status."""
     parser = argparse.ArgumentParser(prog="kfpkit monitor", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
