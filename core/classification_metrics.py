@@ -83,6 +83,7 @@ class RocCurve:
 
 # --------------------------------------------------------------------------------------------- ranking
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (sklearn's ``roc_auc_score``); both classes must be present."""
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(labels, scores))
@@ -102,16 +103,20 @@ def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> Dict[str, float]:
 
 # --------------------------------------------------------------------------------------------- probabilities
 def log_loss(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Mean binary cross-entropy with scores clipped to ``[LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]`` (a score of
-    exactly 0 or 1 on the wrong class would otherwise be infinite)."""
+    """Mean binary cross-entropy with scores clipped to ``[LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]``.
+
+    The clipping keeps a score of exactly 0 or 1 on the wrong class from making the loss infinite.
+    """
     p = np.clip(np.asarray(scores, dtype=np.float64), LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)
     y = np.asarray(labels, dtype=np.float64)
     return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
 
 
 def brier_score(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Mean squared difference between score and label (a constant predictor of the positive rate ``r``
-    scores ``r * (1 - r)``)."""
+    """Mean squared difference between score and label.
+
+    A constant predictor of the positive rate ``r`` scores ``r * (1 - r)``.
+    """
     p = np.asarray(scores, dtype=np.float64)
     return float(np.mean((p - np.asarray(labels, dtype=np.float64)) ** 2))
 
@@ -181,8 +186,10 @@ def confusion_counts(labels: np.ndarray, scores: np.ndarray, threshold: float) -
 
 
 def threshold_metrics(counts: ConfusionCounts) -> Dict[str, float]:
-    """``precision``, ``recall``, ``f1`` at a threshold; undefined values are 0.0 (sklearn's
-    ``zero_division=0``)."""
+    """``precision``, ``recall`` and ``f1`` of the counts at a threshold.
+
+    Undefined values are 0.0, as with sklearn's ``zero_division=0``.
+    """
     return {
         "precision": float(counts.precision or 0.0),
         "recall": float(counts.recall or 0.0),
@@ -202,8 +209,11 @@ def max_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def split_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Dict[str, float]:
-    """Everything above on one split: ranking, probability quality, and precision/recall/F1 at
-    ``threshold`` (recorded as ``decision_threshold``)."""
+    """Every metric of this module on one split.
+
+    Ranking, probability quality, and precision/recall/F1 at ``threshold``, which is recorded as
+    ``decision_threshold``.
+    """
     metrics = ranking_metrics(labels, scores)
     metrics.update(probability_metrics(labels, scores))
     metrics.update(threshold_metrics(confusion_counts(labels, scores, threshold)))
@@ -222,7 +232,7 @@ def downsample_indices(count: int, max_points: int) -> np.ndarray:
 
 
 def roc_points(labels: np.ndarray, scores: np.ndarray, max_points: int = MAX_ROC_POINTS) -> RocCurve:
-    """sklearn's ROC curve, downsampled to at most ``max_points`` points (endpoints kept).
+    """The ROC curve of sklearn's ``roc_curve``, downsampled to at most ``max_points`` points (endpoints kept).
 
     sklearn's first threshold is ``inf`` (the point (0, 0)); thresholds are clipped to [0, 1] so that
     every value is finite and JSON/KFP-safe.
@@ -257,8 +267,11 @@ class SliceMetrics:
 
 
 def slice_key(value: Any) -> str:
-    """String form of a slice value: missing values (None, NaN, pandas NA) become ``(missing)``,
-    integral floats lose their ``.0``."""
+    """String form of a slice value, the key that groups rows into slices.
+
+    Missing values (None, NaN, pandas NA) become ``(missing)``; integral floats lose their ``.0``, so that a
+    column read as float and as int slices alike.
+    """
     import pandas as pd
 
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):

@@ -59,6 +59,7 @@ class ModelDirError(ValueError):
 
 
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read ``chunk`` bytes at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
@@ -89,6 +90,10 @@ def build_manifest(directory: str) -> Dict[str, Any]:
 
 
 def write_manifest(directory: str) -> Dict[str, Any]:
+    """Writes ``MANIFEST.json`` (:func:`build_manifest` of ``directory``) and returns it.
+
+    Push calls it last, after every other file of the version is in place.
+    """
     manifest = build_manifest(directory)
     with open(os.path.join(directory, MANIFEST_FILE), "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=2, sort_keys=True)
@@ -142,6 +147,7 @@ class PlattCalibration:
         return 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid without overflow warnings
 
     def to_dict(self) -> Dict[str, Any]:
+        """The JSON document of ``calibration.json``, with its format number."""
         return {
             "format": CALIBRATION_FORMAT,
             "method": self.method,
@@ -173,6 +179,7 @@ class PlattCalibration:
         )
 
     def save(self, directory: str) -> None:
+        """Writes ``calibration.json`` into ``directory``."""
         with open(os.path.join(directory, CALIBRATION_FILE), "w", encoding="utf-8") as fh:
             json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
 
@@ -205,8 +212,10 @@ def read_calibration(directory: str, card: ModelCard) -> Optional[PlattCalibrati
 
 @dataclass
 class LoadedModel:
-    """A model directory loaded for scoring: ``predict_proba`` applies the shared preprocessing, the model
-    and its calibration."""
+    """A model directory loaded for scoring.
+
+    ``predict_proba`` applies the shared preprocessing, the model and its calibration.
+    """
 
     directory: str
     spec: PreprocessingSpec
@@ -221,6 +230,7 @@ class LoadedModel:
 
     @property
     def framework(self) -> str:
+        """``"pytorch"`` or ``"sklearn"``, as the model card says."""
         return self.card.framework
 
     @property
@@ -242,6 +252,7 @@ class LoadedModel:
         return self.predict_proba_arrays(*self.spec.transform(frame))
 
     def predict_proba_columns(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """Calibrated positive-class probabilities for raw feature columns (name -> values), no DataFrame."""
         return self.predict_proba_arrays(*self.spec.transform_columns(columns))
 
 

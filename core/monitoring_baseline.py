@@ -66,6 +66,7 @@ class NumericProfile:
 
     @property
     def total(self) -> int:
+        """Training rows of the feature: binned values plus missing ones."""
         return int(sum(self.counts)) + int(self.missing)
 
 
@@ -89,6 +90,7 @@ class CategoricalProfile:
 
     @property
     def total(self) -> int:
+        """Training rows of the feature: top-K values, other values and missing ones."""
         return int(sum(self.counts)) + int(self.other) + int(self.missing)
 
 
@@ -134,9 +136,11 @@ class MonitoringBaseline:
         raise KeyError(name)
 
     def kind_of(self, name: str) -> str:
+        """``"numeric"`` when ``name`` has a numeric profile, else ``"categorical"``."""
         return "numeric" if any(p.name == name for p in self.numeric) else "categorical"
 
     def to_dict(self) -> Dict[str, Any]:
+        """The JSON document of the profile (every field, nested profiles as objects)."""
         return asdict(self)
 
     @classmethod

@@ -38,6 +38,11 @@ class PreprocessingError(ValueError):
 
 @dataclass(frozen=True)
 class NumericFeature:
+    """A numeric feature: missing values become ``fill`` (the training median), then ``(x - mean) / std``.
+
+    ``std`` is 1.0 for a constant column, so that a constant never divides by zero.
+    """
+
     name: str
     mean: float
     std: float
@@ -46,6 +51,11 @@ class NumericFeature:
 
 @dataclass(frozen=True)
 class CategoricalFeature:
+    """A categorical feature: value ``vocabulary[i]`` encodes as ``i + 1``, anything else as ``UNKNOWN_INDEX``.
+
+    Values are compared by their canonical string form, so 3, 3.0 and ``"3"`` are one category.
+    """
+
     name: str
     vocabulary: List[str]
 
@@ -179,14 +189,17 @@ class PreprocessingSpec:
     # ---------------------------------------------------------------- properties
     @property
     def numeric_names(self) -> List[str]:
+        """Names of the numeric features, in the column order of the ``numeric`` array."""
         return [f.name for f in self.numeric]
 
     @property
     def categorical_names(self) -> List[str]:
+        """Names of the categorical features, in the column order of the ``categorical`` array."""
         return [f.name for f in self.categorical]
 
     @property
     def cardinalities(self) -> List[int]:
+        """Embedding table size of each categorical feature (vocabulary plus the unknown bucket)."""
         return [f.cardinality for f in self.categorical]
 
     def kind_of(self, name: str) -> str:
@@ -270,8 +283,11 @@ class PreprocessingSpec:
         return values.astype(np.float32)
 
     def _derived(self, key: str, build: Callable[[], Any]) -> Any:
-        """``build()``, kept under ``key`` and built again when :attr:`numeric` or :attr:`feature_order` is
-        replaced or resized (the cache of :meth:`_numeric_vectors` and :meth:`_numeric_positions`)."""
+        """``build()``, kept under ``key`` until :attr:`numeric` or :attr:`feature_order` changes.
+
+        The value is built again when either list is replaced or resized; it is the cache of
+        :meth:`_numeric_vectors` and :meth:`_numeric_positions`.
+        """
         numeric, order = self.numeric, self.feature_order
         sizes = (len(numeric), len(order))
         cached = self.__dict__.get(key)
@@ -309,6 +325,7 @@ class PreprocessingSpec:
 
     # ---------------------------------------------------------------- (de)serialization
     def to_dict(self) -> Dict[str, Any]:
+        """The JSON document of ``preprocessing.json``."""
         return {
             "format_version": self.format_version,
             "label_column": self.label_column,
@@ -320,6 +337,11 @@ class PreprocessingSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PreprocessingSpec:
+        """The spec of a ``preprocessing.json`` document.
+
+        Raises:
+            PreprocessingError: the document has another ``format_version``.
+        """
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise PreprocessingError(
@@ -336,11 +358,13 @@ class PreprocessingSpec:
         )
 
     def save(self, path: str) -> None:
+        """Writes the spec as JSON to ``path``."""
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
 
     @classmethod
     def load(cls, path: str) -> PreprocessingSpec:
+        """Reads a spec written by :meth:`save` (see :meth:`from_dict`)."""
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
 

@@ -1,5 +1,7 @@
-"""The rollout record: per step the traffic weight and every check's canary value, stable value, threshold and
-verdict; then the decision. One typed, versioned record, one writer (JSON and the Markdown of the KFP UI).
+"""The rollout record: per step, the traffic weight and every check's values and verdict; then the decision.
+
+Each check carries its canary value, stable value, threshold and verdict. One typed, versioned record, one
+writer (JSON and the Markdown of the KFP UI).
 
 The canary analysis (:func:`kfpkit.components.rollout.analysis.run_rollout`) builds it for every traffic
 backend; the rollout component, ``kfpkit rollout`` and the demo write it with :func:`write_rollout_record`;

@@ -106,5 +106,5 @@ class RunSummary(Record):
 
     @property
     def pr_auc(self) -> Optional[float]:
-        """evaluate's PR-AUC of the candidate on ``metrics_split``, or ``None`` when it has none."""
+        """The PR-AUC that evaluate measured for the candidate on ``metrics_split``, or ``None`` when it has none."""
         return self.metrics.get("pr_auc")
