@@ -18,6 +18,7 @@ from kfpkit.pipelines.platforms import TARGETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the ``kfpkit compile`` options to ``parser``."""
     parser.add_argument("--target", required=True, choices=list(TARGETS))
     parser.add_argument("--out", required=True, help="output folder for <pipeline>.<target>.yaml")
     parser.add_argument(
@@ -28,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Compiles the chosen pipeline (or every registered one) and prints each YAML path.
+
+    Returns:
+        0, or 2 at the first pipeline that does not compile for the target (the error goes to stderr).
+    """
     from kfpkit.pipelines import targets
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -21,6 +21,7 @@ from kfpkit.cli.serve import DEFAULT_MAX_BODY_BYTES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the ``kfpkit payload-sink`` options to ``parser``."""
     parser.add_argument(
         "--model", action="append", required=True, metavar="NAME=MODEL_DIR", help="served model (repeatable)"
     )
@@ -42,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_models(values: List[str]) -> Dict[str, str]:
+    """``{name: model dir}`` of the ``--model NAME=MODEL_DIR`` values; a repeated name keeps its last value.
+
+    Raises:
+        ValueError: a value lacks the ``=``, the name or the model dir.
+    """
     out: Dict[str, str] = {}
     for value in values:
         name, sep, uri = value.partition("=")
@@ -52,6 +58,12 @@ def parse_models(values: List[str]) -> Dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serves the payload sink until SIGTERM/SIGINT.
+
+    Returns:
+        0 after a clean shutdown, or 2 when a model dir cannot be read or an option is invalid (the error goes
+        to stderr, nothing is served).
+    """
     import uvicorn
 
     from kfpkit.cli.serve import default_model_version, resolve_model_dir
@@ -82,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[list] = None) -> int:
+    """``python -m kfpkit.cli.payload_sink``: parses ``argv`` and runs; returns the exit status."""
     parser = argparse.ArgumentParser(prog="kfpkit payload-sink", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -142,6 +142,11 @@ def pipeline_arguments(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Runs the chosen pipeline locally (kfp.local), prints its summary and writes ``--summary-json``.
+
+    Returns:
+        0 when the run succeeded, 1 when it failed, 2 when its parameters are refused before it starts.
+    """
     from kfpkit.core.records import write_record
     from kfpkit.pipelines.local import format_summary, run_pipeline_locally
 

@@ -45,8 +45,11 @@ def _strtobool(value: str) -> bool:
 
 @dataclass(frozen=True)
 class _Flag:
-    """One of kfpkit's own ``kfpkit serve`` flags: ``--dashed-name`` and, unless ``underscore`` is false,
-    ``--underscore_name`` (the spelling of KServe's flags)."""
+    """One of kfpkit's own ``kfpkit serve`` flags.
+
+    It is spelled ``--dashed-name`` and, unless ``underscore`` is false, also ``--underscore_name`` (the
+    spelling of KServe's flags).
+    """
 
     dest: str
     help: str
