@@ -301,9 +301,15 @@ class RunLog(io.TextIOBase):
 
     # -- the stream interface kfp.local, logging and print use
     def writable(self) -> bool:
+        """Always true: the log is a text stream that accepts writes."""
         return True
 
     def write(self, text: str) -> int:
+        """Takes ``text`` and handles every line it completes (lines are buffered per writing thread).
+
+        Returns:
+            ``len(text)``, as a text stream does.
+        """
         with self._lock:
             thread = threading.get_ident()
             buffered = self._partial.pop(thread, "") + text
@@ -315,11 +321,13 @@ class RunLog(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
+        """Flushes the log file (a no-op once it is closed)."""
         with self._lock:
             if not self._file.closed:
                 self._file.flush()
 
     def close(self) -> None:
+        """Handles every thread's unfinished last line, then closes the log file."""
         with self._lock:
             for thread, rest in list(self._partial.items()):
                 self._line(thread, rest)
@@ -562,13 +570,32 @@ def format_summary(summary: RunSummary) -> str:
     lines = [f"kfpkit {summary.pipeline} run: {summary.status.upper()} in {summary.duration_s:.1f} s"]
     if summary.failed_task:
         lines.append(f"  failed task: {summary.failed_task}")
+    lines += _validation_lines(summary)
+    lines += _metric_lines(summary)
+    lines += _decision_lines(summary)
+    if summary.run_dir:
+        lines.append(f"  artifacts: {summary.run_dir}")
+    if summary.run_log:
+        lines.append(f"  log: {summary.run_log}")
+    return "\n".join(lines)
+
+
+def _validation_lines(summary: RunSummary) -> List[str]:
+    """The data validation outcome and its anomalies, when validate ran."""
     validation = summary.validation
-    if validation is not None:
-        lines.append(f"  data validation: {'passed' if validation.passed else 'FAILED'}")
-        for feature, description in sorted(validation.anomalies.items()):
-            lines.append(f"    - {feature}: {description}")
-        if not validation.passed:
-            lines.append("  training skipped: the data did not pass validation")
+    if validation is None:
+        return []
+    lines = [f"  data validation: {'passed' if validation.passed else 'FAILED'}"]
+    for feature, description in sorted(validation.anomalies.items()):
+        lines.append(f"    - {feature}: {description}")
+    if not validation.passed:
+        lines.append("  training skipped: the data did not pass validation")
+    return lines
+
+
+def _metric_lines(summary: RunSummary) -> List[str]:
+    """Train's metrics per split, evaluate's on its split, and the latest blessed baseline's."""
+    lines = []
     for split, metrics in sorted((summary.training_metrics or {}).items()):
         lines.append(f"  train, {split} split: " + _metric_text(metrics, SUMMARY_METRICS))
     if summary.metrics:
@@ -577,6 +604,12 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  evaluate, {split} split: " + _metric_text(summary.metrics, keys))
     if summary.baseline_metrics:
         lines.append("  baseline (latest blessed): " + _metric_text(summary.baseline_metrics, SUMMARY_METRICS))
+    return lines
+
+
+def _decision_lines(summary: RunSummary) -> List[str]:
+    """Whether evaluate blessed the candidate (and why), whether it serves in KServe, and what push did."""
+    lines = []
     if "evaluate" in summary.tasks:
         lines.append(f"  blessed: {'yes' if summary.blessed else 'no'}")
         for reason in summary.blessing_reasons:
@@ -588,8 +621,4 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  pushed: {summary.model_uri} (version {summary.model_version}{how})")
     else:
         lines.append("  pushed: nothing")
-    if summary.run_dir:
-        lines.append(f"  artifacts: {summary.run_dir}")
-    if summary.run_log:
-        lines.append(f"  log: {summary.run_log}")
-    return "\n".join(lines)
+    return lines

@@ -49,6 +49,7 @@ class Resources:
     memory_limit: Optional[str] = None
 
     def apply(self, task) -> None:
+        """Sets each request and limit that is given on ``task``; the others stay unset."""
         if self.cpu_request:
             task.set_cpu_request(self.cpu_request)
         if self.cpu_limit:
@@ -101,6 +102,7 @@ class KubeflowPlatform(Platform):
     name = "kubeflow"
 
     def configure_training(self, task) -> None:
+        """Puts the task on a GPU node: accelerator limit, toleration, node selector and cpu/memory."""
         from kfp import kubernetes
 
         task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(self.gpus)
@@ -111,6 +113,7 @@ class KubeflowPlatform(Platform):
         self.configure_task(task)
 
     def configure_task(self, task) -> None:
+        """Adds the image pull secret, when one is set."""
         if self.image_pull_secret:
             from kfp import kubernetes
 
@@ -138,6 +141,7 @@ class VertexPlatform(Platform):
             raise ValueError(f"unknown Vertex accelerator {self.accelerator_type!r}; expected one of {known}")
 
     def configure_training(self, task) -> None:
+        """Sets the Vertex accelerator, its count and the cpu/memory limits of the training task."""
         task.set_accelerator_type(self.accelerator_type).set_accelerator_limit(self.gpus)
         self.train_resources.apply(task)
 

@@ -26,10 +26,12 @@ from kfpkit.pipelines.platforms import TARGETS, platform_for
 
 
 def pipeline_names() -> List[str]:
+    """The names of every registered pipeline, sorted (:func:`kfpkit.pipelines.registry.pipeline_names`)."""
     return registry.pipeline_names()
 
 
 def output_path(out_dir: str, pipeline: str, target: str) -> str:
+    """Where :func:`compile_pipeline` writes a pipeline for a target: ``<out_dir>/<pipeline>.<target>.yaml``."""
     return os.path.join(out_dir, f"{pipeline}.{target}.yaml")
 
 
