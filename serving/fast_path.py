@@ -90,6 +90,7 @@ class BodyLimitMiddleware:
         self.closed_prefixes = tuple(closed_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Passes the request on with its body bounded, or answers the 404 of a closed path or the 413."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -222,6 +223,10 @@ class FastInferenceMiddleware:
         return batcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serves a POST to a kfpkit model's predict/infer path; hands anything else to the wrapped app.
+
+        Binary CloudEvents (``ce-*`` headers) also go to the wrapped app, whose decoder handles them.
+        """
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -337,6 +342,7 @@ class InferenceAccessLogFilter(logging.Filter):
     """Drops uvicorn access-log records of predict/infer requests (health and metadata stay logged)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """False (drop) for an access-log record of a predict/infer path; true for every other record."""
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
             path = args[2].split("?", 1)[0]

@@ -150,7 +150,7 @@ def _kfpkit_model(dataplane: DataPlane, name: Optional[str]) -> Any:
 
 
 def install_exception_handlers(app: FastAPI, dataplane: DataPlane) -> None:
-    """kfpkit's handlers: BadRequest, validation errors as ``{"error": ...}``, quiet 404s."""
+    """Installs kfpkit's handlers: BadRequest, validation errors as ``{"error": ...}``, quiet 404s."""
 
     async def bad_request(_request: Request, exc: BadRequest) -> OrjsonResponse:
         return OrjsonResponse(status_code=exc.status, content={"error": str(exc)})
@@ -197,10 +197,19 @@ class KfpkitDataPlane(DataPlane):
     """KServe's DataPlane with kfpkit's readiness and raw-body decoding (see the module docstring)."""
 
     async def ready(self) -> bool:
+        """Ready when at least one model is registered and every registered model is ready."""
         models = self.model_registry.get_models()
         return bool(models) and all(getattr(m, "ready", False) for m in models.values())
 
     def decode(self, body: Any, headers: Any, protocol_version: str = "v1", model_name: Optional[str] = None):
+        """Parses a raw body for a kfpkit model with its own parser; anything else goes to KServe's decode.
+
+        A v2 body is wrapped in :class:`RawV2Body` (or, when not a JSON object, refused by the codec here),
+        so that the model decodes it once. CloudEvents keep KServe's decoding.
+
+        Raises:
+            BadRequest: the body does not parse, counted as a bad request in the model's metrics.
+        """
         if isinstance(body, (bytes, bytearray)) and not _has_cloudevent_headers(headers):
             model = self._target(model_name)
             if model is not None and model.codec is not None:
@@ -250,6 +259,7 @@ class RawInferBodyMiddleware:
         self.dataplane = dataplane
 
     async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        """Rewrites the content type of a v2 infer POST to a kfpkit model, then calls the wrapped app."""
         if scope["type"] == "http" and scope["method"] == "POST":
             from kfpkit.serving.fast_path import match_inference_path
 
@@ -291,6 +301,12 @@ class KfpkitServicer(InferenceServicer):
         self.enable_model_repository = enable_model_repository
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
+        """KServe's ModelInfer; an empty or unknown model name and refused inputs become gRPC statuses.
+
+        Raises:
+            InvalidArgument: the model name is empty, or the inputs are refused (the decoder's message).
+            NotFound: no model of that name is registered.
+        """
         from grpc_interceptor.exceptions import InvalidArgument, NotFound
 
         if not request.model_name:
@@ -303,10 +319,12 @@ class KfpkitServicer(InferenceServicer):
             raise InvalidArgument(str(exc)) from exc
 
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
+        """KServe's RepositoryModelLoad; ``UNIMPLEMENTED`` while the model repository extension is off."""
         self._check_repository()
         return await super().RepositoryModelLoad(request, context)
 
     async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
+        """KServe's RepositoryModelUnload; ``UNIMPLEMENTED`` while the model repository extension is off."""
         self._check_repository()
         return await super().RepositoryModelUnload(request, context)
 
@@ -327,6 +345,7 @@ class KfpkitGRPCServer(GRPCServer):
         self.bound_port: Optional[int] = None
 
     async def start(self, max_workers: int) -> None:
+        """Serves gRPC on ``host`` until the server terminates; the bound port is in :attr:`bound_port`."""
         from concurrent import futures
 
         from grpc import aio

@@ -53,8 +53,11 @@ class ScoreCounts:
         self._lock = threading.Lock()
 
     def observe_many(self, values: np.ndarray) -> None:
-        """Counts every value of ``values``: finite numbers (the scorers refuse a NaN score before it gets
-        here; prometheus_client would count a NaN in ``_count`` and in no bucket)."""
+        """Counts every value of ``values``, which are finite numbers.
+
+        The scorers refuse a NaN score before it gets here; prometheus_client would count a NaN in ``_count``
+        and in no bucket.
+        """
         if values.size <= _SMALL_BATCH:
             scores = values.ravel().tolist()
             bounds = self._bounds
@@ -107,9 +110,11 @@ class ScoreHistogram(Collector):
             return child
 
     def describe(self) -> List[HistogramMetricFamily]:
+        """The metric family, without samples (what the registry checks names against)."""
         return [HistogramMetricFamily(self.name, self.documentation, labels=["model_name"])]
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
+        """Yields the histogram family with one labelled histogram per model, as ``/metrics`` exposes it."""
         family = HistogramMetricFamily(self.name, self.documentation, labels=["model_name"])
         with self._lock:
             children = list(self._children.values())
@@ -157,6 +162,7 @@ class ModelMetrics:
                 )
 
     def observe_request(self, protocol: str, outcome: str, seconds: float) -> None:
+        """Counts one request in ``kfpkit_requests`` and its duration in ``kfpkit_request_duration_seconds``."""
         self._requests[(protocol, outcome)].inc()  # type: ignore[attr-defined]
         self._durations[protocol].observe(seconds)
 

@@ -88,6 +88,14 @@ class ModelTarget:
 
     @classmethod
     def from_model_dir(cls, name: str, model_dir: str, version: Optional[str] = None) -> ModelTarget:
+        """The target of a model version directory: its codec and payload schema from ``preprocessing.json``.
+
+        Args:
+            name: The InferenceService name of the model's events.
+            model_dir: Local model version directory.
+            version: The version to record; by default parsed from a registry version path, else
+                ``UNVERSIONED``.
+        """
         from kfpkit.core.preprocessing import PreprocessingSpec
         from kfpkit.serving.protocol import RequestCodec
 
@@ -215,9 +223,11 @@ class Spool:
         self.active_since = time.monotonic()
 
     def segments(self) -> List[int]:
+        """Numbers of the segment files in the spool, ascending."""
         return sorted(int(m.group(1)) for f in os.listdir(self.directory) if (m := SEGMENT_RE.fullmatch(f)))
 
     def path(self, number: int) -> str:
+        """Path of segment ``number``."""
         return os.path.join(self.directory, f"segment-{number:08d}.jsonl")
 
     def open_new(self) -> int:
@@ -233,6 +243,11 @@ class Spool:
         return closed if closed is not None else 0
 
     def append(self, line: Mapping[str, Any]) -> None:
+        """Appends ``line`` as one JSON line to the active segment (fsynced when the spool is).
+
+        Raises:
+            OSError: the write was short or failed.
+        """
         assert self._fd is not None
         data = json.dumps(line, separators=(",", ":")).encode() + b"\n"
         written = os.write(self._fd, data)
@@ -254,10 +269,12 @@ class Spool:
         return lines
 
     def remove(self, number: int) -> None:
+        """Deletes segment ``number`` and fsyncs the spool folder, so that the removal is durable."""
         os.remove(self.path(number))
         _fsync_dir(self.directory)
 
     def compacted_ids(self) -> Set[str]:
+        """Ids of the events already written as payload records (complete lines of the ids file only)."""
         path = os.path.join(self.directory, COMPACTED_IDS)
         if not os.path.exists(path):
             return set()
@@ -265,6 +282,7 @@ class Spool:
             return {line.rstrip("\n") for line in fh if line.endswith("\n")}
 
     def add_compacted(self, ids: List[str]) -> None:
+        """Appends ``ids`` to the compacted ids file and fsyncs it."""
         if not ids:
             return
         with open(os.path.join(self.directory, COMPACTED_IDS), "a", encoding="utf-8") as fh:
@@ -273,6 +291,7 @@ class Spool:
             os.fsync(fh.fileno())
 
     def close(self) -> None:
+        """Closes the active segment's file (it stays in the spool)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -373,6 +392,11 @@ class PayloadSink:
 
     # ------------------------------------------------------------------ receiving
     def target_for(self, service: Optional[str]) -> ModelTarget:
+        """The model of an event's InferenceService name; the only model when the sink serves one.
+
+        Raises:
+            BadEvent: ``unknown_model`` (404), when several models are configured and none has that name.
+        """
         if service in self.models:
             return self.models[service]
         if len(self.models) == 1:
@@ -491,6 +515,10 @@ class PayloadSink:
         return len(joined)
 
     async def compact_periodically(self) -> None:
+        """Rotates and compacts the active segment once it is ``compact_seconds`` old and holds events.
+
+        Runs until cancelled; a failed compaction is logged and leaves the events in the spool.
+        """
         while True:
             await asyncio.sleep(min(self.compact_seconds, 1.0))
             if self.spool.active_events and time.monotonic() - self.spool.active_since >= self.compact_seconds:
@@ -518,6 +546,7 @@ class PayloadSinkApp:
         self._task: Optional[asyncio.Task] = None
 
     async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        """Answers one ASGI connection: lifespan events, ``/metrics``, ``/healthz``, or a POSTed event."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return

@@ -211,8 +211,11 @@ class KfpkitModel(Model):
     def _answer(
         self, batch: Sequence[DecodedRequest], probability: np.ndarray
     ) -> List[Union[Tuple[np.ndarray, np.ndarray], BadRequest]]:
-        """Each request's share of ``probability`` (the batch's rows, in order) with its labels, or the
-        ``BadRequest`` of a non-finite score; observes the answered scores, gives ids, logs payloads."""
+        """Each request's share of ``probability`` (the batch's rows, in order) with its labels.
+
+        A request with a non-finite score gets its ``BadRequest`` instead. Observes the answered scores, gives
+        the requests their ids and logs their payloads.
+        """
         labels = (probability >= self.decision_threshold).astype(np.int64)
         all_finite = math.isfinite(np.add.reduce(probability))  # probabilities: finite sum iff all finite
         if all_finite:
@@ -279,8 +282,11 @@ class KfpkitModel(Model):
     def encode(
         self, protocol: str, body: Any, decoded: DecodedRequest, probability: np.ndarray, labels: np.ndarray
     ) -> Tuple[bytes, Optional[int]]:
-        """The response bytes of scored ``decoded``, and the JSON header length of a binary v2 response
-        (``Inference-Header-Content-Length``, when the request asked for binary outputs), else ``None``."""
+        """The response bytes of scored ``decoded``, and the JSON header length of a binary v2 response.
+
+        The length (``Inference-Header-Content-Length``) is set when the request asked for binary outputs,
+        else ``None``.
+        """
         codec = self.codec
         assert codec is not None
         if protocol == "v1":
@@ -388,9 +394,11 @@ class KfpkitModel(Model):
         )
 
     def get_input_types(self) -> list:
+        """The v2 metadata inputs: one per feature (none before the model is loaded)."""
         return self.codec.input_metadata() if self.codec else []
 
     def get_output_types(self) -> list:
+        """The v2 metadata outputs: ``probability`` and ``label``."""
         return RequestCodec.output_metadata()
 
 

@@ -93,6 +93,7 @@ class DecodedRequest:
 
     @property
     def columns(self) -> Dict[str, Any]:
+        """Feature name -> values; for a ``features`` tensor, column views of ``matrix`` built on first read."""
         if self._columns is None:
             matrix = self.matrix
             assert matrix is not None
@@ -202,6 +203,26 @@ def _flatten(data: List[Any], where: str, depth: int = 0) -> List[Any]:
     return out
 
 
+def _v1_instances(body: Any) -> List[Any]:
+    """The non-empty ``instances`` list of a v1 request body.
+
+    Raises:
+        BadRequest: the body is not an object, has no ``instances`` (v2 ``inputs`` get a hint), or they are not
+            a non-empty list.
+    """
+    if not isinstance(body, dict):
+        raise BadRequest('the v1 request body must be a JSON object {"instances": [...]}')
+    instances = body.get("instances")
+    if instances is None:
+        hint = " (the v2 'inputs' format goes to /v2/models/{name}/infer)" if "inputs" in body else ""
+        raise BadRequest(f"the v1 request has no 'instances' list{hint}")
+    if not isinstance(instances, list):
+        raise BadRequest(f"'instances' must be a list, got {type(instances).__name__}")
+    if not instances:
+        raise BadRequest("'instances' is empty: send at least one instance")
+    return instances
+
+
 class RequestCodec:
     """Decodes v1/v2 request bodies into feature columns and encodes predictions, for one model.
 
@@ -232,6 +253,7 @@ class RequestCodec:
 
     @classmethod
     def from_spec(cls, spec: Any, model_name: str, model_version: Optional[str] = None) -> RequestCodec:
+        """The codec of a ``PreprocessingSpec``: its features, categorical ones and ignored identifier columns."""
         return cls(
             spec.feature_order,
             spec.categorical_names,
@@ -250,6 +272,7 @@ class RequestCodec:
 
     @staticmethod
     def output_metadata() -> List[Dict[str, Any]]:
+        """The v2 outputs: ``probability`` (FP32) and ``label`` (INT64), shape ``[-1]``."""
         return [
             {"name": PROBABILITY_OUTPUT, "datatype": "FP32", "shape": [-1]},
             {"name": LABEL_OUTPUT, "datatype": "INT64", "shape": [-1]},
@@ -262,57 +285,64 @@ class RequestCodec:
         Raises:
             BadRequest: anything else, naming what is wrong.
         """
-        if not isinstance(body, dict):
-            raise BadRequest('the v1 request body must be a JSON object {"instances": [...]}')
-        instances = body.get("instances")
-        if instances is None:
-            hint = " (the v2 'inputs' format goes to /v2/models/{name}/infer)" if "inputs" in body else ""
-            raise BadRequest(f"the v1 request has no 'instances' list{hint}")
-        if not isinstance(instances, list):
-            raise BadRequest(f"'instances' must be a list, got {type(instances).__name__}")
-        if not instances:
-            raise BadRequest("'instances' is empty: send at least one instance")
+        instances = _v1_instances(body)
         first = instances[0]
-        order = self.feature_order
         if isinstance(first, dict):
-            expected = self.feature_set
-            for i, row in enumerate(instances):
-                if not isinstance(row, dict):
-                    raise BadRequest(f"instance #{i} is not an object like instance #0; use one form for all")
-                if row.keys() != expected and (not self.ignored or row.keys() - self.ignored != expected):
-                    missing = [f for f in order if f not in row]
-                    extra = sorted(k for k in row if k not in expected and k not in self.ignored)
-                    parts = []
-                    if missing:
-                        parts.append(f"missing feature(s) {_names(missing)}")
-                    if extra:
-                        parts.append(f"unexpected feature(s) {_names(extra)}")
-                    raise BadRequest(f"instance #{i}: {'; '.join(parts)} (expected exactly {_names(order)})")
-            raw = {f: [row[f] for row in instances] for f in order}
+            raw = self._v1_object_values(instances)
         elif isinstance(first, list):
-            width = len(order)
-            for i, row in enumerate(instances):
-                if not isinstance(row, list) or len(row) != width:
-                    got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
-                    raise BadRequest(
-                        f"instance #{i} has {got}; expected a list of {width} values in order {_names(order)}"
-                    )
-            raw = {f: [row[j] for row in instances] for j, f in enumerate(order)}
+            raw = self._v1_row_values(instances)
         else:
             raise BadRequest(
                 f"instance #0 is {type(first).__name__}; each instance must be an object {{feature: value}} "
-                f"or a list of values in order {_names(order)}"
+                f"or a list of values in order {_names(self.feature_order)}"
             )
         columns: Dict[str, Any] = {}
-        for f in order:
+        for f in self.feature_order:
             if f in self.categorical:
                 columns[f] = categorical_column(raw[f], f)
             else:
                 columns[f] = numeric_column(raw[f], f)
         return DecodedRequest(columns=columns, rows=len(instances))
 
+    def _v1_object_values(self, instances: List[Any]) -> Dict[str, List[Any]]:
+        """Feature -> raw values of instances given as objects, each with exactly the features (ignored ones aside).
+
+        Raises:
+            BadRequest: an instance is not an object, or misses a feature or has an unexpected one.
+        """
+        order = self.feature_order
+        expected = self.feature_set
+        for i, row in enumerate(instances):
+            if not isinstance(row, dict):
+                raise BadRequest(f"instance #{i} is not an object like instance #0; use one form for all")
+            if row.keys() != expected and (not self.ignored or row.keys() - self.ignored != expected):
+                missing = [f for f in order if f not in row]
+                extra = sorted(k for k in row if k not in expected and k not in self.ignored)
+                parts = []
+                if missing:
+                    parts.append(f"missing feature(s) {_names(missing)}")
+                if extra:
+                    parts.append(f"unexpected feature(s) {_names(extra)}")
+                raise BadRequest(f"instance #{i}: {'; '.join(parts)} (expected exactly {_names(order)})")
+        return {f: [row[f] for row in instances] for f in order}
+
+    def _v1_row_values(self, instances: List[Any]) -> Dict[str, List[Any]]:
+        """Feature -> raw values of instances given as lists of values in :attr:`feature_order`.
+
+        Raises:
+            BadRequest: an instance is not a list of exactly one value per feature.
+        """
+        order = self.feature_order
+        width = len(order)
+        for i, row in enumerate(instances):
+            if not isinstance(row, list) or len(row) != width:
+                got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+                raise BadRequest(f"instance #{i} has {got}; expected a list of {width} values in order {_names(order)}")
+        return {f: [row[j] for row in instances] for j, f in enumerate(order)}
+
     @staticmethod
     def encode_v1(probability: np.ndarray, labels: np.ndarray) -> Dict[str, Any]:
+        """The v1 response: one ``{"probability": p, "label": l}`` prediction per instance."""
         return {
             "predictions": [
                 {PROBABILITY_OUTPUT: p, LABEL_OUTPUT: lab}
@@ -327,6 +357,27 @@ class RequestCodec:
         Raises:
             BadRequest: a malformed input, a missing/unexpected feature, a wrong shape or datatype, a
                 non-numeric value, ..., naming what is wrong.
+        """
+        request_id, outputs, inputs = self._v2_request_fields(body)
+        for j, item in enumerate(inputs):
+            self._check_input_fields(j, item)
+        if len(inputs) == 1 and inputs[0]["name"] == TENSOR_INPUT_NAME and self.tensor_input_enabled:
+            return self._decode_tensor(inputs[0], request_id, outputs)
+        self._check_input_names([item["name"] for item in inputs])
+        columns: Dict[str, Any] = {}
+        rows: Optional[int] = None
+        for item in inputs:
+            if item["name"] in self.ignored:
+                continue
+            rows, columns[item["name"]] = self._decode_feature_input(item, rows)
+        assert rows is not None
+        return DecodedRequest(columns=columns, rows=rows, request_id=request_id, outputs=outputs)
+
+    def _v2_request_fields(self, body: Any) -> Tuple[Optional[str], Tuple[str, ...], List[Any]]:
+        """The ``id``, the requested outputs and the non-empty ``inputs`` list of a v2 request body.
+
+        Raises:
+            BadRequest: the body is not an object, or one of these fields (or ``parameters``) has the wrong type.
         """
         if not isinstance(body, dict):
             raise BadRequest('the v2 request body must be a JSON object {"inputs": [...]}')
@@ -345,11 +396,15 @@ class RequestCodec:
             raise BadRequest(f"'inputs' must be a list, got {type(inputs).__name__}")
         if not inputs:
             raise BadRequest("'inputs' is empty: send one input per feature")
-        for j, item in enumerate(inputs):
-            self._check_input_fields(j, item)
-        if len(inputs) == 1 and inputs[0]["name"] == TENSOR_INPUT_NAME and self.tensor_input_enabled:
-            return self._decode_tensor(inputs[0], request_id, outputs)
-        names = [item["name"] for item in inputs]
+        return request_id, outputs, inputs
+
+    def _check_input_names(self, names: List[str]) -> None:
+        """Checks that the per-feature inputs name every feature once, and nothing else but ignored columns.
+
+        Raises:
+            BadRequest: a name is repeated, unexpected (a ``features`` tensor of a model with categorical
+                features included) or a feature has no input.
+        """
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
             raise BadRequest(f"input(s) {_names(dup)} given more than once")
@@ -366,39 +421,41 @@ class RequestCodec:
         missing = [f for f in self.feature_order if f not in set(names)]
         if missing:
             raise BadRequest(f"missing input(s) for feature(s) {_names(missing)}")
-        columns: Dict[str, Any] = {}
-        rows: Optional[int] = None
-        for item in inputs:
-            name = item["name"]
-            if name in self.ignored:
-                continue
-            shape = item["shape"]
-            where = f"input {name!r}"
-            if (len(shape) == 2 and shape[1] != 1) or len(shape) not in (1, 2):
-                raise BadRequest(f"{where}: shape {shape} is not [n] or [n, 1]")
-            n = shape[0]
-            if n == 0:
-                raise BadRequest(f"{where}: shape {shape} is empty; send at least one row")
-            if rows is None:
-                rows = n
-            elif n != rows:
-                raise BadRequest(f"{where}: {n} rows, but the other inputs have {rows}")
-            data = _flatten(item["data"], where)
-            if len(data) != n:
-                raise BadRequest(f"{where}: shape {shape} needs {n} values, 'data' has {len(data)}")
-            datatype = item["datatype"]
-            if name in self.categorical:
-                if datatype != "BYTES":
-                    raise BadRequest(f"{where}: categorical feature needs datatype BYTES, got {datatype}")
-                columns[name] = categorical_column(data, name, strings_only=True)
-            else:
-                if datatype not in NUMERIC_DATATYPES:
-                    raise BadRequest(
-                        f"{where}: numeric feature needs a numeric datatype (FP32, FP64, INT64, ...), got {datatype}"
-                    )
-                columns[name] = numeric_column(data, name, integer_only=datatype in INT_DATATYPES)
-        assert rows is not None
-        return DecodedRequest(columns=columns, rows=rows, request_id=request_id, outputs=outputs)
+
+    def _decode_feature_input(self, item: Mapping[str, Any], rows: Optional[int]) -> Tuple[int, Any]:
+        """The row count and column of one per-feature v2 input.
+
+        Args:
+            item: The input, its fields already checked by :meth:`_check_input_fields`.
+            rows: The row count of the inputs decoded before it (``None`` for the first).
+
+        Raises:
+            BadRequest: the shape is not ``[n]``/``[n, 1]`` or is empty, ``n`` differs from ``rows``, ``data``
+                has another length, or the datatype or a value does not fit the feature's kind.
+        """
+        name = item["name"]
+        shape = item["shape"]
+        where = f"input {name!r}"
+        if (len(shape) == 2 and shape[1] != 1) or len(shape) not in (1, 2):
+            raise BadRequest(f"{where}: shape {shape} is not [n] or [n, 1]")
+        n = shape[0]
+        if n == 0:
+            raise BadRequest(f"{where}: shape {shape} is empty; send at least one row")
+        if rows is not None and n != rows:
+            raise BadRequest(f"{where}: {n} rows, but the other inputs have {rows}")
+        data = _flatten(item["data"], where)
+        if len(data) != n:
+            raise BadRequest(f"{where}: shape {shape} needs {n} values, 'data' has {len(data)}")
+        datatype = item["datatype"]
+        if name in self.categorical:
+            if datatype != "BYTES":
+                raise BadRequest(f"{where}: categorical feature needs datatype BYTES, got {datatype}")
+            return n, categorical_column(data, name, strings_only=True)
+        if datatype not in NUMERIC_DATATYPES:
+            raise BadRequest(
+                f"{where}: numeric feature needs a numeric datatype (FP32, FP64, INT64, ...), got {datatype}"
+            )
+        return n, numeric_column(data, name, integer_only=datatype in INT_DATATYPES)
 
     def _decode_tensor(
         self, item: Mapping[str, Any], request_id: Optional[str], outputs: Tuple[str, ...]
