@@ -101,9 +101,10 @@ demo: setup system-packages ## the whole loop on this machine: train v1+v2, cana
 # pytest-xdist workers for `make test`: most tests wait on subprocesses (kfp.local tasks, TFDV, servers), so two
 # workers on a 2-core machine nearly halve the wall time; --dist loadfile keeps each file's fixtures in one worker
 TEST_WORKERS ?= 2
-test: setup system-packages setup-checkov ## run every test (lint included), on TEST_WORKERS pytest-xdist workers
+test: setup system-packages setup-checkov ## run every test (lint and type check included), on TEST_WORKERS pytest-xdist workers
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m tools.typecheck
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup-main ## tests without the slow and TFDV ones

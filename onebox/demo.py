@@ -432,7 +432,7 @@ class Demo:
             text = f"DRIFT in {len(names)} features ({shown or 'the score'}) over {result.rows} logged rows"
         else:
             text = f"no drift over {result.rows} logged rows"
-        self.stage_line(5, "monitor", text, outputs.report_html)
+        self.stage_line(5, "monitor", text, outputs.report_html or "")
 
     def stage_retrain(self) -> None:
         from kfpkit.components.ingest.synthetic import LABEL_COLUMN as SYNTHETIC_LABEL_COLUMN

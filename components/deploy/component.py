@@ -29,7 +29,7 @@ def deploy(
     logger_url: str = "",
     logger_mode: str = "all",
     timeout_seconds: float = 600.0,
-) -> NamedTuple(
+) -> NamedTuple(  # type: ignore[valid-type]  # KFP reads the functional NamedTuple
     "DeployOutputs",
     [
         ("url", str),
@@ -116,11 +116,11 @@ def deploy(
     with open(status.path, "w", encoding="utf-8") as fh:
         fh.write(to_markdown(result, api.get(isvc_name, namespace)))
     status.metadata.update(result.as_dict())
-    outputs = collections.namedtuple(
+    DeployOutputs = collections.namedtuple(
         "DeployOutputs",
         ["url", "stable_version", "canary_version", "stable_revision", "canary_revision", "canary_traffic_percent"],
     )
-    return outputs(
+    return DeployOutputs(
         result.url,
         result.stable_version,
         result.canary_version,

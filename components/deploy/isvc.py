@@ -140,7 +140,7 @@ def condition(obj: Dict[str, Any], kind: str) -> Optional[Dict[str, Any]]:
 
 def _true(obj: Dict[str, Any], kind: str) -> bool:
     found = condition(obj, kind)
-    return bool(found) and found.get("status") == "True"
+    return found is not None and found.get("status") == "True"
 
 
 def _observed(obj: Dict[str, Any]) -> bool:
@@ -162,7 +162,7 @@ def standard_canary_ready(obj: Dict[str, Any], name: str, percent: int) -> bool:
     if not (_observed(obj) and _true(obj, "Ready") and _true(obj, "CanaryPredictorReady")):
         return False
     entry = next((c for c in (obj.get("status") or {}).get("canaryStatuses") or [] if c.get("name") == name), None)
-    return bool(entry) and entry.get("ready") is True and int(entry.get("trafficPercent", -1)) == percent
+    return entry is not None and entry.get("ready") is True and int(entry.get("trafficPercent", -1)) == percent
 
 
 def standard_no_canary_ready(obj: Dict[str, Any]) -> bool:

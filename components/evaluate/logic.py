@@ -19,6 +19,7 @@ evaluation: the reason is recorded and the regression check is skipped.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -330,18 +331,18 @@ def run_evaluation(
             f"baseline_registry_root and model_name go together: {missing} is not set "
             "(set both to compare with the registry's latest blessed model, or neither)"
         )
-    common = dict(
-        model_dir=model_dir,
-        test_path=test_path,
-        label_column=label_column,
+    evaluate = functools.partial(
+        evaluate_model,
+        model_dir,
+        test_path,
+        label_column,
         min_pr_auc=min_pr_auc,
         max_regression=max_regression,
         max_ece=max_ece,
         slice_column=slice_column,
     )
-    if baseline_registry_root is None:
-        return evaluate_model(
-            **common,
+    if baseline_registry_root is None or model_name is None:  # both unset (checked above)
+        return evaluate(
             notes=[
                 "note: no baseline registry configured (baseline_registry_root/model_name not set); no regression check"
             ],
@@ -352,8 +353,7 @@ def run_evaluation(
     workdir = tempfile.mkdtemp(prefix="kfpkit-evaluate-baseline-")
     try:
         baseline = _fetch_registry_baseline(baseline_registry_root, model_name, workdir)
-        return evaluate_model(
-            **common,
+        return evaluate(
             baseline_dir=baseline.directory,
             baseline_label=baseline.label,
             baseline_content_sha256=baseline.content_sha256,

@@ -77,7 +77,12 @@ def reliability_svg(bins: Sequence[ReliabilityBin], title: str, size: int = 320)
         f'<text x="12" y="{y(0.5)}" text-anchor="middle" transform="rotate(-90 12 {y(0.5)})">'
         "observed positive rate</text>"
     )
-    points = [(b.mean_score, b.positive_rate, b.rows) for b in bins if b.rows]
+    # mean score and positive rate are set exactly for the bins with rows
+    points = [
+        (b.mean_score, b.positive_rate, b.rows)
+        for b in bins
+        if b.rows and b.mean_score is not None and b.positive_rate is not None
+    ]
     if points:
         path = " ".join(f"{x(p):.1f},{y(r):.1f}" for p, r, _ in points)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>')
@@ -104,7 +109,7 @@ def reliability_lines(bins: Sequence[ReliabilityBin], split: str) -> List[str]:
         "|---|---|---|---|---|",
     ]
     for b in bins:
-        if b.rows:
+        if b.rows and b.mean_score is not None and b.positive_rate is not None:  # set exactly when rows
             lines.append(
                 f"| [{b.lower:.3f}, {b.upper:.3f}) | {b.rows} | {b.mean_score:.4f} | {b.positive_rate:.4f} | "
                 f"{b.positive_rate - b.mean_score:+.4f} |"

@@ -26,7 +26,7 @@ import hashlib
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -299,7 +299,7 @@ def split_masks(
 def _key_hashes(keys: Sequence[str], seed: int) -> np.ndarray:
     salt = hashlib.sha256(f"kfpkit-ingest-split/{seed}".encode()).digest()
     base = hashlib.blake2b(digest_size=8, key=salt)
-    digests = []
+    digests: List[bytes] = []
     append = digests.append
     for key in keys:
         hasher = base.copy()

@@ -15,7 +15,7 @@ def push(
     model_name: str,
     pushed_model: Output[Model],
     baseline: Optional[Input[Artifact]] = None,
-) -> NamedTuple("PushOutputs", [("model_uri", str), ("version", int)]):
+) -> NamedTuple("PushOutputs", [("model_uri", str), ("version", int)]):  # type: ignore[valid-type]  # KFP reads the functional NamedTuple
     """Copies a blessed model into the registry as ``<registry_root>/<model_name>/<version>/``.
 
     The version holds the model directory, the TFDV baseline under ``baseline/`` (when given) and a
@@ -54,5 +54,5 @@ def push(
         pointer_path=pushed_model.path,
     )
     pushed_model.metadata.update(pushed.to_dict())
-    push_outputs = collections.namedtuple("PushOutputs", ["model_uri", "version"])
-    return push_outputs(pushed.model_uri, pushed.version)
+    PushOutputs = collections.namedtuple("PushOutputs", ["model_uri", "version"])
+    return PushOutputs(pushed.model_uri, pushed.version)

@@ -24,7 +24,7 @@ def rollout(
     query_set: str = "kfpkit",
     query_overrides: Optional[Dict[str, str]] = None,
     timeout_seconds: float = 600.0,
-) -> NamedTuple("RolloutOutputs", [("decision", str), ("canary_traffic_percent", int)]):
+) -> NamedTuple("RolloutOutputs", [("decision", str), ("canary_traffic_percent", int)]):  # type: ignore[valid-type]  # KFP reads the functional NamedTuple
     """Steps the canary's traffic up, judges canary against stable each interval, promotes or rolls back.
 
     Each step queries Prometheus for both versions (requests, error rate, p99 latency, and the
@@ -82,5 +82,5 @@ def rollout(
     for key, value in rollout_metrics(result).items():
         metrics.log_metric(key, value)
     record.metadata["decision"] = result.decision
-    outputs = collections.namedtuple("RolloutOutputs", ["decision", "canary_traffic_percent"])
-    return outputs(result.decision, result.final_canary_percent)
+    RolloutOutputs = collections.namedtuple("RolloutOutputs", ["decision", "canary_traffic_percent"])
+    return RolloutOutputs(result.decision, result.final_canary_percent)

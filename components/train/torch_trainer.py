@@ -78,6 +78,8 @@ class TabularNet(nn.Module):
         offsets = [0]
         for card in cards[:-1]:
             offsets.append(offsets[-1] + card)
+        # a buffer, declared for the type checker (a class-level annotation would be read by TorchScript)
+        self.offsets: torch.Tensor
         self.register_buffer("offsets", torch.tensor(offsets[: len(cards)], dtype=torch.int64), persistent=True)
         self.embedding = nn.Embedding(max(1, sum(cards)), self.embedding_dim)
         nn.init.normal_(self.embedding.weight, std=0.1)
@@ -105,6 +107,7 @@ class ProbabilityModel(nn.Module):
         self.net = net
         self.n_numeric = net.n_numeric
         self.n_categorical = net.n_categorical
+        self.cardinalities: torch.Tensor  # a buffer, declared for the type checker (see TabularNet)
         self.register_buffer("cardinalities", torch.tensor([int(c) for c in cardinalities], dtype=torch.int64))
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
@@ -299,7 +302,7 @@ class TrainingState:
             self.model.parameters(),
             lr=params.learning_rate,
             weight_decay=params.weight_decay,
-            **({"fused": True} if device.type == "cuda" else {}),
+            fused=True if device.type == "cuda" else None,  # None: AdamW's default (no fused kernel on CPU)
         )
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.shuffle = torch.Generator(device=device)
