@@ -104,6 +104,7 @@ class Replay:
             conn.close()
 
     def start(self) -> Replay:
+        """Starts the sending threads and returns at once; the rate and the bounds count from now."""
         start = time.monotonic()
         self._workers = [threading.Thread(target=self._worker, args=(start,), daemon=True) for _ in range(self.threads)]
         for worker in self._workers:
@@ -111,10 +112,15 @@ class Replay:
         return self
 
     def stop(self) -> Dict[int, int]:
+        """Stops sending (requests in flight finish) and returns the answers counted by HTTP status."""
         self._stop.set()
         return self.join()
 
     def join(self) -> Dict[int, int]:
+        """Waits until the duration or the request count is reached; returns the answers by HTTP status.
+
+        Status 0 counts the requests that failed at the connection level.
+        """
         for worker in self._workers:
             worker.join()
         return dict(self.status)

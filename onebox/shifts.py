@@ -51,6 +51,7 @@ def _zipf(values: int) -> np.ndarray:
 
 
 def category_values(column: str) -> list:
+    """The values of categorical ``column`` (``<column>_v00``, ...), most frequent first in unshifted data."""
     return [f"{column}_v{k:02d}" for k in range(CATEGORIES[column])]
 
 

@@ -151,13 +151,16 @@ class Nginx:
 
     @property
     def conf(self) -> str:
+        """Path of the nginx config in the folder."""
         return os.path.join(self.directory, "nginx.conf")
 
     @property
     def url(self) -> str:
+        """Base URL of the weighted upstream (what clients send their requests to)."""
         return f"http://127.0.0.1:{self.port}"
 
     def state(self) -> Dict[str, Any]:
+        """The saved ``traffic.json`` (port, split, generation, upstreams), or ``{}`` before the first apply."""
         path = os.path.join(self.directory, "traffic.json")
         if not os.path.exists(path):
             return {}
@@ -165,6 +168,7 @@ class Nginx:
             return json.load(fh)
 
     def pid(self) -> Optional[int]:
+        """The pid of the nginx master running from this folder, or ``None`` when none is alive."""
         try:
             with open(os.path.join(self.directory, "nginx.pid"), encoding="utf-8") as fh:
                 pid = int(fh.read().strip())
@@ -174,6 +178,7 @@ class Nginx:
             return None
 
     def running(self) -> bool:
+        """Whether the nginx master of this folder is alive."""
         return self.pid() is not None
 
     def canary_percent(self) -> int:
@@ -300,19 +305,23 @@ class LocalBackend(TrafficBackend):
         return Traffic(LOCAL_NAMESPACE, self.isvc, stable, canary, percent, url=self.nginx.url)
 
     def current(self) -> Traffic:
+        """The split nginx serves now."""
         return self._traffic(self.nginx.canary_percent())
 
     def set_canary_percent(self, percent: int) -> Traffic:
+        """Sends ``percent`` of the requests to the canary, once nginx serves that split."""
         self.nginx.apply(percent)
         return self._traffic(percent)
 
     def promote(self) -> Traffic:
+        """Sends every request to the canary, which becomes the stable version of later reports."""
         self.nginx.apply(100)
         traffic = self._traffic(100)
         self.promoted = True
         return traffic
 
     def rollback(self) -> Traffic:
+        """Sends every request back to the stable version."""
         self.nginx.apply(0)
         return self._traffic(0)
 
@@ -340,9 +349,11 @@ class PrometheusServer:
 
     @property
     def url(self) -> str:
+        """Base URL of Prometheus's HTTP API."""
         return f"http://127.0.0.1:{self.port}"
 
     def config(self) -> Dict[str, Any]:
+        """The ``prometheus.yml`` document: one job scraping each target with its labels."""
         interval = f"{int(self.scrape_interval_s * 1000)}ms"
         return {
             "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
@@ -356,6 +367,11 @@ class PrometheusServer:
         }
 
     def start(self, timeout_s: float = 60.0) -> PrometheusServer:
+        """Writes the config, starts Prometheus and waits until it is ready.
+
+        Raises:
+            LocalProcessError: it exited or was not ready within ``timeout_s``.
+        """
         path = os.path.join(self.directory, "prometheus.yml")
         with open(path, "w", encoding="utf-8") as fh:
             yaml.safe_dump(self.config(), fh, sort_keys=False)
@@ -386,6 +402,7 @@ class PrometheusServer:
         wait_until(scraped, timeout_s, f"prometheus scraping {targets} targets", self.process)
 
     def stop(self) -> None:
+        """Terminates Prometheus (a no-op when it is not running)."""
         terminate(self.process)
         self.process = None
 
@@ -413,9 +430,11 @@ class Predictor:
 
     @property
     def address(self) -> str:
+        """``127.0.0.1:<port>``, the scrape and upstream address."""
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> Predictor:
+        """Starts the ``kfpkit serve`` process (HTTP only) without waiting for it; see :meth:`wait_ready`."""
         command = [
             sys.executable, "-m", "kfpkit.cli.main", "serve",
             "--model-dir", self.model_dir, "--model-name", self.model_name,
@@ -428,10 +447,16 @@ class Predictor:
         return self
 
     def wait_ready(self, timeout_s: float = 120.0) -> Predictor:
+        """Waits until the model answers its v1 metadata route.
+
+        Raises:
+            LocalProcessError: the process exited or the model was not ready within ``timeout_s``.
+        """
         url = f"http://{self.address}/v1/models/{self.model_name}"
         wait_until(lambda: _get(url) is not None, timeout_s, f"kfpkit serve {self.model_dir}", self.process)
         return self
 
     def stop(self) -> None:
+        """Terminates the ``kfpkit serve`` process (a no-op when it is not running)."""
         terminate(self.process)
         self.process = None
