@@ -45,16 +45,20 @@ def image_for(group: str, registry: Optional[str] = None, tag: Optional[str] = N
 
 
 def base_image() -> str:
+    """The default reference of the base image, which runs the components of the main environment."""
     return image_for("base")
 
 
 def tfdv_image() -> str:
+    """The default reference of the TFDV image, which runs validate."""
     return image_for("tfdv")
 
 
 def train_image() -> str:
+    """The default reference of the CUDA training image, which runs train."""
     return image_for("train")
 
 
 def serving_image() -> str:
+    """The default reference of the serving image: the KServe predictor, which infra_validate runs too."""
     return image_for("serving")

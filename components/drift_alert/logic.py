@@ -26,6 +26,7 @@ class AlertError(RuntimeError):
 def alert_body(
     model_uri: str, drifted_features: List[str], report_uri: Optional[str], pipeline_run: Optional[str]
 ) -> Dict[str, Any]:
+    """The alert's JSON body (see the module docstring), stamped with the current UTC time."""
     return {
         "event": "kfpkit.drift_detected",
         "model_uri": model_uri,

@@ -63,7 +63,6 @@ def evaluate(
         Whether the model is blessed (passed the gate). A plain ``bool`` (``Output``), so that
         ``dsl.If(task.outputs["Output"] == True)`` works on every backend, kfp.local included.
     """
-
     from kfpkit.components.evaluate.logic import CONFUSION_MATRIX_CATEGORIES, run_evaluation
 
     result = run_evaluation(

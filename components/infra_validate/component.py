@@ -43,7 +43,6 @@ def infra_validate(
         Whether the candidate loaded and passed every check (infra-blessed). A plain ``bool``
         (``Output``), so that ``dsl.If(task.outputs["Output"] == True)`` works on every backend, kfp.local included.
     """
-
     from kfpkit.components.infra_validate.logic import run_infra_validate
 
     result = run_infra_validate(

@@ -71,6 +71,11 @@ class NumericCounter:
         self.missing = 0
 
     def add(self, column: Any, where: str) -> None:
+        """Counts an Arrow column of the feature (nulls and non-finite values as missing).
+
+        Raises:
+            MonitorError: the column does not hold numbers (``where`` names the file or partition).
+        """
         import pyarrow as pa
 
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_null(column.type)):
@@ -80,6 +85,7 @@ class NumericCounter:
         self.add_values(float64_values(column))
 
     def add_values(self, values: np.ndarray) -> None:
+        """Counts float values in the baseline's bins; NaN and infinities count as missing."""
         finite = np.isfinite(values)
         kept = values[finite] if not finite.all() else values
         self.missing += int(values.size - kept.size)
@@ -87,6 +93,7 @@ class NumericCounter:
 
     @property
     def rows(self) -> int:
+        """Values counted so far, missing ones included."""
         return int(self.counts.sum()) + self.missing
 
 
@@ -115,6 +122,11 @@ class CategoricalCounter:
         self.missing = 0
 
     def add(self, column: Any, where: str) -> None:
+        """Counts an Arrow column of the feature by canonical value (dictionary-encoded columns too).
+
+        Raises:
+            MonitorError: the column holds nested values (lists, structs, ...).
+        """
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -149,6 +161,11 @@ class CategoricalCounter:
                 self.add_value(value if isinstance(value, str) else mb.category_key(value), count)
 
     def add_value(self, key: str, count: int) -> None:
+        """Counts ``count`` rows of the canonical value ``key`` (``""`` or ``None``: missing).
+
+        Values outside the baseline's are counted each up to ``MAX_UNSEEN_VALUES`` distinct ones; the rest
+        together under ``UNSEEN_OVERFLOW``.
+        """
         if key == "" or key is None:
             self.missing += count
         elif key in self.index:
@@ -160,6 +177,7 @@ class CategoricalCounter:
 
     @property
     def rows(self) -> int:
+        """Values counted so far: baseline values, unseen ones and missing ones."""
         return int(self.counts.sum()) + sum(self.unseen.values()) + self.missing
 
 
@@ -225,6 +243,17 @@ def compare_numeric(
     alpha: float = mm.DEFAULT_ALPHA,
     metrics: Sequence[str] = mm.NUMERIC_METRICS,
 ) -> FeatureDrift:
+    """The drift of a numeric feature (or of the score): the live counts against the baseline's bins.
+
+    Args:
+        profile: The feature's baseline profile.
+        counter: The live window's counts on the profile's bins.
+        n_base_rows: Baseline rows of the feature, missing ones included (the missing rate's denominator).
+        kind: The kind reported (``"numeric"``, or ``"score"`` for the score).
+        overrides: Per-feature thresholds, ``{feature: {metric: threshold}}``.
+        alpha: False-alarm probability per metric of the noise floors.
+        metrics: The metrics to compute, some of :data:`kfpkit.core.distances.NUMERIC_METRICS`.
+    """
     base = np.asarray(profile.counts, dtype=np.int64)
     live = counter.counts
     n_base, n_live = int(base.sum()), int(live.sum())
@@ -277,6 +306,17 @@ def compare_categorical(
     overrides: Optional[Mapping[str, Mapping[str, float]]] = None,
     alpha: float = mm.DEFAULT_ALPHA,
 ) -> FeatureDrift:
+    """The drift of a categorical feature by every metric of :data:`kfpkit.core.distances.CATEGORICAL_METRICS`.
+
+    The baseline's top-K values plus its "other" bucket are the bins; the live values outside the top-K
+    fall into that bucket. The ten most frequent unseen values are reported.
+
+    Args:
+        profile: The feature's baseline profile.
+        counter: The live window's counts.
+        overrides: Per-feature thresholds, ``{feature: {metric: threshold}}``.
+        alpha: False-alarm probability per metric of the noise floors.
+    """
     unseen_total = int(sum(counter.unseen.values()))
     base = np.asarray([*profile.counts, profile.other], dtype=np.int64)
     live = np.asarray([*counter.counts.tolist(), unseen_total], dtype=np.int64)
@@ -632,6 +672,11 @@ def model_name_and_version(model_uri: str) -> Tuple[Optional[str], Optional[int]
 
 
 def load_baseline(model_dir: str) -> mb.MonitoringBaseline:
+    """The monitoring baseline of a model directory, checked against the directory's model files.
+
+    Raises:
+        MonitorError: the baseline is missing, invalid or belongs to other model files.
+    """
     try:
         baseline = mb.read_baseline(model_dir)
         mb.check_matches_model_dir(baseline, model_dir)
@@ -651,6 +696,7 @@ class OutputPaths:
 
     @classmethod
     def in_folder(cls, folder: str) -> OutputPaths:
+        """The three documents under their standard names in ``folder``."""
         return cls(
             drift_json=os.path.join(folder, DRIFT_FILE),
             summary_json=os.path.join(folder, SUMMARY_FILE),

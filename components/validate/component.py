@@ -87,7 +87,6 @@ def validate(
         ``dsl.If(task.outputs["Output"] == True)`` works on every backend, kfp.local included; the anomaly
         count is in the anomalies artifact's metadata.
     """
-
     from kfpkit.components.validate.logic import OutputPaths, run_validation
 
     result = run_validation(

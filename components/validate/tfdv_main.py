@@ -181,8 +181,11 @@ def _skew_wording(text: str, compared: str) -> str:
 def anomaly_details(
     anomalies: anomalies_pb2.Anomalies, split: str, compared: Optional[str] = None
 ) -> List[AnomalyReason]:
-    """One reason per anomaly reason of validating ``split``; comparator (skew) reasons against the
-    ``compared`` split are tagged ``check: skew``, ``split: "<split>/<compared>"``."""
+    """One reason per anomaly reason of validating ``split``.
+
+    Comparator (skew) reasons against the ``compared`` split are tagged ``check: skew``,
+    ``split: "<split>/<compared>"``.
+    """
     out = []
     infos: List[Tuple[str, anomalies_pb2.AnomalyInfo]] = sorted(anomalies.anomaly_info.items())
     if anomalies.HasField("dataset_anomaly_info"):
@@ -209,8 +212,10 @@ def anomaly_details(
 
 
 def merge_details(*validations: Sequence[AnomalyReason]) -> List[AnomalyReason]:
-    """Schema reasons (in the order of ``validations``), then skew reasons; a skew "data missing" reason is
-    dropped when a schema anomaly already reports the missing column."""
+    """Schema reasons (in the order of ``validations``), then skew reasons.
+
+    A skew "data missing" reason is dropped when a schema anomaly already reports the missing column.
+    """
     reasons = [d for validation in validations for d in validation]
     schema_reasons = [d for d in reasons if d.check == "schema"]
     flagged = {d.feature for d in schema_reasons}
@@ -219,8 +224,10 @@ def merge_details(*validations: Sequence[AnomalyReason]) -> List[AnomalyReason]:
 
 
 def skew_measurements(anomalies: anomalies_pb2.Anomalies, splits: str) -> List[SkewMeasurement]:
-    """The raw skew measurement of every compared feature between ``splits`` (e.g. ``"train/test"``); TFDV
-    records them even below the threshold."""
+    """The raw skew measurement of every compared feature between ``splits`` (e.g. ``"train/test"``).
+
+    TFDV records them even below the threshold.
+    """
     Measurement = anomalies_pb2.DriftSkewInfo.Measurement
     names = {Measurement.JENSEN_SHANNON_DIVERGENCE: JS, Measurement.L_INFTY: LINF}
     out = []
@@ -420,8 +427,11 @@ class Validations:
 def validate_splits(
     stats: Mapping[str, statistics_pb2.DatasetFeatureStatisticsList], schema: schema_pb2.Schema, eval_environment: str
 ) -> Validations:
-    """Train in TRAINING with the train/eval skew, eval in ``eval_environment``, test in TRAINING (evaluate
-    needs the label), then train against test for the train/test skew."""
+    """Validates every split against the schema and measures the train/eval and train/test skew.
+
+    Train in TRAINING with the train/eval skew, eval in ``eval_environment``, test in TRAINING (evaluate
+    needs the label), then train against test for the train/test skew.
+    """
     train = stats["train"]
     return Validations(
         train=tfdv.validate_statistics(train, schema, environment=logic.TRAINING, serving_statistics=stats["eval"]),
