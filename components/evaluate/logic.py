@@ -67,9 +67,11 @@ class EvaluationResult:
     report_markdown: str = ""
 
     def metrics_to_log(self) -> Dict[str, float]:
-        """Scalar metrics for the KFP ``Metrics`` artifact: the candidate's test metrics, test counts,
-        ``baseline_pr_auc``/``baseline_roc_auc``/``baseline_ece`` (when a baseline was scored) and
-        ``blessed`` as 1.0/0.0."""
+        """Scalar metrics for the KFP ``Metrics`` artifact.
+
+        The candidate's test metrics, test counts, ``baseline_pr_auc``/``baseline_roc_auc``/``baseline_ece``
+        (when a baseline was scored) and ``blessed`` as 1.0/0.0.
+        """
         out = {key: float(value) for key, value in self.metrics.items()}
         out["test_rows"] = float(self.test_rows)
         out["test_positives"] = float(self.test_positives)
@@ -271,8 +273,10 @@ class _RegistryBaseline:
 
 
 def _fetch_registry_baseline(root: str, model_name: str, workdir: str) -> _RegistryBaseline:
-    """Materializes the latest blessed version of ``model_name`` into ``workdir``; a missing version or a
-    failed lookup or fetch is recorded in ``notes`` instead of raised."""
+    """Materializes the latest blessed version of ``model_name`` into ``workdir``.
+
+    A missing version or a failed lookup or fetch is recorded in ``notes`` instead of raised.
+    """
     from kfpkit.core import registry
 
     where = f"registry {root}"

@@ -1,5 +1,7 @@
-"""The Markdown report of evaluate: verdict, gate, test-split metrics, reliability plot and table, threshold,
-confusion matrix and slices.
+"""The Markdown report of evaluate on the test split.
+
+It holds the verdict, the gate, the test-split metrics, the reliability plot and table, the threshold, the
+confusion matrix and the slices.
 
 The reliability plot is an SVG generated here and embedded as a ``data:image/svg+xml;base64`` image, so the
 report is one self-contained Markdown file for the KFP UI.
@@ -50,8 +52,11 @@ def _cell(text: Any) -> str:
 
 
 def reliability_svg(bins: Sequence[ReliabilityBin], title: str, size: int = 320) -> str:
-    """An SVG reliability diagram: observed positive rate against mean predicted probability per bin, the
-    diagonal of perfect calibration, and a dot per non-empty bin whose area grows with its row count."""
+    """An SVG reliability diagram: observed positive rate against mean predicted probability per bin.
+
+    It draws the diagonal of perfect calibration and a dot per non-empty bin whose area grows with its row
+    count.
+    """
     margin, plot = 44, size - 64
     total = sum(b.rows for b in bins) or 1
 
@@ -96,6 +101,7 @@ def reliability_svg(bins: Sequence[ReliabilityBin], title: str, size: int = 320)
 
 
 def svg_data_uri(svg: str) -> str:
+    """A ``data:image/svg+xml;base64`` URI of ``svg``, for an image embedded in Markdown."""
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
