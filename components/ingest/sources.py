@@ -215,7 +215,20 @@ def _load_file(uri: str, scheme: str, label_column: str, file_format: Optional[s
     display = redact_uri(uri)
     fmt, compression = _resolve_format(uri, file_format)
     fs, path = _filesystem(uri, scheme)
-    local = scheme in _LOCAL_SCHEMES
+    handle = _open_source(fs, path, scheme in _LOCAL_SCHEMES, display)
+    with handle:
+        frame = _parse(handle, fmt, compression, display)
+    _check_table(frame, display)
+    return LoadedSource(frame=frame, display_uri=display, file_format=fmt, label_column=label_column)
+
+
+def _open_source(fs: Any, path: str, local: bool, display: str) -> Any:
+    """A binary handle on the source file: opened in place when local, else its bytes fetched into memory.
+
+    Raises:
+        IngestError: the file is missing, a directory, empty, not readable with these permissions, or the
+            store cannot be reached.
+    """
     try:
         if local:
             if not os.path.exists(path):
@@ -224,12 +237,11 @@ def _load_file(uri: str, scheme: str, label_column: str, file_format: Optional[s
                 raise IngestError(f"source {display!r} is a directory; give one CSV, Parquet or JSON Lines file")
             if os.path.getsize(path) == 0:
                 raise IngestError(f"source file {display!r} is empty (0 bytes)")
-            handle: Any = fs.open(path, "rb")
-        else:
-            data = fs.cat_file(path)
-            if not data:
-                raise IngestError(f"source file {display!r} is empty (0 bytes)")
-            handle = io.BytesIO(data)
+            return fs.open(path, "rb")
+        data = fs.cat_file(path)
+        if not data:
+            raise IngestError(f"source file {display!r} is empty (0 bytes)")
+        return io.BytesIO(data)
     except FileNotFoundError:
         raise IngestError(f"source file not found: {display!r}") from None
     except IsADirectoryError:
@@ -238,8 +250,10 @@ def _load_file(uri: str, scheme: str, label_column: str, file_format: Optional[s
         raise IngestError(f"no permission to read source {display!r}: {error}") from None
     except OSError as error:  # network and object-store errors (aiohttp's connection errors are OSErrors)
         raise IngestError(f"cannot read source {display!r}: {error}") from None
-    with handle:
-        frame = _parse(handle, fmt, compression, display)
+
+
+def _check_table(frame: pd.DataFrame, display: str) -> None:
+    """Refuses a parsed table without columns or rows, or with a column name that is not a string."""
     if frame.shape[1] == 0:
         raise IngestError(f"source file {display!r} has no columns")
     if len(frame) == 0:
@@ -247,7 +261,6 @@ def _load_file(uri: str, scheme: str, label_column: str, file_format: Optional[s
     bad_names = [c for c in frame.columns if not isinstance(c, str)]
     if bad_names:
         raise IngestError(f"source file {display!r} has non-string column names: {bad_names[:5]}")
-    return LoadedSource(frame=frame, display_uri=display, file_format=fmt, label_column=label_column)
 
 
 def _parse(handle: Any, fmt: str, compression: Optional[str], display: str) -> pd.DataFrame:
