@@ -124,6 +124,10 @@ def read_split(path: str, split: str, label_column: str) -> Tuple[Any, np.ndarra
 
 
 def library_versions(framework: str) -> Dict[str, Optional[str]]:
+    """The versions the model card records: python, numpy, pandas, sklearn and kfpkit, plus the framework's.
+
+    ``pytorch`` adds torch and its CUDA version (``None`` on a CPU build); ``sklearn`` adds skops.
+    """
     import platform
 
     import pandas as pd

@@ -27,6 +27,19 @@ MAX_NATIVE_CATEGORIES = 255
 
 @dataclass
 class SklearnFitResult:
+    """A fitted sklearn baseline and what train records about it.
+
+    Attributes:
+        model: The fitted ``HistGradientBoostingClassifier``.
+        eval_probabilities: Its positive-class probabilities of the eval rows (float64).
+        iterations: Boosting iterations run (early stopping decides).
+        fit_seconds: Time spent in ``fit``.
+        rows_per_second: Training rows per second of ``fit``.
+        estimator_params: The estimator's scalar parameters, for the model card.
+        native_categorical: Categorical features split natively.
+        ordinal_categorical: Categorical features too large for native splits, kept as ordinal codes.
+    """
+
     model: Any
     eval_probabilities: np.ndarray
     iterations: int
@@ -91,6 +104,7 @@ def fit_sklearn(
 
 
 def save_skops(model: Any, path: str) -> None:
+    """Writes ``model`` as a skops file (loaded later without unpickling)."""
     import skops.io as sio
 
     sio.dump(model, path)
@@ -103,6 +117,7 @@ class SklearnTrainer:
     model_file = SKOPS_FILE
 
     def fit(self, data: TrainingData, params: TrainParams, checkpoint_dir: Optional[str]) -> FittedModel:
+        """Fits the baseline with :func:`fit_sklearn`; ``checkpoint_dir`` is ignored (logged)."""
         if checkpoint_dir:
             logger.info("framework=sklearn does not checkpoint; ignoring checkpoint_dir %s", checkpoint_dir)
         fit = fit_sklearn(

@@ -92,6 +92,7 @@ class TabularNet(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        """Logits ``[n]`` of standardized numerics and in-range category indices (no checks: see ProbabilityModel)."""
         embedded = self.embedding(categorical + self.offsets)
         flat = embedded.reshape(embedded.shape[0], self.n_categorical * self.embedding_dim)
         features = torch.cat([numeric.to(flat.dtype), flat], dim=1)
@@ -99,8 +100,11 @@ class TabularNet(nn.Module):
 
 
 class ProbabilityModel(nn.Module):
-    """The exported module: checks shapes, maps out-of-range category indices to the unknown bucket (0)
-    and returns float32 probabilities ``[n]`` (the model-directory TorchScript contract)."""
+    """The exported module: the model-directory TorchScript contract around a :class:`TabularNet`.
+
+    It checks shapes, maps out-of-range category indices to the unknown bucket (0) and returns float32
+    probabilities ``[n]``.
+    """
 
     def __init__(self, net: TabularNet, cardinalities: Sequence[int]) -> None:
         super().__init__()
@@ -111,6 +115,7 @@ class ProbabilityModel(nn.Module):
         self.register_buffer("cardinalities", torch.tensor([int(c) for c in cardinalities], dtype=torch.int64))
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        """Float32 probabilities ``[n]``; raises RuntimeError when a shape or the row counts do not fit."""
         if numeric.dim() != 2 or numeric.size(1) != self.n_numeric:
             raise RuntimeError(f"numeric must be float32[n, {self.n_numeric}], got shape {list(numeric.shape)}")
         if categorical.dim() != 2 or categorical.size(1) != self.n_categorical:
@@ -127,6 +132,8 @@ class ProbabilityModel(nn.Module):
 
 @dataclass
 class EpochRecord:
+    """One epoch of the training history: mean train loss, eval PR-AUC and ROC-AUC, throughput, duration."""
+
     epoch: int
     train_loss: float
     pr_auc: float
@@ -137,15 +144,30 @@ class EpochRecord:
 
 @dataclass
 class TorchFitResult:
-    model: TabularNet  # best weights, float32, on CPU, eval mode
+    """What :func:`fit_torch` gives back.
+
+    Attributes:
+        model: The best weights, float32, on CPU, in eval mode.
+        best_epoch: Epoch of the best eval PR-AUC.
+        epochs_run: Epochs trained in total, including those before a resume.
+        resumed_from_epoch: Epoch of the checkpoint training resumed from (0: started fresh).
+        stopped_early: Whether ``patience`` ended training before ``epochs``.
+        rows_per_second: Training throughput (see ``TrainingState.rows_per_second``).
+        train_seconds: Time of the optimizer steps only, in this process.
+        fit_seconds: The whole fit in this process: steps, per-epoch eval, checkpoints.
+        eval_probabilities: Float32 eval predictions of the best model (no autocast).
+        history: One record per epoch, resumed ones included.
+    """
+
+    model: TabularNet
     best_epoch: int
     epochs_run: int
     resumed_from_epoch: int
     stopped_early: bool
     rows_per_second: float
-    train_seconds: float  # optimizer steps only, this process
-    fit_seconds: float  # the whole fit in this process: steps, per-epoch eval, checkpoints
-    eval_probabilities: np.ndarray  # float32 eval predictions of the best model (no autocast)
+    train_seconds: float
+    fit_seconds: float
+    eval_probabilities: np.ndarray
     history: List[EpochRecord] = field(default_factory=list)
 
 
@@ -200,8 +222,10 @@ def _load_checkpoint(path: str, device: torch.device, fingerprint: str) -> Optio
 
 @contextlib.contextmanager
 def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
-    """Limits torch's intra-op threads while training on the CPU (small matrices: spinning threads cost more
-    than they bring), and restores the previous setting afterwards."""
+    """Limits torch's intra-op threads while training on the CPU, and restores the previous setting afterwards.
+
+    On small matrices spinning threads cost more than they bring.
+    """
     previous = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(threads)
@@ -381,8 +405,10 @@ class TrainingState:
             torch.save(checkpoint, partial)
 
     def rows_per_second(self) -> float:
-        """Training rows per second of optimizer steps in this process (the epochs' median after a resume
-        that trained nothing, 0 without any epoch)."""
+        """Training rows per second of optimizer steps in this process.
+
+        After a resume that trained nothing it is the epochs' median; without any epoch, 0.
+        """
         if self.train_seconds > 0:
             return self.rows_trained / self.train_seconds
         if self.history:
@@ -518,8 +544,18 @@ def fit_torch(
     resumed run ends with the same weights as an uninterrupted one (on CPU, exactly).
 
     Args:
+        train_numeric: Standardized numeric features of the train split, float32 ``[n, numeric]``.
+        train_categorical: Category indices of the train split, int64 ``[n, categorical]``.
+        train_labels: 0/1 labels of the train split.
+        eval_numeric: Numeric features of the eval split (early stopping only).
+        eval_categorical: Category indices of the eval split.
+        eval_labels: 0/1 labels of the eval split.
+        cardinalities: Embedding table size of each categorical feature (vocabulary plus unknown bucket).
         params: Hyperparameters (epochs, batch_size, learning_rate, weight_decay, embedding_dim,
             hidden_units, hidden_layers, dropout, patience, seed, cpu_threads).
+        device: Where to train (see :func:`resolve_device`).
+        checkpoint_dir: Folder of ``checkpoint.pt``, written after every epoch and created when missing.
+        fingerprint: Identifies the data, hyperparameters and device type a checkpoint must match to resume.
 
     Raises:
         FloatingPointError: the loss or the eval predictions became non-finite.

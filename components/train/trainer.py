@@ -156,6 +156,8 @@ class Trainer(Protocol):
         """Trains on ``data.train_*``, uses ``data.eval_*`` for early stopping only.
 
         Args:
+            data: The transformed train and eval splits, with the feature names and cardinalities.
+            params: The training parameters (seed, epochs, batch size, device, ...).
             checkpoint_dir: Durable checkpoint folder, or ``None`` (the trainer decides what that means).
 
         Raises:
