@@ -91,12 +91,15 @@ class Demo:
 
     # --------------------------------------------------------------------------------------- helpers
     def source(self, seed_offset: int, drift: float, rows: Optional[int] = None) -> str:
+        """The ``synthetic://fraud`` URI of ``rows`` rows (default ``--rows``), seed ``--seed + seed_offset``."""
         return f"synthetic://fraud?rows={rows or self.args.rows}&seed={self.args.seed + seed_offset}&drift={drift:g}"
 
     def elapsed(self) -> float:
+        """Seconds since the demo started."""
         return time.monotonic() - self.started_at
 
     def say(self, line: str) -> None:
+        """Prints ``line`` on the demo's output and copies it into ``demo.log`` (once it is open)."""
         self.out.write(line + "\n")
         self.out.flush()
         if self.log_file:
@@ -104,6 +107,7 @@ class Demo:
             self.log_file.flush()
 
     def stage_line(self, number: int, name: str, text: str, report: str = "") -> None:
+        """Prints a stage's timeline line: elapsed time, number, name, key figure and its report's path."""
         tail = f"  [{self._short(report)}]" if report else ""
         self.say(f"[{self.elapsed():5.0f}s] {number} {name:<16} {text}{tail}")
 
@@ -122,6 +126,7 @@ class Demo:
         self.write_summary()
 
     def write_summary(self) -> None:
+        """Writes the demo summary record (``--summary-json``, default ``<work-dir>/demo_summary.json``)."""
         from kfpkit.core.records import write_record
 
         write_record(self.summary_path, self.summary)
@@ -146,6 +151,10 @@ class Demo:
         return summary
 
     def training_arguments(self, source: str, **extra: Any) -> Dict[str, Any]:
+        """The training pipeline's arguments for ``source``: the demo's registry, model and options, plus ``extra``.
+
+        Options left unset (``--epochs``, ``--batch-size``, ``--min-pr-auc``) keep the pipeline's defaults.
+        """
         from kfpkit.components.ingest.synthetic import LABEL_COLUMN as SYNTHETIC_LABEL_COLUMN
 
         a = self.args
@@ -161,6 +170,12 @@ class Demo:
 
     @staticmethod
     def pushed(summary: RunSummary, what: str) -> RunSummary:
+        """Returns ``summary`` of a run that pushed a version.
+
+        Raises:
+            StageFailed: the run failed, the data did not pass validation, or the model was not blessed
+                (the message names ``what`` and the run log).
+        """
         if not summary.succeeded:
             raise StageFailed(f"{what}: task {summary.failed_task} failed (run log {summary.run_log})")
         validation = summary.validation
@@ -174,6 +189,7 @@ class Demo:
 
     @staticmethod
     def pr_auc(summary: RunSummary) -> str:
+        """The run's test PR-AUC to three decimals, or ``n/a``."""
         value = summary.pr_auc
         return "n/a" if value is None else f"{value:.3f}"
 
@@ -220,6 +236,10 @@ class Demo:
 
     # ---------------------------------------------------------------------------------------- stages
     def stage_train_v1(self) -> None:
+        """Stage 1: trains v1 and serves it as the stable version behind nginx (0 % canary), with Prometheus.
+
+        Prometheus scrapes the stable predictor and the canary's port, which stays free until stage 3.
+        """
         from kfpkit.onebox import stack as local
 
         started = time.monotonic()
@@ -259,6 +279,7 @@ class Demo:
         self.v1 = v1
 
     def predictor(self, role: str, uri: str, port: int = 0) -> Any:
+        """Starts a ``kfpkit serve`` of ``uri`` with the payload log on, stopped when the demo closes."""
         from kfpkit.onebox import stack as local
 
         extra = ["--payload-log", self.payload_log, "--payload-log-flush-seconds", "1"]
@@ -277,6 +298,7 @@ class Demo:
         replay.Replay(url, self.args.model_name, [[r] for r in rows], 200, 30, requests, threads=1).start().join()
 
     def stage_train_v2(self) -> None:
+        """Stage 2: trains v2 on newer data (``--v2-drift``); evaluate scores v1 on the same test split."""
         started = time.monotonic()
         source = self.source(1, self.args.v2_drift)
         arguments = self.training_arguments(source, max_regression=self.args.max_regression)
@@ -295,6 +317,10 @@ class Demo:
         self.v2 = v2
 
     def stage_canary(self) -> None:
+        """Stage 3: serves v2 as the canary and runs the canary analysis under replayed traffic.
+
+        The rollout record is written after every step; the analysis promotes v2 or rolls back to v1.
+        """
         from kfpkit.components.rollout.analysis import PrometheusSource, RolloutConfig, Thresholds, run_rollout
         from kfpkit.components.rollout.prometheus import PrometheusClient
         from kfpkit.core.rollout_record import PASS, PROMOTE, write_rollout_record
@@ -364,6 +390,13 @@ class Demo:
         self.log_file.flush()
 
     def stage_drifted_traffic(self) -> None:
+        """Stage 4: replays drifted rows to the serving version, then stops every serving process.
+
+        Stopping the predictors flushes their payload logs.
+
+        Raises:
+            StageFailed: no request was answered.
+        """
         from kfpkit.onebox import replay
 
         a = self.args
@@ -405,6 +438,7 @@ class Demo:
         )
 
     def stage_monitor(self) -> None:
+        """Stage 5: monitors stage 4's window of the payload log against the serving version's baseline."""
         from kfpkit.components.monitor.logic import OutputPaths, run_monitor
 
         started = time.monotonic()
@@ -435,6 +469,11 @@ class Demo:
         self.stage_line(5, "monitor", text, outputs.report_html or "")
 
     def stage_retrain(self) -> None:
+        """Stage 6: runs the monitoring pipeline on the same window; on drift it retrains and may push v3.
+
+        Raises:
+            StageFailed: the monitoring pipeline run failed.
+        """
         from kfpkit.components.ingest.synthetic import LABEL_COLUMN as SYNTHETIC_LABEL_COLUMN
         from kfpkit.core import registry
 
@@ -494,6 +533,12 @@ class Demo:
                 os.remove(path)
 
     def run(self) -> int:
+        """Runs the six stages in order, then stops every process and writes the summary.
+
+        Returns:
+            ``EXIT_OK`` when every stage ran, ``EXIT_FAILED`` when one failed (the summary names it). An
+            interruption is recorded and re-raised.
+        """
         self.clear_previous_run()
         os.makedirs(self.work, exist_ok=True)
         self.log_file = open(self.log_path, "a", encoding="utf-8")  # closed last, in finally
