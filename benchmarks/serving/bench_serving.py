@@ -51,7 +51,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -391,12 +391,123 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Runs the benchmark described by parsed ``args``; returns the results (also printed through ``emit``)."""
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuses durations, run counts, concurrencies and batch options that no run can use, before anything starts."""
     if args.duration <= 0 or args.runs < 1 or not args.concurrency or min(args.concurrency) < 1:
         raise ValueError("--duration must be > 0, --runs >= 1 and every --concurrency >= 1")
     if args.batch_rows < 0 or (args.batch_rows and (args.batch_connections < 1 or args.batch_duration <= 0)):
         raise ValueError("--batch-rows must be >= 0, --batch-connections >= 1 and --batch-duration > 0")
+
+
+def _measure_one_row(
+    args: argparse.Namespace,
+    generator: str,
+    procs: Dict[str, servers.ServerProcess],
+    body_files: Dict[str, str],
+    cells: Dict[tuple, Cell],
+    client_cpu: Optional[int],
+    emit: Callable[[str], None],
+) -> None:
+    """Warms every server up, then measures every (concurrency, server) cell once per run with one-row bodies."""
+    keys = list(procs)
+    for key in keys:
+        if args.warmup > 0:
+            loadgen.run_load(
+                generator,
+                procs[key].base_url + INFER_PATH,
+                body_files[key],
+                max(args.concurrency),
+                args.warmup,
+                cpu=client_cpu,
+            )
+    for run in range(args.runs):
+        for c in args.concurrency:
+            for key in keys:
+                cell = cells[(key, c)]
+                result = _measure(generator, procs[key], body_files[key], c, args.duration, client_cpu, cell)
+                emit(
+                    f"  run {run + 1}/{args.runs} {key:<8} c={c:<3} {result.rps:>8.0f} rps  "
+                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+                    f"CPU {cell.cpu_us_per_request[-1]:5.0f} us/req  "
+                    f"errors {result.errors} non-2xx {result.non_2xx}  (loadavg {os.getloadavg()[0]:.2f})"
+                )
+
+
+def _measure_batched(
+    args: argparse.Namespace,
+    generator: str,
+    procs: Dict[str, servers.ServerProcess],
+    batch_files: Dict[str, str],
+    batch_cells: Dict[str, Cell],
+    client_cpu: Optional[int],
+    emit: Callable[[str], None],
+) -> None:
+    """Measures every server once per run with ``--batch-rows``-row bodies on ``--batch-connections``."""
+    for run in range(args.runs):
+        for key, server in procs.items():
+            cell = batch_cells[key]
+            result = _measure(
+                generator, server, batch_files[key], args.batch_connections, args.batch_duration,
+                client_cpu, cell,
+            )  # fmt: skip
+            emit(
+                f"  run {run + 1}/{args.runs} {key:<8} {args.batch_rows}-row c={args.batch_connections:<3}"
+                f" {result.rps * args.batch_rows:>9.0f} rows/s  p50 {result.p50_ms:6.2f} ms  "
+                f"p99 {result.p99_ms:6.2f} ms  CPU {cell.cpu_us_per_request[-1] / args.batch_rows:6.2f} "
+                f"us/row  errors {result.errors} non-2xx {result.non_2xx}"
+            )
+
+
+def _emit_header(
+    args: argparse.Namespace,
+    keys: Sequence[str],
+    generator: str,
+    pin: bool,
+    versions: Dict[str, str],
+    load_before: Tuple[float, float, float],
+    emit: Callable[[str], None],
+) -> None:
+    """The lines before any measurement: the servers, the CPUs of servers and load generator, the versions."""
+    emit(f"kfpkit serving benchmark: {', '.join(LABELS[k] for k in keys)}")
+    emit(
+        f"  {os.cpu_count() or 1} CPUs; servers on CPU {args.server_cpu if pin else '-'}, "
+        f"load generator ({generator}) on CPU "
+        f"{args.client_cpu if pin else '-'}; {args.runs} run(s) x {args.duration:g} s per cell; "
+        f"loadavg before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
+    )
+    emit("  versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    if generator == "python":
+        emit("  note: the Python load generator saturates near a few thousand rps; install wrk for fair figures")
+
+
+def _emit_medians(
+    args: argparse.Namespace,
+    generator: str,
+    keys: Sequence[str],
+    cells: Dict[tuple, Cell],
+    batch_cells: Dict[str, Cell],
+    emit: Callable[[str], None],
+) -> List[str]:
+    """The medians tables (one-row, then batched when measured) and the goal lines; returns the goal lines."""
+    emit("")
+    emit(f"medians over {args.runs} run(s) of {args.duration:g} s, one-row v2 FP32 [1, 5] requests, {generator}:")
+    emit(format_table(cells, keys, args.concurrency))
+    goals = goal_lines(cells, keys)
+    for line in goals:
+        emit(line)
+    if batch_cells:
+        emit("")
+        emit(
+            f"medians over {args.runs} run(s) of {args.batch_duration:g} s, {args.batch_rows}-row v2 FP32 "
+            f"[{args.batch_rows}, 5] requests, {generator}:"
+        )
+        emit(format_batch_table(batch_cells, keys, args.batch_rows))
+    return goals
+
+
+def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Runs the benchmark described by parsed ``args``; returns the results (also printed through ``emit``)."""
+    _check_arguments(args)
     generator = loadgen.resolve_generator(args.load_generator)
     if generator == "wrk" and not loadgen.wrk_available():
         raise FileNotFoundError("wrk is not installed (apt-get install -y wrk), or use --load-generator python")
@@ -415,16 +526,7 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
     try:
         versions = _versions(args.mlserver_bin if "mlserver" in keys else "")
         load_before = os.getloadavg()
-        emit(f"kfpkit serving benchmark: {', '.join(LABELS[k] for k in keys)}")
-        emit(
-            f"  {os.cpu_count() or 1} CPUs; servers on CPU {server_cpu if pin else '-'}, "
-            f"load generator ({generator}) on CPU "
-            f"{client_cpu if pin else '-'}; {args.runs} run(s) x {args.duration:g} s per cell; "
-            f"loadavg before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
-        )
-        emit("  versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-        if generator == "python":
-            emit("  note: the Python load generator saturates near a few thousand rps; install wrk for fair figures")
+        _emit_header(args, keys, generator, pin, versions, load_before, emit)
 
         model = models.build_bench_model(os.path.join(work_dir, "model"), rows=args.train_rows)
         rows = models.request_rows(16)
@@ -452,60 +554,16 @@ def run_benchmark(args: argparse.Namespace, emit: Callable[[str], None] = print)
                 "  same probabilities for 16 rows, max abs diff vs offline kfpkit model: "
                 + ", ".join(f"{k} {d:.1e}" for k, d in diffs.items())
             )
-            for key in keys:
-                if args.warmup > 0:
-                    loadgen.run_load(
-                        generator,
-                        procs[key].base_url + INFER_PATH,
-                        body_files[key],
-                        max(args.concurrency),
-                        args.warmup,
-                        cpu=client_cpu,
-                    )
-            for run in range(args.runs):
-                for c in args.concurrency:
-                    for key in keys:
-                        cell = cells[(key, c)]
-                        result = _measure(generator, procs[key], body_files[key], c, args.duration, client_cpu, cell)
-                        emit(
-                            f"  run {run + 1}/{args.runs} {key:<8} c={c:<3} {result.rps:>8.0f} rps  "
-                            f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-                            f"CPU {cell.cpu_us_per_request[-1]:5.0f} us/req  "
-                            f"errors {result.errors} non-2xx {result.non_2xx}  (loadavg {os.getloadavg()[0]:.2f})"
-                        )
+            _measure_one_row(args, generator, procs, body_files, cells, client_cpu, emit)
             if batch_rows is not None:
                 diffs_batch = check_equivalence(procs, model, batch_rows)
                 emit(
                     f"  same probabilities for {args.batch_rows} rows, max abs diff vs offline: "
                     + ", ".join(f"{k} {d:.1e}" for k, d in diffs_batch.items())
                 )
-                for run in range(args.runs):
-                    for key in keys:
-                        cell = batch_cells[key]
-                        result = _measure(
-                            generator, procs[key], batch_files[key], args.batch_connections, args.batch_duration,
-                            client_cpu, cell,
-                        )  # fmt: skip
-                        emit(
-                            f"  run {run + 1}/{args.runs} {key:<8} {args.batch_rows}-row c={args.batch_connections:<3}"
-                            f" {result.rps * args.batch_rows:>9.0f} rows/s  p50 {result.p50_ms:6.2f} ms  "
-                            f"p99 {result.p99_ms:6.2f} ms  CPU {cell.cpu_us_per_request[-1] / args.batch_rows:6.2f} "
-                            f"us/row  errors {result.errors} non-2xx {result.non_2xx}"
-                        )
+                _measure_batched(args, generator, procs, batch_files, batch_cells, client_cpu, emit)
         load_after = os.getloadavg()
-        emit("")
-        emit(f"medians over {args.runs} run(s) of {args.duration:g} s, one-row v2 FP32 [1, 5] requests, {generator}:")
-        emit(format_table(cells, keys, args.concurrency))
-        goals = goal_lines(cells, keys)
-        for line in goals:
-            emit(line)
-        if batch_cells:
-            emit("")
-            emit(
-                f"medians over {args.runs} run(s) of {args.batch_duration:g} s, {args.batch_rows}-row v2 FP32 "
-                f"[{args.batch_rows}, 5] requests, {generator}:"
-            )
-            emit(format_batch_table(batch_cells, keys, args.batch_rows))
+        goals = _emit_medians(args, generator, keys, cells, batch_cells, emit)
         emit(f"loadavg after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
         result = {
             "generator": generator,
