@@ -28,6 +28,20 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _wait_ready(proc, base, timeout_s=90):
+    """Polls the server's v2 readiness until it answers 200; fails when the process exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        try:
+            if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "kfpkit serve did not get ready"
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
@@ -55,16 +69,7 @@ def test_rest_and_grpc_requests_are_logged_flushed_on_sigterm_and_monitorable(tm
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{http_port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            try:
-                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "kfpkit serve did not get ready"
-            time.sleep(0.2)
+        _wait_ready(proc, base)
         records = rows.head(40).to_dict(orient="records")
         features = [c for c in rows.columns]
         for i in range(10):  # v1: 10 requests x 2 instances
