@@ -134,35 +134,52 @@ class _FakeServer:
 _INT64_FIELDS = ("max_concurrency", "interval_second")
 
 
+# the swagger type names of plain JSON values, and the Python types their values decode to
+_SIMPLE_KFP_TYPES = {"str": str, "bool": bool, "int": int, "float": (int, float), "datetime": str, "date": str}
+
+
 def check_kfp_model(data: Any, klass: str, where: str = "") -> None:
     """Raises BadRequest unless ``data`` (decoded JSON) fits the kfp_server_api model ``klass`` exactly."""
-    import kfp_server_api
-
     where = where or klass
     if klass in ("object",):
         return
+    if klass.startswith(("list[", "dict(")):
+        _check_kfp_container(data, klass, where)
+    elif klass in _SIMPLE_KFP_TYPES:
+        _check_kfp_simple(data, klass, where)
+    else:
+        _check_kfp_object(data, klass, where)
+
+
+def _check_kfp_container(data: Any, klass: str, where: str) -> None:
+    """A ``list[T]`` or ``dict(str, T)``: the container, then every item as a ``T``."""
     if klass.startswith("list["):
         if not isinstance(data, list):
             raise BadRequest(f"{where}: expected a list, got {type(data).__name__}")
         for i, item in enumerate(data):
             check_kfp_model(item, klass[5:-1], f"{where}[{i}]")
         return
-    if klass.startswith("dict("):
-        if not isinstance(data, dict):
-            raise BadRequest(f"{where}: expected an object, got {type(data).__name__}")
-        value_type = klass[5:-1].split(", ", 1)[1]
-        for key, item in data.items():
-            check_kfp_model(item, value_type, f"{where}.{key}")
-        return
-    simple = {"str": str, "bool": bool, "int": int, "float": (int, float), "datetime": str, "date": str}
+    if not isinstance(data, dict):
+        raise BadRequest(f"{where}: expected an object, got {type(data).__name__}")
+    value_type = klass[5:-1].split(", ", 1)[1]
+    for key, item in data.items():
+        check_kfp_model(item, value_type, f"{where}.{key}")
+
+
+def _check_kfp_simple(data: Any, klass: str, where: str) -> None:
+    """A plain JSON value of a swagger type (:data:`_SIMPLE_KFP_TYPES`); a datetime must parse."""
     if klass == "str" and where.rsplit(".", 1)[-1] in _INT64_FIELDS and isinstance(data, int):
         return  # proto3 JSON: an int64 (a 'str' in the swagger models) may be a number or a string
-    if klass in simple:
-        if not isinstance(data, simple[klass]) or (klass in ("int", "float") and isinstance(data, bool)):
-            raise BadRequest(f"{where}: expected {klass}, got {data!r}")
-        if klass == "datetime":
-            datetime.fromisoformat(data.replace("Z", "+00:00"))
-        return
+    if not isinstance(data, _SIMPLE_KFP_TYPES[klass]) or (klass in ("int", "float") and isinstance(data, bool)):
+        raise BadRequest(f"{where}: expected {klass}, got {data!r}")
+    if klass == "datetime":
+        datetime.fromisoformat(data.replace("Z", "+00:00"))
+
+
+def _check_kfp_object(data: Any, klass: str, where: str) -> None:
+    """A kfp_server_api model: an enum's value, or an object whose every field is known and fits its type."""
+    import kfp_server_api
+
     model = getattr(kfp_server_api.models, klass)
     allowed = getattr(model, "allowable_values", None)
     if allowed is not None and not model.openapi_types:
