@@ -49,7 +49,7 @@ def predictor_spec(
     logger_mode: str = "all",
     name: str = "",
 ) -> Dict[str, Any]:
-    """kfpkit's predictor as a plain dict (the kserve SDK's ``V1beta1PredictorSpec``, serialized).
+    """The kfpkit predictor as a plain dict (the kserve SDK's ``V1beta1PredictorSpec``, serialized).
 
     The container runs ``kfpkit serve --expected-digest <content_sha256>`` on the model that KServe's
     storage initializer downloads from ``STORAGE_URI`` into ``/mnt/models``; the pods carry the
@@ -135,6 +135,7 @@ def deployment_mode(obj: Dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------- readiness
 def condition(obj: Dict[str, Any], kind: str) -> Optional[Dict[str, Any]]:
+    """The ``status.conditions[]`` entry of type ``kind``, or ``None``."""
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
 
 
@@ -177,6 +178,7 @@ def standard_no_canary_ready(obj: Dict[str, Any]) -> bool:
 
 
 def ready(obj: Dict[str, Any]) -> bool:
+    """``Ready`` for the current generation (the controller has observed the latest spec)."""
     return _observed(obj) and _true(obj, "Ready")
 
 
@@ -235,6 +237,11 @@ class InferenceServiceApi:
         )
 
     def create(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        """Creates the ISVC ``body`` with strict field validation; returns it as stored.
+
+        Raises:
+            DeployError: the API refused it (the message has the status and the API's reason).
+        """
         ns = body["metadata"]["namespace"]
         return self._call(
             f"create {ns}/{body['metadata']['name']}",
