@@ -30,9 +30,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from kfpkit.components.rollout.analysis import Side, Traffic
 from kfpkit.components.rollout.backends import TrafficBackend
 from kfpkit.core.publish import publish_json
+from kfpkit.core.traffic import Side, Traffic
 
 LOCAL_NAMESPACE = "local"
 

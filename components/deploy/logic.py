@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Optional
 
 from kfpkit.components.deploy import isvc as api_mod
 from kfpkit.components.deploy.isvc import DeployError
+from kfpkit.components.deploy.traffic import serverless_traffic, standard_traffic
 
 
 @dataclasses.dataclass
@@ -232,8 +233,6 @@ def _standard_canary(request: _Request, existing: Dict[str, Any]) -> DeployResul
 
 
 def _result(action: str, obj: Dict[str, Any], mode: str) -> DeployResult:
-    from kfpkit.components.rollout.backends import serverless_traffic, standard_traffic
-
     traffic = standard_traffic(obj) if mode == api_mod.STANDARD else serverless_traffic(obj)
     split: Dict[str, int] = {traffic.stable.version: 100 - traffic.canary_percent}
     if traffic.canary is not None:

@@ -63,6 +63,7 @@ from kfpkit.core.rollout_record import (
     RolloutStep,
     SideTotals,
 )
+from kfpkit.core.traffic import Side, Traffic
 
 DEFAULT_STEPS = (10, 25, 50, 100)
 
@@ -166,26 +167,6 @@ class RolloutConfig:
     def templates(self) -> Dict[str, str]:
         """The PromQL templates of :attr:`query_set` with :attr:`query_overrides` applied."""
         return q.query_set(self.query_set, dict(self.query_overrides))
-
-
-@dataclasses.dataclass(frozen=True)
-class Side:
-    """One version behind the traffic split, as the query placeholders name it."""
-
-    version: str
-    revision: str = ""
-
-
-@dataclasses.dataclass
-class Traffic:
-    """What a backend routes now: the canary's share in percent (0 when there is no canary)."""
-
-    namespace: str
-    isvc: str
-    stable: Side
-    canary: Optional[Side]
-    canary_percent: int
-    url: str = ""
 
 
 @dataclasses.dataclass

@@ -1,7 +1,7 @@
 """The traffic-backend interface of the canary analysis, and the two KServe implementations.
 
 A backend routes traffic between a stable and a canary version and answers four calls, each returning
-the :class:`~kfpkit.components.rollout.analysis.Traffic` after it:
+the :class:`~kfpkit.core.traffic.Traffic` after it:
 
 * ``current()`` -- read the split (a retried task resumes from it);
 * ``set_canary_percent(p)`` -- route ``p`` % to the canary;
@@ -15,10 +15,12 @@ Implementations: :class:`KServeServerlessBackend` (Knative revisions, ``canaryTr
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional
+from typing import Any, ClassVar, Dict
 
 from kfpkit.components.deploy import isvc as isvc_api
-from kfpkit.components.rollout.analysis import RolloutError, Side, Traffic
+from kfpkit.components.deploy.traffic import predictor_version, serverless_traffic, standard_traffic
+from kfpkit.components.rollout.analysis import RolloutError
+from kfpkit.core.traffic import Traffic
 
 
 class TrafficBackend:
@@ -95,32 +97,6 @@ class KServeServerlessBackend(_KServeBackend):
         )
 
 
-def serverless_traffic(obj: Dict[str, Any]) -> Traffic:
-    """The split of a Serverless ISVC from ``status.components.predictor.traffic[]`` and its spec."""
-    meta, spec = obj["metadata"], obj.get("spec", {})
-    predictor = ((obj.get("status") or {}).get("components") or {}).get("predictor") or {}
-    traffic = predictor.get("traffic") or []
-    latest = next((t for t in traffic if t.get("latestRevision")), None)
-    previous = next((t for t in traffic if not t.get("latestRevision") and t.get("percent")), None)
-    labels = spec.get("predictor", {}).get("labels") or {}
-    version = labels.get(isvc_api.VERSION_LABEL, "")
-    percent_spec = spec.get("predictor", {}).get("canaryTrafficPercent")
-    if previous is None or latest is None or percent_spec is None:
-        stable_rev = (latest or {}).get("revisionName", predictor.get("latestReadyRevision", ""))
-        stable = Side(version=version, revision=stable_rev)
-        return Traffic(meta["namespace"], meta["name"], stable, None, 0, url=obj.get("status", {}).get("url", ""))
-    annotations = meta.get("annotations") or {}
-    stable_version = annotations.get(isvc_api.STABLE_VERSION_ANNOTATION, "")
-    return Traffic(
-        namespace=meta["namespace"],
-        isvc=meta["name"],
-        stable=Side(version=stable_version, revision=previous.get("revisionName", "")),
-        canary=Side(version=version, revision=latest.get("revisionName", "")),
-        canary_percent=int(latest.get("percent") or 0),
-        url=(obj.get("status") or {}).get("url", ""),
-    )
-
-
 class KServeStandardBackend(_KServeBackend):
     """Standard (RawDeployment) mode: one ``spec.canary[]`` entry named after the canary version.
 
@@ -151,30 +127,10 @@ class KServeStandardBackend(_KServeBackend):
             raise RolloutError(f"{self.namespace}/{self.name} has {len(canaries)} canaries; expected exactly one")
         predictor = canaries[0]["predictor"]
         patch = {
-            "metadata": {"annotations": {isvc_api.STABLE_VERSION_ANNOTATION: _label_version(predictor)}},
+            "metadata": {"annotations": {isvc_api.STABLE_VERSION_ANNOTATION: predictor_version(predictor)}},
             "spec": {"predictor": predictor, "canary": []},
         }
         return self._patch_and_wait(patch, isvc_api.standard_no_canary_ready)
 
     def rollback(self) -> Traffic:
         return self._patch_and_wait({"spec": {"canary": []}}, isvc_api.standard_no_canary_ready)
-
-
-def _label_version(predictor: Dict[str, Any]) -> str:
-    return (predictor.get("labels") or {}).get(isvc_api.VERSION_LABEL, predictor.get("name", ""))
-
-
-def standard_traffic(obj: Dict[str, Any]) -> Traffic:
-    """The split of a Standard-mode ISVC from ``spec.canary[]`` and ``status.canaryStatuses[]``."""
-    meta, spec = obj["metadata"], obj["spec"]
-    status = obj.get("status") or {}
-    stable = Side(version=_label_version(spec["predictor"]), revision=spec["predictor"].get("name", ""))
-    canaries = spec.get("canary") or []
-    canary: Optional[Side] = None
-    percent = 0
-    if canaries:
-        entry = canaries[0]
-        canary = Side(version=_label_version(entry["predictor"]), revision=entry["predictor"].get("name", ""))
-        reported = next((c for c in status.get("canaryStatuses") or [] if c["name"] == canary.revision), None)
-        percent = int((reported or entry).get("trafficPercent") or 0)
-    return Traffic(meta["namespace"], meta["name"], stable, canary, percent, url=status.get("url", ""))

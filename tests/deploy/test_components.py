@@ -10,10 +10,11 @@ from kfp import dsl
 
 from kfpkit.components.deploy import isvc
 from kfpkit.components.deploy.component import deploy
-from kfpkit.components.rollout.analysis import Measurement, Traffic
+from kfpkit.components.rollout.analysis import Measurement
 from kfpkit.components.rollout.logic import rollout_metrics, run_rollout_task
 from kfpkit.core.records import RecordError
 from kfpkit.core.registry import PushedModel
+from kfpkit.core.traffic import Side, Traffic
 from tests.deploy.conftest import DIGEST
 
 
@@ -64,8 +65,6 @@ class _Backend:
         self.percent, self.calls = 0, []
 
     def current(self):
-        from kfpkit.components.rollout.analysis import Side
-
         return Traffic("models", "fraud", Side("1"), Side("2"), self.percent)
 
     def set_canary_percent(self, percent):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kfpkit.components.rollout import analysis
-from kfpkit.components.rollout.analysis import Measurement, RolloutConfig, Side, Traffic
+from kfpkit.components.rollout.analysis import Measurement, RolloutConfig
 from kfpkit.components.rollout.logic import run_rollout_task
 from kfpkit.core.records import RecordError
 from kfpkit.core.rollout_record import (
@@ -17,6 +17,7 @@ from kfpkit.core.rollout_record import (
     to_markdown,
     write_rollout_record,
 )
+from kfpkit.core.traffic import Side, Traffic
 
 EDGES = [0.25, 0.5, 0.75, 1.0, float("inf")]
 
