@@ -110,12 +110,12 @@ test: setup system-packages setup-checkov ## run every test (lint and type check
 test-fast: setup-main ## tests without the slow and TFDV ones
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not tfdv" $(PYTEST_ARGS)
 
-lint: setup-main ## ruff lint + format check, mypy over core, cli, pipelines and serving
+lint: setup-main ## ruff lint + format check, mypy over every shipped package
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m tools.typecheck
 
-typecheck: setup-main ## mypy over kfpkit.core, .cli, .pipelines and .serving (tools/typecheck.py)
+typecheck: setup-main ## mypy over every shipped package: kfpkit.core, .cli, .pipelines, .serving, .components, .onebox (tools/typecheck.py)
 	$(PY) -m tools.typecheck
 
 format: setup-main ## apply ruff fixes and formatting
