@@ -37,6 +37,7 @@ class DeployResult:
     traffic: Dict[str, int]
 
     def as_dict(self) -> Dict[str, Any]:
+        """Every field as a JSON-ready dict."""
         return dataclasses.asdict(self)
 
 
@@ -182,8 +183,11 @@ def _create(request: _Request) -> DeployResult:
 
 
 def _serverless_canary(request: _Request, existing: Dict[str, Any]) -> DeployResult:
-    """Serverless: the new version becomes the predictor with ``canaryTrafficPercent`` (Knative keeps the
-    previous revision for the rest), in one merge patch; unchanged when it already is the stable version."""
+    """Serverless: the new version becomes the predictor with ``canaryTrafficPercent``, in one merge patch.
+
+    Knative keeps the previous revision for the rest of the traffic. Unchanged when the version already is
+    the stable one.
+    """
     version = request.version
     stable_labels = existing["spec"]["predictor"].get("labels") or {}
     annotations = existing["metadata"].get("annotations") or {}
@@ -207,8 +211,9 @@ def _serverless_canary(request: _Request, existing: Dict[str, Any]) -> DeployRes
 
 
 def _standard_canary(request: _Request, existing: Dict[str, Any]) -> DeployResult:
-    """Standard: adds a ``spec.canary[]`` entry ``v<version>`` with ``trafficPercent``; unchanged when the
-    version already is the stable one.
+    """Standard: adds a ``spec.canary[]`` entry ``v<version>`` with ``trafficPercent``.
+
+    Unchanged when the version already is the stable one.
 
     Raises:
         DeployError: the cluster's CRD has no ``spec.canary`` (KServe < 0.20), or another refusal.
