@@ -234,6 +234,11 @@ class PrometheusSource:
         self.templates = templates
 
     def measure(self, traffic: Traffic, side: Side, interval_s: float, at: Optional[float] = None) -> Measurement:
+        """Requests, errors, p99 latency and the score histogram of ``side`` over the ``interval_s`` before ``at``.
+
+        ``at`` is a Unix time (default: now). When Prometheus cannot be reached or refuses a query, the measurement
+        says why in ``unavailable``; a histogram with a NaN bucket is left out.
+        """
         values = {
             "namespace": traffic.namespace,
             "isvc": traffic.isvc,

@@ -29,15 +29,19 @@ class TrafficBackend:
     NAME: ClassVar[str] = ""
 
     def current(self) -> Traffic:
+        """The split served now (a retried task resumes from it)."""
         raise NotImplementedError
 
     def set_canary_percent(self, percent: int) -> Traffic:
+        """Routes ``percent`` % to the canary; returns the split once it is served."""
         raise NotImplementedError
 
     def promote(self) -> Traffic:
+        """Makes the canary the stable version with 100 %; returns the split once it is served."""
         raise NotImplementedError
 
     def rollback(self) -> Traffic:
+        """Sends all traffic back to the stable version; returns the split once it is served."""
         raise NotImplementedError
 
 
@@ -73,16 +77,23 @@ class KServeServerlessBackend(_KServeBackend):
     NAME: ClassVar[str] = "kserve-serverless"
 
     def current(self) -> Traffic:
+        """The split of ``status.components.predictor.traffic[]``.
+
+        Raises:
+            RolloutError: the InferenceService no longer exists.
+        """
         obj = self._get()
         return serverless_traffic(obj)
 
     def set_canary_percent(self, percent: int) -> Traffic:
+        """Sets ``canaryTrafficPercent`` and waits until the latest revision serves ``percent`` %."""
         return self._patch_and_wait(
             {"spec": {"predictor": {"canaryTrafficPercent": percent}}},
             lambda obj: isvc_api.serverless_split_ready(obj, percent),
         )
 
     def promote(self) -> Traffic:
+        """Removes ``canaryTrafficPercent`` and records the canary as the stable version, at 100 %."""
         canary = self.current().canary
         annotations = {isvc_api.STABLE_VERSION_ANNOTATION: canary.version} if canary else {}
         return self._patch_and_wait(
@@ -91,6 +102,7 @@ class KServeServerlessBackend(_KServeBackend):
         )
 
     def rollback(self) -> Traffic:
+        """Sets ``canaryTrafficPercent`` to 0 and waits until the previous revision serves everything."""
         return self._patch_and_wait(
             {"spec": {"predictor": {"canaryTrafficPercent": 0}}},
             lambda obj: isvc_api.serverless_split_ready(obj, 0),
@@ -107,9 +119,19 @@ class KServeStandardBackend(_KServeBackend):
     NAME: ClassVar[str] = "kserve-standard"
 
     def current(self) -> Traffic:
+        """The split of the predictor and its ``spec.canary[]`` entry.
+
+        Raises:
+            RolloutError: the InferenceService no longer exists.
+        """
         return standard_traffic(self._get())
 
     def set_canary_percent(self, percent: int) -> Traffic:
+        """Sets the canary entry's ``trafficPercent`` and waits until its status serves it.
+
+        Raises:
+            RolloutError: the InferenceService does not have exactly one canary.
+        """
         obj = self._get()
         canaries = list(obj["spec"].get("canary") or [])
         if len(canaries) != 1:
@@ -121,6 +143,11 @@ class KServeStandardBackend(_KServeBackend):
         )
 
     def promote(self) -> Traffic:
+        """The canary's predictor spec becomes the predictor, ``canary: []``, and the stable version is recorded.
+
+        Raises:
+            RolloutError: the InferenceService does not have exactly one canary.
+        """
         obj = self._get()
         canaries = obj["spec"].get("canary") or []
         if len(canaries) != 1:
@@ -133,4 +160,5 @@ class KServeStandardBackend(_KServeBackend):
         return self._patch_and_wait(patch, isvc_api.standard_no_canary_ready)
 
     def rollback(self) -> Traffic:
+        """Removes the canary entry (``canary: []``) and waits until no canary is left."""
         return self._patch_and_wait({"spec": {"canary": []}}, isvc_api.standard_no_canary_ready)
