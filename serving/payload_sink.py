@@ -558,7 +558,10 @@ class PayloadSinkApp:
             await _respond(send, 200, generate_latest(), CONTENT_TYPE_LATEST.encode())
             return
         if scope["method"] == "GET" and scope["path"] in ("/healthz", "/"):
-            await _respond(send, 200 if self.sink.started else 503, b'{"status":"ok"}')
+            if self.sink.started:
+                await _respond(send, 200, b'{"status":"ok"}')
+            else:
+                await _respond(send, 503, b'{"status":"unavailable"}')
             return
         if scope["method"] != "POST":
             await _respond(send, 405, b'{"error":"POST CloudEvents here"}')

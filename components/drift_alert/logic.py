@@ -5,8 +5,9 @@ Body::
     {"event": "kfpkit.drift_detected", "model_uri": ..., "drifted_features": [...], "report_uri": ...,
      "pipeline_run": ..., "sent_at": ISO-8601}
 
-Only the standard library is used. A non-2xx answer or a network error is retried (``attempts`` times, with
-doubling pauses) and then raised: the alert task fails visibly rather than dropping the alert.
+Only the standard library is used. A network error, a 5xx or a 429 answer is retried (``attempts`` times, with
+doubling pauses) and then raised; another 4xx answer (a wrong URL or token: retrying cannot help) is raised at
+once. Either way the alert task fails visibly rather than dropping the alert.
 """
 
 from __future__ import annotations

@@ -124,3 +124,24 @@ def _parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def test_the_sink_cli_limit_defaults_to_the_predictors_and_is_configurable():
     assert _parse().max_body_bytes == DEFAULT_MAX_BODY_BYTES
     assert _parse(["--max-body-bytes", "4096"]).max_body_bytes == 4096
+
+
+def _get(app: PayloadSinkApp, path: str) -> Tuple[int, bytes]:
+    sent: List[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app({"type": "http", "method": "GET", "path": path, "headers": []}, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_healthz_says_ok_only_while_the_sink_runs(tmp_path, model_dir):
+    app = _app(tmp_path, model_dir, DEFAULT_MAX_BODY_BYTES)
+    assert _get(app, "/healthz") == (200, b'{"status":"ok"}')
+    app.sink.stop()
+    assert _get(app, "/healthz") == (503, b'{"status":"unavailable"}')
