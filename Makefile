@@ -133,9 +133,11 @@ readmes: setup-main ## regenerate the inputs/outputs tables of components/*/READ
 	$(PY) -m tools.component_readmes
 
 serve: setup-main ## serve the latest blessed model of ./local_registry with the KServe ModelServer
-	@test -f $(REGISTRY_DIR)/$(MODEL_NAME)/LATEST_BLESSED.json || { echo "no blessed model in $(REGISTRY_DIR); run 'make run' first"; exit 1; }
-	$(VENV)/bin/kfpkit serve --model-name $(MODEL_NAME) --http-port 8080 \
-		--model-dir "$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_uri"])' $(REGISTRY_DIR)/$(MODEL_NAME)/LATEST_BLESSED.json)"
+	@uri="$$($(PY) -c 'import sys; from kfpkit.core import registry; e = registry.latest_blessed(*sys.argv[1:]); print(e.uri if e else "")' \
+		$(REGISTRY_DIR) $(MODEL_NAME))"; \
+	test -n "$$uri" || { echo "no blessed model in $(REGISTRY_DIR); run 'make run' first"; exit 1; }; \
+	echo "serving $$uri"; \
+	$(VENV)/bin/kfpkit serve --model-name $(MODEL_NAME) --http-port 8080 --model-dir "$$uri"
 
 loadtest: setup-main ## headless locust run against kfpkit serve on 127.0.0.1 (benchmarks/serving; 20 s / 200k requests)
 	$(PY) -m benchmarks.serving.loadtest $(LOADTEST_ARGS)
