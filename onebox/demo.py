@@ -84,9 +84,6 @@ class Demo:
         self.prometheus: Any = None
         self.log_file: Any = None
         self.canary_port = 0
-        self.v1: Dict[str, Any] = {}  # version, uri, source of each trained version
-        self.v2: Dict[str, Any] = {}
-        self.serving_version: Dict[str, Any] = {}  # the one serving after the canary stage
         self.since = ""  # start of the drifted window in the payload log (ISO-8601)
 
     # --------------------------------------------------------------------------------------- helpers
@@ -199,6 +196,17 @@ class Demo:
         assert summary.model_uri is not None and summary.model_version is not None  # pushed() checked it
         return ModelVersionEntry(summary.model_version, summary.model_uri, source, summary.pr_auc)
 
+    def trained(self, name: str) -> ModelVersionEntry:
+        """The version ``name`` (``v1``, ``v2``) as the summary's ``model_versions`` holds it; its stage ran."""
+        return self.summary.model_versions[name]
+
+    @property
+    def serving_version(self) -> ModelVersionEntry:
+        """The version serving after the canary stage: v2 when the rollout promoted it, else v1."""
+        rollout = self.summary.rollout
+        assert rollout is not None  # the canary stage ran
+        return self.trained("v2" if rollout.serving_version == self.trained("v2").version else "v1")
+
     def record_training(
         self,
         stage: str,
@@ -245,16 +253,15 @@ class Demo:
         started = time.monotonic()
         source = self.source(0, 0.0)
         summary = self.pushed(self.train("training", self.training_arguments(source)), "train v1")
-        v1: Dict[str, Any] = {"version": summary.model_version, "uri": summary.model_uri, "source": source}
-        self.summary.model_versions["v1"] = self.version_entry(summary, source)
+        v1 = self.summary.model_versions["v1"] = self.version_entry(summary, source)
         # serve v1 as stable: its predictor, nginx (0 % canary) and Prometheus scraping both predictor ports
         os.makedirs(self.serving, exist_ok=True)
         canary_port = local.free_port()
-        stable = self.predictor("stable", v1["uri"])
+        stable = self.predictor("stable", v1.uri)
         self.predictors["stable"].wait_ready()
         labels = {"namespace": local.LOCAL_NAMESPACE, "isvc": self.args.model_name}
         targets = [
-            {"address": stable.address, "labels": dict(labels, model_version=str(v1["version"]))},
+            {"address": stable.address, "labels": dict(labels, model_version=str(v1.version))},
             {"address": f"127.0.0.1:{canary_port}", "labels": dict(labels, model_version="canary")},
         ]
         self.canary_port = canary_port
@@ -272,11 +279,10 @@ class Demo:
         self.stage_line(
             1,
             "train v1",
-            f"PR-AUC {self.pr_auc(summary)} (test) -> v{v1['version']}; stable at {self.nginx.url}, "
+            f"PR-AUC {self.pr_auc(summary)} (test) -> v{v1.version}; stable at {self.nginx.url}, "
             f"Prometheus {self.prometheus.url}",
             os.path.join(summary.run_dir or self.outputs, "summary.json"),
         )
-        self.v1 = v1
 
     def predictor(self, role: str, uri: str, port: int = 0) -> Any:
         """Starts a ``kfpkit serve`` of ``uri`` with the payload log on, stopped when the demo closes."""
@@ -303,18 +309,16 @@ class Demo:
         source = self.source(1, self.args.v2_drift)
         arguments = self.training_arguments(source, max_regression=self.args.max_regression)
         summary = self.pushed(self.train("training", arguments), "train v2")
-        v2: Dict[str, Any] = {"version": summary.model_version, "uri": summary.model_uri, "source": source}
-        self.summary.model_versions["v2"] = self.version_entry(summary, source)
+        v2 = self.summary.model_versions["v2"] = self.version_entry(summary, source)
         base = (summary.baseline_metrics or {}).get("pr_auc")
         self.record_training("train_v2", started, summary, baseline_pr_auc=base)
         vs = f" (v1 on the same split: {base:.3f})" if base is not None else ""
         self.stage_line(
             2,
             "train v2",
-            f"drift={self.args.v2_drift:g} data, PR-AUC {self.pr_auc(summary)}{vs} -> v{v2['version']}",
+            f"drift={self.args.v2_drift:g} data, PR-AUC {self.pr_auc(summary)}{vs} -> v{v2.version}",
             os.path.join(summary.run_dir or self.outputs, "summary.json"),
         )
-        self.v2 = v2
 
     def stage_canary(self) -> None:
         """Stage 3: serves v2 as the canary and runs the canary analysis under replayed traffic.
@@ -329,6 +333,7 @@ class Demo:
 
         a = self.args
         started = time.monotonic()
+        v1, v2 = self.trained("v1"), self.trained("v2")
         config = RolloutConfig(
             steps=tuple(a.steps),
             interval_s=a.interval,
@@ -336,16 +341,15 @@ class Demo:
             max_inconclusive=2,
             thresholds=Thresholds(min_latency_increase_seconds=a.min_latency_increase),
         )
-        canary = self.predictor("canary", self.v2["uri"], port=self.canary_port)
+        canary = self.predictor("canary", v2.uri, port=self.canary_port)
         canary.wait_ready()
         self.warm_up(f"http://{canary.address}")
         # Prometheus labelled the canary port "canary" until now; restart it with the version label
         self.prometheus.stop()
-        stable_version, canary_version = str(self.v1["version"]), str(self.v2["version"])
-        self.prometheus.targets[1]["labels"]["model_version"] = canary_version
+        self.prometheus.targets[1]["labels"]["model_version"] = str(v2.version)
         self.prometheus.start()
         self.prometheus.wait_scraped(2)
-        backend = local.LocalBackend(self.nginx, a.model_name, stable_version, canary_version)
+        backend = local.LocalBackend(self.nginx, a.model_name, str(v1.version), str(v2.version))
         source = PrometheusSource(PrometheusClient(self.prometheus.url), config.templates())
         rows = self.traffic_rows(2, a.v2_drift, 2000, "canary")
         budget = config.interval_s * (len(config.steps) + config.max_inconclusive + 1) + 60
@@ -360,18 +364,17 @@ class Demo:
             record = run_rollout(backend, source, config, on_step=on_step, log=self._log_line)
         finally:
             answered = load.stop()
-        promoted = record.decision == PROMOTE
-        self.serving_version = self.v2 if promoted else self.v1
+        serving = v2 if record.decision == PROMOTE else v1
         self.summary.rollout = DemoRollout(
             decision=record.decision,
             reason=record.reason,
-            stable_version=int(stable_version),
-            canary_version=int(canary_version),
+            stable_version=v1.version,
+            canary_version=v2.version,
             intervals=record.intervals_to_decision,
             weights=[s.weight for s in record.steps],
             verdicts=[s.verdict for s in record.steps],
             final_traffic=dict(record.final_traffic),
-            serving_version=self.serving_version["version"],
+            serving_version=serving.version,
             record_json=record_json,
             record_md=record_md,
         )
@@ -379,10 +382,10 @@ class Demo:
         errors = sum(n for code, n in answered.items() if code != 200)
         self.record("canary", CanaryStage("succeeded", self.seconds_since(started), requests, errors))
         path = " -> ".join(f"{s.weight}%" + ("" if s.verdict == PASS else f" ({s.verdict})") for s in record.steps)
-        if promoted:
-            text = f"PROMOTED v{canary_version} after {path} ({record.reason}); {requests} requests"
+        if record.decision == PROMOTE:
+            text = f"PROMOTED v{v2.version} after {path} ({record.reason}); {requests} requests"
         else:
-            text = f"ROLLED BACK to v{stable_version} after {path}: {record.reason}; {requests} requests"
+            text = f"ROLLED BACK to v{v1.version} after {path}: {record.reason}; {requests} requests"
         self.stage_line(3, "canary v2", text, record_md)
 
     def _log_line(self, message: str) -> None:
@@ -433,7 +436,7 @@ class Demo:
             4,
             "drifted traffic",
             f"{len(rows)} rows (drift={a.live_drift:g}) in {sum(answered.values())} requests to "
-            f"v{self.serving_version['version']}, {ok} answered; payload log on",
+            f"v{self.serving_version.version}, {ok} answered; payload log on",
             self.payload_log,
         )
 
@@ -445,7 +448,7 @@ class Demo:
         folder = os.path.join(self.work, "monitor")
         outputs = OutputPaths.in_folder(folder)
         result = run_monitor(
-            model_uri=self.serving_version["uri"], live=self.payload_log, outputs=outputs, since=self.since
+            model_uri=self.serving_version.uri, live=self.payload_log, outputs=outputs, since=self.since
         )
         drift = result.summary()  # the drift summary record, as summary.json holds it
         self.summary.drift = DemoDrift(
@@ -482,7 +485,7 @@ class Demo:
         before = {e.version for e in registry.list_versions(self.registry, a.model_name)}
         retrain_source = self.source(4, a.live_drift)
         arguments = dict(
-            model_uri=self.serving_version["uri"],
+            model_uri=self.serving_version.uri,
             live_source=self.payload_log,
             since=self.since,
             registry_root=self.registry,
