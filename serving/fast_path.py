@@ -67,6 +67,43 @@ def match_inference_path(path: str) -> Optional[Tuple[str, str]]:
     return protocol, name
 
 
+def check_declared_length(headers: Sequence[Tuple[bytes, bytes]], limit: int, what: str = "request body") -> None:
+    """Refuses a body whose declared ``content-length`` is over ``limit``, before anything is read.
+
+    Raises:
+        BadRequest: 413, ``<what> of <n> bytes exceeds <limit>``.
+    """
+    for key, value in headers:
+        if key == b"content-length" and value.isdigit() and int(value) > limit:
+            raise BadRequest(f"{what} of {int(value)} bytes exceeds {limit}", status=413)
+
+
+async def read_body(receive: Receive, limit: int, what: str = "request body") -> Optional[bytes]:
+    """The whole request body, read chunk by chunk; ``None`` when the client disconnected first.
+
+    The fast path, :class:`BodyLimitMiddleware` and the payload sink read bodies through it.
+
+    Raises:
+        BadRequest: 413, ``<what> exceeds <limit> bytes``, as soon as the chunks received pass ``limit``
+            (the rest is never read).
+    """
+    chunks: List[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(f"{what} exceeds {limit} bytes", status=413)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def send_error(send: Send, status: int, message: str, extra_headers: Sequence[Tuple[bytes, bytes]] = ()) -> None:
     """Sends ``{"error": message}`` with ``status``."""
     payload = orjson.dumps({"error": message})
@@ -100,32 +137,21 @@ class BodyLimitMiddleware:
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
-        for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > limit:
-                await send_error(send, 413, f"request body of {int(value)} bytes exceeds {limit}")
-                return
-        chunks: List[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await send_error(send, 413, f"request body exceeds {limit} bytes")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            check_declared_length(scope["headers"], self.max_body_bytes)
+            body = await read_body(receive, self.max_body_bytes)
+        except BadRequest as exc:
+            await send_error(send, exc.status, str(exc))
+            return
+        if body is None:  # the client went away
+            return
         replayed = False
 
         async def replay() -> Dict[str, Any]:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
         await self.app(scope, replay, send)
@@ -270,7 +296,7 @@ class FastInferenceMiddleware:
                 raise BadRequest(f"Model with name {model.name} is not ready.{detail}", status=503)
             if content_length > self.max_body_bytes:
                 raise BadRequest(f"request body of {content_length} bytes exceeds {self.max_body_bytes}", status=413)
-            body = await self._read_body(receive)
+            body = await read_body(receive, self.max_body_bytes)
             if body is None:
                 return  # the client went away
             parsed = model.parse_body(protocol, content_type, header_length, body)
@@ -303,23 +329,6 @@ class FastInferenceMiddleware:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         model.metrics.observe_request(protocol, outcome, time.perf_counter() - start)
-
-    async def _read_body(self, receive: Receive) -> Optional[bytes]:
-        chunks: List[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    raise BadRequest(f"request body exceeds {self.max_body_bytes} bytes", status=413)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 _OUTCOME_BY_STATUS = {413: "payload_too_large", 415: "unsupported_media_type", 503: "not_ready"}

@@ -46,8 +46,9 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 import numpy as np
 
 from kfpkit.core.payload_record import UNVERSIONED, PayloadEntry, PayloadSchema, write_partitioned
-from kfpkit.serving.fast_path import DEFAULT_MAX_BODY_BYTES
+from kfpkit.serving.fast_path import DEFAULT_MAX_BODY_BYTES, check_declared_length, read_body
 from kfpkit.serving.payload_log import counter
+from kfpkit.serving.protocol import BadRequest
 
 logger = logging.getLogger("kfpkit.serving.payload_sink")
 
@@ -589,23 +590,11 @@ class PayloadSinkApp:
             BadEvent: ``payload_too_large`` (413), from the declared ``content-length`` before anything is
                 read, or from the chunks received so far, before the next one is read.
         """
-        limit = self.max_body_bytes
-        for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > limit:
-                raise BadEvent("payload_too_large", f"event body of {int(value)} bytes exceeds {limit}", status=413)
-        chunks: List[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BadEvent("payload_too_large", f"event body exceeds {limit} bytes", status=413)
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+        try:
+            check_declared_length(scope["headers"], self.max_body_bytes, what="event body")
+            return await read_body(receive, self.max_body_bytes, what="event body")
+        except BadRequest as exc:
+            raise BadEvent("payload_too_large", str(exc), status=exc.status) from None
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
