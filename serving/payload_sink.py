@@ -184,14 +184,6 @@ def decode_response(body: bytes, rows: Optional[int] = None) -> Tuple[np.ndarray
     return scores, labels
 
 
-def _floats(values: Optional[List[Any]], n: int) -> np.ndarray:
-    if not values:
-        return np.full(n, np.nan)
-    if any(isinstance(v, bool) or not isinstance(v, (int, float, type(None))) for v in values):
-        raise TypeError(f"non-numeric value among {values[:3]!r}")
-    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-
-
 def _json(body: bytes, what: str) -> Any:
     import orjson
 
