@@ -33,10 +33,10 @@ def build_deployment_pipeline(platform: Optional[Platform] = None) -> Any:
 def deployment_pipeline(
     platform: Platform,
     model_uri: str,
-    model_version: str,
     content_sha256: str,
     prometheus_url: str,
     isvc_name: str,
+    model_version: int = 0,
     namespace: str = "kfpkit",
     mode: str = "Serverless",
     predictor_image: str = "",
@@ -56,10 +56,11 @@ def deployment_pipeline(
         platform: The target platform's task settings (bound by :func:`build_deployment_pipeline`; not a
             pipeline parameter).
         model_uri: Registry version URI (push's model_uri), the KServe storageUri.
-        model_version: Registry version number (push's version).
         content_sha256: The version's content digest (push's content_sha256), pinned on the predictor.
         prometheus_url: Prometheus that scrapes the predictors.
         isvc_name: InferenceService name (the registry's model name).
+        model_version: Registry version number (push's version); 0: the version that model_uri names
+            (a model_uri that is not a registry version URI then fails, naming this parameter).
         namespace: Namespace of the InferenceService.
         mode: Serverless or Standard (RawDeployment).
         predictor_image: Predictor image (empty: kfpkit's serving image).

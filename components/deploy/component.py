@@ -14,7 +14,7 @@ def deploy(
     namespace: str,
     status: Output[Markdown],
     model_uri: str = "",
-    model_version: str = "",
+    model_version: int = 0,
     content_sha256: str = "",
     pushed_model: Optional[Input[Model]] = None,
     mode: str = "Serverless",
@@ -54,7 +54,8 @@ def deploy(
         namespace: Namespace of the InferenceService (the runner's Role grants it there).
         status: Markdown for the KFP UI: action, URL, versions, revisions and traffic, conditions.
         model_uri: Registry version URI (KServe ``storageUri``), e.g. push's ``model_uri``.
-        model_version: Registry version number.
+        model_version: Registry version number (0: the version that ``model_uri`` names; a ``model_uri``
+            that is not a registry version URI then fails, naming this parameter).
         content_sha256: The version's content digest (push's ``content_sha256``).
         pushed_model: push's ``pushed_model`` output; when given, its ``model_uri``, ``version`` and
             ``content_sha256`` replace the three parameters above.
@@ -73,8 +74,8 @@ def deploy(
 
     Returns:
         url: The InferenceService URL.
-        stable_version: Version serving the stable traffic.
-        canary_version: Version of the canary (empty without one).
+        stable_version: The version label (``kfpkit.dev/model-version``, a string) serving the stable traffic.
+        canary_version: The version label of the canary (empty without one).
         stable_revision: Knative revision (Serverless) or predictor name (Standard) of the stable version.
         canary_revision: Knative revision or ``spec.canary[]`` name of the canary (empty without one).
         canary_traffic_percent: The canary's traffic share after deploy.
@@ -83,15 +84,15 @@ def deploy(
 
     from kfpkit.components import images as kfpkit_images
     from kfpkit.components.deploy import isvc
-    from kfpkit.components.deploy.logic import run_deploy, to_markdown
+    from kfpkit.components.deploy.logic import resolve_version, run_deploy, to_markdown
     from kfpkit.core.records import read_record
     from kfpkit.core.registry import PushedModel
 
-    uri, version, digest = model_uri, model_version, content_sha256
     if pushed_model is not None:
         pushed = read_record(pushed_model.path, PushedModel)
-        # the version is an int in the record; Kubernetes labels and annotations carry it as a string
-        uri, version, digest = pushed.model_uri, str(pushed.version), pushed.content_sha256
+        uri, version, digest = pushed.model_uri, pushed.version, pushed.content_sha256
+    else:
+        uri, version, digest = model_uri, resolve_version(model_uri, model_version), content_sha256
     api = isvc.InferenceServiceApi(isvc.api_client())
     result = run_deploy(
         api,

@@ -31,12 +31,17 @@ class DeployError(RuntimeError):
     """The cluster refused a request, or the ISVC did not become ready in time (the message says why)."""
 
 
+def version_label(version: int) -> str:
+    """A registry version as Kubernetes labels, annotations and the predictor's flags carry it: ``"3"``."""
+    return str(version)
+
+
 # ------------------------------------------------------------------------------------------- manifests
 def predictor_spec(
     *,
     model_name: str,
     storage_uri: str,
-    version: str,
+    version: int,
     content_sha256: str,
     image: str,
     protocol: str = "v1",
@@ -65,7 +70,7 @@ def predictor_spec(
         "--model-name",
         model_name,
         "--model-version",
-        version,
+        version_label(version),
         "--http-port",
         "8080",
         "--expected-digest",
@@ -95,7 +100,7 @@ def predictor_spec(
         containers=[container],
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        labels={VERSION_LABEL: version},
+        labels={VERSION_LABEL: version_label(version)},
         annotations={DIGEST_ANNOTATION: content_sha256},
         service_account_name=service_account or None,
         logger=V1beta1LoggerSpec(url=logger_url, mode=logger_mode) if logger_url else None,
@@ -105,9 +110,9 @@ def predictor_spec(
 
 
 def inference_service(
-    name: str, namespace: str, mode: str, predictor: Dict[str, Any], stable_version: str
+    name: str, namespace: str, mode: str, predictor: Dict[str, Any], stable_version: int
 ) -> Dict[str, Any]:
-    """A whole ISVC manifest (``V1beta1InferenceService``) with the deployment-mode annotation."""
+    """A whole ISVC manifest (``V1beta1InferenceService``) with the deployment-mode and stable-version annotations."""
     from kserve import V1beta1InferenceService
     from kubernetes import client
 
@@ -117,7 +122,7 @@ def inference_service(
         metadata=client.V1ObjectMeta(
             name=name,
             namespace=namespace,
-            annotations={MODE_ANNOTATION: mode, STABLE_VERSION_ANNOTATION: stable_version},
+            annotations={MODE_ANNOTATION: mode, STABLE_VERSION_ANNOTATION: version_label(stable_version)},
             labels={"app.kubernetes.io/managed-by": "kfpkit"},
         ),
         spec={"predictor": predictor},

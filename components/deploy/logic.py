@@ -8,6 +8,11 @@
 * Present ISVC, **Standard**: add a ``spec.canary[]`` entry named ``v<version>`` with ``trafficPercent``
   (KServe ≥ 0.20); wait for ``CanaryPredictorReady`` and ``status.canaryStatuses[]``.
 
+The registry version is an ``int`` here (push's ``version``, or :func:`resolve_version` from the version URI);
+it becomes a string only where Kubernetes needs one: the ``kfpkit.dev/model-version`` label, the
+stable-version annotation and the Standard canary name ``v<version>``. What is read back from the ISVC
+(:class:`DeployResult`'s versions) is the version label, a string.
+
 Refused loudly, where KServe would silently ignore the request: ``canaryTrafficPercent`` on a Standard
 ISVC (kserve#5335), ``spec.canary`` on a cluster whose CRD lacks it (every write uses
 ``fieldValidation=Strict``), and a mode different from the existing ISVC's.
@@ -21,11 +26,16 @@ from typing import Any, Callable, Dict, Optional
 from kfpkit.components.deploy import isvc as api_mod
 from kfpkit.components.deploy.isvc import DeployError
 from kfpkit.components.deploy.traffic import serverless_traffic, standard_traffic
+from kfpkit.core.registry import RegistryError, parse_version_uri
 
 
 @dataclasses.dataclass
 class DeployResult:
-    """What deploy did and the traffic it left."""
+    """What deploy did and the traffic it left.
+
+    The versions are the ``kfpkit.dev/model-version`` labels read back from the ISVC (strings), and
+    ``traffic`` is keyed by them.
+    """
 
     action: str  # created | canary | unchanged
     url: str
@@ -41,9 +51,39 @@ class DeployResult:
         return dataclasses.asdict(self)
 
 
-def canary_name(version: str) -> str:
+def canary_name(version: int) -> str:
     """The ``spec.canary[].predictor.name`` of a version (a DNS label: ``v<version>``)."""
-    return f"v{version}"
+    return f"v{api_mod.version_label(version)}"
+
+
+def resolve_version(model_uri: str, model_version: int = 0) -> int:
+    """The registry version to deploy: ``model_version``, else the version that ``model_uri`` names.
+
+    Args:
+        model_uri: The registry version URI ``<root>/<model_name>/<version>`` (push's ``model_uri``).
+        model_version: The registry version number; 0 takes it from ``model_uri``.
+
+    Returns:
+        ``model_version`` when it is set, else the version parsed by
+        :func:`kfpkit.core.registry.parse_version_uri`.
+
+    Raises:
+        DeployError: ``model_version`` is not a version number (an ``int`` ``>= 0``), or it is 0 and
+            ``model_uri`` is not a registry version URI.
+    """
+    if isinstance(model_version, bool) or not isinstance(model_version, int) or model_version < 0:
+        raise DeployError(
+            f"model_version must be a registry version number 1, 2, ... (0: from model_uri), got {model_version!r}"
+        )
+    if model_version:
+        return model_version
+    try:
+        return parse_version_uri(model_uri).version
+    except RegistryError as exc:
+        raise DeployError(
+            f"model_version is not set (0) and model_uri {model_uri!r} is not a registry version URI "
+            "<root>/<model_name>/<version> to take it from: pass model_version, or push's pushed_model"
+        ) from exc
 
 
 def replacement(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:
@@ -78,7 +118,7 @@ class _Request:
     name: str
     namespace: str
     mode: str
-    version: str
+    version: int
     canary_percent: int
     timeout_s: float
     spec_args: Dict[str, Any]
@@ -96,7 +136,7 @@ def run_deploy(
     name: str,
     namespace: str,
     storage_uri: str,
-    version: str,
+    version: int,
     content_sha256: str,
     image: str,
     mode: str = api_mod.SERVERLESS,
@@ -113,12 +153,16 @@ def run_deploy(
 ) -> DeployResult:
     """Deploys ``version`` of a pushed model to ISVC ``namespace/name`` (see the module docstring).
 
+    ``version`` is the registry version number (an ``int``); it is written as the
+    ``kfpkit.dev/model-version`` label.
+
     Raises:
         DeployError: bad arguments, a refusal by the cluster (its message included), or no readiness within
             ``timeout_s`` (the ISVC's condition messages included).
     """
-    _check_arguments(mode=mode, canary_percent=canary_percent, protocol=protocol, content_sha256=content_sha256)
-    version = str(version)
+    _check_arguments(
+        mode=mode, version=version, canary_percent=canary_percent, protocol=protocol, content_sha256=content_sha256
+    )
     request = _Request(
         api=api,
         name=name,
@@ -158,10 +202,12 @@ def run_deploy(
     return _standard_canary(request, existing)
 
 
-def _check_arguments(*, mode: str, canary_percent: int, protocol: str, content_sha256: str) -> None:
+def _check_arguments(*, mode: str, version: int, canary_percent: int, protocol: str, content_sha256: str) -> None:
     """Raises DeployError naming the first invalid argument."""
     if mode not in api_mod.MODES:
         raise DeployError(f"mode must be one of {', '.join(api_mod.MODES)}, got {mode!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise DeployError(f"version must be a registry version number 1, 2, ..., got {version!r}")
     if not 0 <= canary_percent <= 100:
         raise DeployError(f"canary_percent must be within 0..100, got {canary_percent}")
     if protocol not in ("v1", "v2"):
@@ -188,7 +234,7 @@ def _serverless_canary(request: _Request, existing: Dict[str, Any]) -> DeployRes
     Knative keeps the previous revision for the rest of the traffic. Unchanged when the version already is
     the stable one.
     """
-    version = request.version
+    version = api_mod.version_label(request.version)  # compared with the labels read back from the ISVC
     stable_labels = existing["spec"]["predictor"].get("labels") or {}
     annotations = existing["metadata"].get("annotations") or {}
     already_canary = existing["spec"]["predictor"].get("canaryTrafficPercent") is not None
@@ -219,7 +265,7 @@ def _standard_canary(request: _Request, existing: Dict[str, Any]) -> DeployResul
         DeployError: the cluster's CRD has no ``spec.canary`` (KServe < 0.20), or another refusal.
     """
     stable_labels = existing["spec"]["predictor"].get("labels") or {}
-    if stable_labels.get(api_mod.VERSION_LABEL) == request.version:
+    if stable_labels.get(api_mod.VERSION_LABEL) == api_mod.version_label(request.version):
         return _result("unchanged", existing, request.mode)
     entry_name = canary_name(request.version)
     predictor = api_mod.predictor_spec(**request.spec_args, name=entry_name)

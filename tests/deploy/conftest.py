@@ -33,13 +33,13 @@ def api_for():
     return make
 
 
-def deploy_args(version: str, mode: str = "Serverless", **overrides):
+def deploy_args(version: int, mode: str = "Serverless", **overrides):
     args = dict(
         name="fraud",
         namespace="models",
         storage_uri=f"gs://registry/fraud/{version}",
         version=version,
-        content_sha256=DIGEST if version == "1" else f"{int(version):064x}",
+        content_sha256=DIGEST if version == 1 else f"{version:064x}",
         image="ghcr.io/kfpkit/kfpkit-serving:0.1.0",
         mode=mode,
         canary_percent=10,

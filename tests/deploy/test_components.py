@@ -42,6 +42,54 @@ def test_fake_kube_deploy_component_reads_the_pushed_model_and_writes_the_status
     assert DIGEST in created["args"]
 
 
+def _status(tmp_path):
+    status = dsl.Markdown(uri=str(tmp_path / "status.md"))
+    status.path = str(tmp_path / "status.md")
+    return status
+
+
+def test_fake_kube_deploy_component_without_model_version_takes_it_from_the_model_uri(fake_kube, monkeypatch, tmp_path):
+    server = fake_kube()
+    _api_client_for(monkeypatch, server)
+    out = deploy.python_func(
+        isvc_name="fraud",
+        namespace="models",
+        status=_status(tmp_path),
+        model_uri="gs://r/models/fraud/7",
+        content_sha256=DIGEST,
+        timeout_seconds=10.0,
+    )
+    assert out.stable_version == "7"
+    labels = server.objects[("models", "fraud")]["spec"]["predictor"]["labels"]
+    assert labels == {isvc.VERSION_LABEL: "7"}
+
+
+def test_fake_kube_deploy_component_labels_the_given_int_model_version(fake_kube, monkeypatch, tmp_path):
+    server = fake_kube()
+    _api_client_for(monkeypatch, server)
+    out = deploy.python_func(
+        isvc_name="fraud",
+        namespace="models",
+        status=_status(tmp_path),
+        model_uri="gs://bucket/exported/fraud",
+        model_version=3,
+        content_sha256=DIGEST,
+        timeout_seconds=10.0,
+    )
+    assert out.stable_version == "3"
+
+
+def test_deploy_component_refuses_a_non_registry_model_uri_without_model_version_naming_the_parameter(tmp_path):
+    with pytest.raises(isvc.DeployError, match=r"model_version is not set \(0\) and model_uri 'gs://bucket/m'"):
+        deploy.python_func(
+            isvc_name="fraud",
+            namespace="models",
+            status=_status(tmp_path),
+            model_uri="gs://bucket/m",
+            content_sha256=DIGEST,
+        )
+
+
 def test_deploy_component_refuses_a_pushed_model_without_its_digest_naming_the_field(tmp_path):
     pushed = tmp_path / "pushed.json"
     pushed.write_text(json.dumps({"record": "pushed model", "record_version": 1, "model_uri": "gs://r/fraud/4"}))

@@ -217,7 +217,7 @@ def test_unknown_target_and_pipeline_are_rejected(tmp_path):
 REQUIRED_NAMES = {
     "training": {"registry_root", "source", "label_column", "model_name"},
     "monitoring": {"model_uri", "live_source", "registry_root", "retrain_source", "label_column", "model_name"},
-    "deployment": {"model_uri", "model_version", "content_sha256", "prometheus_url", "isvc_name"},
+    "deployment": {"model_uri", "content_sha256", "prometheus_url", "isvc_name"},
 }
 
 
