@@ -55,7 +55,8 @@ def deploy(
         status: Markdown for the KFP UI: action, URL, versions, revisions and traffic, conditions.
         model_uri: Registry version URI (KServe ``storageUri``), e.g. push's ``model_uri``.
         model_version: Registry version number (0: the version that ``model_uri`` names; a ``model_uri``
-            that is not a registry version URI then fails, naming this parameter).
+            that is not a registry version URI then fails, naming this parameter). A version that
+            disagrees with the one ``model_uri`` names is refused.
         content_sha256: The version's content digest (push's ``content_sha256``).
         pushed_model: push's ``pushed_model`` output; when given, its ``model_uri``, ``version`` and
             ``content_sha256`` replace the three parameters above.

@@ -68,22 +68,30 @@ def resolve_version(model_uri: str, model_version: int = 0) -> int:
         :func:`kfpkit.core.registry.parse_version_uri`.
 
     Raises:
-        DeployError: ``model_version`` is not a version number (an ``int`` ``>= 0``), or it is 0 and
-            ``model_uri`` is not a registry version URI.
+        DeployError: ``model_version`` is not a version number (an ``int`` ``>= 0``), it is set and
+            ``model_uri`` names another version, or it is 0 and ``model_uri`` is not a registry version URI.
     """
     if isinstance(model_version, bool) or not isinstance(model_version, int) or model_version < 0:
         raise DeployError(
             f"model_version must be a registry version number 1, 2, ... (0: from model_uri), got {model_version!r}"
         )
+    try:
+        named: Optional[int] = parse_version_uri(model_uri).version
+    except RegistryError:
+        named = None
+    if model_version and named is not None and named != model_version:
+        # the pods would carry the label of another version than the one they serve
+        raise DeployError(
+            f"model_version {model_version} disagrees with model_uri {model_uri!r}, which is version {named}"
+        )
     if model_version:
         return model_version
-    try:
-        return parse_version_uri(model_uri).version
-    except RegistryError as exc:
+    if named is None:
         raise DeployError(
             f"model_version is not set (0) and model_uri {model_uri!r} is not a registry version URI "
             "<root>/<model_name>/<version> to take it from: pass model_version, or push's pushed_model"
-        ) from exc
+        )
+    return named
 
 
 def replacement(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:

@@ -182,7 +182,7 @@ def test_run_deploy_refuses_a_version_that_is_not_a_registry_version_number_nami
 
 
 def test_resolve_version_takes_model_version_else_parses_it_from_the_registry_version_uri():
-    assert resolve_version("gs://registry/models/fraud/7", 3) == 3
+    assert resolve_version("gs://registry/models/fraud/7", 7) == 7
     assert resolve_version("gs://registry/models/fraud/7") == 7
     assert resolve_version("gs://registry/models/fraud/7/", 0) == 7
     assert resolve_version("s3://bucket/not-a-version-uri", 5) == 5
@@ -198,3 +198,8 @@ def test_resolve_version_without_a_version_refuses_a_uri_that_names_none_naming_
 def test_resolve_version_refuses_a_model_version_that_is_not_a_number_naming_it(version):
     with pytest.raises(isvc.DeployError, match=r"model_version must be a registry version number"):
         resolve_version("gs://registry/models/fraud/7", version)
+
+
+def test_resolve_version_refuses_a_model_version_that_disagrees_with_the_uri():
+    with pytest.raises(isvc.DeployError, match=r"model_version 3 disagrees with model_uri .*version 7"):
+        resolve_version("gs://registry/models/fraud/7", 3)
