@@ -63,14 +63,3 @@ def run(args: argparse.Namespace) -> int:
     verdict = f"DRIFT in {', '.join(result.drifted_features) or 'the score'}" if result.drift_detected else "no drift"
     print(f"kfpkit monitor: {result.rows:,} live rows, {verdict}; report {outputs.report_html}")
     return 0
-
-
-def main(argv: Optional[list] = None) -> int:
-    """``python -m kfpkit.cli.monitor``: parses ``argv`` and runs; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="kfpkit monitor", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ import argparse
 import logging
 import sys
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from kfpkit.cli.serve import DEFAULT_MAX_BODY_BYTES
 
@@ -91,14 +91,3 @@ def run(args: argparse.Namespace) -> int:
         return 2
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
     return 0
-
-
-def main(argv: Optional[list] = None) -> int:
-    """``python -m kfpkit.cli.payload_sink``: parses ``argv`` and runs; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="kfpkit payload-sink", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,7 @@ import re
 import signal
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 EXIT_PROMOTED, EXIT_ERROR, EXIT_USAGE, EXIT_ROLLED_BACK = 0, 1, 2, 3
 
@@ -278,14 +278,3 @@ def _run_kserve(args: argparse.Namespace, config: Any) -> Any:
     )
     source = PrometheusSource(PrometheusClient(args.prometheus_url), config.templates())
     return run_rollout(backend, source, config, on_step=lambda r: _write(args, r), log=_log)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m kfpkit.cli.rollout``: parses ``argv`` and runs; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="kfpkit rollout", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -84,7 +84,7 @@ def tool_commands(paths: Dict[str, str], out: str, skip: List[str]) -> Dict[str,
     py = os.path.join(REPO_ROOT, ".venv", "bin", "python")
     commands = {
         "kfpkit": [
-            py, "-m", "kfpkit.cli.monitor", "--model-uri", paths["model"], "--live", paths["live"],
+            py, "-m", "kfpkit.cli", "monitor", "--model-uri", paths["model"], "--live", paths["live"],
             "--out", os.path.join(out, "kfpkit"), "--summary-json", os.path.join(out, "kfpkit.json"),
         ],
         "evidently": [
@@ -100,9 +100,14 @@ def tool_commands(paths: Dict[str, str], out: str, skip: List[str]) -> Dict[str,
 
 
 def flagged(tool: str, out: str) -> List[str]:
-    with open(os.path.join(out, f"{tool}.json"), encoding="utf-8") as fh:
-        document = json.load(fh)
-    return sorted(document["drifted_features"] if tool == "kfpkit" else document["flagged"])
+    path = os.path.join(out, f"{tool}.json")
+    if tool == "kfpkit":  # kfpkit monitor's --summary-json, a typed record
+        from kfpkit.core.drift_summary import DriftSummary
+        from kfpkit.core.records import read_record
+
+        return sorted(read_record(path, DriftSummary).drifted_features)
+    with open(path, encoding="utf-8") as fh:  # the peers' own JSON
+        return sorted(json.load(fh)["flagged"])
 
 
 def main(argv: Optional[List[str]] = None) -> int:

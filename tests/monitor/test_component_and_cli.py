@@ -52,7 +52,7 @@ def test_component_runs_in_the_base_image():
 
 def test_cli_exits_0_with_or_without_drift_and_2_on_bad_input(tmp_path, model_dir, mh):
     live = mh.write_window(tmp_path / "live.csv", 2000, seed=22, shift_names=["integer_rate"])
-    cmd = [sys.executable, "-m", "kfpkit.cli.monitor", "--model-uri", model_dir, "--live", live]
+    cmd = [sys.executable, "-m", "kfpkit.cli", "monitor", "--model-uri", model_dir, "--live", live]
     proc = subprocess.run(
         [*cmd, "--out", str(tmp_path / "out"), "--summary-json", str(tmp_path / "s.json")],
         capture_output=True,
@@ -80,8 +80,9 @@ def test_a_monitor_run_imports_neither_tensorflow_nor_torch_nor_pandas(tmp_path,
     live = mh.write_window(tmp_path / "live.parquet", 500, seed=23)
     code = (
         "import sys\n"
-        "from kfpkit.cli import monitor as cli\n"
-        f"assert cli.main(['--model-uri', {model_dir!r}, '--live', {live!r}, '--out', {str(tmp_path / 'o')!r}]) == 0\n"
+        "from kfpkit.cli import main as cli\n"
+        f"argv = ['monitor', '--model-uri', {model_dir!r}, '--live', {live!r}, '--out', {str(tmp_path / 'o')!r}]\n"
+        "assert cli.main(argv) == 0\n"
         "heavy = ('tensorflow', 'tensorflow_data_validation', 'torch', 'pandas')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )

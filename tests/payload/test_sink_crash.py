@@ -24,7 +24,7 @@ def _free_port():
 
 def _start(model_dir, spool, out, port):
     cmd = [
-        sys.executable, "-m", "kfpkit.cli.payload_sink", "--model", f"fraud={model_dir}",
+        sys.executable, "-m", "kfpkit.cli", "payload-sink", "--model", f"fraud={model_dir}",
         "--spool", spool, "--out", out, "--host", "127.0.0.1", "--port", str(port),
         "--segment-events", "37", "--compact-seconds", "3600",
     ]  # fmt: skip

@@ -119,7 +119,7 @@ def test_prometheus_stopped_mid_rollout_never_promotes(rollout_kit, predictors, 
 
 def _cli(work_dir, summary, predictors, prometheus, kit):
     command = [
-        sys.executable, "-m", "kfpkit.cli.rollout", "--backend", "local",
+        sys.executable, "-m", "kfpkit.cli", "rollout", "--backend", "local",
         "--stable-url", predictors["stable"].address, "--canary-url", predictors["good"].address,
         "--stable-version", kit.versions["stable"], "--canary-version", kit.versions["good"],
         "--model-name", ISVC, "--prometheus-url", prometheus.url, "--work-dir", str(work_dir),
