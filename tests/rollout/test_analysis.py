@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kfpkit.cli import rollout as cli
+from kfpkit.cli.main import main as kfpkit_main
 from kfpkit.components.monitor import logic as monitor_logic
 from kfpkit.components.rollout import analysis
 from kfpkit.components.rollout.analysis import FAIL, INCONCLUSIVE, PASS, Measurement, RolloutConfig, Thresholds
@@ -106,8 +107,8 @@ def test_cli_durations_and_bad_arguments():
     assert cli.parse_duration("10s") == 10 and cli.parse_duration("500ms") == 0.5 and cli.parse_duration("2m") == 120
     with pytest.raises(argparse.ArgumentTypeError):
         cli.parse_duration("ten")
-    assert cli.main(["--backend", "local", "--canary", "/x"]) == cli.EXIT_USAGE
-    assert cli.main(["--steps", "10,20", "--stable", "/a", "--canary", "/b"]) == cli.EXIT_USAGE
+    assert kfpkit_main(["rollout", "--backend", "local", "--canary", "/x"]) == cli.EXIT_USAGE
+    assert kfpkit_main(["rollout", "--steps", "10,20", "--stable", "/a", "--canary", "/b"]) == cli.EXIT_USAGE
 
 
 def test_the_score_checks_report_the_distances_of_the_shared_module():
