@@ -96,7 +96,7 @@ run: setup ## train on the built-in sample (100k synthetic transactions; SOURCE=
 DEMO_DIR ?= ./demo_outputs
 DEMO_ARGS ?=
 demo: setup system-packages ## the whole loop on this machine: train v1+v2, canary, drifted traffic, monitor, retrain (~5 min)
-	$(VENV)/bin/kfpkit demo --work-dir $(DEMO_DIR) --model-name $(MODEL_NAME) --tfdv-python $(TFDV_PY) $(DEMO_ARGS)
+	$(PY) -m demo --work-dir $(DEMO_DIR) --model-name $(MODEL_NAME) --tfdv-python $(TFDV_PY) $(DEMO_ARGS)
 
 # pytest-xdist workers for `make test`: most tests wait on subprocesses (kfp.local tasks, TFDV, servers), so two
 # workers on a 2-core machine nearly halve the wall time; --dist loadfile keeps each file's fixtures in one worker

@@ -1,7 +1,6 @@
 """The ``kfpkit`` command line: one module per subcommand, registered in :data:`COMMANDS`.
 
     kfpkit compile       compile pipelines for Kubeflow Pipelines or Vertex AI
-    kfpkit demo          the whole loop on this machine: train, serve, canary, drift, retrain
     kfpkit monitor       compare a live window with a model version's training baseline
     kfpkit payload-sink  receive KServe logger CloudEvents as payload records
     kfpkit rollout       canary analysis from Prometheus, then promote or roll back
@@ -35,7 +34,6 @@ from kfpkit.core import __version__
 # name, one-line help: the one list of kfpkit's subcommands (sorted by name; one line each).
 COMMANDS: Tuple[Tuple[str, str], ...] = (
     ("compile", "compile pipelines for Kubeflow Pipelines or Vertex AI"),
-    ("demo", "the whole loop on this machine: train, serve, canary, drift, retrain"),
     ("monitor", "compare a live window with a model version's training baseline"),
     ("payload-sink", "receive KServe logger CloudEvents as payload records"),
     ("rollout", "canary analysis from Prometheus, then promote or roll back"),

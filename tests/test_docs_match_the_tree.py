@@ -14,7 +14,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = ("cli", "components", "core", "onebox", "pipelines", "serving")
 # top-level folders a repository path in prose may start with
-TOP_LEVEL = (*SHIPPED, "benchmarks", "images", "manifests", "notebooks", "requirements", "tests", "tools")
+TOP_LEVEL = (*SHIPPED, "benchmarks", "demo", "images", "manifests", "notebooks", "requirements", "tests", "tools")
 # a repository path: a top-level folder, then path segments; or a Markdown file (README.md, ../shared/...)
 PATH_TOKEN = re.compile(
     r"(?<![\w./<-])((?:\.\./shared/)?(?:" + "|".join(TOP_LEVEL) + r")/[\w./-]*[\w/]|(?:\.\./shared/)?[A-Z][A-Z_]+\.md)"

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.drift.bench_drift [--rows 100000 1000000] [--repeats 3] [--work DIR]
                                                      [--skip-evidently] [--skip-tfdv]
 
-Data (:mod:`kfpkit.onebox.shifts`): 20 columns -- 14 float mixtures (normal / lognormal),
+Data (:mod:`demo.shifts`): 20 columns -- 14 float mixtures (normal / lognormal),
 4 Zipf-like categoricals (10/20/35/50 values), Poisson(5) and uniform 0..999 ints -- with 5 designed shifts in
 the live side (mean +0.5 sd, sd x1.5, mixture weight +0.25, a category blend, Poisson 5 -> 6). Each side has
 the same number of rows. Every tool runs as its own process (kfpkit in .venv against the stored baseline
@@ -33,9 +33,9 @@ def prepare(rows: int, work: str) -> Dict[str, str]:
     """Reference and live Parquet files and kfpkit's model folder (with the baseline profile) for ``rows``."""
     import pandas as pd
 
+    from demo import shifts
     from kfpkit.core import monitoring_baseline as mb
     from kfpkit.core.preprocessing import PreprocessingSpec
-    from kfpkit.onebox import shifts
 
     folder = os.path.join(work, f"rows-{rows}")
     paths = {
@@ -111,7 +111,7 @@ def flagged(tool: str, out: str) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from kfpkit.onebox import shifts
+    from demo import shifts
 
     parser = argparse.ArgumentParser(prog="bench_drift", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="rows per side")

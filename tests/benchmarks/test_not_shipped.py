@@ -1,10 +1,10 @@
 """What ships and what does not.
 
 The wheel holds the kfpkit packages (cli, components, core, onebox, pipelines, serving) and nothing else: no
-Dockerfile, image build script, requirement list, benchmark, load generator of the benchmarks or developer
-tool. The images hold the packages that run on a cluster: not onebox (the one-machine stack and demo), and
-nothing of benchmarks/, tools/ or images/ beyond the requirement lists and the pin check their builder stage
-runs.
+Dockerfile, image build script, requirement list, benchmark, load generator of the benchmarks, developer tool
+or demo module (demo/). The images hold the packages that run on a cluster: not onebox (the one-machine
+stack), and nothing of benchmarks/, tools/, demo/ or images/ beyond the requirement lists and the pin check
+their builder stage runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import List, Tuple
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEVELOPER_FOLDERS = ("benchmarks", "tools", "images")
+DEVELOPER_FOLDERS = ("benchmarks", "tools", "images", "demo")
 # what the wheel and the images get from the repository (setup.py's package_dir and the Dockerfiles' COPY)
 PACKAGE_FOLDERS = ("cli", "components", "core", "onebox", "pipelines", "serving")
 # packages of the wheel that no image copies (what runs only on one machine)
@@ -88,8 +88,8 @@ def test_the_wheel_holds_the_kfpkit_packages_and_no_dockerfile_build_script_or_b
         n
         for n in wheel_files
         if re.search(
-            r"(^|/)(benchmarks|tools|bench)(/|\.py$)|(^|/)images/|Dockerfile|\.in$"
-            r"|(^|/)(build|check_pins|loadgen|locustfile)\.py$",
+            r"(^|/)(benchmarks|tools|bench|demo)(/|\.py$)|(^|/)images/|Dockerfile|\.in$"
+            r"|(^|/)(build|check_pins|loadgen|locustfile|stages|shifts)\.py$",
             n,
         )
     ]

@@ -2,9 +2,8 @@
 
 import pytest
 
-from kfpkit.core.records import RecordError, read_record, write_record
-from kfpkit.onebox import demo
-from kfpkit.onebox.demo_summary import (
+from demo import stages as demo
+from demo.summary import (
     CanaryStage,
     DemoDrift,
     DemoRollout,
@@ -13,6 +12,7 @@ from kfpkit.onebox.demo_summary import (
     MonitorStage,
     TrainingStage,
 )
+from kfpkit.core.records import RecordError, read_record, write_record
 
 
 def _summary() -> DemoSummary:

@@ -1,4 +1,4 @@
-"""``kfpkit demo``: a small run of the whole loop, and every started process stopped when a stage fails."""
+"""The demo (``make demo``): a small run of the whole loop; every started process stopped when a stage fails."""
 
 import argparse
 import io
@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.cli import demo as demo_cli
+from demo import cli as demo_cli
+from demo import stages as demo
+from demo.summary import DemoSummary
 from kfpkit.core.records import read_record
 from kfpkit.core.run_summary import RunSummary
-from kfpkit.onebox import demo
-from kfpkit.onebox.demo_summary import DemoSummary
 from tests import system_packages
 
 STAGE_LINE = re.compile(r"^\[\s*\d+s\] (?P<n>[1-6]) (?P<name>.{16}) (?P<text>.+)$", re.M)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = [
     "--rows", "8000", "--framework", "sklearn", "--min-pr-auc", "0.05",
     "--interval", "3s", "--rps", "40", "--min-requests", "10", "--drifted-rows", "1000",
@@ -54,9 +55,10 @@ def test_small_demo_runs_every_stage_writes_its_summary_and_leaves_nothing_runni
     system_packages.require("nginx")
     system_packages.require("prometheus")
     work = tmp_path / "demo"
-    command = [sys.executable, "-m", "kfpkit.cli.main", "demo", "--work-dir", str(work), *SMALL]
+    command = [sys.executable, "-m", "demo", "--work-dir", str(work), *SMALL]
     started = time.monotonic()
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    # the demo is a folder of the repository, not an installed package: run it from the repository root
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, cwd=REPO)
     seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = STAGE_LINE.findall(proc.stdout)

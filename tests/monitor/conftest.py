@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo import shifts
 from kfpkit.core import monitoring_baseline as mb
 from kfpkit.core.preprocessing import PreprocessingSpec
-from kfpkit.onebox import shifts
 
 BASELINE_ROWS = 100_000
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from demo import shifts
 from kfpkit.components.monitor import logic
-from kfpkit.onebox import shifts
 
 
 def _compare(baseline, rows, seed, shift_names=()):

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
+from demo import shifts
 from kfpkit.components.monitor import logic
 from kfpkit.core import monitoring_baseline as mb
-from kfpkit.onebox import shifts
 
 
 def test_profile_holds_quantile_bins_top_values_missing_counts_and_the_score(baseline):

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from demo import shifts
 from kfpkit.components.monitor import logic
-from kfpkit.onebox import shifts
 
 
 def _payload_log(root, model="shifty", version="1", hours=((2026, 12, 1, 9), (2026, 12, 1, 10)), rows=3000, shift=()):

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo import shifts
 from kfpkit.components.monitor import logic
 from kfpkit.components.validate.logic import ValidateError, resolve_tfdv_python
 from kfpkit.core import monitoring_baseline as mb
 from kfpkit.core.preprocessing import PreprocessingSpec
-from kfpkit.onebox import shifts
 
 pytestmark = pytest.mark.tfdv
 

@@ -1,6 +1,8 @@
-"""The demo (``kfpkit demo``): the whole loop on one machine, no cluster -- train, serve, canary, drift, retrain.
+"""The demo's stages (``make demo``, ``python -m demo``): the whole loop on one machine, no cluster.
 
-    kfpkit demo [--work-dir DIR] [--rows N] [--epochs N] [--framework pytorch|sklearn]
+Train, serve, canary, drift, retrain.
+
+    python -m demo [--work-dir DIR] [--rows N] [--epochs N] [--framework pytorch|sklearn]
                 [--steps 25,50,100] [--interval 8s] [--rps N] [--drifted-rows N] [--summary-json PATH]
 
 Six stages, each one line of the timeline (its key figure and where its report is):
@@ -37,7 +39,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from kfpkit.onebox.demo_summary import (
+from demo.summary import (
     CanaryStage,
     DemoDrift,
     DemoRollout,
@@ -545,7 +547,7 @@ class Demo:
         self.clear_previous_run()
         os.makedirs(self.work, exist_ok=True)
         self.log_file = open(self.log_path, "a", encoding="utf-8")  # closed last, in finally
-        self.say(f"kfpkit demo: the whole loop on this machine, everything under {self._short(self.work)}")
+        self.say(f"demo: the whole loop on this machine, everything under {self._short(self.work)}")
         stages: List[Callable[[], None]] = [
             self.stage_train_v1,
             self.stage_train_v2,
@@ -564,7 +566,7 @@ class Demo:
         except Exception as exc:  # any failure ends the demo, its stage named
             self.summary.status, self.summary.failed_stage = "failed", current
             self.summary.error = f"{type(exc).__name__}: {exc}"
-            self.say(f"kfpkit demo: stage {current} failed: {exc} (details: {self._short(self.log_path)})")
+            self.say(f"demo: stage {current} failed: {exc} (details: {self._short(self.log_path)})")
             return EXIT_FAILED
         except BaseException:  # Ctrl-C, SIGTERM: stop everything, record why, re-raise
             self.summary.status, self.summary.failed_stage, self.summary.error = "interrupted", current, "interrupted"
@@ -574,9 +576,7 @@ class Demo:
             self.close()
             self.write_summary()
             if self.summary.status == "succeeded":
-                self.say(
-                    f"kfpkit demo: done in {self.summary.duration_s:.0f} s; summary {self._short(self.summary_path)}"
-                )
+                self.say(f"demo: done in {self.summary.duration_s:.0f} s; summary {self._short(self.summary_path)}")
             self.log_file.close()
             self.log_file = None
 

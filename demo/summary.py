@@ -1,6 +1,6 @@
-"""The demo summary (``demo_summary.json`` of ``kfpkit demo``): one typed, versioned record.
+"""The demo summary (``demo_summary.json`` of ``make demo``): one typed, versioned record.
 
-:class:`kfpkit.onebox.demo.Demo` fills a :class:`DemoSummary` stage by stage and rewrites the file after
+:class:`demo.stages.Demo` fills a :class:`DemoSummary` stage by stage and rewrites the file after
 each (:func:`kfpkit.core.records.write_record`); readers use :func:`kfpkit.core.records.read_record`. The
 README documents the keys ("Demo summary JSON"). Each stage's entry holds the figures of that stage only:
 the rollout's are in ``rollout``, the monitor's in ``drift``; a stage that has not run (yet) is ``null``. Every

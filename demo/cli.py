@@ -1,6 +1,6 @@
-"""``kfpkit demo``: the whole loop on one machine, no cluster (see :mod:`kfpkit.onebox.demo`).
+"""``python -m demo`` (``make demo``): the whole loop on one machine, no cluster (see :mod:`demo.stages`).
 
-    kfpkit demo [--work-dir DIR] [--rows N] [--epochs N] [--framework pytorch|sklearn]
+    python -m demo [--work-dir DIR] [--rows N] [--epochs N] [--framework pytorch|sklearn]
                 [--steps 25,50,100] [--interval 8s] [--rps N] [--drifted-rows N] [--summary-json PATH]
 
 Exit status: 0 every stage ran (whatever the rollout decided and the monitor found), 1 a stage failed,
@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Any
+from typing import Any, List, Optional
 
-from kfpkit.onebox.demo import EXIT_USAGE, SUMMARY_FILE
+from demo.stages import EXIT_USAGE, SUMMARY_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the ``kfpkit demo`` options to ``parser``."""
+    """Adds the demo's options to ``parser``."""
     from kfpkit.cli.rollout import parse_duration, parse_steps
 
     parser.add_argument("--work-dir", default="./demo_outputs", help="folder for everything the demo writes")
@@ -61,9 +61,9 @@ def _raise_exit(signum: int, _frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``kfpkit demo``; returns the exit status (see the module docstring)."""
+    """Runs the demo; returns the exit status (see the module docstring)."""
+    from demo.stages import Demo
     from kfpkit.onebox import stack as local
-    from kfpkit.onebox.demo import Demo
 
     missing = [
         f"{name} (Debian {package})"
@@ -71,13 +71,20 @@ def run(args: argparse.Namespace) -> int:
         if not local.find_binary(name, extra)
     ]
     if missing:
-        print(f"kfpkit demo: missing {', '.join(missing)}: apt-get install -y nginx-light prometheus", file=sys.stderr)
+        print(f"demo: missing {', '.join(missing)}: apt-get install -y nginx-light prometheus", file=sys.stderr)
         return EXIT_USAGE
     if args.rows < 1000 or args.drifted_rows < 200:
-        print("kfpkit demo: --rows must be at least 1000 and --drifted-rows at least 200", file=sys.stderr)
+        print("demo: --rows must be at least 1000 and --drifted-rows at least 200", file=sys.stderr)
         return EXIT_USAGE
     previous = signal.signal(signal.SIGTERM, _raise_exit)
     try:
         return Demo(args).run()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parses ``argv`` (default ``sys.argv[1:]``) and runs the demo; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
