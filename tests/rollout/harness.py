@@ -132,12 +132,27 @@ def write_model_dir(directory: str, module: nn.Module, spec: PreprocessingSpec) 
     return directory
 
 
+def nudged(net: nn.Module, scale: float, seed: int) -> nn.Module:
+    """A copy of ``net`` whose every weight moved by ``scale`` times its own size, in a seeded random direction."""
+    import copy
+
+    out = copy.deepcopy(net)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in out.parameters():
+            parameter.add_(parameter * scale * torch.randn(parameter.shape, generator=generator))
+    return out
+
+
 def build_models(root: str) -> Dict[str, str]:
     """``{"stable", "good", "errors", "slow", "shifted"}`` → model directories under ``root``."""
     train = frame(600, seed=0)
     spec = PreprocessingSpec.fit(train, LABEL)
     stable = train_net(train, spec, seed=0)
-    good = train_net(frame(600, seed=0), spec, seed=1)
+    # a new version that changed little: the stable weights, nudged. A retrain from another seed scored the
+    # test traffic at a JS distance of about 0.1 from stable, at the score check's limit, so the "good"
+    # scenarios depended on the draw
+    good = nudged(stable, scale=0.01, seed=1)
     shifted = train_net(frame(600, seed=0, shift=2.5), spec, seed=0)
     marker = frame(1, seed=9).assign(distance_km=MARKER_DISTANCE)
     limit = float(spec.transform(marker)[0].max()) * 0.5
