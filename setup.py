@@ -71,6 +71,7 @@ setup(
             "torch>=2.3",
         ],
         "kubeflow": ["kfp-kubernetes>=1.3"],
+        "docker": ["docker>=7.1"],  # kfpkit run --runner docker (kfp.local's DockerRunner)
         "vertex": ["google-cloud-aiplatform>=1.60"],
         "gcs": ["gcsfs>=2024.12"],  # exclusive create = ifGenerationMatch=0
         "s3": ["s3fs>=2024.12"],  # exclusive create = If-None-Match: * (botocore>1.35.20)

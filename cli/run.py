@@ -1,7 +1,12 @@
 """``kfpkit run PIPELINE``: run a registered pipeline on this machine with kfp.local.
 
     kfpkit run training [--params-file FILE] [--<parameter> VALUE ...] [--pipeline-root DIR]
-                        [--summary-json PATH] [--tfdv-python PY] [--verbose]
+                        [--summary-json PATH] [--runner {subprocess,docker}] [--tfdv-python PY] [--verbose]
+
+``--runner subprocess`` (the default) runs every task as a subprocess of this interpreter; ``--runner
+docker`` runs every task in its image with kfp.local's ``DockerRunner``, as a cluster does (the images must
+be on the engine ``DOCKER_HOST`` names: ``make docker-engine``, ``make images-local``; see
+:mod:`kfpkit.pipelines.local_docker`). ``--tfdv-python`` applies to the subprocess runner only.
 
 The flags of each pipeline are built from its declared inputs (the pipeline's component spec, i.e. its
 signature and the ``Args:`` of its docstring): every parameter ``some_name`` is ``--some-name``, with
@@ -31,6 +36,7 @@ import sys
 from typing import Any, Callable, Dict, Tuple
 
 from kfpkit.pipelines import registry
+from kfpkit.pipelines.local import RUNNERS
 from kfpkit.pipelines.parameters import Parameter, ParameterError, pipeline_parameters, resolve_parameters
 
 # Extra spellings of pipeline parameters' flags (the first is the one shown in the usage line).
@@ -107,7 +113,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub = pipelines.add_parser(name, help=re.split(r"(?<=\.) ", description)[0], description=description)
         sub.add_argument("--pipeline-root", default="./local_outputs", help="where kfp.local writes task outputs")
         sub.add_argument("--summary-json", default=None, help="write the machine-readable run summary here")
-        sub.add_argument("--tfdv-python", default=None, help="interpreter of the TFDV environment")
+        sub.add_argument(
+            "--runner",
+            choices=RUNNERS,
+            default="subprocess",
+            help="subprocess: every task as a subprocess of this interpreter (default); docker: every task in "
+            "its image, with kfp.local's DockerRunner (needs a Docker engine and the images: make images-local)",
+        )
+        sub.add_argument(
+            "--tfdv-python", default=None, help="interpreter of the TFDV environment (--runner subprocess only)"
+        )
         sub.add_argument("--verbose", action="store_true", help="stream kfp.local's full logs, not only progress")
         add_pipeline_arguments(sub, pipeline)
 
@@ -150,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
     from kfpkit.core.records import write_record
     from kfpkit.pipelines.local import format_summary, run_pipeline_locally
 
+    runner = getattr(args, "runner", "subprocess")
+    if args.tfdv_python and runner != "subprocess":
+        print(f"kfpkit run {args.pipeline}: --tfdv-python applies to --runner subprocess only; with --runner "
+              f"{runner} validate runs in the tfdv image", file=sys.stderr)  # fmt: skip
+        return 2
     try:
         arguments = pipeline_arguments(args)
     except ParameterError as exc:
@@ -162,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         tfdv_python=args.tfdv_python,
         verbose=args.verbose,
         progress=sys.stdout,
+        runner=runner,
     )
     print(format_summary(summary))
     if args.summary_json:

@@ -3,7 +3,9 @@
 Every task runs as a subprocess of the current interpreter (``SubprocessRunner(use_venv=False)``), so
 the environment that runs ``kfpkit run`` must have kfpkit and the component dependencies installed (the
 main ``.venv``). The validate task starts the TFDV interpreter for the TFDV work itself (see
-``components/validate``); ``tfdv_python`` selects it.
+``components/validate``); ``tfdv_python`` selects it. With ``runner="docker"`` (``kfpkit run --runner
+docker``) every task runs in its image instead, through kfp.local's ``DockerRunner``
+(:mod:`kfpkit.pipelines.local_docker`); the output, the run log and the summary are the same.
 
 **Quiet output.** kfp.local writes everything (its own log records, every task's streamed subprocess
 output, the executor input and output dumps) to ``sys.stdout`` through ``logging`` and ``print`` in the
@@ -44,15 +46,17 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterator, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterator, List, Optional, TextIO, Tuple
 
 from kfpkit.core.run_summary import RunSummary, ValidationOutcome
 
 if TYPE_CHECKING:
     from kfpkit.core.registry import PushedModel
+    from kfpkit.pipelines.local_docker import DockerRun
 
 FAILED_TAIL_LINES = 20
 RUN_LOG = "run.log"
+RUNNERS = ("subprocess", "docker")  # kfp.local's SubprocessRunner, DockerRunner
 log = logging.getLogger("kfpkit.run")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -492,22 +496,47 @@ class RunFolder:
 
 
 def _run_captured(
-    pipeline: Any, name: str, arguments: Dict[str, Any], pipeline_root: str, run_log: RunLog
+    pipeline: Any,
+    name: str,
+    arguments: Dict[str, Any],
+    pipeline_root: str,
+    run_log: RunLog,
+    docker: Optional[DockerRun] = None,
 ) -> Optional[BaseException]:
-    """Runs ``pipeline`` with kfp.local, its output going to ``run_log``; returns the error that stopped it."""
+    """Runs ``pipeline`` with kfp.local, its output going to ``run_log``; returns the error that stopped it.
+
+    ``docker``: run every task in its image with this prepared ``DockerRunner`` (default: subprocesses).
+    """
     from kfp import local
 
     with capture_run_output(run_log):
-        # The tasks name kfpkit's images; locally the .venv *is* that environment, so kfp.local's warning
-        # about running a non-Python base image in a Python environment does not apply.
-        warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*", category=RuntimeWarning)
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=False)
+        if docker is None:
+            # The tasks name kfpkit's images; locally the .venv *is* that environment, so kfp.local's warning
+            # about running a non-Python base image in a Python environment does not apply.
+            warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*", category=RuntimeWarning)
+            runner: Any = local.SubprocessRunner(use_venv=False)
+        else:
+            runner = docker.runner
+        local.init(runner=runner, pipeline_root=pipeline_root, raise_on_error=False)
         try:
-            pipeline(**arguments)
+            with docker.active() if docker else contextlib.nullcontext():
+                pipeline(**(docker.arguments if docker else arguments))
         except Exception as exc:  # reported by the caller and in the summary
             log.exception("pipeline %s did not run", name)
             return exc
     return None
+
+
+def _prepare_docker(
+    pipeline: Any, arguments: Dict[str, Any], pipeline_root: str
+) -> Tuple[Optional[DockerRun], Optional[BaseException]]:
+    """The prepared Docker run, or the :class:`~kfpkit.pipelines.local_docker.DockerSetupError` that refuses it."""
+    from kfpkit.pipelines.local_docker import DockerSetupError, prepare_docker_run
+
+    try:
+        return prepare_docker_run(pipeline, arguments, pipeline_root), None
+    except DockerSetupError as exc:
+        return None, exc
 
 
 def run_pipeline_locally(
@@ -517,6 +546,7 @@ def run_pipeline_locally(
     tfdv_python: Optional[str] = None,
     verbose: bool = False,
     progress: Optional[TextIO] = None,
+    runner: str = "subprocess",
 ) -> RunSummary:
     """Runs registered pipeline ``name`` with kfp.local and returns the run summary record.
 
@@ -524,10 +554,21 @@ def run_pipeline_locally(
         name: A pipeline of :func:`kfpkit.pipelines.registry.pipeline_names`.
         arguments: Pipeline parameters; those left out take the pipeline's defaults.
         pipeline_root: Where kfp.local writes task outputs (one folder per run).
-        tfdv_python: Interpreter of the TFDV environment (default: found by the validate component).
+        tfdv_python: Interpreter of the TFDV environment (default: found by the validate component); the
+            subprocess runner only.
         verbose: Stream kfp.local's full logs, not only the progress lines.
         progress: Where progress lines go (default ``sys.stdout``).
+        runner: One of :data:`RUNNERS`: ``"subprocess"`` (tasks as subprocesses of this interpreter) or
+            ``"docker"`` (each task in its image; see :mod:`kfpkit.pipelines.local_docker`). A Docker run
+            that cannot start (no engine, a missing image) is reported like any run that did not start.
+
+    Raises:
+        ValueError: ``runner`` is unknown, or ``tfdv_python`` is given with the docker runner.
     """
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; known runners: {', '.join(RUNNERS)}")
+    if tfdv_python and runner != "subprocess":
+        raise ValueError("tfdv_python applies to the subprocess runner only (validate runs in the tfdv image)")
     progress = progress or sys.stdout
     pipeline = build_pipeline(name)
     if tfdv_python:
@@ -536,10 +577,16 @@ def run_pipeline_locally(
     os.makedirs(pipeline_root, exist_ok=True)
     folder = RunFolder(pipeline_root, pipeline.pipeline_spec.pipeline_info.name, verbose=verbose)
     run_log = folder.open_log(progress)
-    progress.write(f"kfpkit run {name}: kfp.local SubprocessRunner, outputs under {pipeline_root}\n")
+    how = "DockerRunner (each task in its image)" if runner == "docker" else "SubprocessRunner"
+    progress.write(f"kfpkit run {name}: kfp.local {how}, outputs under {pipeline_root}\n")
     progress.flush()
     started = time.time()
-    error = _run_captured(pipeline, name, arguments, pipeline_root, run_log)
+    docker, error = _prepare_docker(pipeline, arguments, pipeline_root) if runner == "docker" else (None, None)
+    if error is None:
+        error = _run_captured(pipeline, name, arguments, pipeline_root, run_log, docker=docker)
+    else:
+        run_log.write(f"the pipeline did not run: {type(error).__name__}: {error}\n")
+        run_log.close()
     duration = time.time() - started
     run_dir = folder.find()
     succeeded = error is None and run_log.pipeline_status == "SUCCESS" and not run_log.failed_tasks
