@@ -171,7 +171,11 @@ class RolloutConfig:
 
 @dataclasses.dataclass
 class Measurement:
-    """One side's numbers over one interval (``None``: no data)."""
+    """One side's numbers over one interval (``None``: no data); ``unavailable`` says why none could be read.
+
+    ``unavailable`` names its source (``prometheus unavailable: ...``, ``cloud monitoring unavailable: ...``):
+    the analysis quotes it as the reason of an inconclusive interval.
+    """
 
     requests: Optional[float] = None
     errors: Optional[float] = None
@@ -253,7 +257,7 @@ class PrometheusSource:
             out.p99_seconds = self.client.scalar(q.render(self.templates["p99_seconds"], **values), at)
             samples = self.client.query(q.render(self.templates["score_buckets"], **values), at)
         except PrometheusUnavailable as exc:
-            return Measurement(unavailable=str(exc))
+            return Measurement(unavailable=f"prometheus unavailable: {exc}")
         pairs = [(float(labels.get("le", "nan")), v) for labels, v in samples if "le" in labels]
         if pairs and not any(math.isnan(v) for _, v in pairs):
             out.score_counts, out.score_edges = bucket_counts(pairs)
@@ -292,9 +296,9 @@ def step_verdict(rows: Sequence[RolloutCheck]) -> str:
 def _missing_data(canary: Measurement, stable: Optional[Measurement], config: RolloutConfig) -> str:
     """Why the interval cannot be judged (empty: it can)."""
     if canary.unavailable:
-        return f"prometheus unavailable: {canary.unavailable}"
+        return canary.unavailable
     if stable is not None and stable.unavailable:
-        return f"prometheus unavailable: {stable.unavailable}"
+        return stable.unavailable
     if not canary.requests or canary.requests < config.min_requests:
         return f"canary answered {canary.requests or 0:.0f} requests, fewer than min_requests={config.min_requests}"
     if stable is None:
