@@ -11,7 +11,8 @@ holds, per feature of the preprocessing spec:
 plus the distribution of the calibrated score on the eval split, binned the same way as a numeric feature.
 
 Bins are ``(-inf, e0), [e0, e1), ..., [e_last, inf)``: a value ``v`` falls into bin
-``searchsorted(edges, v, side="right")``. Counts are plain integers, so profiles of several partitions add
+``searchsorted(edges, v, side="right")`` (the bins of :mod:`kfpkit.core.numeric_shift`, the comparator the monitor
+and validate share). Counts are plain integers, so profiles of several partitions add
 up (the monitor's live windows use the same layout).
 
 The profile records the sha256 of the model files and of ``preprocessing.json`` it was built for, so that a
@@ -32,9 +33,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+# the bins of the numeric comparator the monitor and validate share
+from kfpkit.core.numeric_shift import DEFAULT_BINS, bin_counts, quantile_edges
+
 BASELINE_FILE = "monitoring_baseline.json"
 FORMAT_VERSION = 1
-DEFAULT_BINS = 20
 DEFAULT_TOP_K = 100
 # files whose sha256 the profile records: the model's identity as far as the monitor is concerned
 IDENTITY_FILES = ("preprocessing.json", "model.pt", "model.skops")
@@ -206,21 +209,6 @@ def validate(baseline: MonitoringBaseline, where: str = BASELINE_FILE) -> None:
 
 
 # --------------------------------------------------------------------------- building
-def quantile_edges(values: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
-    """Distinct inner quantile edges of finite ``values`` (fewer than ``bins - 1`` for discrete data)."""
-    if values.size == 0:
-        return np.empty(0, dtype=np.float64)
-    qs = np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])
-    edges = np.unique(qs)
-    # an edge at the minimum would leave the first bin empty: the bins are [-inf, e0), so drop it
-    return edges[edges > values.min()] if edges.size > 1 else edges
-
-
-def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts of finite ``values`` per bin of ``edges`` (``len(edges) + 1`` bins)."""
-    return np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-
-
 def numeric_profile(name: str, values: np.ndarray, bins: int = DEFAULT_BINS) -> NumericProfile:
     """The profile of one numeric column (float64 values, non-finite ones count as missing)."""
     values = np.asarray(values, dtype=np.float64)

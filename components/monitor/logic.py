@@ -2,9 +2,10 @@
 
 ``run_monitor`` reads ``monitoring_baseline.json`` from the model version (never the training data), streams
 the live window in Arrow record batches into mergeable histograms on the baseline's bins, scores every
-feature with the metrics of :mod:`kfpkit.core.distances`, and writes the drift report (``drift.json``), the
-drift summary (``summary.json``; both records of :mod:`kfpkit.core.drift_summary`) and the HTML report
-together (all or none).
+feature with the metrics of :mod:`kfpkit.core.distances` (a numeric feature's JS distance through
+:mod:`kfpkit.core.numeric_shift`, the comparator validate's skew check shares), and writes the drift report
+(``drift.json``), the drift summary (``summary.json``; both records of :mod:`kfpkit.core.drift_summary`) and
+the HTML report together (all or none).
 
 The live window is either
 
@@ -38,7 +39,7 @@ import numpy as np
 
 from kfpkit.core import distances as mm
 from kfpkit.core import monitoring_baseline as mb
-from kfpkit.core import payload_record
+from kfpkit.core import numeric_shift, payload_record
 from kfpkit.core.drift_summary import DriftReport, DriftSummary, FeatureDrift
 from kfpkit.core.records import RecordError
 
@@ -259,15 +260,9 @@ def compare_numeric(
     n_base, n_live = int(base.sum()), int(live.sum())
     bins = int(np.count_nonzero(base)) or 1
     verdicts = []
-    if "js" in metrics:
-        verdicts.append(
-            mm.verdict(
-                "js",
-                mm.js_distance(live, base),
-                mm.threshold_for("js", profile.name, overrides),
-                mm.js_floor(bins, n_live, n_base, alpha),
-            )
-        )
+    if "js" in metrics:  # the numeric comparator validate's skew check shares
+        shift = numeric_shift.compare_counts(base, live, mm.threshold_for("js", profile.name, overrides), alpha)
+        verdicts.append(shift.verdict())
     if "psi" in metrics:
         verdicts.append(
             mm.verdict(

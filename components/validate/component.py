@@ -24,7 +24,7 @@ def validate(
     curated_schema: Optional[Input[Artifact]] = None,
     curated_schema_uri: Optional[str] = None,
     skew_thresholds: Optional[Dict[str, float]] = None,
-    default_numeric_js_threshold: float = 0.3,
+    default_numeric_js_threshold: float = 0.1,
     default_categorical_linf_threshold: float = 0.3,
     eval_environment: str = "TRAINING",
     fail_on_anomalies: bool = False,
@@ -37,9 +37,10 @@ def validate(
     schema is the curated one or is inferred from the training statistics; it gets the environments
     TRAINING and SERVING with the label absent in SERVING. The train and test splits are validated in
     TRAINING (evaluate needs the test label), the eval split in ``eval_environment``; train/eval and
-    train/test skew are measured per feature (except the label) with the Jensen-Shannon divergence
-    (numeric) or the L-infinity distance (categorical). Every anomaly is reported with the split (or split
-    pair) it was seen in. With anomalies the task still succeeds, with ``passed=False``, unless
+    train/test skew are measured per feature (except the label): numeric features by the Jensen-Shannon
+    distance on quantile bins of train against ``max(threshold, noise floor of the two split sizes)`` (the
+    drift monitor's comparator), categorical ones by TFDV's L-infinity distance. Every anomaly is reported
+    with the split (or split pair) it was seen in. With anomalies the task still succeeds, with ``passed=False``, unless
     ``fail_on_anomalies`` is set. Bad input (missing file or label column, empty split, unknown threshold
     feature) fails the task with one clear message.
 
@@ -54,7 +55,7 @@ def validate(
         eval_statistics: The same for the eval split.
         test_statistics: The same for the test split.
         schema: The schema (``tensorflow_metadata`` ``Schema`` text proto) with environments TRAINING and
-            SERVING and the skew comparators that were applied.
+            SERVING and TFDV's skew comparators (categorical features; numeric ones are compared by kfpkit).
         anomalies: Directory with ``train_anomalies.pbtxt`` (train split and train/eval skew),
             ``eval_anomalies.pbtxt``, ``test_anomalies.pbtxt``, ``train_test_skew.pbtxt`` (text protos) and
             ``anomalies.json``; metadata ``passed``, ``anomaly_count``, ``anomalies`` ``{feature:
@@ -69,8 +70,8 @@ def validate(
             with ``curated_schema``.
         skew_thresholds: Per-feature skew thresholds ``{feature: threshold}`` overriding the defaults
             (1.0 or more disables the check of that feature).
-        default_numeric_js_threshold: Jensen-Shannon divergence threshold of numeric features (Vertex AI
-            Model Monitoring's default 0.3).
+        default_numeric_js_threshold: Jensen-Shannon distance (base 2) threshold of numeric features, the
+            drift monitor's default 0.1; on small splits the noise floor of their sizes is the limit.
         default_categorical_linf_threshold: L-infinity distance threshold of categorical features (Vertex
             AI Model Monitoring's default 0.3).
         eval_environment: Schema environment the eval split is validated in: TRAINING (the label must be

@@ -72,7 +72,8 @@ class TfdvRequest(Record):
         label_column: The label column (absent in SERVING, no skew check).
         curated_schema: Path or URI of a curated schema text proto; ``None``: infer it from train.
         skew_thresholds: ``{feature: threshold}`` overriding the defaults.
-        default_numeric_js_threshold: Jensen-Shannon divergence threshold of numeric features.
+        default_numeric_js_threshold: Jensen-Shannon *distance* threshold of numeric features (version 1:
+            TFDV's approximate JS divergence).
         default_categorical_linf_threshold: L-infinity distance threshold of categorical features.
         eval_environment: Schema environment the eval split is validated in.
         beam_pipeline_args: ``None``: in-process statistics; else the Beam pipeline options.
@@ -80,7 +81,7 @@ class TfdvRequest(Record):
     """
 
     KIND: ClassVar[str] = "tfdv request"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     train: SplitInput
     eval: SplitInput
@@ -127,15 +128,23 @@ class AnomalyReason:
 
 @dataclass
 class SkewMeasurement:
-    """The skew TFDV measured for one feature between two splits (recorded even below the threshold).
+    """The skew of one feature between two splits (recorded even below the threshold).
+
+    Numeric features are measured by kfpkit's comparator (:mod:`kfpkit.core.numeric_shift`, shared with the
+    drift monitor), categorical ones by TFDV.
 
     Attributes:
         feature: The feature.
         splits: ``train/eval`` or ``train/test``.
-        metric: ``jensen_shannon_divergence`` or ``l_infinity`` (else TFDV's measurement type name).
+        metric: ``jensen_shannon_distance`` (numeric: base 2, on quantile bins of train) or ``l_infinity``
+            (categorical, TFDV's), else TFDV's measurement type name.
         value: The measured value.
-        threshold: The threshold it was compared with.
-        exceeded: ``value > threshold``.
+        threshold: The feature's fixed threshold.
+        exceeded: ``value > threshold``, or for the JS distance ``value > max(threshold, noise_floor)``.
+        noise_floor: The JS distance that sampling noise alone exceeds with probability ``alpha`` for these
+            two split sizes (numeric features; ``None`` for TFDV's measurements).
+        bins: Non-empty quantile bins of train the distance was measured on (numeric features).
+        rows: ``[train values, other split's values]`` compared (finite ones; numeric features).
     """
 
     feature: str
@@ -144,6 +153,9 @@ class SkewMeasurement:
     value: float
     threshold: float
     exceeded: bool
+    noise_floor: Optional[float] = None
+    bins: Optional[int] = None
+    rows: Optional[List[int]] = None
 
 
 @dataclass
@@ -151,7 +163,8 @@ class TfdvResult(Record):
     """What the TFDV work found and wrote.
 
     Attributes:
-        anomalies: Every anomaly reason: schema reasons first, then skew reasons.
+        anomalies: Every anomaly reason: schema reasons first, then skew reasons (TFDV's categorical ones,
+            then kfpkit's numeric ones).
         skew: Every skew measurement, by feature and split pair.
         features: Per-feature summary of the three splits (``name``, ``type``, and one entry per split).
         environments: The schema's environments.
@@ -161,7 +174,7 @@ class TfdvResult(Record):
     """
 
     KIND: ClassVar[str] = "tfdv result"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: numeric skew is kfpkit's JS distance with its noise floor
 
     anomalies: List[AnomalyReason]
     skew: List[SkewMeasurement]

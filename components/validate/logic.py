@@ -54,12 +54,17 @@ TFDV_MAIN_MODULE = "kfpkit.components.validate.tfdv_main"
 SKEW_PAIRS = ("train/eval", "train/test")
 SPLIT_KEYS = (*SPLITS, *SKEW_PAIRS)  # where an anomaly is seen: a split (schema) or a split pair (skew)
 
-# Vertex AI Model Monitoring's backend default: "If None is passed, all feature will be monitored using alert
-# threshold 0.3" (google-cloud-aiplatform, aiplatform/model_monitoring/objective.py, SkewDetectionConfig).
-# Vertex measures categorical features with the L-infinity distance and numeric ones with the
-# Jensen-Shannon divergence; so does this component.
-DEFAULT_NUMERIC_JS_THRESHOLD = 0.3
+# Numeric skew: the Jensen-Shannon *distance* (base 2) on quantile bins of train, kfpkit's comparator shared with
+# the drift monitor (kfpkit.core.numeric_shift), whose default threshold it keeps: a shift of half a standard
+# deviation in the mean of a normal feature is a distance of about 0.2; random splits of one table stay below
+# the noise floor (numeric_skew.py). Categorical skew: TFDV's L-infinity distance with Vertex AI Model
+# Monitoring's backend default, "If None is passed, all feature will be monitored using alert threshold 0.3"
+# (google-cloud-aiplatform, aiplatform/model_monitoring/objective.py, SkewDetectionConfig).
+DEFAULT_NUMERIC_JS_THRESHOLD = 0.1
 DEFAULT_CATEGORICAL_LINF_THRESHOLD = 0.3
+
+NUMERIC_SKEW_METRIC = "Jensen-Shannon distance, base 2, on quantile bins of train"
+NUMERIC_SKEW_ALPHA = 1e-6  # kfpkit.core.distances.DEFAULT_ALPHA (this module does not import numpy)
 
 TRAINING = "TRAINING"
 SERVING = "SERVING"
@@ -135,16 +140,20 @@ class ValidationResult:
             "train/eval" | "train/test" for skew), ``check`` ("schema" | "skew"), ``feature``, ``type``
             (TFDV ``AnomalyInfo.Type`` name), ``short_description``, ``description``, ``severity``.
         skew: One entry per compared feature and split pair: ``feature``, ``splits`` ("train/eval" |
-            "train/test"), ``metric`` ("jensen_shannon_divergence" | "l_infinity"), ``value``, ``threshold``,
-            ``exceeded``.
+            "train/test"), ``metric`` ("jensen_shannon_distance" for numeric features, kfpkit's comparator |
+            "l_infinity" for categorical ones, TFDV's), ``value``, ``threshold``, ``exceeded``, and for the JS
+            distance ``noise_floor``, ``bins`` and ``rows`` (see
+            :class:`~kfpkit.components.validate.exchange.SkewMeasurement`).
         features: Per-feature summary of the three splits (type, missing %, min/mean/max or top values).
         num_examples: ``{"train": n, "eval": m, "test": k}``.
         schema_source: ``"inferred"`` or the curated schema's path/URI.
         environments: The schema's environments; ``eval_environment``: the one eval was validated in (test
             is always validated in TRAINING: evaluate needs its label).
         statistics_mode: ``"in-memory"`` or ``"beam"``.
-        timings: Seconds per step of the TFDV subprocess (``import``, ``statistics``, ``schema``, ``validate``,
-            ``write``) plus ``subprocess`` (its wall time) and ``total``.
+        thresholds: The default thresholds, the per-feature ones given, the numeric metric's exact name and
+            the false-alarm probability ``numeric_skew_alpha`` of its noise floor.
+        timings: Seconds per step of the TFDV subprocess (``import``, ``statistics``, ``schema``,
+            ``numeric_skew``, ``validate``, ``write``) plus ``subprocess`` (its wall time) and ``total``.
         metadata: ``{output name: artifact metadata}`` for the component to attach.
     """
 
@@ -536,11 +545,13 @@ def run_validation(
     Statistics of the three splits are computed in-process (``beam_pipeline_args`` is None) or by one Beam
     pipeline with those options (DirectRunner, Dataflow, Flink, Spark). The schema is ``curated_schema_*``
     or inferred from the training statistics; it gets the environments TRAINING and SERVING, the label
-    is marked absent in SERVING, and every other feature gets a skew comparator: Jensen-Shannon divergence
-    for numeric, L-infinity distance for categorical features, with ``skew_thresholds`` overriding the
-    defaults per feature. The train split is validated in TRAINING, the eval split in ``eval_environment``,
-    the test split in TRAINING (evaluate needs its label); skew is measured train↔eval and train↔test
-    with the same comparators.
+    is marked absent in SERVING, and every other feature is compared for skew: numeric features by
+    kfpkit's comparator (the Jensen-Shannon distance on quantile bins of train, against ``max(threshold,
+    noise floor of the two split sizes)``: :mod:`kfpkit.components.validate.numeric_skew`), categorical
+    ones by TFDV's L-infinity distance, with ``skew_thresholds`` overriding the defaults per feature. The
+    train split is validated in TRAINING, the eval split in ``eval_environment``, the test split in
+    TRAINING (evaluate needs its label); skew is measured train↔eval and train↔test with the same
+    comparators.
 
     Args:
         train_path: Local path of the training Parquet file.
@@ -557,7 +568,8 @@ def run_validation(
         curated_schema_uri: The same as a URI (``gs://...`` or a local path); not together with
             ``curated_schema_path``.
         skew_thresholds: ``{feature: threshold}`` overriding the default skew threshold of those features.
-        default_numeric_js_threshold: Jensen-Shannon divergence threshold of numeric features.
+        default_numeric_js_threshold: Jensen-Shannon distance threshold of numeric features (the noise floor
+            of the split sizes raises it on small splits).
         default_categorical_linf_threshold: L-infinity distance threshold of categorical features.
         eval_environment: Schema environment the eval split is validated in (``TRAINING``: the label must be
             present; ``SERVING``: the label must be absent).
@@ -676,6 +688,8 @@ def _build_result(
             "default_numeric_js_threshold": request.default_numeric_js_threshold,
             "default_categorical_linf_threshold": request.default_categorical_linf_threshold,
             "skew_thresholds": dict(request.skew_thresholds),
+            "numeric_metric": NUMERIC_SKEW_METRIC,
+            "numeric_skew_alpha": NUMERIC_SKEW_ALPHA,
         },
         timings=dict(raw.timings),
     )

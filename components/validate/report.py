@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-METRIC_NAMES = {"jensen_shannon_divergence": "Jensen-Shannon divergence", "l_infinity": "L-infinity distance"}
+METRIC_NAMES = {
+    "jensen_shannon_distance": "Jensen-Shannon distance",
+    # TFDV's approximate JS divergence: numeric skew in results written before kfpkit compared numeric features
+    "jensen_shannon_divergence": "Jensen-Shannon divergence",
+    "l_infinity": "L-infinity distance",
+}
 
 
 def _cell(value: Any) -> str:
@@ -44,6 +49,17 @@ def _missing(summary: Optional[Mapping[str, Any]]) -> str:
     return "absent" if not summary else _pct(summary.get("missing_pct"))
 
 
+def _noise_floor_note(thresholds: Mapping[str, Any]) -> List[str]:
+    """The line that says how a numeric feature's skew is judged (none for results without the noise floor)."""
+    alpha = thresholds.get("numeric_skew_alpha")
+    if alpha is None:
+        return []
+    return [
+        "- a numeric feature is skewed when its distance exceeds max(threshold, noise floor); the noise floor is "
+        f"the distance that sampling noise alone exceeds with probability {alpha:g} for the two split sizes"
+    ]
+
+
 def render_markdown(result: Mapping[str, Any]) -> str:
     """Renders the validation result as Markdown: verdict, anomalies by split, skew table, per-feature summary."""
     passed = bool(result.get("passed"))
@@ -57,13 +73,15 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         + ", ".join(f"{split}: {rows.get(split, '?')} rows" for split in splits)
         + f" (eval validated in the {result.get('eval_environment', '?')} environment, train and test in TRAINING)",
         f"- schema: {_cell(result.get('schema_source', '?'))}; statistics: {result.get('statistics_mode', '?')}",
-        f"- skew thresholds: numeric Jensen-Shannon {thresholds.get('default_numeric_js_threshold')}, "
-        f"categorical L-infinity {thresholds.get('default_categorical_linf_threshold')}"
+        f"- skew thresholds: numeric {thresholds.get('numeric_metric', 'Jensen-Shannon')} "
+        f"{thresholds.get('default_numeric_js_threshold')}, "
+        f"categorical L-infinity distance (TFDV) {thresholds.get('default_categorical_linf_threshold')}"
         + (
             "; per feature: " + ", ".join(f"{k} {v}" for k, v in sorted(thresholds["skew_thresholds"].items()))
             if thresholds.get("skew_thresholds")
             else ""
         ),
+        *_noise_floor_note(thresholds),
         "",
         f"## Anomalies ({result.get('anomaly_count', 0)} feature(s))",
         "",
@@ -86,12 +104,17 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     lines += ["", "## Skew: train/eval and train/test", ""]
     skew = result.get("skew", [])
     if skew:
-        lines += ["| feature | splits | metric | value | threshold | exceeded |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| feature | splits | metric | value | threshold | noise floor | exceeded |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for item in skew:
+            floor = item.get("noise_floor")
             lines.append(
                 f"| `{_cell(item['feature'])}` | {_cell(item.get('splits', 'train/eval'))} | "
                 f"{METRIC_NAMES.get(item['metric'], item['metric'])} | "
-                f"{item['value']:.4f} | {item['threshold']:g} | {'**yes**' if item['exceeded'] else 'no'} |"
+                f"{item['value']:.4f} | {item['threshold']:g} | {'-' if floor is None else f'{floor:.4f}'} | "
+                f"{'**yes**' if item['exceeded'] else 'no'} |"
             )
     else:
         lines.append("No feature was compared.")

@@ -30,7 +30,7 @@ import tensorflow_data_validation as tfdv  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2  # noqa: E402
 
-from kfpkit.components.validate import logic, tfdv_stats  # noqa: E402
+from kfpkit.components.validate import logic, numeric_skew, tfdv_stats  # noqa: E402
 from kfpkit.components.validate.exchange import (  # noqa: E402
     AnomalyReason,
     SkewMeasurement,
@@ -118,16 +118,18 @@ def prepare_schema(
     default_linf: float,
     eval_environment: str,
     curated: bool,
-) -> schema_pb2.Schema:
-    """Adds the environments and the skew comparators to ``schema`` (in place) and returns it.
+) -> Tuple[schema_pb2.Schema, Dict[str, float]]:
+    """Adds the environments and the skew comparators to ``schema`` (in place); returns it and the numeric thresholds.
 
     * environments TRAINING and SERVING are added to ``default_environment`` when missing; the label is
       marked ``not_in_environment: SERVING`` unless the schema already places it in environments;
     * the label never gets a skew comparator;
     * every other feature present in the training statistics and in both TRAINING and ``eval_environment``
-      gets a Jensen-Shannon divergence (numeric) or L-infinity (categorical) comparator with its threshold
-      from ``skew_thresholds``, else, for a curated schema that already has one, the curated comparator,
-      else the default.
+      is compared, with its threshold from ``skew_thresholds``, else, for a curated schema that already has
+      a comparator on it, that comparator's threshold, else the default: a categorical feature gets TFDV's
+      L-infinity comparator; a numeric feature gets none (TFDV's approximate JS divergence raises false
+      alarms on random splits) and is returned in ``{feature: threshold}`` for kfpkit's JS-distance
+      comparator (:mod:`kfpkit.components.validate.numeric_skew`).
     """
     for environment in (logic.TRAINING, logic.SERVING):
         if environment not in schema.default_environment:
@@ -142,6 +144,7 @@ def prepare_schema(
     if unknown:
         raise RequestError(f"skew_thresholds name features that are not in the schema: {', '.join(unknown)}")
     kinds = feature_kinds(train_stats)
+    numeric: Dict[str, float] = {}
     for feature in schema.feature:
         if feature.name == label_column:
             if not feature.in_environment and logic.SERVING not in feature.not_in_environment:
@@ -150,19 +153,26 @@ def prepare_schema(
             continue
         kind = kinds.get(feature.name)
         compared = kind is not None and in_environment(feature, logic.TRAINING)
-        compared = compared and in_environment(feature, eval_environment)
-        if not compared:
+        if not (compared and in_environment(feature, eval_environment)):
             feature.ClearField("skew_comparator")
             continue
-        if feature.name not in skew_thresholds and curated and feature.HasField("skew_comparator"):
-            continue
         threshold = skew_thresholds.get(feature.name, default_js if kind == NUMERIC else default_linf)
+        if feature.name not in skew_thresholds and curated and feature.HasField("skew_comparator"):
+            threshold = _comparator_threshold(feature.skew_comparator, threshold)
         feature.ClearField("skew_comparator")
         if kind == NUMERIC:
-            feature.skew_comparator.jensen_shannon_divergence.threshold = threshold
+            numeric[feature.name] = threshold
         else:
             feature.skew_comparator.infinity_norm.threshold = threshold
-    return schema
+    return schema, numeric
+
+
+def _comparator_threshold(comparator: schema_pb2.FeatureComparator, default: float) -> float:
+    """The threshold of a curated comparator (L-infinity, else JS divergence), or ``default`` when it has none."""
+    for field in ("infinity_norm", "jensen_shannon_divergence"):
+        if comparator.HasField(field):
+            return float(getattr(comparator, field).threshold)
+    return default
 
 
 # --------------------------------------------------------------------------------------------------
@@ -371,8 +381,12 @@ def build_schema(
     request: TfdvRequest,
     train_stats: statistics_pb2.DatasetFeatureStatisticsList,
     curated: Optional[schema_pb2.Schema],
-) -> schema_pb2.Schema:
-    """The curated schema (a copy) or one inferred from ``train_stats``, prepared by :func:`prepare_schema`."""
+) -> Tuple[schema_pb2.Schema, Dict[str, float]]:
+    """The curated schema (a copy) or one inferred from ``train_stats``, prepared by :func:`prepare_schema`.
+
+    Returns:
+        The schema and ``{numeric feature: JS-distance threshold}`` of the numeric features to compare.
+    """
     if curated is not None:
         schema = schema_pb2.Schema()
         schema.CopyFrom(curated)
@@ -392,7 +406,7 @@ def build_schema(
 
 @dataclass
 class Validations:
-    """TFDV's anomalies of the three splits and of the train/test comparison."""
+    """TFDV's anomalies of the three splits and of the train/test comparison, and kfpkit's numeric skew."""
 
     train: anomalies_pb2.Anomalies  # TRAINING, with the train/eval skew
     eval: anomalies_pb2.Anomalies  # eval_environment
@@ -408,6 +422,8 @@ class Validations:
             logic.TRAIN_TEST_SKEW_FILE: self.train_test,
         }
 
+    numeric: List[SkewMeasurement]  # kfpkit's JS distance of the numeric features, train/eval and train/test
+
     def details(self) -> List[AnomalyReason]:
         """Every anomaly reason: schema reasons of train, eval and test, then the skew reasons."""
         train_test_skew = [d for d in anomaly_details(self.train_test, "train", "test") if d.check == "skew"]
@@ -416,24 +432,30 @@ class Validations:
             anomaly_details(self.eval, "eval"),
             anomaly_details(self.test, "test"),
             train_test_skew,
+            numeric_skew.anomaly_reasons(self.numeric),
         )
 
     def skew(self) -> List[SkewMeasurement]:
-        """The train/eval and train/test skew measurements, by feature then split pair."""
+        """The train/eval and train/test skew measurements (TFDV's and kfpkit's), by feature then split pair."""
         skew = skew_measurements(self.train, "train/eval") + skew_measurements(self.train_test, "train/test")
-        return sorted(skew, key=lambda item: (item.feature, item.splits))
+        return sorted([*skew, *self.numeric], key=lambda item: (item.feature, item.splits))
 
 
 def validate_splits(
-    stats: Mapping[str, statistics_pb2.DatasetFeatureStatisticsList], schema: schema_pb2.Schema, eval_environment: str
+    stats: Mapping[str, statistics_pb2.DatasetFeatureStatisticsList],
+    schema: schema_pb2.Schema,
+    eval_environment: str,
+    numeric: Optional[List[SkewMeasurement]] = None,
 ) -> Validations:
     """Validates every split against the schema and measures the train/eval and train/test skew.
 
     Train in TRAINING with the train/eval skew, eval in ``eval_environment``, test in TRAINING (evaluate
-    needs the label), then train against test for the train/test skew.
+    needs the label), then train against test for the train/test skew (TFDV's comparators: the categorical
+    features). ``numeric`` is kfpkit's numeric skew (:func:`kfpkit.components.validate.numeric_skew.measure`).
     """
     train = stats["train"]
     return Validations(
+        numeric=list(numeric or []),
         train=tfdv.validate_statistics(train, schema, environment=logic.TRAINING, serving_statistics=stats["eval"]),
         eval=tfdv.validate_statistics(stats["eval"], schema, environment=eval_environment),
         test=tfdv.validate_statistics(stats["test"], schema, environment=logic.TRAINING),
@@ -455,9 +477,12 @@ def run(request: TfdvRequest) -> TfdvResult:
         options = tfdv.StatsOptions(schema=curated) if curated is not None else tfdv.StatsOptions()
         stats, mode = compute_statistics(request, options)
     with _timed(timings, "schema"):
-        schema = build_schema(request, stats["train"], curated)
+        schema, numeric_thresholds = build_schema(request, stats["train"], curated)
+    with _timed(timings, "numeric_skew"):
+        paths = {split: request.split(split).path for split in logic.SPLITS}
+        numeric = numeric_skew.measure(paths, numeric_thresholds)
     with _timed(timings, "validate"):
-        validations = validate_splits(stats, schema, request.eval_environment)
+        validations = validate_splits(stats, schema, request.eval_environment, numeric)
         details = validations.details()
     with _timed(timings, "write"):
         write_outputs(request.outputs, stats=stats, schema=schema, anomalies=validations.files())

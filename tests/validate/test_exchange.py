@@ -51,7 +51,12 @@ def _result() -> exchange.TfdvResult:
                 severity="ERROR",
             )
         ],
-        skew=[exchange.SkewMeasurement("amount", "train/eval", "jensen_shannon_divergence", 0.05, 0.3, False)],
+        skew=[
+            exchange.SkewMeasurement(
+                "amount", "train/eval", "jensen_shannon_distance", 0.05, 0.1, False, 0.03, 20, [7, 1]
+            ),
+            exchange.SkewMeasurement("channel", "train/eval", "l_infinity", 0.02, 0.3, False),
+        ],
         features=[{"name": "amount", "type": "FLOAT", "train": {"kind": "numeric", "min": 1.0}, "eval": None}],
         environments=["TRAINING", "SERVING"],
         num_examples={"train": 400, "eval": 200, "test": 200},
@@ -180,7 +185,7 @@ def test_run_validation_refuses_an_invalid_result_naming_the_field_and_writes_no
     python = _fake_tfdv_python(
         tmp_path,
         """
-        json.dump({"record": "tfdv result", "record_version": 1, "anomalies": [], "skew": [], "features": [],
+        json.dump({"record": "tfdv result", "record_version": 2, "anomalies": [], "skew": [], "features": [],
                    "environments": ["TRAINING"], "num_examples": {}, "statistics_mode": "in-memory"},
                   open(result_path, "w"))
         """,
@@ -232,4 +237,4 @@ def test_tfdv_main_refuses_a_request_of_another_version_with_exit_code_2_and_a_f
     assert done.returncode == 2, done.stderr[-2000:]
     failure = exchange.read_outcome(str(tmp_path / "result.json"))
     assert isinstance(failure, exchange.TfdvFailure)
-    assert "record_version must be 1, got 99" in failure.error
+    assert f"record_version must be {exchange.TfdvRequest.VERSION}, got 99" in failure.error

@@ -18,9 +18,11 @@ def _result(details, skew=None, features=None):
         "eval_environment": "TRAINING",
         "statistics_mode": "in-memory",
         "thresholds": {
-            "default_numeric_js_threshold": 0.3,
+            "default_numeric_js_threshold": 0.1,
             "default_categorical_linf_threshold": 0.3,
             "skew_thresholds": {"amount": 0.5},
+            "numeric_metric": logic.NUMERIC_SKEW_METRIC,
+            "numeric_skew_alpha": logic.NUMERIC_SKEW_ALPHA,
         },
     }
 
@@ -89,6 +91,16 @@ def test_report_has_the_anomalies_table_with_one_row_per_reason():
     assert "- train: 400 rows, eval: 200 rows, test: 150 rows" in text
 
 
+def test_report_header_names_the_numeric_metric_exactly_and_how_the_noise_floor_decides():
+    text = report.render_markdown(_result([]))
+    assert (
+        "- skew thresholds: numeric Jensen-Shannon distance, base 2, on quantile bins of train 0.1, "
+        "categorical L-infinity distance (TFDV) 0.3; per feature: amount 0.5"
+    ) in text
+    assert "divergence" not in text
+    assert "exceeds max(threshold, noise floor)" in text and "with probability 1e-06 for the two split sizes" in text
+
+
 def test_report_of_clean_data_says_passed_and_summarizes_features():
     features = [
         {
@@ -110,19 +122,26 @@ def test_report_of_clean_data_says_passed_and_summarizes_features():
         {
             "feature": "amount",
             "splits": splits,
-            "metric": "jensen_shannon_divergence",
+            "metric": "jensen_shannon_distance",
             "value": value,
-            "threshold": 0.3,
+            "threshold": 0.1,
             "exceeded": False,
+            "noise_floor": 0.0312,
+            "bins": 20,
+            "rows": [70000, 15000],
         }
         for splits, value in (("train/eval", 0.01), ("train/test", 0.02))
     ]
+    channel = {"feature": "channel", "splits": "train/eval", "metric": "l_infinity", "value": 0.04, "threshold": 0.3}
+    skew.append(dict(channel, exceeded=False))
     text = report.render_markdown(_result([], skew=skew, features=features))
     assert text.startswith("# Data validation: PASSED")
     assert "No anomalies." in text
     assert "By split" not in text
-    assert "| `amount` | train/eval | Jensen-Shannon divergence | 0.0100 | 0.3 | no |" in text
-    assert "| `amount` | train/test | Jensen-Shannon divergence | 0.0200 | 0.3 | no |" in text
+    assert "| feature | splits | metric | value | threshold | noise floor | exceeded |" in text
+    assert "| `amount` | train/eval | Jensen-Shannon distance | 0.0100 | 0.1 | 0.0312 | no |" in text
+    assert "| `amount` | train/test | Jensen-Shannon distance | 0.0200 | 0.1 | 0.0312 | no |" in text
+    assert "| `channel` | train/eval | L-infinity distance | 0.0400 | 0.3 | - | no |" in text
     assert (
         "| `amount` | FLOAT | 0.0 % / 1.5 % / 0.5 % | min 1 · mean 50.5 · max 900 | min 2 · mean 51 · max 800 "
         "| min 3 · mean 49 · max 700 |"

@@ -216,15 +216,18 @@ def test_skew_is_detected_on_the_shifted_features_with_the_right_metric(skew_run
     result, _ = skew_run
     skew_types = {(d["feature"], d["type"]) for d in result.details if d["check"] == "skew"}
     assert skew_types == {
-        ("amount", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"),
-        ("country", "COMPARATOR_L_INFTY_HIGH"),
+        ("amount", "JS_DISTANCE_HIGH"),  # numeric: kfpkit's comparator
+        ("country", "COMPARATOR_L_INFTY_HIGH"),  # categorical: TFDV's
     }
     assert set(result.anomalies) == {"amount", "country"}
-    assert result.anomalies["amount"].startswith("train/eval skew: ")
+    assert result.anomalies["amount"].startswith("train/eval skew: The Jensen-Shannon distance (base 2, on 4 quantile")
     assert "between train and eval" in result.anomalies["amount"]
+    assert "noise floor" in result.anomalies["amount"] and "for 400 and 200 values" in result.anomalies["amount"]
 
 
-def test_every_feature_but_the_label_is_measured_against_the_vertex_default(skew_run):
+def test_every_feature_but_the_label_is_measured_against_its_default_with_the_noise_floor_of_numeric_ones(
+    skew_run,
+):
     result, _ = skew_run
     assert {(s["feature"], s["splits"]) for s in result.skew} == {
         (feature, splits)
@@ -233,20 +236,25 @@ def test_every_feature_but_the_label_is_measured_against_the_vertex_default(skew
     }
     measured = {s["feature"]: s for s in result.skew if s["splits"] == "train/eval"}
     assert set(measured) == {"amount", "hour", "channel", "country", "device"}
-    assert measured["amount"]["metric"] == "jensen_shannon_divergence"
-    assert measured["hour"]["metric"] == "jensen_shannon_divergence"
+    assert measured["amount"]["metric"] == "jensen_shannon_distance"
+    assert measured["hour"]["metric"] == "jensen_shannon_distance"
     assert measured["channel"]["metric"] == "l_infinity"
-    assert all(s["threshold"] == pytest.approx(0.3) for s in result.skew)
+    numeric = [s for s in result.skew if s["metric"] == "jensen_shannon_distance"]
+    assert all(s["threshold"] == pytest.approx(logic.DEFAULT_NUMERIC_JS_THRESHOLD) for s in numeric)
+    assert all(s["threshold"] == pytest.approx(0.3) for s in result.skew if s["metric"] == "l_infinity")
+    # 200 rows against 400: 4 quantile bins (50 rows of the smaller split per bin), a floor well above 0.1
+    assert all(s["bins"] == 4 and s["rows"] == [400, 200] and s["noise_floor"] > 0.2 for s in numeric)
+    assert all(s["noise_floor"] is None for s in result.skew if s["metric"] == "l_infinity")
     assert measured["amount"]["exceeded"] and measured["country"]["exceeded"]
     assert not measured["channel"]["exceeded"]
     assert not [s for s in result.skew if s["splits"] == "train/test" and s["exceeded"]]  # test is clean
 
 
-def test_schema_output_carries_the_skew_comparators(skew_run):
+def test_schema_output_carries_tfdvs_categorical_comparators_and_no_numeric_one(skew_run):
     _, outputs = skew_run
     with open(outputs.schema, encoding="utf-8") as fh:
         text = fh.read()
-    assert "jensen_shannon_divergence" in text
+    assert "jensen_shannon_divergence" not in text  # numeric skew is kfpkit's, not TFDV's approximate JS
     assert "infinity_norm" in text
 
 
@@ -293,7 +301,7 @@ def test_train_test_skew_is_detected_and_attributed_to_the_test_split(skew_run_w
     assert result.passed is False
     skew = {(d["split"], d["feature"], d["type"]) for d in result.details if d["check"] == "skew"}
     assert skew == {
-        ("train/test", "amount", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"),
+        ("train/test", "amount", "JS_DISTANCE_HIGH"),
         ("train/test", "country", "COMPARATOR_L_INFTY_HIGH"),
     }
     assert result.anomalies["amount"].startswith("train/test skew: ")
@@ -319,7 +327,7 @@ def test_train_test_skew_is_in_the_report_the_json_and_its_own_text_proto(skew_r
     result, outputs = skew_run_with_a_shifted_test_split
     with open(outputs.report, encoding="utf-8") as fh:
         text = fh.read()
-    assert "| `amount` | train/test | skew | COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH |" in text
+    assert "| `amount` | train/test | skew | JS_DISTANCE_HIGH | The Jensen-Shannon distance (base 2" in text
     assert "| `channel` | test | schema | ENUM_TYPE_UNEXPECTED_STRING_VALUES |" in text
     assert "By split: test `channel`; train/test `amount`, `country`" in text
     with open(os.path.join(outputs.anomalies, logic.ANOMALIES_JSON_FILE), encoding="utf-8") as fh:
