@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from typing import Any, Iterator, List, Sequence, Tuple
 
 
@@ -93,11 +94,18 @@ def publish_together(outputs: Sequence[Tuple[str, bytes]]) -> None:
 
 
 def staging_directory(final: str) -> str:
-    """A new empty folder beside ``final`` to build it in, for :func:`publish_directory`."""
+    """A new empty folder beside ``final`` to build it in, for :func:`publish_directory`.
+
+    Its mode is the one ``os.makedirs`` gives (``0o777`` less the umask), not ``mkdtemp``'s ``0o700``: the
+    published folder is an output that other users read (the host user reads what a container's uid 1000
+    wrote under ``kfpkit run --runner docker``; a serving process reads a model folder).
+    """
     final = os.path.abspath(final)
     parent = os.path.dirname(final)
     os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.tmp-", dir=parent)
+    staging = os.path.join(parent, f".{os.path.basename(final)}.tmp-{uuid.uuid4().hex}")
+    os.mkdir(staging)
+    return staging
 
 
 def publish_directory(staging: str, final: str) -> None:
