@@ -6,7 +6,7 @@ Vertex-only task settings. The rollout runs only when deploy left a canary (a fi
 and has nothing to analyse).
 """
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from kfp import dsl
 
@@ -115,15 +115,20 @@ def deploy_version(platform: Platform, **parameters: Any) -> Task:
     return deploy_task
 
 
-def roll_out_canary(platform: Platform, deploy_task: Task, **parameters: Any) -> None:
+def roll_out_canary(
+    platform: Platform, deploy_task: Task, after_rollout: Optional[Callable[[Task], None]] = None, **parameters: Any
+) -> None:
     """Step 2, when deploy left a canary: analyse it step by step, then promote it or roll it back.
 
     Args:
         platform: Adds the platform's settings to the task.
         deploy_task: The deploy task; its ``canary_version`` output is empty when there is no canary.
+        after_rollout: Called with the rollout task inside the same condition (e.g. to alert on its decision).
         **parameters: rollout's parameters (the ISVC, Prometheus, the step length and thresholds).
     """
     with dsl.If(deploy_task.outputs["canary_version"] != "", name="has-canary"):
         rollout_task = rollout(**parameters)
         rollout_task.after(deploy_task)
         platform.configure_task(rollout_task)
+        if after_rollout is not None:
+            after_rollout(rollout_task)

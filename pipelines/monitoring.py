@@ -1,9 +1,13 @@
-"""The monitoring pipeline: monitor → ``dsl.If(drift_detected)`` → the training pipeline (nested) + alert.
+"""The monitoring pipeline: monitor → ``dsl.If(drift_detected)`` → the continuous-training pipeline (nested) + alert.
 
 Platform-neutral like the training pipeline: :func:`build_monitoring_pipeline` binds
-:func:`monitoring_pipeline` to a :class:`~kfpkit.pipelines.platforms.Platform` and to the training pipeline
-built for the same platform, so its GPU settings apply inside the monitoring run too. Schedule it
-(``kfpkit submit``, a recurring run) over a sliding payload-log window, e.g. the last 24 hours.
+:func:`monitoring_pipeline` to a :class:`~kfpkit.pipelines.platforms.Platform` and to the
+continuous-training pipeline built for the same platform, so its GPU settings apply inside the monitoring
+run too. On drift the retrain goes through the same steps as every continuous-training run: train, gate,
+push, and for a new version deploy and the canary analysis, so drift ends in a canary that is promoted or
+rolled back. With ``alert_webhook_url`` set, one alert says that drift was detected and, once the canary is
+decided, a second says whether it was promoted or rolled back. Schedule it (``kfpkit submit``, a recurring
+run) over a sliding payload-log window, e.g. the last 24 hours.
 """
 
 from typing import Any, Optional
@@ -25,10 +29,10 @@ Task = Any
 
 def build_monitoring_pipeline(platform: Optional[Platform] = None) -> Any:
     """Returns the monitoring pipeline (a KFP ``GraphComponent``) configured for ``platform``."""
-    from kfpkit.pipelines.training import build_training_pipeline
+    from kfpkit.pipelines.continuous_training import build_continuous_training_pipeline
 
     platform = platform or LocalPlatform()
-    training = build_training_pipeline(platform)
+    training = build_continuous_training_pipeline(platform)
     return platform_pipeline(monitoring_pipeline, platform, training, name=PIPELINE_NAME, description=DESCRIPTION)
 
 
@@ -41,35 +45,57 @@ def monitoring_pipeline(
     retrain_source: str,
     label_column: str,
     model_name: str,
+    prometheus_url: str,
     since: str = "",
     until: str = "",
     alpha: float = 1e-06,
     score_drift_triggers: bool = True,
     alert_webhook_url: str = "",
     framework: str = "pytorch",
-    epochs: int = 8,
+    epochs: int = 0,
     min_pr_auc: float = 0.2,
+    namespace: str = "kfpkit",
+    mode: str = "Serverless",
+    predictor_service_account: str = "",
+    canary_percent: int = 10,
+    interval_seconds: float = 60.0,
+    min_requests: int = 50,
+    max_inconclusive: int = 3,
+    rollout_thresholds: Optional[dict] = None,
 ) -> None:
     """Monitors one model version and retrains on drift.
 
     Args:
         platform: The target platform's task settings (bound by :func:`build_monitoring_pipeline`; not a
             pipeline parameter).
-        training: The training pipeline built for ``platform`` (bound likewise; not a pipeline parameter).
+        training: The continuous-training pipeline built for ``platform`` (bound likewise; not a pipeline
+            parameter).
         model_uri: Monitored model version (<registry_root>/<model_name>/<version>).
         live_source: Live window: payload-log URI or a CSV/Parquet/JSON Lines table of raw feature rows.
         registry_root: Registry root the retrained model is pushed to.
         retrain_source: Data source the training pipeline retrains on.
         label_column: Binary label column of the retraining data.
-        model_name: Model name in the registry for the retrained model.
+        model_name: Model name in the registry for the retrained model, and its InferenceService.
+        prometheus_url: Prometheus that scrapes the predictors (the retrained canary's analysis reads it).
         since: Start of the payload-log time range (ISO-8601; empty: no bound).
         until: End of the payload-log time range (ISO-8601, exclusive; empty: no bound).
         alpha: False-alarm probability per metric and feature of the monitor's noise floors.
         score_drift_triggers: Whether score drift alone triggers retraining.
-        alert_webhook_url: URL that receives a JSON POST when drift is detected (empty: no alert).
+        alert_webhook_url: URL that receives a JSON POST when drift is detected, and another when the
+            retrained canary is promoted or rolled back (empty: no alert).
         framework: 'pytorch' or 'sklearn' for the retrained model.
-        epochs: Maximum training epochs of the retrained model (PyTorch).
+        epochs: Maximum training epochs of the retrained model (PyTorch); 0: chosen from the training rows.
         min_pr_auc: Blessing floor of the retrained model.
+        namespace: Namespace of the InferenceService.
+        mode: Serverless or Standard (RawDeployment) for a new InferenceService.
+        predictor_service_account: Service account of the predictor pods, with read access to the registry
+            (empty: the namespace default).
+        canary_percent: First traffic share of the retrained version.
+        interval_seconds: Seconds of traffic analysed per rollout step.
+        min_requests: Canary requests a rollout step needs to be judged.
+        max_inconclusive: Inconclusive intervals before a rollback.
+        rollout_thresholds: Overrides of the canary analysis limits by name (see the continuous-training
+            pipeline); empty: the defaults.
     """
     monitor_task = detect_drift(
         platform,
@@ -90,6 +116,16 @@ def monitoring_pipeline(
             framework=framework,
             epochs=epochs,
             min_pr_auc=min_pr_auc,
+            prometheus_url=prometheus_url,
+            namespace=namespace,
+            mode=mode,
+            predictor_service_account=predictor_service_account,
+            canary_percent=canary_percent,
+            interval_seconds=interval_seconds,
+            min_requests=min_requests,
+            max_inconclusive=max_inconclusive,
+            rollout_thresholds=rollout_thresholds,
+            alert_webhook_url=alert_webhook_url,
         )
         alert_when_configured(platform, monitor_task, alert_webhook_url, model_uri)
 
@@ -107,11 +143,11 @@ def detect_drift(platform: Platform, **parameters: Any) -> Task:
 
 
 def retrain(training: Any, **parameters: Any) -> Task:
-    """Step 2 (on drift): the training pipeline as a nested task, shown as ``retrain``.
+    """Step 2 (on drift): the continuous-training pipeline as a nested task, shown as ``retrain``.
 
     Args:
-        training: The training pipeline (its tasks carry the platform's settings already).
-        **parameters: The training pipeline's parameters.
+        training: The continuous-training pipeline (its tasks carry the platform's settings already).
+        **parameters: The continuous-training pipeline's parameters.
     """
     return training(**parameters).set_display_name("retrain")
 

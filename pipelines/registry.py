@@ -12,6 +12,7 @@ from typing import Callable, Dict
 
 # name -> "module:function" of its builder
 _BUILDERS: Dict[str, str] = {
+    "continuous-training": "kfpkit.pipelines.continuous_training:build_continuous_training_pipeline",
     "deployment": "kfpkit.pipelines.deployment:build_deployment_pipeline",
     "monitoring": "kfpkit.pipelines.monitoring:build_monitoring_pipeline",
     "training": "kfpkit.pipelines.training:build_training_pipeline",

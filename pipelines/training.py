@@ -11,7 +11,7 @@ as its steps, one function each: :func:`ingest_and_validate`, :func:`train_candi
 :func:`judge_candidate` and :func:`push_when_blessed_and_serving`.
 """
 
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from kfp import dsl
 
@@ -56,8 +56,8 @@ def training_pipeline(
     test_fraction: float = 0.15,
     split_key_column: str = "",
     framework: str = "pytorch",
-    epochs: int = 8,
-    batch_size: int = 4096,
+    epochs: int = 0,
+    batch_size: int = 0,
     learning_rate: float = 0.005,
     weight_decay: float = 0.0001,
     patience: int = 2,
@@ -88,11 +88,11 @@ def training_pipeline(
             only; never given to train); train gets the rest.
         split_key_column: Column whose hash decides the split (empty: the row number).
         framework: 'pytorch' (GPU-capable MLP with embeddings) or 'sklearn' (HistGradientBoosting baseline).
-        epochs: Maximum training epochs (PyTorch).
-        batch_size: Training batch size (PyTorch).
+        epochs: Maximum training epochs (PyTorch); 0: chosen from the number of training rows.
+        batch_size: Training batch size (PyTorch); 0: chosen from the number of training rows.
         learning_rate: AdamW learning rate (PyTorch).
         weight_decay: AdamW weight decay (PyTorch).
-        patience: Epochs without eval PR-AUC improvement before early stopping.
+        patience: Epochs without a lower eval log loss before early stopping (PyTorch).
         seed: Random seed of the split-independent training randomness.
         checkpoint_dir: Durable folder for per-epoch checkpoints; a retried task resumes from it
             (empty: a temporary folder, so a retry starts over).
@@ -106,6 +106,89 @@ def training_pipeline(
         curated_schema_uri: TFDV schema (text proto) to validate against instead of inferring one
             from the train split (empty: infer).
         infra_latency_budget_ms: p99 latency budget of the candidate in the real KServe server.
+    """
+    train_and_push(
+        platform,
+        registry_root=registry_root,
+        source=source,
+        label_column=label_column,
+        model_name=model_name,
+        eval_fraction=eval_fraction,
+        test_fraction=test_fraction,
+        split_key_column=split_key_column,
+        framework=framework,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        patience=patience,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        min_pr_auc=min_pr_auc,
+        max_regression=max_regression,
+        max_ece=max_ece,
+        slice_column=slice_column,
+        fail_on_anomalies=fail_on_anomalies,
+        curated_schema_uri=curated_schema_uri,
+        infra_latency_budget_ms=infra_latency_budget_ms,
+    )
+
+
+def train_and_push(
+    platform: Platform,
+    *,
+    registry_root: Any,
+    source: Any,
+    label_column: Any,
+    model_name: Any,
+    eval_fraction: Any,
+    test_fraction: Any,
+    split_key_column: Any,
+    framework: Any,
+    epochs: Any,
+    batch_size: Any,
+    learning_rate: Any,
+    weight_decay: Any,
+    patience: Any,
+    seed: Any,
+    checkpoint_dir: Any,
+    min_pr_auc: Any,
+    max_regression: Any,
+    max_ece: Any,
+    slice_column: Any,
+    fail_on_anomalies: Any,
+    curated_schema_uri: Any,
+    infra_latency_budget_ms: Any,
+    after_push: Optional[Callable[[Task], None]] = None,
+) -> None:
+    """The training pipeline's tasks, for :func:`training_pipeline` and the pipelines that extend it.
+
+    Args:
+        platform: Adds the platform's settings to every task.
+        registry_root: The pipeline parameters of :func:`training_pipeline`, by the same names.
+        source: See :func:`training_pipeline`.
+        label_column: See :func:`training_pipeline`.
+        model_name: See :func:`training_pipeline`.
+        eval_fraction: See :func:`training_pipeline`.
+        test_fraction: See :func:`training_pipeline`.
+        split_key_column: See :func:`training_pipeline`.
+        framework: See :func:`training_pipeline`.
+        epochs: See :func:`training_pipeline`.
+        batch_size: See :func:`training_pipeline`.
+        learning_rate: See :func:`training_pipeline`.
+        weight_decay: See :func:`training_pipeline`.
+        patience: See :func:`training_pipeline`.
+        seed: See :func:`training_pipeline`.
+        checkpoint_dir: See :func:`training_pipeline`.
+        min_pr_auc: See :func:`training_pipeline`.
+        max_regression: See :func:`training_pipeline`.
+        max_ece: See :func:`training_pipeline`.
+        slice_column: See :func:`training_pipeline`.
+        fail_on_anomalies: See :func:`training_pipeline`.
+        curated_schema_uri: See :func:`training_pipeline`.
+        infra_latency_budget_ms: See :func:`training_pipeline`.
+        after_push: Called with the push task inside push's conditions (data valid, blessed, serving), to
+            add the tasks that consume push's outputs (the continuous-training pipeline's delivery).
     """
     ingest_task, validate_task = ingest_and_validate(
         platform,
@@ -146,7 +229,14 @@ def training_pipeline(
             infra_latency_budget_ms=infra_latency_budget_ms,
         )
         push_when_blessed_and_serving(
-            platform, validate_task, train_task, evaluate_task, infra_task, registry_root, model_name
+            platform,
+            validate_task,
+            train_task,
+            evaluate_task,
+            infra_task,
+            registry_root,
+            model_name,
+            after_push=after_push,
         )
 
 
@@ -250,8 +340,12 @@ def push_when_blessed_and_serving(
     infra_task: Task,
     registry_root: Any,
     model_name: Any,
+    after_push: Optional[Callable[[Task], None]] = None,
 ) -> None:
-    """Step 4: push the model, with validate's baseline, when evaluate blessed it and it served in KServe."""
+    """Step 4: push the model, with validate's baseline, when evaluate blessed it and it served in KServe.
+
+    ``after_push`` (when given) is called with the push task inside the same conditions.
+    """
     with dsl.If(evaluate_task.outputs["Output"] == True, name="model-blessed"):  # noqa: E712
         with dsl.If(infra_task.outputs["Output"] == True, name="model-serves"):  # noqa: E712
             push_task = push(
@@ -261,3 +355,5 @@ def push_when_blessed_and_serving(
                 baseline=validate_task.outputs["baseline"],
             )
             platform.configure_task(push_task)
+            if after_push is not None:
+                after_push(push_task)

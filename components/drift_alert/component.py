@@ -1,4 +1,6 @@
-"""KFP component: POST a drift alert to a webhook (used by the monitoring pipeline when drift is detected)."""
+"""KFP component: POST an alert to a webhook: drift detected, or a canary promoted or rolled back."""
+
+from typing import Optional
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Input
@@ -10,27 +12,43 @@ from kfpkit.components import images
 def drift_alert(
     webhook_url: str,
     model_uri: str,
-    drift: Input[Artifact],
-    report: Input[HTML],
+    drift: Optional[Input[Artifact]] = None,
+    report: Optional[Input[HTML]] = None,
+    rollout_record: Optional[Input[Artifact]] = None,
     pipeline_run: str = "",
 ) -> int:
-    """Sends one JSON POST describing the drift to a webhook (retried 3 times; fails the task if refused).
+    """Sends one JSON POST to a webhook (retried 3 times; fails the task if refused): drift, or a canary's fate.
+
+    With ``drift`` (the monitoring pipeline, when the monitor found drift) the event is
+    ``kfpkit.drift_detected`` with the drifted features; with ``rollout_record`` (the continuous-training
+    pipeline after the canary analysis, also when the monitoring pipeline retrains through it) the event is
+    ``kfpkit.canary_promoted`` or ``kfpkit.canary_rolled_back`` with the decision's reason and versions.
+    Body: ``kfpkit.components.drift_alert.logic``.
 
     Args:
         webhook_url: URL that receives the alert.
-        model_uri: The monitored model version.
+        model_uri: The monitored model version (drift), or the canary's version (rollout).
         drift: The monitor's drift report (drift.json, a kfpkit.core.drift_summary.DriftReport; its
             drifted_features go into the alert).
         report: The monitor's HTML report (its URI goes into the alert).
+        rollout_record: The rollout's record_json (a kfpkit.core.rollout_record.RolloutRecord); when given,
+            the alert says whether the canary was promoted or rolled back, and why.
         pipeline_run: Pipeline run name recorded in the alert.
 
     Returns:
         The webhook's HTTP status.
     """
-    from kfpkit.components.drift_alert.logic import alert_body, post_alert
+    from kfpkit.components.drift_alert.logic import alert_body, post_alert, rollout_alert_body
     from kfpkit.core.drift_summary import DriftReport
     from kfpkit.core.records import read_record
+    from kfpkit.core.rollout_record import read_rollout_record
 
-    drifted_features = read_record(drift.path, DriftReport).drifted_features
-    body = alert_body(model_uri, drifted_features, report.uri, pipeline_run or None)
+    if rollout_record is not None:
+        record = read_rollout_record(rollout_record.path)
+        body = rollout_alert_body(model_uri, record, rollout_record.uri, pipeline_run or None)
+    elif drift is not None:
+        drifted_features = read_record(drift.path, DriftReport).drifted_features
+        body = alert_body(model_uri, drifted_features, report.uri if report is not None else None, pipeline_run or None)
+    else:
+        raise ValueError("drift_alert needs drift (a drift alert) or rollout_record (a canary decision)")
     return post_alert(webhook_url, body)

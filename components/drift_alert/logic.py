@@ -1,8 +1,16 @@
 """The drift alert: one JSON POST to a webhook (Slack/Teams/PagerDuty relays, Alertmanager receivers, ...).
 
-Body::
+Two events. When the monitor found drift (the monitoring pipeline, before it retrains)::
 
     {"event": "kfpkit.drift_detected", "model_uri": ..., "drifted_features": [...], "report_uri": ...,
+     "pipeline_run": ..., "sent_at": ISO-8601}
+
+When a canary was decided (the continuous-training pipeline, also when the monitoring pipeline retrains
+through it), ``event`` says which and ``rollout`` says why::
+
+    {"event": "kfpkit.canary_promoted" | "kfpkit.canary_rolled_back", "model_uri": <the canary's version>,
+     "rollout": {"decision", "reason", "namespace", "isvc", "stable_version", "canary_version",
+                 "intervals_to_decision", "final_traffic", "record_uri"},
      "pipeline_run": ..., "sent_at": ISO-8601}
 
 Only the standard library is used. A network error, a 5xx or a 429 answer is retried (``attempts`` times, with
@@ -17,7 +25,14 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+if TYPE_CHECKING:
+    from kfpkit.core.rollout_record import RolloutRecord
+
+DRIFT_EVENT = "kfpkit.drift_detected"
+PROMOTED_EVENT = "kfpkit.canary_promoted"
+ROLLED_BACK_EVENT = "kfpkit.canary_rolled_back"
 
 
 class AlertError(RuntimeError):
@@ -29,10 +44,44 @@ def alert_body(
 ) -> Dict[str, Any]:
     """The alert's JSON body (see the module docstring), stamped with the current UTC time."""
     return {
-        "event": "kfpkit.drift_detected",
+        "event": DRIFT_EVENT,
         "model_uri": model_uri,
         "drifted_features": list(drifted_features),
         "report_uri": report_uri,
+        "pipeline_run": pipeline_run,
+        "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def rollout_alert_body(
+    model_uri: str, record: RolloutRecord, record_uri: Optional[str], pipeline_run: Optional[str]
+) -> Dict[str, Any]:
+    """The alert's JSON body when a canary was decided: promoted or rolled back, and why (module docstring).
+
+    Raises:
+        ValueError: the rollout record has no decision yet.
+    """
+    from kfpkit.core.rollout_record import PROMOTE, ROLLBACK
+
+    events = {PROMOTE: PROMOTED_EVENT, ROLLBACK: ROLLED_BACK_EVENT}
+    if record.decision not in events:
+        raise ValueError(
+            f"rollout record of {record.namespace}/{record.isvc} has no decision (decision={record.decision!r})"
+        )
+    return {
+        "event": events[record.decision],
+        "model_uri": model_uri,
+        "rollout": {
+            "decision": record.decision,
+            "reason": record.reason,
+            "namespace": record.namespace,
+            "isvc": record.isvc,
+            "stable_version": record.stable_version,
+            "canary_version": record.canary_version,
+            "intervals_to_decision": record.intervals_to_decision,
+            "final_traffic": dict(record.final_traffic),
+            "record_uri": record_uri,
+        },
         "pipeline_run": pipeline_run,
         "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

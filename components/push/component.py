@@ -15,7 +15,7 @@ def push(
     model_name: str,
     pushed_model: Output[Model],
     baseline: Optional[Input[Artifact]] = None,
-) -> NamedTuple("PushOutputs", [("model_uri", str), ("version", int)]):  # type: ignore[valid-type]  # KFP reads the functional NamedTuple
+) -> NamedTuple("PushOutputs", [("model_uri", str), ("version", int), ("created", bool)]):  # type: ignore[valid-type]  # KFP reads the functional NamedTuple
     """Copies a blessed model into the registry as ``<registry_root>/<model_name>/<version>/``.
 
     The version holds the model directory, the TFDV baseline under ``baseline/`` (when given) and a
@@ -41,6 +41,8 @@ def push(
         model_uri: URI of the registry version, usable as KServe ``storageUri`` (an absolute path for
             local roots, ``gs://...``/``s3://...`` for object stores).
         version: The version number (1, 2, ...).
+        created: Whether this push created the version (false: an existing version already held the same
+            model and nothing was copied); the continuous-training pipeline deploys only a new version.
     """
     import collections
 
@@ -54,5 +56,5 @@ def push(
         pointer_path=pushed_model.path,
     )
     pushed_model.metadata.update(pushed.to_dict())
-    PushOutputs = collections.namedtuple("PushOutputs", ["model_uri", "version"])
-    return PushOutputs(pushed.model_uri, pushed.version)
+    PushOutputs = collections.namedtuple("PushOutputs", ["model_uri", "version", "created"])
+    return PushOutputs(pushed.model_uri, pushed.version, pushed.created)

@@ -14,13 +14,17 @@ from tests import system_packages
 from tests.manifests import kserve_schemas
 from tests.manifests.kustomize import MANIFESTS, PORTABLE_FIELDS, kustomization_fields, render_all
 
-KUSTOMIZATIONS = [
+# the kustomizations of a model's InferenceService, and the pipeline runner's identity
+MODEL_KUSTOMIZATIONS = [
     "base",
     "overlays/serverless-canary",
     "overlays/standard-canary",
     "overlays/promote",
     "overlays/rollback",
 ]
+KUSTOMIZATIONS = [*MODEL_KUSTOMIZATIONS, "pipeline-runner"]
+BUILTIN_KINDS = {"ServiceAccount", "NetworkPolicy", "ConfigMap"}
+RUNNER_KINDS = {"ServiceAccount", "Role", "RoleBinding"}
 KUBERNETES_VERSION = "1.32.0"
 CHECKOV = os.path.join(kserve_schemas.PROJECT_ROOT, ".venv-checkov", "bin", "checkov")
 
@@ -52,12 +56,12 @@ def test_rendered_builtin_kinds_validate_against_the_kubernetes_schemas(rendered
         or d["apiVersion"].startswith("rbac.")
         or d["apiVersion"].startswith("networking.k8s.io")
     ]
-    assert {d["kind"] for d in builtin} >= {"ServiceAccount", "Role", "RoleBinding", "NetworkPolicy", "ConfigMap"}
+    assert {d["kind"] for d in builtin} >= (RUNNER_KINDS if name == "pipeline-runner" else BUILTIN_KINDS)
     for doc in builtin:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", MODEL_KUSTOMIZATIONS)
 def test_rendered_inference_service_validates_against_the_kserve_crd(rendered, name):
     errors = kserve_schemas.schema_errors(_isvc(rendered[name]), kserve_schemas.isvc_schema())
     assert not errors, errors
@@ -89,25 +93,36 @@ def test_overlays_express_canary_promote_and_rollback_per_mode(rendered):
 def test_every_predictor_image_carries_the_package_version(rendered):
     from kfpkit.components import images
 
-    for name in KUSTOMIZATIONS:
+    for name in MODEL_KUSTOMIZATIONS:
         spec = _isvc(rendered[name])["spec"]
         for predictor in [spec["predictor"]] + [c["predictor"] for c in spec.get("canary", [])]:
             assert predictor["containers"][0]["image"] == images.serving_image(), name
 
 
 def test_runner_role_is_least_privilege_on_inference_services_in_one_namespace(rendered):
-    docs = rendered["base"]
+    docs = rendered["pipeline-runner"]
     (role,) = [d for d in docs if d["kind"] == "Role"]
     assert role["rules"] == [
         {
             "apiGroups": ["serving.kserve.io"],
             "resources": ["inferenceservices"],
-            "verbs": ["get", "list", "watch", "create", "patch"],
-        }
+            "verbs": ["get", "watch", "create", "patch"],  # what deploy and rollout send: test_runner_rbac.py
+        },
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
     ]
     assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
     assert binding["metadata"]["namespace"] == role["metadata"]["namespace"] == "kfpkit"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "kfpkit"}
+    ]
+
+
+def test_the_model_kustomizations_grant_no_rbac(rendered):
+    for name in MODEL_KUSTOMIZATIONS:
+        assert not {d["kind"] for d in rendered[name]} & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 
 
 def test_podmonitor_relabels_the_target_labels_the_rollout_queries_select(rendered):

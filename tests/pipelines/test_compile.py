@@ -104,7 +104,7 @@ def test_the_test_split_never_reaches_train_in_any_compiled_pipeline(compiled):
     checked = []
     for name in COMPILED_NAMES:
         trains = _artifact_sources(_docs(compiled[name])[0], "train")
-        if name.startswith(("training.", "monitoring.")):
+        if name.startswith(("training.", "monitoring.", "continuous-training.")):
             assert trains, f"{name} has no train task"
         for sources in trains:
             assert ("ingest", "test_data") not in sources.values(), (name, sources)
@@ -216,7 +216,16 @@ def test_unknown_target_and_pipeline_are_rejected(tmp_path):
 # built-in sample and succeed.
 REQUIRED_NAMES = {
     "training": {"registry_root", "source", "label_column", "model_name"},
-    "monitoring": {"model_uri", "live_source", "registry_root", "retrain_source", "label_column", "model_name"},
+    "monitoring": {
+        "model_uri",
+        "live_source",
+        "registry_root",
+        "retrain_source",
+        "label_column",
+        "model_name",
+        "prometheus_url",
+    },
+    "continuous-training": {"registry_root", "source", "label_column", "model_name", "prometheus_url"},
     "deployment": {"model_uri", "content_sha256", "prometheus_url", "isvc_name"},
 }
 

@@ -27,7 +27,7 @@ def test_python_func_pushes_and_describes_the_version(tmp_path, make_model_dir, 
     )
 
     expected_uri = os.path.join(root, MODEL, "1")
-    assert (outputs.model_uri, outputs.version) == (expected_uri, 1)
+    assert (outputs.model_uri, outputs.version, outputs.created) == (expected_uri, 1, True)
     with open(pushed.path, encoding="utf-8") as fh:
         pointer = json.load(fh)
     assert pointer == pushed.metadata
@@ -46,7 +46,8 @@ def test_python_func_without_baseline_and_repeated_push_reports_created_false(tm
 
     second = push.python_func(model=model, registry_root=root, model_name=MODEL, pushed_model=second_artifact)
 
-    assert first == second
+    assert (first.model_uri, first.version, first.created) == (second.model_uri, second.version, True)
+    assert second.created is False
     assert second_artifact.metadata["created"] is False
     assert not any(name.startswith("baseline") for name in md.verify_manifest(second.model_uri)["files"])
 
@@ -69,8 +70,9 @@ def test_component_compiles_with_an_optional_baseline_input(tmp_path):
     assert inputs["artifacts"]["baseline"]["isOptional"] is True
     assert "isOptional" not in inputs["artifacts"]["model"]
     assert set(inputs["parameters"]) == {"registry_root", "model_name"}
-    assert set(outputs["parameters"]) == {"model_uri", "version"}
+    assert set(outputs["parameters"]) == {"model_uri", "version", "created"}
     assert outputs["parameters"]["version"]["parameterType"] == "NUMBER_INTEGER"
+    assert outputs["parameters"]["created"]["parameterType"] == "BOOLEAN"
     assert set(outputs["artifacts"]) == {"pushed_model"}
 
 

@@ -1,0 +1,244 @@
+"""The continuous-training pipeline: the training pipeline's tasks, then, for a new version, deploy → rollout.
+
+::
+
+    ingest → validate ─valid→ train → evaluate ─blessed─┐
+                                    └→ infra_validate ─serves─┴→ push ─created→ deploy ─canary→ rollout
+                                                                                               └→ alert
+
+* **Only a new version is delivered.** push is idempotent: a model that an existing registry version already
+  holds creates nothing and reports ``created`` false, and the run stops there (``dsl.If`` on push's
+  ``created`` output). A scheduled run over unchanged data therefore changes nothing on the cluster.
+* **deploy takes push's typed output**, the ``pushed_model`` artifact (a
+  :class:`kfpkit.core.registry.PushedModel`: URI, version, content digest), not strings copied from a
+  finished run. The InferenceService is named after the registry's model (``model_name``). The first
+  version creates it; a later one becomes its canary at ``canary_percent``.
+* **rollout** runs when deploy left a canary: the canary analysis steps its traffic up and promotes it or
+  rolls it back (:mod:`kfpkit.components.rollout`); with ``alert_webhook_url`` set, the drift_alert
+  component then POSTs which (``kfpkit.canary_promoted`` / ``kfpkit.canary_rolled_back``).
+
+Platform-neutral like the training pipeline (:func:`build_continuous_training_pipeline`). On Kubeflow, the
+run's service account needs the Role of ``manifests/pipeline-runner`` in the InferenceService's namespace.
+The Vertex target compiles the same KServe steps for now: a Vertex run reaches a cluster only through
+credentials it does not have, until the Vertex AI Endpoint traffic backend is its deploy and rollout.
+The monitoring pipeline retrains through this pipeline (:mod:`kfpkit.pipelines.monitoring`).
+"""
+
+import inspect
+from typing import Any, Optional
+
+from kfp import dsl
+
+from kfpkit.components.drift_alert.component import drift_alert
+from kfpkit.pipelines.deployment import deploy_version, roll_out_canary
+from kfpkit.pipelines.platforms import LocalPlatform, Platform, platform_pipeline
+from kfpkit.pipelines.training import train_and_push, training_pipeline
+
+PIPELINE_NAME = "kfpkit-continuous-training"
+DESCRIPTION = (
+    "Train, gate and push a binary classifier like the training pipeline; when push created a new "
+    "registry version, deploy it to KServe (a new InferenceService, or a canary of the existing one) and "
+    "let the canary analysis promote it or roll it back."
+)
+# A task of the pipeline being built (kfp's PipelineTask); pipeline parameters are kfp PipelineChannels.
+Task = Any
+# The training pipeline's parameters, which this pipeline takes with the same names, defaults and descriptions
+TRAINING_PARAMETERS = tuple(inspect.signature(training_pipeline).parameters)[1:]  # all but the platform
+
+
+def build_continuous_training_pipeline(platform: Optional[Platform] = None) -> Any:
+    """Returns the continuous-training pipeline (a KFP ``GraphComponent``) configured for ``platform``."""
+    return platform_pipeline(
+        continuous_training_pipeline, platform or LocalPlatform(), name=PIPELINE_NAME, description=DESCRIPTION
+    )
+
+
+def continuous_training_pipeline(
+    platform: Platform,
+    registry_root: str,
+    source: str,
+    label_column: str,
+    model_name: str,
+    prometheus_url: str,
+    eval_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    split_key_column: str = "",
+    framework: str = "pytorch",
+    epochs: int = 8,
+    batch_size: int = 4096,
+    learning_rate: float = 0.005,
+    weight_decay: float = 0.0001,
+    patience: int = 2,
+    seed: int = 0,
+    checkpoint_dir: str = "",
+    min_pr_auc: float = 0.2,
+    max_regression: float = 0.01,
+    max_ece: float = 0.0,
+    slice_column: str = "",
+    fail_on_anomalies: bool = False,
+    curated_schema_uri: str = "",
+    infra_latency_budget_ms: float = 50.0,
+    namespace: str = "kfpkit",
+    mode: str = "Serverless",
+    predictor_image: str = "",
+    predictor_service_account: str = "",
+    canary_percent: int = 10,
+    min_replicas: int = 1,
+    max_replicas: int = 1,
+    logger_url: str = "",
+    interval_seconds: float = 60.0,
+    min_requests: int = 50,
+    max_inconclusive: int = 3,
+    rollout_thresholds: Optional[dict] = None,
+    timeout_seconds: float = 600.0,
+    alert_webhook_url: str = "",
+) -> None:
+    """Trains, gates and pushes a binary classifier; deploys a new version as a canary and rolls it out.
+
+    Args:
+        platform: The target platform's task settings (bound by :func:`build_continuous_training_pipeline`;
+            not a pipeline parameter).
+        registry_root: Model registry root (gs://, s3://, or a local path for local runs); versions go to
+            <registry_root>/<model_name>/<version>/.
+        source: Data source: synthetic://fraud?rows=N&seed=S&fraud_rate=R&drift=D, a local path,
+            file://, gs://, s3:// or http(s):// URI of a CSV, Parquet or JSON Lines file.
+        label_column: Binary label column (0/1).
+        model_name: Model name in the registry, and the name of its KServe InferenceService (lowercase,
+            digits and '-').
+        prometheus_url: Prometheus that scrapes the predictors (the canary analysis reads it).
+        eval_fraction: Fraction of rows hashed into the eval split (train's early stopping, calibration
+            and decision threshold).
+        test_fraction: Fraction of rows hashed into the test split (evaluate's metrics and blessing gate
+            only; never given to train); train gets the rest.
+        split_key_column: Column whose hash decides the split (empty: the row number).
+        framework: 'pytorch' (GPU-capable MLP with embeddings) or 'sklearn' (HistGradientBoosting baseline).
+        epochs: Maximum training epochs (PyTorch).
+        batch_size: Training batch size (PyTorch).
+        learning_rate: AdamW learning rate (PyTorch).
+        weight_decay: AdamW weight decay (PyTorch).
+        patience: Epochs without eval PR-AUC improvement before early stopping.
+        seed: Random seed of the split-independent training randomness.
+        checkpoint_dir: Durable folder for per-epoch checkpoints; a retried task resumes from it
+            (empty: a temporary folder, so a retry starts over).
+        min_pr_auc: Blessing floor: the candidate's PR-AUC on the test split must reach it.
+        max_regression: Blessing: largest allowed PR-AUC drop against the latest blessed model, both
+            scored on the test split.
+        max_ece: ECE ceiling of the blessing gate, on the test split; 0 disables.
+        slice_column: Categorical column whose values slice the test-split evaluation report (empty: no
+            slices).
+        fail_on_anomalies: Fail the run on data anomalies instead of skipping training.
+        curated_schema_uri: TFDV schema (text proto) to validate against instead of inferring one
+            from the train split (empty: infer).
+        infra_latency_budget_ms: p99 latency budget of the candidate in the real KServe server.
+        namespace: Namespace of the InferenceService (the run's service account needs the
+            kfpkit-pipeline-runner Role there).
+        mode: Serverless (Knative revisions) or Standard (RawDeployment, Gateway API weights).
+        predictor_image: Predictor image (empty: kfpkit's serving image of this kfpkit version).
+        predictor_service_account: Service account of the predictor pods, with read access to the
+            registry (empty: the namespace default).
+        canary_percent: First traffic share of a new version (the rollout's steps take it from there).
+        min_replicas: Minimum predictor replicas.
+        max_replicas: Maximum predictor replicas.
+        logger_url: KServe payload-logger sink URL (empty: none).
+        interval_seconds: Seconds of traffic analysed per rollout step.
+        min_requests: Canary requests a rollout step needs to be judged.
+        max_inconclusive: Inconclusive intervals before a rollback.
+        rollout_thresholds: Overrides of the canary analysis limits by name (max_error_rate_increase,
+            max_latency_ratio, min_latency_increase_seconds, max_score_js, max_score_psi, max_error_rate,
+            max_p99_seconds, score_alpha); empty: the defaults.
+        timeout_seconds: Readiness timeout of each change of the InferenceService.
+        alert_webhook_url: URL that receives a JSON POST when a canary is promoted or rolled back (empty: no
+            alert).
+    """
+    parameters = dict(locals())  # every pipeline parameter by name (before any other local exists)
+    train_and_push(
+        platform,
+        **{name: parameters[name] for name in TRAINING_PARAMETERS},
+        after_push=lambda push_task: deliver_new_version(
+            platform,
+            push_task,
+            isvc_name=model_name,
+            namespace=namespace,
+            mode=mode,
+            predictor_image=predictor_image,
+            service_account=predictor_service_account,
+            canary_percent=canary_percent,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            logger_url=logger_url,
+            prometheus_url=prometheus_url,
+            interval_seconds=interval_seconds,
+            min_requests=min_requests,
+            max_inconclusive=max_inconclusive,
+            thresholds=rollout_thresholds,
+            timeout_seconds=timeout_seconds,
+            alert_webhook_url=alert_webhook_url,
+        ),
+    )
+
+
+def deliver_new_version(
+    platform: Platform,
+    push_task: Task,
+    *,
+    isvc_name: Any,
+    namespace: Any,
+    prometheus_url: Any,
+    interval_seconds: Any,
+    min_requests: Any,
+    max_inconclusive: Any,
+    thresholds: Any,
+    timeout_seconds: Any,
+    alert_webhook_url: Any,
+    **deploy_parameters: Any,
+) -> None:
+    """Step 5, when push created a new version: deploy it, roll out its canary, alert on the decision.
+
+    Args:
+        platform: Adds the platform's settings to every task.
+        push_task: The push task; its ``created`` output says whether the version is new, its
+            ``pushed_model`` artifact is what deploy serves.
+        isvc_name: The InferenceService (the registry's model name).
+        namespace: Its namespace.
+        prometheus_url: Prometheus of the canary analysis.
+        interval_seconds: Seconds of traffic per rollout step.
+        min_requests: Canary requests a step needs.
+        max_inconclusive: Inconclusive intervals before a rollback.
+        thresholds: The analysis limits to override (``None``: the defaults).
+        timeout_seconds: Readiness timeout of each change (deploy and rollout).
+        alert_webhook_url: Where the decision is POSTed (empty: nowhere).
+        **deploy_parameters: deploy's predictor settings (mode, image, replicas, first canary share, ...).
+    """
+    with dsl.If(push_task.outputs["created"] == True, name="new-version"):  # noqa: E712
+        deploy_task = deploy_version(
+            platform,
+            isvc_name=isvc_name,
+            namespace=namespace,
+            pushed_model=push_task.outputs["pushed_model"],
+            timeout_seconds=timeout_seconds,
+            **deploy_parameters,
+        )
+
+        def alert_on_decision(rollout_task: Task) -> None:
+            with dsl.If(alert_webhook_url != "", name="alert-configured"):
+                alert_task = drift_alert(
+                    webhook_url=alert_webhook_url,
+                    model_uri=push_task.outputs["model_uri"],
+                    rollout_record=rollout_task.outputs["record_json"],
+                    pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                )
+                platform.configure_task(alert_task)
+
+        roll_out_canary(
+            platform,
+            deploy_task,
+            after_rollout=alert_on_decision,
+            isvc_name=isvc_name,
+            namespace=namespace,
+            prometheus_url=prometheus_url,
+            interval_seconds=interval_seconds,
+            min_requests=min_requests,
+            max_inconclusive=max_inconclusive,
+            thresholds=thresholds,
+            timeout_seconds=timeout_seconds,
+        )
