@@ -15,7 +15,12 @@ Version :data:`CARD_VERSION` (1) fields:
   ``parameters``, ``training`` (device, epochs, history), ``versions`` (libraries), ``pipeline_run``,
   ``created_at``;
 * ``metrics``: per split name, the metrics measured on it, e.g. ``{"eval": {"pr_auc": ...}}``; train only
-  sees ``train`` and ``eval``, the test split belongs to evaluate.
+  sees ``train`` and ``eval``, the test split belongs to evaluate;
+* ``intervals`` (optional, empty by default, so cards written without it still read): per split name and
+  metric (the names of :data:`kfpkit.core.bootstrap.METRICS`), a bootstrap interval exactly as
+  :meth:`kfpkit.core.bootstrap.Interval.to_dict` writes it: ``{"point", "low", "high", "level",
+  "resamples"}`` (``point``/``low``/``high`` ``null`` where the metric is undefined). evaluate writes
+  ``intervals["test"]`` next to ``metrics["test"]``.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class ModelCard:
     calibration: Optional[str] = None
     data: DataLineage = field(default_factory=DataLineage)
     metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    intervals: Dict[str, Dict[str, Dict[str, Optional[float]]]] = field(default_factory=dict)
     parameters: Dict[str, Any] = field(default_factory=dict)
     training: Dict[str, Any] = field(default_factory=dict)
     versions: Dict[str, Optional[str]] = field(default_factory=dict)
@@ -111,6 +117,9 @@ class ModelCard:
             isinstance(split, str) and isinstance(values, dict) for split, values in self.metrics.items()
         ):
             fail("metrics", f"must map split names to metric objects, got {self.metrics!r}")
+        problem = _intervals_problem(self.intervals)
+        if problem:
+            fail("intervals", problem)
         for name in ("parameters", "training", "versions"):
             if not isinstance(getattr(self, name), dict):
                 fail(name, f"must be an object, got {getattr(self, name)!r}")
@@ -152,6 +161,43 @@ class ModelCard:
         card = cls(**values)
         card.validate(where)
         return card
+
+
+INTERVAL_KEYS = frozenset({"point", "low", "high", "level", "resamples"})
+
+
+def _interval_problem(name: str, interval: Any) -> Optional[str]:
+    """Why ``interval`` is not an ``Interval.to_dict()``, or ``None`` when it is."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    problem = None
+    if not isinstance(interval, dict) or set(interval) != INTERVAL_KEYS:
+        problem = f"{name} must have exactly {sorted(INTERVAL_KEYS)}, got {interval!r}"
+    elif not all(interval[key] is None or number(interval[key]) for key in ("point", "low", "high")):
+        problem = f"{name}: point, low and high must be numbers or null, got {interval!r}"
+    elif not (number(interval["level"]) and 0.0 < interval["level"] < 1.0):
+        problem = f"{name}: level must be in (0, 1), got {interval['level']!r}"
+    elif not (number(interval["resamples"]) and interval["resamples"] >= 1):
+        problem = f"{name}: resamples must be >= 1, got {interval['resamples']!r}"
+    elif None not in (interval["low"], interval["high"]) and interval["low"] > interval["high"]:
+        problem = f"{name}: low {interval['low']} is above high {interval['high']}"
+    return problem
+
+
+def _intervals_problem(intervals: Any) -> Optional[str]:
+    """Why ``intervals`` is not ``{split: {metric: Interval.to_dict()}}``, or ``None`` when it is."""
+    if not isinstance(intervals, dict):
+        return f"must map split names to interval objects, got {intervals!r}"
+    for split, by_metric in intervals.items():
+        if not isinstance(split, str) or not isinstance(by_metric, dict):
+            return f"must map split names to interval objects, got {split!r}: {by_metric!r}"
+        for metric, interval in by_metric.items():
+            problem = _interval_problem(f"{split}.{metric}", interval)
+            if problem:
+                return problem
+    return None
 
 
 def _data_lineage(data: Any, where: str) -> DataLineage:

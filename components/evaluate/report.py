@@ -1,7 +1,8 @@
 """The Markdown report of evaluate on the test split.
 
-It holds the verdict, the gate, the test-split metrics, the reliability plot and table, the threshold, the
-confusion matrix and the slices.
+It holds the verdict, the gate (its reasons, the floor in PR-AUC and where the PR-AUC interval lies, the
+paired difference against the baseline), the test-split metrics with their bootstrap intervals, the
+reliability plot and table, the threshold, the confusion matrix and the slices.
 
 The reliability plot is an SVG generated here and embedded as a ``data:image/svg+xml;base64`` image, so the
 report is one self-contained Markdown file for the KFP UI.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
+from kfpkit.core.bootstrap import Interval
 from kfpkit.core.classification_metrics import ECE_BINS, ReliabilityBin
 
 if TYPE_CHECKING:
@@ -123,6 +125,62 @@ def reliability_lines(bins: Sequence[ReliabilityBin], split: str) -> List[str]:
     return lines
 
 
+def _interval_cell(interval: Optional[Interval]) -> str:
+    if interval is None or interval.low is None or interval.high is None:
+        return ""
+    return f"{interval.low:.4f} to {interval.high:.4f}"
+
+
+def gate_lines(result: EvaluationResult) -> List[str]:
+    """The gate's figures: the floor in PR-AUC and where the interval lies, and the paired difference."""
+    decision = result.decision
+    if decision is None:
+        return []
+    rate = result.test_positives / result.test_rows
+    pr_auc = result.intervals.get("pr_auc")
+    lines = [
+        "| check | figure | interval | bound | verdict |",
+        "|---|---|---|---|---|",
+        f"| PR-AUC floor | {_fmt(result.metrics['pr_auc'])} | {_interval_cell(pr_auc)} | "
+        f"{decision.pr_auc_floor:.4f} (chance {rate:.4f}) | {decision.floor_position} the floor |",
+    ]
+    if result.regression is not None and decision.regression_share is not None:
+        difference = result.regression.interval
+        lines.append(
+            f"| PR-AUC difference vs {_cell(result.baseline_label)} | {_fmt(difference.point, 4)} | "
+            f"{_interval_cell(difference)} | drop ≤ {result.gate.max_regression:.4f} | drop above it in "
+            f"{decision.regression_share:.1%} of resamples: "
+            f"{'regression' if decision.regression_declared else 'no regression'} |"
+        )
+    return lines
+
+
+def _noise_statement(result: EvaluationResult) -> str:
+    interval = next(iter(result.intervals.values()), None)
+    if interval is None:
+        return ""
+    return (
+        f"Intervals: {interval.level:.0%} percentile intervals of {interval.resamples} stratified bootstrap "
+        "resamples of the test rows (positives and negatives drawn separately, seeded, so the same model on the "
+        "same rows gets the same intervals). The baseline comparison resamples both models on the same rows."
+    )
+
+
+def _metric_table(result: EvaluationResult) -> List[str]:
+    header = "| metric | candidate | interval |"
+    rule = "|---|---|---|"
+    if result.baseline_metrics is not None:
+        header += f" {_cell(result.baseline_label)} |"
+        rule += "---|"
+    lines = [header, rule]
+    for key, name in METRIC_NAMES.items():
+        line = f"| {name} | {_fmt(result.metrics[key])} | {_interval_cell(result.intervals.get(key))} |"
+        if result.baseline_metrics is not None:
+            line += f" {_fmt(result.baseline_metrics.get(key))} |"
+        lines.append(line)
+    return lines
+
+
 def render_report(result: EvaluationResult) -> str:
     """The Markdown report of an :class:`~kfpkit.components.evaluate.logic.EvaluationResult`."""
     rate = result.test_positives / result.test_rows
@@ -130,6 +188,7 @@ def render_report(result: EvaluationResult) -> str:
     lines.append(f"**Verdict: {'BLESSED' if result.blessed else 'NOT BLESSED'}**")
     lines += ["", SPLIT_STATEMENT, "", "## Blessing gate", ""]
     lines += [f"- {_cell(reason)}" for reason in result.reasons]
+    lines += ["", *gate_lines(result)]
     lines += [
         "",
         f"Rule: {result.gate.rule()}.",
@@ -141,14 +200,8 @@ def render_report(result: EvaluationResult) -> str:
         f"prediction of the positive rate would score Brier {rate * (1 - rate):.4f}.",
         "",
     ]
-    if result.baseline_metrics is not None:
-        lines += [f"| metric | candidate | {_cell(result.baseline_label)} |", "|---|---|---|"]
-        for key, name in METRIC_NAMES.items():
-            lines.append(f"| {name} | {_fmt(result.metrics[key])} | {_fmt(result.baseline_metrics.get(key))} |")
-    else:
-        lines += ["| metric | candidate |", "|---|---|"]
-        for key, name in METRIC_NAMES.items():
-            lines.append(f"| {name} | {_fmt(result.metrics[key])} |")
+    lines += _metric_table(result)
+    lines += ["", _noise_statement(result)]
     lines += ["", "## Calibration", ""]
     lines += reliability_lines(result.reliability, result.split)
     lines += [

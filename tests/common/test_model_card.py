@@ -18,6 +18,8 @@ from kfpkit.core.model_card import (
     write_model_card,
 )
 
+_INTERVAL = {"point": 0.4, "low": 0.35, "high": 0.45, "level": 0.95, "resamples": 1000.0}
+
 
 def _card(**overrides) -> ModelCard:
     values = dict(
@@ -85,6 +87,14 @@ def test_optional_fields_have_defaults_and_round_trip(tmp_path):
         ({"card_version": 2}, "card_version must be 1, got 2"),
         ({"card_version": None}, "card_version must be 1, got None"),
         ({"owner": "me"}, r"unknown field\(s\) \['owner'\]"),
+        ({"intervals": {"test": [0.1, 0.2]}}, "intervals must map split names to interval objects"),
+        ({"intervals": {"test": {"pr_auc": {"low": 0.1}}}}, r"intervals test.pr_auc must have exactly \['high'"),
+        (
+            {"intervals": {"test": {"pr_auc": dict(_INTERVAL, low=0.5)}}},
+            "intervals test.pr_auc: low 0.5 is above high 0.45",
+        ),
+        ({"intervals": {"test": {"ece": dict(_INTERVAL, level=95)}}}, r"intervals test.ece: level must be in \(0, 1\)"),
+        ({"intervals": {"test": {"ece": dict(_INTERVAL, point="x")}}}, "point, low and high must be numbers or null"),
         ({"data": {"splits": {"train": {"sha256": "x"}}}}, "data.splits.train must have sha256, rows and label_rate"),
         (
             {"data": {"splits": {"eval": {"sha256": "x", "rows": -1, "label_rate": 0.1}}}},
@@ -107,6 +117,25 @@ def test_card_missing_a_required_field_fails_naming_it(tmp_path, field):
     (tmp_path / MODEL_CARD_FILE).write_text(json.dumps(document), encoding="utf-8")
     with pytest.raises(ModelCardError, match=rf"missing field\(s\) \['{field}'\]"):
         read_model_card(str(tmp_path))
+
+
+def test_card_with_test_intervals_round_trips_in_bootstrap_interval_form(tmp_path):
+    from kfpkit.core.bootstrap import Interval
+
+    interval = Interval(0.4, 0.35, 0.45, 0.95, 1000).to_dict()
+    undefined = Interval(None, None, None, 0.95, 1000).to_dict()
+    card = _card(intervals={"test": {"pr_auc": interval, "roc_auc": undefined}})
+    write_model_card(str(tmp_path), card)
+    loaded = read_model_card(str(tmp_path))
+    assert loaded.intervals == {"test": {"pr_auc": interval, "roc_auc": undefined}}
+
+
+def test_card_written_without_intervals_still_reads_with_none(tmp_path):
+    document = _document()
+    del document["intervals"]
+    (tmp_path / MODEL_CARD_FILE).write_text(json.dumps(document), encoding="utf-8")
+    card = read_model_card(str(tmp_path))
+    assert card.intervals == {} and card.card_version == 1
 
 
 def test_card_written_before_the_typed_card_fails_saying_to_retrain(tmp_path):

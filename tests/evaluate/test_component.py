@@ -11,6 +11,7 @@ from kfpkit.components.evaluate import logic
 from kfpkit.components.evaluate.component import evaluate
 from kfpkit.components.evaluate.logic import EvaluationError
 from kfpkit.core import registry
+from kfpkit.core.model_card import read_model_card
 
 LABEL = "is_fraud"
 
@@ -22,6 +23,7 @@ def _artifacts(tmp_path):
         "metrics": Metrics(uri=str(out / "metrics")),
         "classification_metrics": ClassificationMetrics(uri=str(out / "classification_metrics")),
         "report": Markdown(uri=str(out / "report.md")),
+        "evaluated_model": Model(uri=str(out / "evaluated_model")),
     }
 
 
@@ -57,6 +59,13 @@ def test_component_returns_blessed_and_writes_report_metrics_and_curves(models, 
     assert metrics["split"] == "test" and outputs["report"].metadata["split"] == "test"
     assert metrics["reasons"][0].startswith("pass: PR-AUC") and metrics["reasons"][1].startswith("pass: ECE")
     assert any("no baseline registry configured" in r for r in metrics["reasons"])
+    assert metrics["pr_auc_low"] < metrics["pr_auc"] < metrics["pr_auc_high"]
+    assert metrics["intervals"] == expected.card_intervals()
+    assert 0 < metrics["pr_auc_floor"] < metrics["pr_auc"]
+
+    card = read_model_card(str(tmp_path / "out" / "evaluated_model"))
+    assert card.intervals["test"] == expected.card_intervals()
+    assert card.metrics["test"]["pr_auc"] == metrics["pr_auc"]
 
     classification = outputs["classification_metrics"].metadata
     matrix = classification["confusionMatrix"]
@@ -68,7 +77,7 @@ def test_component_returns_blessed_and_writes_report_metrics_and_curves(models, 
     assert 2 < len(curve) <= 200
     assert all(math.isfinite(point["confidenceThreshold"]) for point in curve)
     assert curve[0] == {"confidenceThreshold": 1.0, "recall": 0.0, "falsePositiveRate": 0.0}
-    assert os.listdir(tmp_path / "out") == ["report.md"]  # no temporary files left behind
+    assert sorted(os.listdir(tmp_path / "out")) == ["evaluated_model", "report.md"]  # no temporary files left behind
 
 
 def test_component_compares_with_the_registry_baseline_and_logs_it(models, tmp_path):
@@ -89,9 +98,11 @@ def test_component_compares_with_the_registry_baseline_and_logs_it(models, tmp_p
     assert metrics["blessed"] == 0.0
     assert metrics["baseline_pr_auc"] > metrics["pr_auc"] + 0.01
     fail = [r for r in metrics["reasons"] if r.startswith("fail:")]
-    assert len(fail) == 1 and "vs baseline fraud v1" in fail[0] and "> allowed 0.0100" in fail[0]
+    assert len(fail) == 2 and fail[0].startswith("fail: PR-AUC") and "below the floor" in fail[0]
+    assert "vs baseline fraud v1" in fail[1] and fail[1].endswith("≥ 95%: regression")
+    assert metrics["pr_auc_difference_high"] < -0.01 and metrics["regression_share"] == 1.0
     report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
-    assert "**Verdict: NOT BLESSED**" in report and fail[0] in report
+    assert "**Verdict: NOT BLESSED**" in report and fail[1] in report
     assert outputs["report"].metadata["blessed"] is False
 
 
@@ -121,7 +132,9 @@ def test_component_with_an_incomplete_model_directory_fails_naming_the_file(mode
 
 def test_component_defaults_match_the_documented_logic_defaults():
     params = inspect.signature(evaluate.python_func).parameters
+    assert params["min_pr_auc_lift"].default == logic.DEFAULT_MIN_PR_AUC_LIFT
     assert params["min_pr_auc"].default == logic.DEFAULT_MIN_PR_AUC
+    assert params["confidence"].default == logic.DEFAULT_CONFIDENCE
     assert params["max_regression"].default == logic.DEFAULT_MAX_REGRESSION
     assert params["slice_column"].default is None and params["max_ece"].default is None
     assert params["baseline_registry_root"].default is None and params["model_name"].default is None
@@ -141,6 +154,7 @@ def test_component_compiles_with_typed_inputs_and_outputs(tmp_path):
     assert spec.outputs["metrics"].type == "system.Metrics@0.0.1"
     assert spec.outputs["classification_metrics"].type == "system.ClassificationMetrics@0.0.1"
     assert spec.outputs["report"].type == "system.Markdown@0.0.1"
+    assert spec.outputs["evaluated_model"].type == "system.Model@0.0.1"
     assert spec.outputs["Output"].type == "Boolean"
     text = path.read_text()
     assert "kfpkit-base" in text

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from kfpkit.components.evaluate.logic import EvaluationError, evaluate_model, run_evaluation
+from kfpkit.components.evaluate.logic import EvaluationError, evaluate_model, run_evaluation, write_evaluated_model
+from kfpkit.core import bootstrap, registry
 from kfpkit.core import model_dir as md
-from kfpkit.core import registry
 
 LABEL = "is_fraud"
 
@@ -94,7 +94,7 @@ def test_ece_ceiling_fails_a_miscalibrated_model_and_passes_when_unset_or_zero(m
     assert evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0, max_ece=0.0).blessed is True
     strict = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0, max_ece=ece / 2)
     assert strict.blessed is False
-    assert strict.reasons[1] == f"fail: ECE {ece:.4f} > ceiling {ece / 2:.4f}"
+    assert strict.reasons[1].startswith(f"fail: ECE {ece:.4f} > ceiling {ece / 2:.4f} (95% interval ")
     assert "ECE ≤ `max_ece`" in strict.report_markdown
     loose = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.0, max_ece=ece * 2)
     assert loose.blessed is True and loose.reasons[1].startswith("pass: ECE")
@@ -123,11 +123,78 @@ def test_no_slice_column_means_no_slice_table(models):
     assert result.slices == [] and "## Slices" not in result.report_markdown
 
 
+# --------------------------------------------------------------------------------------------- intervals
+def test_every_bootstrap_metric_gets_a_seeded_interval_around_its_point_estimate(models):
+    result = evaluate_model(models.strong, models.test_path, LABEL)
+    assert set(result.intervals) == set(bootstrap.METRICS)
+    for name, interval in result.intervals.items():
+        assert interval.point == pytest.approx(result.metrics[name], abs=1e-9), name
+        assert interval.low <= interval.point <= interval.high, name
+        assert (interval.level, interval.resamples) == (0.95, 1000)
+    again = evaluate_model(models.strong, models.test_path, LABEL)
+    assert again.intervals == result.intervals  # seeded: the same model on the same rows, the same intervals
+    logged = result.metrics_to_log()
+    for name in bootstrap.METRICS:
+        assert (logged[f"{name}_low"], logged[f"{name}_high"]) == (
+            result.intervals[name].low,
+            result.intervals[name].high,
+        )
+    assert logged["pr_auc_floor"] == result.decision.pr_auc_floor
+
+
+def test_report_gives_each_metric_its_interval_and_says_how_they_were_drawn(models):
+    result = evaluate_model(models.strong, models.test_path, LABEL, confidence=0.9)
+    pr_auc = result.intervals["pr_auc"]
+    assert pr_auc.level == 0.9
+    line = f"| PR-AUC (average precision) | {pr_auc.point:.4f} | {pr_auc.low:.4f} to {pr_auc.high:.4f} |"
+    assert line in result.report_markdown
+    assert "90% percentile intervals of 1000 stratified bootstrap resamples" in result.report_markdown
+
+
+def test_fewer_resamples_can_be_asked_for_and_are_recorded(models):
+    result = evaluate_model(models.strong, models.test_path, LABEL, resamples=200)
+    assert {interval.resamples for interval in result.intervals.values()} == {200}
+
+
+def test_evaluated_model_carries_the_test_metrics_and_intervals_in_its_card(models, tmp_path):
+    result = evaluate_model(models.strong, models.test_path, LABEL)
+    output = str(tmp_path / "evaluated")
+    write_evaluated_model(models.strong, result, output)
+    card = md.read_model_card(output)
+    assert card.metrics["test"] == result.metrics
+    assert card.intervals["test"] == {name: result.intervals[name].to_dict() for name in bootstrap.METRICS}
+    assert set(card.intervals["test"]["pr_auc"]) == {"point", "low", "high", "level", "resamples"}
+    source = md.read_model_card(models.strong)
+    assert source.intervals == {} and "test" not in source.metrics  # the input is left as it was
+    assert sorted(os.listdir(output)) == sorted(os.listdir(models.strong))
+    assert md.load_model(output).predict_proba(models.test_frame) == pytest.approx(
+        md.load_model(models.strong).predict_proba(models.test_frame)
+    )
+    assert [name for name in os.listdir(tmp_path) if name != "evaluated"] == []  # no staging folder left
+
+
+def test_evaluated_model_with_a_manifest_gets_a_manifest_covering_the_new_card(models, tmp_path):
+    result = evaluate_model(models.strong_with_manifest, models.test_path, LABEL)
+    output = str(tmp_path / "evaluated")
+    write_evaluated_model(models.strong_with_manifest, result, output)
+    md.verify_manifest(output)
+    assert md.load_model(output, verify=True).card.intervals["test"]["roc_auc"]["level"] == 0.95
+
+
 # --------------------------------------------------------------------------------------------- gate
 def test_weak_model_below_the_floor_is_not_blessed_and_the_report_says_why(models):
-    result = evaluate_model(models.weak, models.test_path, LABEL, min_pr_auc=0.2)
+    result = evaluate_model(models.weak, models.test_path, LABEL)
     assert result.blessed is False
-    assert result.reasons[0] == f"fail: PR-AUC {result.metrics['pr_auc']:.4f} < floor 0.2000"
+    rate = result.test_positives / result.test_rows
+    floor = result.decision.pr_auc_floor
+    assert floor == pytest.approx(rate + 0.1 * (1 - rate))  # 6% positives: a tenth of the way to perfect
+    pr_auc = result.intervals["pr_auc"]
+    assert result.reasons[0] == (
+        f"fail: PR-AUC {result.metrics['pr_auc']:.4f} (95% interval {pr_auc.low:.4f} to {pr_auc.high:.4f}) below "
+        f"the floor {floor:.4f} (10% of the way from chance {rate:.4f} to 1, lower than 5 × chance {5 * rate:.4f})"
+    )
+    assert f"| PR-AUC floor | {result.metrics['pr_auc']:.4f} |" in result.report_markdown
+    assert f"{floor:.4f} (chance {rate:.4f}) | below the floor |" in result.report_markdown
     assert any("no baseline model given" in r for r in result.reasons)
     assert "**Verdict: NOT BLESSED**" in result.report_markdown
     for reason in result.reasons:
@@ -138,25 +205,31 @@ def test_model_above_the_floor_without_baseline_is_blessed(models):
     result = evaluate_model(models.strong, models.test_path, LABEL, min_pr_auc=0.1)
     assert result.blessed is True
     assert result.baseline_metrics is None
-    assert result.reasons[0].startswith("pass: PR-AUC") and "≥ floor 0.1000" in result.reasons[0]
+    assert result.reasons[0].startswith("pass: PR-AUC") and "above the floor" in result.reasons[0]
+    assert result.decision.floor_position == "above" and result.intervals["pr_auc"].low > result.decision.pr_auc_floor
     assert "**Verdict: BLESSED**" in result.report_markdown
     assert "maximizes F1 on the eval" in result.report_markdown  # the threshold rule is stated
 
 
 def test_regression_against_a_better_baseline_is_not_blessed(models):
-    result = evaluate_model(
-        models.weak, models.test_path, LABEL, min_pr_auc=0.0, baseline_dir=models.strong_with_manifest
-    )
+    result = evaluate_model(models.weak, models.test_path, LABEL, baseline_dir=models.strong_with_manifest)
     assert result.blessed is False
     assert result.baseline_metrics is not None
-    drop = result.baseline_metrics["pr_auc"] - result.metrics["pr_auc"]
-    assert drop > 0.01
+    difference = result.regression.interval
+    assert difference.point == pytest.approx(result.metrics["pr_auc"] - result.baseline_metrics["pr_auc"])
+    assert difference.high < -0.01  # the whole interval of the difference is a drop above max_regression
+    assert result.decision.regression_declared is True and result.decision.regression_share == 1.0
     assert result.reasons[1] == (
         f"fail: PR-AUC {result.metrics['pr_auc']:.4f} vs baseline {result.baseline_metrics['pr_auc']:.4f}: "
-        f"drop {drop:.4f} > allowed 0.0100"
+        f"difference {difference.point:+.4f} (95% interval {difference.low:.4f} to {difference.high:.4f}, paired on "
+        f"the same rows); a drop above 0.0100 in 100.0% of 1000 resamples ≥ 95%: regression"
     )
-    assert "| metric | candidate | baseline |" in result.report_markdown
-    assert result.metrics_to_log()["baseline_pr_auc"] == result.baseline_metrics["pr_auc"]
+    assert "| metric | candidate | interval | baseline |" in result.report_markdown
+    assert "| PR-AUC difference vs baseline |" in result.report_markdown
+    logged = result.metrics_to_log()
+    assert logged["baseline_pr_auc"] == result.baseline_metrics["pr_auc"]
+    assert (logged["pr_auc_difference_low"], logged["pr_auc_difference_high"]) == (difference.low, difference.high)
+    assert logged["regression_share"] == 1.0
 
 
 def test_drop_within_the_allowed_regression_is_blessed(models):
@@ -164,14 +237,13 @@ def test_drop_within_the_allowed_regression_is_blessed(models):
         models.weak,
         models.test_path,
         LABEL,
-        min_pr_auc=0.0,
         max_regression=0.5,
         baseline_dir=models.strong_with_manifest,
         baseline_label="baseline fraud v7",
     )
-    assert result.blessed is True
+    assert result.blessed is False  # the weak model fails the floor; the regression check passes
     assert result.reasons[1].startswith("pass: PR-AUC") and "vs baseline fraud v7" in result.reasons[1]
-    assert "≤ allowed 0.5000" in result.reasons[1]
+    assert "a drop above 0.5000 in 0.0% of 1000 resamples < 95%: no regression" in result.reasons[1]
 
 
 def test_same_model_as_the_baseline_passes_with_zero_allowed_regression(models):
@@ -191,9 +263,9 @@ def test_baseline_failing_its_manifest_check_is_recorded_and_only_the_floor_appl
     baseline = _copy(models.strong_with_manifest, tmp_path)
     with open(os.path.join(baseline, md.PREPROCESSING_FILE), "a", encoding="utf-8") as fh:
         fh.write("\n")
-    result = evaluate_model(models.weak, models.test_path, LABEL, min_pr_auc=0.0, baseline_dir=baseline)
-    assert result.blessed is True  # the weak candidate passes the floor of 0; no baseline to regress against
-    assert result.baseline_metrics is None
+    result = evaluate_model(models.weak, models.test_path, LABEL, baseline_dir=baseline)
+    assert result.baseline_metrics is None and result.regression is None
+    assert [r.split(":")[0] for r in result.reasons] == ["fail", "warning"]  # the floor, then why no regression check
     warning = [r for r in result.reasons if r.startswith("warning:")]
     assert len(warning) == 1
     assert "ModelDirError" in warning[0] and "sha256 mismatch in preprocessing.json" in warning[0]
@@ -254,11 +326,9 @@ def test_tampered_registry_version_is_recorded_and_the_candidate_gets_the_floor_
     pushed = registry.push_version(models.strong, root, "fraud")
     with open(os.path.join(pushed.model_uri, md.SKOPS_FILE), "ab") as fh:
         fh.write(b"tampered")
-    result = run_evaluation(
-        models.weak, models.test_path, LABEL, min_pr_auc=0.0, baseline_registry_root=root, model_name="fraud"
-    )
-    assert result.blessed is True
-    assert result.baseline_metrics is None
+    result = run_evaluation(models.weak, models.test_path, LABEL, baseline_registry_root=root, model_name="fraud")
+    assert result.baseline_metrics is None and result.regression is None
+    assert [r.split(":")[0] for r in result.reasons] == ["fail", "warning"]  # the floor only
     assert any(
         r.startswith("warning: baseline fraud v1 could not be evaluated") and "model.skops" in r for r in result.reasons
     )
