@@ -1,0 +1,1 @@
+"""The training pipeline under kfp.local: DockerRunner (each task in its image) vs SubprocessRunner (not installed)."""
