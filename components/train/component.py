@@ -16,8 +16,8 @@ def train(
     model: Output[Model],
     metrics: Output[Metrics],
     framework: str = "pytorch",
-    epochs: int = 8,
-    batch_size: int = 4096,
+    epochs: int = 0,
+    batch_size: int = 0,
     learning_rate: float = 0.005,
     weight_decay: float = 0.0001,
     embedding_dim: int = 8,
@@ -25,6 +25,7 @@ def train(
     hidden_layers: int = 2,
     dropout: float = 0.1,
     patience: int = 2,
+    early_stopping_metric: str = "log_loss",
     seed: int = 0,
     max_vocabulary: int = 1000,
     exclude_columns: Optional[List[str]] = None,
@@ -35,13 +36,14 @@ def train(
 
     Fits the shared preprocessing (standardized numerics, categorical vocabularies with an unknown bucket)
     on the train split, then trains either a PyTorch MLP with categorical embeddings (plain BCE, AdamW,
-    early stopping on eval PR-AUC, bf16 autocast and device-resident data on CUDA, a checkpoint after every
-    epoch) exported as TorchScript, or a HistGradientBoosting baseline saved with skops. Platt scaling
-    fitted on the eval split is stored as calibration.json and applied by every reader of the model
-    directory (evaluate, infra_validate, serving), so the served probability is calibrated. The decision
-    threshold is the one that maximizes F1 on the calibrated eval probabilities. The test split is never
-    read here. The directory is built beside ``model.path`` and renamed into place, so it is complete or
-    absent.
+    batch size and epochs chosen from the row count unless set, early stopping on eval log loss, bf16
+    autocast and device-resident data on CUDA, a checkpoint after every epoch) exported as TorchScript, or
+    a HistGradientBoosting baseline saved with skops. Platt scaling fitted on the eval split (cross-fitted
+    over train and eval when eval holds fewer than 100 rows of a class) is stored as calibration.json and
+    applied by every reader of the model directory (evaluate, infra_validate, serving), so the served
+    probability is calibrated. The decision threshold is the one that maximizes F1 on the calibrated eval
+    probabilities. The test split is never read here. The directory is built beside ``model.path`` and
+    renamed into place, so it is complete or absent.
 
     Args:
         train_data: Training split: one Parquet file with the label and the feature columns.
@@ -54,15 +56,20 @@ def train(
         metrics: Output eval-split metrics of the calibrated model: pr_auc, roc_auc, brier_score, log_loss,
             ece, f1, decision_threshold, best_epoch, rows_per_second; metadata ``split`` ("eval").
         framework: "pytorch" (MLP, TorchScript) or "sklearn" (HistGradientBoosting baseline, skops).
-        epochs: Maximum passes over the train split (pytorch).
-        batch_size: Rows per optimizer step (pytorch); raise it (16384+) on a GPU.
+        epochs: Maximum passes over the train split (pytorch); 0: chosen from the number of training rows
+            (enough passes to show the optimizer about 560k rows, 4 to 200).
+        batch_size: Rows per optimizer step (pytorch); 0: chosen from the number of training rows (the largest
+            power of two from 32 to 4096 with at least 16 steps per epoch); raise it (16384+) on a GPU.
         learning_rate: AdamW learning rate (pytorch).
         weight_decay: AdamW weight decay (pytorch).
         embedding_dim: Embedding width of every categorical feature (pytorch).
         hidden_units: Width of every hidden layer (pytorch).
         hidden_layers: Number of hidden layers (pytorch).
         dropout: Dropout probability after every hidden layer (pytorch).
-        patience: Epochs without a better eval PR-AUC before stopping; 0 never stops early (pytorch).
+        patience: Epochs without a better eval early_stopping_metric before stopping; 0 never stops early
+            (pytorch).
+        early_stopping_metric: What early stopping watches on eval: "log_loss" (default, lower is better) or
+            "pr_auc" / "roc_auc" (higher is better); the best epoch's weights are exported (pytorch).
         seed: Seed of initialization, shuffling and dropout (and of sklearn's early-stopping split).
         max_vocabulary: Most frequent values kept per categorical feature; rarer ones use the unknown bucket.
         exclude_columns: Columns that are not features (timestamps, leakage); names absent from the data are
@@ -88,6 +95,7 @@ def train(
         hidden_layers=hidden_layers,
         dropout=dropout,
         patience=patience,
+        early_stopping_metric=early_stopping_metric,
         seed=seed,
         max_vocabulary=max_vocabulary,
         exclude_columns=list(exclude_columns) if exclude_columns else None,

@@ -30,12 +30,13 @@ import hashlib
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from kfpkit.components.train.calibration import MIN_EVAL_CLASS_ROWS
 from kfpkit.components.train.trainer import FittedModel, Trainer, TrainError, TrainingData, TrainParams
 from kfpkit.core import classification_metrics as m
 from kfpkit.core._version import __version__
@@ -248,24 +249,87 @@ def assemble_model_dir(
 # --------------------------------------------------------------------------- training
 @dataclass
 class _Calibrated:
-    """The Platt calibration fitted on eval and what is chosen and measured on its probabilities."""
+    """The Platt calibration and what is chosen and measured on the calibrated eval probabilities.
+
+    ``rows`` and ``positives`` count the rows the calibration was fitted on.
+    """
 
     calibration: PlattCalibration
     probabilities: np.ndarray
     threshold: float
     metrics: Dict[str, float]
+    rows: int = 0
+    positives: int = 0
 
 
-def _calibrate(data: TrainingData, fitted: FittedModel) -> _Calibrated:
-    """Fits Platt scaling on eval, picks the max-F1 threshold and measures the eval metrics with it."""
-    from kfpkit.components.train.calibration import fit_platt
+def cross_fitted_probabilities(
+    trainer: Trainer, data: TrainingData, fitted: FittedModel, params: TrainParams
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold probabilities of every train and eval row, for the cross-fitted calibration.
 
-    calibration = fit_platt(data.eval_labels, fitted.eval_probabilities)
+    The rows of both splits are dealt into :data:`~kfpkit.components.train.calibration.CROSS_FIT_FOLDS`
+    stratified folds (seeded with ``params.seed``); each fold is predicted by a model of the same framework
+    trained on the other folds. PyTorch fold models use the final run's batch size and train for its best
+    epoch count without early stopping (each keeps its best of those epochs on its held-out fold, the
+    trainer's one rule; the folds have no other eval split).
+
+    Returns:
+        The labels and the out-of-fold probabilities, train rows first, then eval rows.
+    """
+    from kfpkit.components.train.calibration import CROSS_FIT_FOLDS, stratified_folds
+
+    numeric = np.concatenate([data.train_numeric, data.eval_numeric])
+    categorical = np.concatenate([data.train_categorical, data.eval_categorical])
+    labels = np.concatenate([data.train_labels, data.eval_labels])
+    fold_params = params
+    if params.framework == "pytorch":
+        fold_params = replace(
+            params, epochs=max(1, fitted.best_epoch), batch_size=int(fitted.parameters["batch_size"]), patience=0
+        )
+    folds = stratified_folds(labels, CROSS_FIT_FOLDS, params.seed)
+    out_of_fold = np.empty(labels.size, dtype=np.float64)
+    for fold in range(CROSS_FIT_FOLDS):
+        held, kept = folds == fold, folds != fold
+        fold_data = replace(
+            data,
+            train_numeric=numeric[kept],
+            train_categorical=categorical[kept],
+            train_labels=labels[kept],
+            eval_numeric=numeric[held],
+            eval_categorical=categorical[held],
+            eval_labels=labels[held],
+            fingerprint_source={**data.fingerprint_source, "cross_fit_fold": fold},
+        )
+        out_of_fold[held] = trainer.fit(fold_data, fold_params, None).eval_probabilities
+    return labels, out_of_fold
+
+
+def _calibrate(trainer: Trainer, data: TrainingData, fitted: FittedModel, params: TrainParams) -> _Calibrated:
+    """Fits Platt scaling, picks the max-F1 threshold on the calibrated eval probabilities, measures eval.
+
+    The scaling is fitted on eval, or cross-fitted over train and eval when eval is small (the rule of
+    :mod:`~kfpkit.components.train.calibration`).
+    """
+    from kfpkit.components.train.calibration import FITTED_ON_EVAL, calibration_rows, fit_platt
+
+    fitted_on = calibration_rows(data.eval_labels)
+    labels = data.eval_labels
+    if fitted_on == FITTED_ON_EVAL:
+        calibration = fit_platt(labels, fitted.eval_probabilities)
+    else:
+        logger.info(
+            "eval holds %d positive(s) of %d rows, fewer than %d of a class: cross-fitting the calibration",
+            int(np.sum(data.eval_labels)),
+            len(data.eval_labels),
+            MIN_EVAL_CLASS_ROWS,
+        )
+        labels, out_of_fold = cross_fitted_probabilities(trainer, data, fitted, params)
+        calibration = fit_platt(labels, out_of_fold, fitted_on=fitted_on)
     probabilities = calibration.apply(fitted.eval_probabilities)
     threshold = m.max_f1_threshold(data.eval_labels, probabilities)
     metrics = m.split_metrics(data.eval_labels, probabilities, threshold)
     metrics.update(best_epoch=fitted.best_epoch, epochs_run=fitted.epochs_run, rows_per_second=fitted.rows_per_second)
-    return _Calibrated(calibration, probabilities, threshold, metrics)
+    return _Calibrated(calibration, probabilities, threshold, metrics, rows=len(labels), positives=int(np.sum(labels)))
 
 
 def _model_card(
@@ -291,7 +355,15 @@ def _model_card(
         data=DataLineage(source_uri=source_uri, splits=lineage),
         metrics={"eval": calibrated.metrics},
         parameters={**asdict(params), **fitted.parameters},
-        training=fitted.training,
+        training={
+            **fitted.training,
+            "calibration": {
+                "method": calibrated.calibration.method,
+                "fitted_on": calibrated.calibration.fitted_on,
+                "rows": calibrated.rows,
+                "positives": calibrated.positives,
+            },
+        },
         versions=library_versions(params.framework),
         pipeline_run=pipeline_run,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -369,7 +441,7 @@ def train_model(
     spec, data, lineage = _prepare(train_path, eval_path, label_column, params)
     trainer = trainer_for(params.framework)
     fitted = trainer.fit(data, params, checkpoint_dir)
-    calibrated = _calibrate(data, fitted)
+    calibrated = _calibrate(trainer, data, fitted, params)
     card = _model_card(
         params=params,
         model_file=trainer.model_file,

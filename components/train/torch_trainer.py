@@ -33,22 +33,29 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from kfpkit.components.train.trainer import FittedModel, TrainError, TrainingData, TrainParams
-from kfpkit.core.classification_metrics import ranking_metrics
+from kfpkit.components.train.trainer import (
+    STOPPING_METRICS,
+    FittedModel,
+    TrainError,
+    TrainingData,
+    TrainParams,
+    training_schedule,
+)
+from kfpkit.core.classification_metrics import log_loss, ranking_metrics
 from kfpkit.core.model_dir import TORCHSCRIPT_FILE
 from kfpkit.core.publish import atomic_path
 
 logger = logging.getLogger("kfpkit.train")
 
 CHECKPOINT_FILE = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: early stopping on a named metric (best_value), log_loss in the history
 EVAL_CHUNK_ROWS = 65536
 
 
@@ -132,10 +139,11 @@ class ProbabilityModel(nn.Module):
 
 @dataclass
 class EpochRecord:
-    """One epoch of the training history: mean train loss, eval PR-AUC and ROC-AUC, throughput, duration."""
+    """One epoch of the training history: mean train loss, eval log loss, PR-AUC and ROC-AUC, throughput, duration."""
 
     epoch: int
     train_loss: float
+    log_loss: float
     pr_auc: float
     roc_auc: float
     rows_per_second: float
@@ -148,7 +156,7 @@ class TorchFitResult:
 
     Attributes:
         model: The best weights, float32, on CPU, in eval mode.
-        best_epoch: Epoch of the best eval PR-AUC.
+        best_epoch: Epoch of the best eval ``early_stopping_metric``.
         epochs_run: Epochs trained in total, including those before a resume.
         resumed_from_epoch: Epoch of the checkpoint training resumed from (0: started fresh).
         stopped_early: Whether ``patience`` ended training before ``epochs``.
@@ -295,8 +303,8 @@ class TrainingState:
     """What one :func:`fit_torch` run carries from epoch to epoch, and what its checkpoint holds.
 
     The model and its AdamW optimizer (bf16 autocast on CUDA, float32 on CPU), the shuffling generator, the
-    best weights so far with their epoch and eval PR-AUC, the early-stopping patience counter, the history,
-    and this process's counters of optimizer-step time and rows.
+    best weights so far with their epoch and eval value of ``params.early_stopping_metric``, the
+    early-stopping patience counter, the history, and this process's counters of optimizer-step time and rows.
 
     Attributes:
         epoch: Last epoch finished (restored from a checkpoint, then counted up).
@@ -333,7 +341,9 @@ class TrainingState:
         self.shuffle.manual_seed(params.seed)
         self.epoch = 0
         self.start_epoch = 0
-        self.best_pr_auc = -math.inf
+        self.metric = params.early_stopping_metric
+        self.higher_is_better = STOPPING_METRICS[self.metric]
+        self.best_value = -math.inf if self.higher_is_better else math.inf
         self.best_epoch = 0
         self.best_state: Dict[str, torch.Tensor] = _clone_state(self.model)
         self.stale_epochs = 0
@@ -353,7 +363,7 @@ class TrainingState:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.start_epoch = self.epoch = int(state["epoch"])
-        self.best_pr_auc = float(state["best_pr_auc"])
+        self.best_value = float(state["best_value"])
         self.best_epoch = int(state["best_epoch"])
         self.best_state = state["best_state"]
         self.stale_epochs = int(state["stale_epochs"])
@@ -364,19 +374,21 @@ class TrainingState:
         if self.device.type == "cuda" and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
         logger.info(
-            "resuming from checkpoint %s after epoch %d (best epoch %d, eval PR-AUC %.4f)%s",
+            "resuming from checkpoint %s after epoch %d (best epoch %d, eval %s %.4f)%s",
             path,
             self.start_epoch,
             self.best_epoch,
-            self.best_pr_auc,
+            self.metric,
+            self.best_value,
             "; it had already stopped early" if self.stopped else "",
         )
 
     def record(self, record: EpochRecord, patience: int) -> None:
         """Appends an epoch to the history, keeps the best weights and decides early stopping."""
         self.history.append(record)
-        if record.pr_auc > self.best_pr_auc:
-            self.best_pr_auc, self.best_epoch, self.stale_epochs = record.pr_auc, record.epoch, 0
+        value = float(getattr(record, self.metric))
+        if value > self.best_value if self.higher_is_better else value < self.best_value:
+            self.best_value, self.best_epoch, self.stale_epochs = value, record.epoch, 0
             self.best_state = _clone_state(self.model)
         else:
             self.stale_epochs += 1
@@ -391,7 +403,7 @@ class TrainingState:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "best_state": self.best_state,
-            "best_pr_auc": self.best_pr_auc,
+            "best_value": self.best_value,
             "best_epoch": self.best_epoch,
             "stale_epochs": self.stale_epochs,
             "stopped": self.stopped,
@@ -439,7 +451,7 @@ def _eval_probabilities(state: TrainingState, data: DeviceSplits, autocast: bool
 
 
 def _evaluate_epoch(state: TrainingState, data: DeviceSplits) -> Dict[str, float]:
-    """Eval ranking metrics of the current weights.
+    """Eval log loss and ranking metrics of the current weights.
 
     Raises:
         FloatingPointError: the eval predictions are not finite.
@@ -447,15 +459,16 @@ def _evaluate_epoch(state: TrainingState, data: DeviceSplits) -> Dict[str, float
     probabilities = _eval_probabilities(state, data, state.autocast)
     if not np.isfinite(probabilities).all():
         raise FloatingPointError(f"eval predictions became non-finite at epoch {state.epoch}; lower learning_rate")
-    return ranking_metrics(data.eval_labels, probabilities)
+    return {"log_loss": log_loss(data.eval_labels, probabilities), **ranking_metrics(data.eval_labels, probabilities)}
 
 
 def _log_epoch(record: EpochRecord, epochs: int, best: bool) -> None:
     logger.info(
-        "epoch %d/%d train_loss=%.5f eval_pr_auc=%.4f eval_roc_auc=%.4f rows/s=%.0f seconds=%.2f%s",
+        "epoch %d/%d train_loss=%.5f eval_log_loss=%.5f eval_pr_auc=%.4f eval_roc_auc=%.4f rows/s=%.0f seconds=%.2f%s",
         record.epoch,
         epochs,
         record.train_loss,
+        record.log_loss,
         record.pr_auc,
         record.roc_auc,
         record.rows_per_second,
@@ -486,6 +499,7 @@ def _run_epoch(
     record = EpochRecord(
         epoch=state.epoch,
         train_loss=train_loss,
+        log_loss=scores["log_loss"],
         pr_auc=scores["pr_auc"],
         roc_auc=scores["roc_auc"],
         rows_per_second=data.train_rows / max(epoch_seconds, 1e-9),
@@ -496,8 +510,9 @@ def _run_epoch(
     state.save_checkpoint(checkpoint_path, fingerprint)
     if state.stopped:
         logger.info(
-            "early stopping after epoch %d: eval PR-AUC did not improve for %d epoch(s); best epoch %d",
+            "early stopping after epoch %d: eval %s did not improve for %d epoch(s); best epoch %d",
             state.epoch,
+            state.metric,
             state.stale_epochs,
             state.best_epoch,
         )
@@ -537,7 +552,10 @@ def fit_torch(
     checkpoint_dir: str,
     fingerprint: str,
 ) -> TorchFitResult:
-    """Trains :class:`TabularNet` with AdamW, early stopping on eval PR-AUC and per-epoch checkpoints.
+    """Trains :class:`TabularNet` with AdamW, early stopping on eval and per-epoch checkpoints.
+
+    ``params.batch_size`` and ``params.epochs`` are used as given (the trainer resolves "auto" before);
+    early stopping watches ``params.early_stopping_metric`` on eval and the best epoch's weights are kept.
 
     Resumes from ``checkpoint_dir/checkpoint.pt`` when it exists and its ``fingerprint`` (data hashes,
     hyperparameters except ``epochs``, device type) matches; the RNG states are restored with it, so a
@@ -603,13 +621,30 @@ class TorchTrainer:
     def fit(self, data: TrainingData, params: TrainParams, checkpoint_dir: Optional[str]) -> FittedModel:
         """Trains with :func:`fit_torch` and exports TorchScript on ``save``.
 
-        Without ``checkpoint_dir`` the checkpoints go to a temporary folder and a retry starts over.
+        ``batch_size`` and ``epochs`` left at 0 are chosen by :func:`training_schedule` from the number of
+        training rows; the card's ``parameters`` record the values used and ``auto_parameters`` names those
+        chosen automatically. Without ``checkpoint_dir`` the checkpoints go to a temporary folder and a
+        retry starts over.
         """
         try:
             device = resolve_device(params.device)
         except ValueError as exc:
             raise TrainError(str(exc)) from exc
+        schedule = training_schedule(len(data.train_labels), params.batch_size, params.epochs)
+        params = replace(params, batch_size=schedule.batch_size, epochs=schedule.epochs)
+        logger.info(
+            "%d training rows: batch_size %d, at most %d epochs%s; early stopping on eval %s, patience %d",
+            len(data.train_labels),
+            schedule.batch_size,
+            schedule.epochs,
+            f" (chosen from the row count: {', '.join(schedule.auto)})" if schedule.auto else "",
+            params.early_stopping_metric,
+            params.patience,
+        )
         parameters: Dict[str, Any] = {
+            "batch_size": schedule.batch_size,
+            "epochs": schedule.epochs,
+            "auto_parameters": list(schedule.auto),
             "device": str(device),
             "autocast": "bfloat16" if device.type == "cuda" else None,
             "optimizer": "AdamW",
@@ -617,7 +652,9 @@ class TorchTrainer:
         }
         # what a checkpoint must match to be resumed: the data, every hyperparameter but epochs, the device type
         fingerprint_source = {k: v for k, v in asdict(params).items() if k not in ("epochs", "device", "cpu_threads")}
-        fingerprint_source.update({k: v for k, v in parameters.items() if k != "device"})
+        fingerprint_source.update(
+            {k: v for k, v in parameters.items() if k not in ("device", "epochs", "auto_parameters")}
+        )
         fingerprint_source.update(device_type=device.type, **data.fingerprint_source)
         fingerprint = hashlib.sha256(json.dumps(fingerprint_source, sort_keys=True).encode()).hexdigest()
         with tempfile.TemporaryDirectory(prefix="kfpkit-train-ckpt-") as scratch:

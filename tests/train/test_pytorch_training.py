@@ -190,8 +190,10 @@ def tools_fast_items(params):
     ]
 
 
-def test_early_stopping_stops_after_patience_epochs_without_improvement_and_exports_the_best(splits, tmp_path, tools):
-    params = tools.fast_params(epochs=40, patience=1, learning_rate=2e-2)
+def test_early_stopping_on_pr_auc_stops_after_patience_epochs_without_improvement_and_exports_the_best(
+    splits, tmp_path, tools
+):
+    params = tools.fast_params(epochs=40, patience=1, learning_rate=2e-2, early_stopping_metric="pr_auc")
     result = train_model(splits.train, splits.eval, LABEL, str(tmp_path / "model"), params)
     assert result.epochs_run < 40
     assert result.epochs_run - result.best_epoch == 1
