@@ -64,8 +64,8 @@ def continuous_training_pipeline(
     test_fraction: float = 0.15,
     split_key_column: str = "",
     framework: str = "pytorch",
-    epochs: int = 8,
-    batch_size: int = 4096,
+    epochs: int = 0,
+    batch_size: int = 0,
     learning_rate: float = 0.005,
     weight_decay: float = 0.0001,
     patience: int = 2,
@@ -112,11 +112,11 @@ def continuous_training_pipeline(
             only; never given to train); train gets the rest.
         split_key_column: Column whose hash decides the split (empty: the row number).
         framework: 'pytorch' (GPU-capable MLP with embeddings) or 'sklearn' (HistGradientBoosting baseline).
-        epochs: Maximum training epochs (PyTorch).
-        batch_size: Training batch size (PyTorch).
+        epochs: Maximum training epochs (PyTorch); 0: chosen from the number of training rows.
+        batch_size: Training batch size (PyTorch); 0: chosen from the number of training rows.
         learning_rate: AdamW learning rate (PyTorch).
         weight_decay: AdamW weight decay (PyTorch).
-        patience: Epochs without eval PR-AUC improvement before early stopping.
+        patience: Epochs without a lower eval log loss before early stopping (PyTorch).
         seed: Random seed of the split-independent training randomness.
         checkpoint_dir: Durable folder for per-epoch checkpoints; a retried task resumes from it
             (empty: a temporary folder, so a retry starts over).
