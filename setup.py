@@ -72,7 +72,7 @@ setup(
         ],
         "kubeflow": ["kfp-kubernetes>=1.3"],
         "docker": ["docker>=7.1"],  # kfpkit run --runner docker (kfp.local's DockerRunner)
-        "vertex": ["google-cloud-aiplatform>=1.60"],
+        "vertex": ["google-cloud-aiplatform>=1.60", "google-cloud-monitoring>=2.20"],  # + rollout's metrics
         "gcs": ["gcsfs>=2024.12"],  # exclusive create = ifGenerationMatch=0
         "s3": ["s3fs>=2024.12"],  # exclusive create = If-None-Match: * (botocore>1.35.20)
         # the TFDV environment (exact pins: requirements/tfdv.lock); never together with torch

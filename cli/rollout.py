@@ -3,6 +3,7 @@
     kfpkit rollout --backend local --stable URI --canary URI [--steps 10,25,50,100] [--interval 10s]
                    [--replay SOURCE --rps N] --summary-json PATH
     kfpkit rollout --backend kserve --name ISVC --namespace NS --prometheus-url URL --summary-json PATH
+    kfpkit rollout --backend vertex --project P --location L --endpoint ID --summary-json PATH
 
 ``--backend local`` starts two ``kfpkit serve`` processes (or uses ``--stable-url``/``--canary-url``),
 Prometheus (or uses ``--prometheus-url``) and nginx on loopback ports, prints the URL to send traffic to,
@@ -10,6 +11,9 @@ optionally replays a table of feature rows against it, analyses, decides, writes
 stops everything it started. nginx's folder (``--work-dir``) keeps the split: a rollout restarted with
 the same folder adopts the running nginx and continues at its step. ``--backend kserve`` drives an
 InferenceService (Serverless or Standard mode, read from the ISVC) through the Kubernetes API.
+``--backend vertex`` drives a Vertex AI Endpoint's ``traffic_split`` and measures each deployed model in
+Cloud Monitoring and its payload log (:mod:`kfpkit.components.rollout.vertex`); credentials are Application
+Default Credentials.
 
 Exit status: 0 promoted, 3 rolled back, 2 bad arguments, 1 an error (nothing decided).
 """
@@ -72,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_backend_arguments(g: Any) -> None:
-    g.add_argument("--backend", choices=["local", "kserve"], default="local", help="traffic backend (default local)")
+    g.add_argument(
+        "--backend", choices=["local", "kserve", "vertex"], default="local", help="traffic backend (default local)"
+    )
     g.add_argument("--stable", default="", help="local: model directory or registry URI of the stable version")
     g.add_argument("--canary", default="", help="local: model directory or registry URI of the canary version")
     g.add_argument("--stable-url", default="", help="local: host:port of an already running stable predictor")
@@ -95,7 +101,38 @@ def _add_backend_arguments(g: Any) -> None:
     g.add_argument("--api-server", default="", help="kserve: Kubernetes API URL (overrides --kubeconfig)")
     g.add_argument("--token-file", default="", help="kserve: file with a bearer token for --api-server")
     g.add_argument(
-        "--timeout", type=parse_duration, default=600.0, help="kserve: readiness timeout per change (default 600s)"
+        "--timeout",
+        type=parse_duration,
+        default=600.0,
+        help="kserve: readiness timeout per change; vertex: per long-running operation (default 600s)",
+    )
+    _add_vertex_arguments(g)
+
+
+def _add_vertex_arguments(g: Any) -> None:
+    g.add_argument("--project", default="", help="vertex: Google Cloud project of the Endpoint")
+    g.add_argument("--location", default="us-central1", help="vertex: region of the Endpoint (default us-central1)")
+    g.add_argument("--endpoint", default="", help="vertex: Endpoint ID")
+    g.add_argument(
+        "--vertex-api-endpoint",
+        default="",
+        help="vertex: Vertex AI API base URL (default https://LOCATION-aiplatform.googleapis.com)",
+    )
+    g.add_argument(
+        "--monitoring-api-endpoint",
+        default="",
+        help="vertex: Cloud Monitoring host:port (default monitoring.googleapis.com)",
+    )
+    g.add_argument(
+        "--payload-log",
+        default="",
+        help="vertex: payload-log root of both versions (default: each version's --payload-log)",
+    )
+    g.add_argument(
+        "--metrics-delay",
+        type=parse_duration,
+        default=0.0,
+        help="vertex: shift each measured window back by this much (Cloud Monitoring's visibility delay; default 0s)",
     )
 
 
@@ -186,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     previous = signal.signal(signal.SIGTERM, _raise_exit)
     try:
-        record = _run_local(args, config) if args.backend == "local" else _run_kserve(args, config)
+        runner = {"local": _run_local, "kserve": _run_kserve, "vertex": _run_vertex}[args.backend]
+        record = runner(args, config)
     except _UsageError as exc:
         print(f"kfpkit rollout: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -277,4 +315,23 @@ def _run_kserve(args: argparse.Namespace, config: Any) -> Any:
         args.name, args.namespace, host=args.api_server, token=token, kubeconfig=args.kubeconfig, timeout_s=args.timeout
     )
     source = PrometheusSource(PrometheusClient(args.prometheus_url), config.templates())
+    return run_rollout(backend, source, config, on_step=lambda r: _write(args, r), log=_log)
+
+
+def _run_vertex(args: argparse.Namespace, config: Any) -> Any:
+    from kfpkit.components.rollout.analysis import run_rollout
+    from kfpkit.components.rollout.vertex import vertex_rollout_parts
+
+    if not args.project or not args.endpoint:
+        raise _UsageError("--backend vertex needs --project and --endpoint")
+    backend, source = vertex_rollout_parts(
+        project=args.project,
+        location=args.location,
+        endpoint_id=args.endpoint,
+        api_endpoint=args.vertex_api_endpoint,
+        monitoring_endpoint=args.monitoring_api_endpoint,
+        payload_log=args.payload_log,
+        delay_s=args.metrics_delay,
+        timeout_s=args.timeout,
+    )
     return run_rollout(backend, source, config, on_step=lambda r: _write(args, r), log=_log)

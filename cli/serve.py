@@ -15,6 +15,10 @@ kfpkit's own: ``--host`` (HTTP and gRPC), ``--expected-digest``, ``--enable-mode
 ``--model-version``, ``--cache-dir``, ``--payload-log``, ``--payload-log-sample-rate``,
 ``--payload-log-flush-seconds``.
 Only one uvicorn worker per process is supported (``--workers 1``); scale with replicas.
+
+On Vertex AI (``AIP_HTTP_PORT``, ``AIP_PREDICT_ROUTE``, ``AIP_HEALTH_ROUTE`` set) the server listens on
+``AIP_HTTP_PORT`` (unless ``--http-port`` is given) and also answers Vertex's predict and health routes
+(:mod:`kfpkit.serving.vertex_routes`); without these variables nothing changes.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 if TYPE_CHECKING:
     from kfpkit.serving.predictor import KfpkitModel
@@ -299,17 +304,39 @@ def _load_model(args: argparse.Namespace) -> Optional[KfpkitModel]:
     return model
 
 
+def apply_vertex_settings(
+    args: argparse.Namespace, argv: Optional[List[str]], environ: Mapping[str, str]
+) -> Optional[Tuple[str, str, str]]:
+    """Honours Vertex AI's ``AIP_*`` variables when set (:mod:`kfpkit.serving.vertex_routes`); nothing otherwise.
+
+    ``AIP_HTTP_PORT`` becomes the HTTP port unless ``--http-port`` was given. Returns the
+    ``(model name, predict route, health route)`` the server maps, or ``None`` when no route is set.
+    """
+    from kfpkit.serving.vertex_routes import vertex_settings
+
+    vertex = vertex_settings(environ)
+    if vertex is None:
+        return None
+    given = set(argv if argv is not None else sys.argv[1:])
+    if vertex.http_port is not None and not given & {"--http-port", "--http_port"}:
+        args.http_port = vertex.http_port
+    if not (vertex.predict_route or vertex.health_route):
+        return None
+    return (args.model_name, vertex.predict_route, vertex.health_route)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs ``kfpkit serve``; returns 1 when the model is refused, else serves until stopped (then 0)."""
     args = build_parser().parse_args(argv)
     _configure_logging(args)
+    vertex_routes = apply_vertex_settings(args, argv, os.environ)
 
     from kfpkit.serving.server import KfpkitModelServer
 
     model = _load_model(args)
     if model is None:
         return 1
-    server = KfpkitModelServer(**{name: getattr(args, name) for name in SERVER_SETTINGS})
+    server = KfpkitModelServer(**{name: getattr(args, name) for name in SERVER_SETTINGS}, vertex_routes=vertex_routes)
     try:
         server.start([model])  # returns after KServe's graceful shutdown (SIGTERM/SIGINT)
     finally:

@@ -26,7 +26,7 @@ import asyncio
 import gc
 import logging
 from importlib import metadata
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 from fastapi import FastAPI
 from kserve import ModelServer
@@ -42,6 +42,9 @@ from kfpkit.serving.fast_path import (
     FastInferenceMiddleware,
     InferenceAccessLogFilter,
 )
+from kfpkit.serving.vertex_routes import VertexRoutes
+
+VertexRoutesConfig = Tuple[str, str, str]  # (model name, predict route, health route)
 
 logger = logging.getLogger("kfpkit.serving")
 
@@ -94,6 +97,7 @@ class KfpkitRESTServer(RESTServer):
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         enable_model_repository: bool = False,
         access_log: bool = False,
+        vertex_routes: Optional[VertexRoutesConfig] = None,
         **kwargs: Any,
     ):
         super().__init__(FASTAPI_APP_IMPORT_STRING, *args, **kwargs)
@@ -104,6 +108,7 @@ class KfpkitRESTServer(RESTServer):
         self.enable_docs_url = enable_docs_url
         self.max_body_bytes = max_body_bytes
         self.enable_model_repository = enable_model_repository
+        self.vertex_routes = vertex_routes
         self.app: Optional[FastAPI] = None
         self.served_app: Any = None
 
@@ -138,6 +143,8 @@ class KfpkitRESTServer(RESTServer):
             access = logging.getLogger("uvicorn.access")
             if not any(isinstance(f, InferenceAccessLogFilter) for f in access.filters):
                 access.addFilter(InferenceAccessLogFilter())
+        if self.vertex_routes is not None:  # only under Vertex AI's variables: unset, the app is unchanged
+            served = VertexRoutes(served, *self.vertex_routes)
         self.config.app = served
         self.app = app
         self.served_app = served
@@ -156,6 +163,8 @@ class KfpkitModelServer(ModelServer):
         access_log: uvicorn's access log (off by default; when on, predict/infer lines are still dropped).
         micro_batching: Score the fast path's concurrent requests together
             (:class:`~kfpkit.serving.fast_path.InferenceBatcher`); ``False`` scores each request alone.
+        vertex_routes: ``(model name, AIP_PREDICT_ROUTE, AIP_HEALTH_ROUTE)``: serve Vertex AI's routes in front
+            of the app (:class:`~kfpkit.serving.vertex_routes.VertexRoutes`); ``None`` (default): nothing added.
         **kwargs: ``kserve.ModelServer`` arguments (``http_port``, ``grpc_port``, ``enable_grpc``, ...).
     """
 
@@ -170,6 +179,7 @@ class KfpkitModelServer(ModelServer):
         enable_model_repository: bool = False,
         access_log: bool = False,
         micro_batching: bool = True,
+        vertex_routes: Optional[VertexRoutesConfig] = None,
         **kwargs: Any,
     ):
         if kwargs.get("workers", 1) != 1:
@@ -184,6 +194,7 @@ class KfpkitModelServer(ModelServer):
         self.max_body_bytes = max_body_bytes
         self.enable_model_repository = enable_model_repository
         self.access_log = access_log
+        self.vertex_routes = vertex_routes
 
     def _rest_server_instance(self) -> KfpkitRESTServer:
         if self._rest_server is None:
@@ -205,6 +216,7 @@ class KfpkitModelServer(ModelServer):
                 max_body_bytes=self.max_body_bytes,
                 enable_model_repository=self.enable_model_repository,
                 access_log=self.access_log,
+                vertex_routes=self.vertex_routes,
             )
         return self._rest_server
 

@@ -101,19 +101,15 @@ class VertexApi:
     """
 
     def __init__(self, where: VertexLocation, credentials: Any = None):
-        from google.cloud import aiplatform_v1
+        from google.cloud.aiplatform_v1 import EndpointServiceClient, ModelServiceClient
 
         if not where.project:
             raise DeployError("a Vertex AI project is required")
         self.where = where
         base = where.api_endpoint or f"https://{where.location}-aiplatform.googleapis.com"
         options = {"api_endpoint": base}
-        self.models = aiplatform_v1.ModelServiceClient(
-            credentials=credentials, client_options=options, transport="rest"
-        )
-        self.endpoints = aiplatform_v1.EndpointServiceClient(
-            credentials=credentials, client_options=options, transport="rest"
-        )
+        self.models = ModelServiceClient(credentials=credentials, client_options=options, transport="rest")
+        self.endpoints = EndpointServiceClient(credentials=credentials, client_options=options, transport="rest")
         self._versions: Dict[str, Any] = {}
 
     # ------------------------------------------------------------------ operations

@@ -66,7 +66,7 @@ class CloudMonitoring:
 
     def __init__(self, project: str, api_endpoint: str = "", credentials: Any = None, timeout_s: float = 10.0):
         import grpc
-        from google.cloud import monitoring_v3
+        from google.cloud.monitoring_v3 import MetricServiceClient
         from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 
         host = api_endpoint or DEFAULT_API_ENDPOINT
@@ -74,7 +74,7 @@ class CloudMonitoring:
         transport = MetricServiceGrpcTransport(
             host=host, credentials=credentials, ssl_channel_credentials=channel_credentials
         )
-        self.client = monitoring_v3.MetricServiceClient(transport=transport)
+        self.client = MetricServiceClient(transport=transport)
         self.project = project
         self.timeout_s = timeout_s
 
@@ -95,7 +95,7 @@ class CloudMonitoring:
             MonitoringUnavailable: a connection error, a timeout or a refusal.
         """
         from google.api_core import exceptions
-        from google.cloud import monitoring_v3
+        from google.cloud.monitoring_v3 import ListTimeSeriesRequest, TimeInterval
 
         terms = [
             f'metric.type = "{metric_type}"',
@@ -104,11 +104,11 @@ class CloudMonitoring:
             f'metric.labels.deployed_model_id = "{deployed_model_id}"',
             *([extra] if extra else []),
         ]
-        request = monitoring_v3.ListTimeSeriesRequest(
+        request = ListTimeSeriesRequest(
             name=f"projects/{self.project}",
             filter=" AND ".join(terms),
-            interval=monitoring_v3.TimeInterval(start_time=_timestamp(start), end_time=_timestamp(end)),
-            view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
+            interval=TimeInterval(start_time=_timestamp(start), end_time=_timestamp(end)),
+            view=ListTimeSeriesRequest.TimeSeriesView.FULL,
         )
         try:
             return list(self.client.list_time_series(request=request, retry=None, timeout=self.timeout_s))

@@ -50,6 +50,9 @@ DISTRIBUTION_OF_MODULE = {
     "yaml": "pyyaml",
     "google.protobuf": "protobuf",
     "google.cloud.storage": "google-cloud-storage",
+    "google.cloud.aiplatform_v1": "google-cloud-aiplatform",
+    "google.cloud.monitoring_v3": "google-cloud-monitoring",
+    "google.api_core": "google-api-core",
     "dateutil": "python-dateutil",
     "kfp.kubernetes": "kfp-kubernetes",
 }
