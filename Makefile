@@ -27,7 +27,7 @@ REGISTRY ?= ghcr.io/kfpkit
 TAG ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' core/_version.py)
 PYTEST_ARGS ?=
 
-.PHONY: typecheck help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest fuzz bench-serving bench-train bench-validate readmes
+.PHONY: typecheck help setup setup-main setup-tfdv setup-mlserver run test test-fast lint format compile golden clean lock serve images loadtest fuzz bench-serving bench-train bench-quality bench-validate readmes
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -153,8 +153,15 @@ bench-serving: setup-main setup-mlserver ## benchmarks/serving: kfpkit vs the li
 bench-train: setup-main ## benchmarks/train: PyTorch trainer vs the sklearn baseline, fit rows/s (BENCH_TRAIN_ARGS=...)
 	$(PY) -m benchmarks.train.bench_train $(BENCH_TRAIN_ARGS)
 
+bench-quality: setup-main ## benchmarks/quality: default PyTorch vs the sklearn baseline at 5k-100k rows and sklearn's tables; PR-AUC, ECE vs its noise floor (BENCH_QUALITY_ARGS=...)
+	$(PY) -m benchmarks.quality.bench_quality $(BENCH_QUALITY_ARGS)
+
 bench-validate: setup ## benchmarks/validate: run_validation vs bare TFDV statistics (BENCH_VALIDATE_ARGS=...)
 	$(PY) -m benchmarks.validate.bench_validate --tfdv-python $(TFDV_PY) $(BENCH_VALIDATE_ARGS)
+
+.PHONY: bench-skew
+bench-skew: setup ## benchmarks/validate: skew false alarms on hash splits, TFDV's old check vs kfpkit's, 1k-1M rows x 20 seeds (~25 min; BENCH_SKEW_ARGS=...)
+	$(PY) -m benchmarks.validate.skew_sweep --tfdv-python $(TFDV_PY) $(BENCH_SKEW_ARGS)
 
 bench-drift: setup setup-evidently ## benchmarks/drift: kfpkit monitor vs Evidently DataDriftPreset vs TFDV, 100k and 1M rows (~15 min)
 	$(PY) -m benchmarks.drift.bench_drift $(BENCH_DRIFT_ARGS)
