@@ -3,6 +3,7 @@
     kfpkit compile       compile pipelines for Kubeflow Pipelines or Vertex AI
     kfpkit monitor       compare a live window with a model version's training baseline
     kfpkit payload-sink  receive KServe logger CloudEvents as payload records
+    kfpkit performance   judge the live model's accuracy from delayed labels and calibrated scores
     kfpkit rollout       canary analysis from Prometheus, then promote or roll back
     kfpkit run           run a pipeline on this machine with kfp.local
     kfpkit serve         serve a model version directory with the KServe ModelServer
@@ -36,6 +37,7 @@ COMMANDS: Tuple[Tuple[str, str], ...] = (
     ("compile", "compile pipelines for Kubeflow Pipelines or Vertex AI"),
     ("monitor", "compare a live window with a model version's training baseline"),
     ("payload-sink", "receive KServe logger CloudEvents as payload records"),
+    ("performance", "judge the live model's accuracy from delayed labels and calibrated scores"),
     ("rollout", "canary analysis from Prometheus, then promote or roll back"),
     ("run", "run a pipeline on this machine with kfp.local"),
     ("serve", "serve a model version directory with the KServe ModelServer"),

@@ -1,0 +1,1 @@
+"""benchmarks/performance: kfpkit performance vs NannyML's CBPE; the labelled traffic of its accuracy suite."""
