@@ -71,7 +71,8 @@ def continuous_training_pipeline(
     patience: int = 2,
     seed: int = 0,
     checkpoint_dir: str = "",
-    min_pr_auc: float = 0.2,
+    min_pr_auc_lift: float = 5.0,
+    min_pr_auc: float = 0.0,
     max_regression: float = 0.01,
     max_ece: float = 0.0,
     slice_column: str = "",
@@ -120,9 +121,11 @@ def continuous_training_pipeline(
         seed: Random seed of the split-independent training randomness.
         checkpoint_dir: Durable folder for per-epoch checkpoints; a retried task resumes from it
             (empty: a temporary folder, so a retry starts over).
-        min_pr_auc: Blessing floor: the candidate's PR-AUC on the test split must reach it.
+        min_pr_auc_lift: Blessing floor relative to chance: the candidate's PR-AUC on the test split must
+            reach this multiple of the split's positive rate (at most a tenth of the way from chance to 1).
+        min_pr_auc: Blessing: an absolute PR-AUC floor on top of the relative one (0: none).
         max_regression: Blessing: largest allowed PR-AUC drop against the latest blessed model, both
-            scored on the test split.
+            scored on the test split (a paired bootstrap must show a larger drop with 95% confidence).
         max_ece: ECE ceiling of the blessing gate, on the test split; 0 disables.
         slice_column: Categorical column whose values slice the test-split evaluation report (empty: no
             slices).

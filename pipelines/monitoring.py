@@ -53,7 +53,8 @@ def monitoring_pipeline(
     alert_webhook_url: str = "",
     framework: str = "pytorch",
     epochs: int = 0,
-    min_pr_auc: float = 0.2,
+    min_pr_auc_lift: float = 5.0,
+    min_pr_auc: float = 0.0,
     namespace: str = "kfpkit",
     mode: str = "Serverless",
     predictor_service_account: str = "",
@@ -85,7 +86,9 @@ def monitoring_pipeline(
             retrained canary is promoted or rolled back (empty: no alert).
         framework: 'pytorch' or 'sklearn' for the retrained model.
         epochs: Maximum training epochs of the retrained model (PyTorch); 0: chosen from the training rows.
-        min_pr_auc: Blessing floor of the retrained model.
+        min_pr_auc_lift: Blessing floor of the retrained model, as a multiple of the test split's positive
+            rate (see the training pipeline).
+        min_pr_auc: Absolute PR-AUC floor of the retrained model on top of the relative one (0: none).
         namespace: Namespace of the InferenceService.
         mode: Serverless or Standard (RawDeployment) for a new InferenceService.
         predictor_service_account: Service account of the predictor pods, with read access to the registry
@@ -115,6 +118,7 @@ def monitoring_pipeline(
             model_name=model_name,
             framework=framework,
             epochs=epochs,
+            min_pr_auc_lift=min_pr_auc_lift,
             min_pr_auc=min_pr_auc,
             prometheus_url=prometheus_url,
             namespace=namespace,

@@ -63,7 +63,8 @@ def training_pipeline(
     patience: int = 2,
     seed: int = 0,
     checkpoint_dir: str = "",
-    min_pr_auc: float = 0.2,
+    min_pr_auc_lift: float = 5.0,
+    min_pr_auc: float = 0.0,
     max_regression: float = 0.01,
     max_ece: float = 0.0,
     slice_column: str = "",
@@ -96,9 +97,11 @@ def training_pipeline(
         seed: Random seed of the split-independent training randomness.
         checkpoint_dir: Durable folder for per-epoch checkpoints; a retried task resumes from it
             (empty: a temporary folder, so a retry starts over).
-        min_pr_auc: Blessing floor: the candidate's PR-AUC on the test split must reach it.
+        min_pr_auc_lift: Blessing floor relative to chance: the candidate's PR-AUC on the test split must
+            reach this multiple of the split's positive rate (at most a tenth of the way from chance to 1).
+        min_pr_auc: Blessing: an absolute PR-AUC floor on top of the relative one (0: none).
         max_regression: Blessing: largest allowed PR-AUC drop against the latest blessed model, both
-            scored on the test split.
+            scored on the test split (a paired bootstrap must show a larger drop with 95% confidence).
         max_ece: ECE ceiling of the blessing gate, on the test split; 0 disables.
         slice_column: Categorical column whose values slice the test-split evaluation report (empty: no
             slices).
@@ -124,6 +127,7 @@ def training_pipeline(
         patience=patience,
         seed=seed,
         checkpoint_dir=checkpoint_dir,
+        min_pr_auc_lift=min_pr_auc_lift,
         min_pr_auc=min_pr_auc,
         max_regression=max_regression,
         max_ece=max_ece,
@@ -152,6 +156,7 @@ def train_and_push(
     patience: Any,
     seed: Any,
     checkpoint_dir: Any,
+    min_pr_auc_lift: Any,
     min_pr_auc: Any,
     max_regression: Any,
     max_ece: Any,
@@ -180,6 +185,7 @@ def train_and_push(
         patience: See :func:`training_pipeline`.
         seed: See :func:`training_pipeline`.
         checkpoint_dir: See :func:`training_pipeline`.
+        min_pr_auc_lift: See :func:`training_pipeline`.
         min_pr_auc: See :func:`training_pipeline`.
         max_regression: See :func:`training_pipeline`.
         max_ece: See :func:`training_pipeline`.
@@ -220,6 +226,7 @@ def train_and_push(
             ingest_task,
             train_task,
             label_column=label_column,
+            min_pr_auc_lift=min_pr_auc_lift,
             min_pr_auc=min_pr_auc,
             max_regression=max_regression,
             max_ece=max_ece,
@@ -231,7 +238,6 @@ def train_and_push(
         push_when_blessed_and_serving(
             platform,
             validate_task,
-            train_task,
             evaluate_task,
             infra_task,
             registry_root,
@@ -335,7 +341,6 @@ def judge_candidate(
 def push_when_blessed_and_serving(
     platform: Platform,
     validate_task: Task,
-    train_task: Task,
     evaluate_task: Task,
     infra_task: Task,
     registry_root: Any,
@@ -344,12 +349,14 @@ def push_when_blessed_and_serving(
 ) -> None:
     """Step 4: push the model, with validate's baseline, when evaluate blessed it and it served in KServe.
 
-    ``after_push`` (when given) is called with the push task inside the same conditions.
+    push takes evaluate's ``evaluated_model`` (train's model directory with the test metrics and their
+    intervals in its card), so the registry version carries them. ``after_push`` (when given) is called
+    with the push task inside the same conditions.
     """
     with dsl.If(evaluate_task.outputs["Output"] == True, name="model-blessed"):  # noqa: E712
         with dsl.If(infra_task.outputs["Output"] == True, name="model-serves"):  # noqa: E712
             push_task = push(
-                model=train_task.outputs["model"],
+                model=evaluate_task.outputs["evaluated_model"],
                 registry_root=registry_root,
                 model_name=model_name,
                 baseline=validate_task.outputs["baseline"],

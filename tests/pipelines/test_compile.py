@@ -190,11 +190,30 @@ def test_pipeline_parameters_carry_descriptions_for_the_kubeflow_ui(compiled, na
 
 def test_training_pipeline_split_and_gate_parameters_default_to_70_15_15_and_no_ece_ceiling(compiled):
     params = _docs(compiled["training.kubeflow.yaml"])[0]["root"]["inputDefinitions"]["parameters"]
-    assert params["min_pr_auc"]["defaultValue"] == 0.2
+    lift = params["min_pr_auc_lift"]
+    assert lift["defaultValue"] == 5.0 and "positive rate" in lift["description"]
+    assert params["min_pr_auc"]["defaultValue"] == 0.0 and "0: none" in params["min_pr_auc"]["description"]
     assert params["eval_fraction"]["defaultValue"] == 0.15 and params["test_fraction"]["defaultValue"] == 0.15
     assert params["max_ece"]["defaultValue"] == 0.0
     assert "test split" in params["max_ece"]["description"] and "0 disables" in params["max_ece"]["description"]
-    assert "test split" in params["min_pr_auc"]["description"]
+    assert "test split" in lift["description"]
+
+
+def test_push_takes_the_model_evaluate_wrote_with_the_test_metrics_in_its_card(compiled):
+    spec = _docs(compiled["training.kubeflow.yaml"])[0]
+    tasks = {}
+    for component in spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    # push runs inside the blessed/serving conditions: its model is the sub-DAG's input channel of evaluate's output
+    assert tasks["push"]["inputs"]["artifacts"]["model"] == {
+        "componentInputArtifact": "pipelinechannel--evaluate-evaluated_model"
+    }
+    channels = [
+        task["inputs"]["artifacts"]["pipelinechannel--evaluate-evaluated_model"]
+        for task in tasks.values()
+        if "pipelinechannel--evaluate-evaluated_model" in task.get("inputs", {}).get("artifacts", {})
+    ]
+    assert {"taskOutputArtifact": {"outputArtifactKey": "evaluated_model", "producerTask": "evaluate"}} in channels
 
 
 def test_image_registry_override_rewrites_every_task_image(tmp_path):
