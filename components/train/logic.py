@@ -8,13 +8,14 @@
 3. hands the transformed splits to the framework's trainer (:mod:`kfpkit.components.train.trainer`):
 
    * ``framework="pytorch"``: an MLP over standardized numerics and categorical embeddings (index 0 of every
-     vocabulary is the unknown bucket), plain ``BCEWithLogitsLoss``, AdamW, early stopping on eval PR-AUC,
-     a checkpoint after every epoch (see :mod:`kfpkit.components.train.torch_trainer` for the GPU
-     behaviour), exported as TorchScript;
+     vocabulary is the unknown bucket), plain ``BCEWithLogitsLoss``, AdamW, batch size and epochs chosen from
+     the training rows unless set, early stopping on eval log loss, a checkpoint after every epoch (see
+     :mod:`kfpkit.components.train.torch_trainer` for the GPU behaviour), exported as TorchScript;
    * ``framework="sklearn"``: a HistGradientBoostingClassifier baseline (native categorical splits,
      ``class_weight="balanced"``, early stopping seeded with ``seed``) saved with skops;
 
-4. fits Platt scaling on the eval split (:mod:`kfpkit.components.train.calibration`), then picks the
+4. fits Platt scaling on the eval split, or cross-fitted over train and eval when eval holds fewer than 100
+   rows of a class (:mod:`kfpkit.components.train.calibration`), then picks the
    decision threshold that maximizes F1 on the calibrated eval probabilities, and measures the eval metrics
    with :mod:`kfpkit.core.classification_metrics`;
 5. assembles the model directory (:func:`assemble_model_dir`) in a staging folder beside ``output_dir``
