@@ -159,6 +159,10 @@ bench-quality: setup-main ## benchmarks/quality: default PyTorch vs the sklearn 
 bench-validate: setup ## benchmarks/validate: run_validation vs bare TFDV statistics (BENCH_VALIDATE_ARGS=...)
 	$(PY) -m benchmarks.validate.bench_validate --tfdv-python $(TFDV_PY) $(BENCH_VALIDATE_ARGS)
 
+.PHONY: bench-skew
+bench-skew: setup ## benchmarks/validate: skew false alarms on hash splits, TFDV's old check vs kfpkit's, 1k-1M rows x 20 seeds (~25 min; BENCH_SKEW_ARGS=...)
+	$(PY) -m benchmarks.validate.skew_sweep --tfdv-python $(TFDV_PY) $(BENCH_SKEW_ARGS)
+
 bench-drift: setup setup-evidently ## benchmarks/drift: kfpkit monitor vs Evidently DataDriftPreset vs TFDV, 100k and 1M rows (~15 min)
 	$(PY) -m benchmarks.drift.bench_drift $(BENCH_DRIFT_ARGS)
 

@@ -137,7 +137,7 @@ def test_no_temporary_files_are_left_beside_the_outputs(bad_eval_run):
 CURATED_SCHEMA = textwrap.dedent(
     """\
     feature { name: "amount" type: FLOAT presence { min_fraction: 1.0 min_count: 1 }
-              float_domain { min: 0.0 max: 1000.0 } }
+              float_domain { min: 0.0 max: 1000.0 } skew_comparator { jensen_shannon_divergence { threshold: 0.7 } } }
     feature { name: "hour" type: INT presence { min_fraction: 1.0 min_count: 1 } int_domain { min: 0 max: 23 } }
     feature { name: "channel" type: BYTES domain: "channel" presence { min_fraction: 1.0 min_count: 1 }
               skew_comparator { infinity_norm { threshold: 0.9 } } }
@@ -185,8 +185,14 @@ def test_curated_schema_is_used_and_its_own_skew_comparator_kept(serving_curated
     assert result.schema_source == str(schema_dir / logic.BASELINE_SCHEMA_FILE)
     channel = next(s for s in result.skew if s["feature"] == "channel")
     assert channel["threshold"] == pytest.approx(0.9)
+    # a curated comparator's threshold on a numeric feature becomes its JS-distance threshold
+    amount = [s for s in result.skew if s["feature"] == "amount"]
+    assert [(s["splits"], s["metric"], s["threshold"]) for s in amount] == [
+        (splits, "jensen_shannon_distance", pytest.approx(0.7)) for splits in ("train/eval", "train/test")
+    ]
     with open(outputs.schema, encoding="utf-8") as fh:
         schema_text = fh.read()
+    assert "jensen_shannon_divergence" not in schema_text
     assert "float_domain" in schema_text
     assert 'not_in_environment: "SERVING"' in schema_text
     assert 'default_environment: "TRAINING"' in schema_text
