@@ -29,6 +29,12 @@ def deploy(
     logger_url: str = "",
     logger_mode: str = "all",
     timeout_seconds: float = 600.0,
+    backend: str = "kserve",
+    vertex_project: str = "",
+    vertex_location: str = "us-central1",
+    vertex_endpoint: str = "",
+    payload_log: str = "",
+    machine_type: str = "n1-standard-2",
 ) -> NamedTuple(  # type: ignore[valid-type]  # KFP reads the functional NamedTuple
     "DeployOutputs",
     [
@@ -71,7 +77,16 @@ def deploy(
         canary_percent: Traffic share of the new version when the ISVC exists (0: dark launch).
         logger_url: KServe payload-logger sink URL (empty: no logger).
         logger_mode: KServe logger mode: ``all``, ``request`` or ``response``.
-        timeout_seconds: Readiness timeout.
+        timeout_seconds: Readiness timeout (Vertex AI: per long-running operation).
+        backend: ``kserve`` (an InferenceService) or ``vertex`` (a Vertex AI Endpoint: the version is uploaded as
+            a new version of the Vertex model ``isvc_name`` with kfpkit's serving image, its digest pinned, and
+            deployed at ``canary_percent`` beside the stable one; kfpkit.components.deploy.vertex).
+        vertex_project: Vertex AI: the Google Cloud project.
+        vertex_location: Vertex AI: the region.
+        vertex_endpoint: Vertex AI: the Endpoint ID (empty: ``isvc_name``); created when absent.
+        payload_log: Vertex AI: where the served version logs its payload records (``gs://...``, required):
+            the rollout compares the two versions' score distributions there.
+        machine_type: Vertex AI: machine type of each replica.
 
     Returns:
         url: The InferenceService URL.
@@ -94,29 +109,55 @@ def deploy(
         uri, version, digest = pushed.model_uri, pushed.version, pushed.content_sha256
     else:
         uri, version, digest = model_uri, resolve_version(model_uri, model_version), content_sha256
-    api = isvc.InferenceServiceApi(isvc.api_client())
-    result = run_deploy(
-        api,
-        name=isvc_name,
-        namespace=namespace,
-        storage_uri=uri,
-        version=version,
-        content_sha256=digest,
-        image=predictor_image or kfpkit_images.serving_image(),
-        mode=mode,
-        protocol=protocol,
-        cpu=cpu,
-        memory=memory,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        service_account=service_account,
-        canary_percent=canary_percent,
-        logger_url=logger_url,
-        logger_mode=logger_mode,
-        timeout_s=timeout_seconds,
-    )
+    if backend not in ("kserve", "vertex"):
+        raise ValueError(f"backend must be kserve or vertex, got {backend!r}")
+    image = predictor_image or kfpkit_images.serving_image()
+    obj = None
+    if backend == "vertex":
+        from kfpkit.components.deploy.vertex import deploy_to_vertex
+
+        result = deploy_to_vertex(
+            project=vertex_project,
+            location=vertex_location,
+            endpoint_id=vertex_endpoint or isvc_name,
+            model_name=isvc_name,
+            storage_uri=uri,
+            version=version,
+            content_sha256=digest,
+            image=image,
+            payload_log=payload_log,
+            machine_type=machine_type,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            service_account=service_account,
+            canary_percent=canary_percent,
+            timeout_s=timeout_seconds,
+        )
+    else:
+        api = isvc.InferenceServiceApi(isvc.api_client())
+        result = run_deploy(
+            api,
+            name=isvc_name,
+            namespace=namespace,
+            storage_uri=uri,
+            version=version,
+            content_sha256=digest,
+            image=image,
+            mode=mode,
+            protocol=protocol,
+            cpu=cpu,
+            memory=memory,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            service_account=service_account,
+            canary_percent=canary_percent,
+            logger_url=logger_url,
+            logger_mode=logger_mode,
+            timeout_s=timeout_seconds,
+        )
+        obj = api.get(isvc_name, namespace)
     with open(status.path, "w", encoding="utf-8") as fh:
-        fh.write(to_markdown(result, api.get(isvc_name, namespace)))
+        fh.write(to_markdown(result, obj))
     status.metadata.update(result.as_dict())
     DeployOutputs = collections.namedtuple(
         "DeployOutputs",

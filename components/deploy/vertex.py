@@ -484,3 +484,48 @@ def _result(action: str, traffic: Traffic) -> DeployResult:
         canary_revision=traffic.canary.revision if traffic.canary else "",
         traffic=split,
     )
+
+
+def deploy_to_vertex(
+    *,
+    project: str,
+    location: str,
+    endpoint_id: str,
+    model_name: str,
+    storage_uri: str,
+    version: int,
+    content_sha256: str,
+    image: str,
+    payload_log: str,
+    machine_type: str = DEFAULT_MACHINE_TYPE,
+    min_replicas: int = 1,
+    max_replicas: int = 1,
+    service_account: str = "",
+    canary_percent: int = 10,
+    timeout_s: float = 1800.0,
+    api_endpoint: str = "",
+    credentials: Any = None,
+) -> DeployResult:
+    """The Vertex AI path of the deploy component (``backend="vertex"``): :func:`run_vertex_deploy`, its clients.
+
+    The Vertex model's ID is ``model_name`` (the registry's model); replicas are at least 1 (Vertex AI does not
+    scale a custom container to zero). Credentials: Application Default Credentials unless given.
+
+    Raises:
+        DeployError: see :func:`run_vertex_deploy`.
+    """
+    api = VertexApi(VertexLocation(project, location, api_endpoint=api_endpoint, timeout_s=timeout_s), credentials)
+    deployment = VertexDeployment(
+        model_id=model_name,
+        endpoint_id=endpoint_id,
+        image=image,
+        payload_log=payload_log,
+        machine_type=machine_type,
+        min_replicas=max(1, min_replicas),
+        max_replicas=max(1, min_replicas, max_replicas),
+        service_account=service_account,
+        canary_percent=canary_percent,
+    )
+    return run_vertex_deploy(
+        api, deployment, model_name=model_name, storage_uri=storage_uri, version=version, content_sha256=content_sha256
+    )

@@ -24,6 +24,11 @@ def rollout(
     query_set: str = "kfpkit",
     query_overrides: Optional[Dict[str, str]] = None,
     timeout_seconds: float = 600.0,
+    backend: str = "kserve",
+    vertex_project: str = "",
+    vertex_location: str = "us-central1",
+    vertex_endpoint: str = "",
+    metrics_delay_seconds: float = 0.0,
 ) -> NamedTuple("RolloutOutputs", [("decision", str), ("canary_traffic_percent", int)]):  # type: ignore[valid-type]  # KFP reads the functional NamedTuple
     """Steps the canary's traffic up, judges canary against stable each interval, promotes or rolls back.
 
@@ -54,7 +59,15 @@ def rollout(
         query_set: PromQL template set: ``kfpkit`` (the predictor's metrics) or ``queue-proxy`` (Knative).
         query_overrides: PromQL templates by query name (``requests``, ``errors``, ``p99_seconds``,
             ``score_buckets``), with ``{namespace}``, ``{isvc}``, ``{version}``, ``{revision}``, ``{interval}``.
-        timeout_seconds: Readiness timeout of each traffic change.
+        timeout_seconds: Readiness timeout of each traffic change (Vertex AI: of each undeploy operation).
+        backend: ``kserve`` (the InferenceService; Prometheus) or ``vertex`` (a Vertex AI Endpoint's
+            ``traffic_split``; requests, 5xx and p99 per deployed model from Cloud Monitoring, the score
+            distributions from each version's payload log; ``prometheus_url`` and the query settings unused).
+        vertex_project: Vertex AI: the Google Cloud project.
+        vertex_location: Vertex AI: the region.
+        vertex_endpoint: Vertex AI: the Endpoint ID (empty: ``isvc_name``).
+        metrics_delay_seconds: Vertex AI: shift of each measured window back in time, for the minutes Cloud
+            Monitoring takes to show a point.
 
     Returns:
         decision: ``promote`` or ``rollback``.
@@ -78,6 +91,11 @@ def rollout(
         query_set=query_set,
         query_overrides=query_overrides,
         timeout_s=timeout_seconds,
+        backend=backend,
+        vertex_project=vertex_project,
+        vertex_location=vertex_location,
+        vertex_endpoint=vertex_endpoint or isvc_name,
+        metrics_delay_s=metrics_delay_seconds,
     )
     for key, value in rollout_metrics(result).items():
         metrics.log_metric(key, value)

@@ -39,6 +39,10 @@ def run_rollout_task(
     query_overrides: Optional[Mapping[str, str]] = None,
     timeout_s: float = 600.0,
     backend: Any = None,
+    vertex_project: str = "",
+    vertex_location: str = "us-central1",
+    vertex_endpoint: str = "",
+    metrics_delay_s: float = 0.0,
 ) -> RolloutRecord:
     """Analyses the canary of ISVC ``namespace/name`` (in-cluster credentials) and writes the record.
 
@@ -60,7 +64,13 @@ def run_rollout_task(
         query_overrides: PromQL templates by query name.
         timeout_s: Readiness timeout of each traffic change.
         backend: A traffic backend to use instead of the ISVC's (tests); default: Serverless or Standard by
-            the ISVC's deployment mode.
+            the ISVC's deployment mode. ``"vertex"``: the Vertex AI Endpoint ``vertex_endpoint``
+            (:func:`kfpkit.components.rollout.vertex.vertex_rollout_parts`), measured in Cloud Monitoring and
+            the payload log instead of Prometheus.
+        vertex_project: Vertex AI: the Endpoint's project (Application Default Credentials).
+        vertex_location: Vertex AI: its region.
+        vertex_endpoint: Vertex AI: its ID.
+        metrics_delay_s: Vertex AI: shift of each measured window back in time.
 
     Raises:
         kfpkit.components.rollout.analysis.RolloutError: bad configuration or no canary to analyse.
@@ -75,11 +85,23 @@ def run_rollout_task(
         query_set=query_set,
         query_overrides=tuple((query_overrides or {}).items()),
     )
-    if backend is None:
+    source: Any = None
+    if backend == "vertex":
+        from kfpkit.components.rollout.vertex import vertex_rollout_parts
+
+        backend, source = vertex_rollout_parts(
+            project=vertex_project,
+            location=vertex_location,
+            endpoint_id=vertex_endpoint,
+            delay_s=metrics_delay_s,
+            timeout_s=timeout_s,
+        )
+    elif backend in (None, "kserve"):
         from kfpkit.components.rollout.kserve import kserve_backend
 
         backend = kserve_backend(name, namespace, timeout_s=timeout_s)
-    source = PrometheusSource(PrometheusClient(prometheus_url), config.templates())
+    if source is None:
+        source = PrometheusSource(PrometheusClient(prometheus_url), config.templates())
 
     def checkpoint(record: RolloutRecord) -> None:
         write_rollout_record(record, record_json_path, record_markdown_path)

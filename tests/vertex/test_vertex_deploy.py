@@ -105,3 +105,25 @@ def test_deploy_refuses_bad_ids_and_a_missing_payload_log_before_calling_vertex(
                 api, deployment, model_name="m", storage_uri="gs://r/m/1", version=1, content_sha256="a" * 64
             )
     assert fakes.vertex.requests == []
+
+
+def test_the_deploy_components_vertex_path_deploys_with_at_least_one_replica(fakes, credentials, models, payload_root):
+    result = deploy_vertex.deploy_to_vertex(
+        project=helpers.PROJECT,
+        location=helpers.LOCATION,
+        endpoint_id="component-endpoint",
+        model_name=MODEL_NAME,
+        storage_uri=models["stable"],
+        version=1,
+        content_sha256=helpers.digest(models["stable"]),
+        image=helpers.IMAGE,
+        payload_log=payload_root,
+        min_replicas=0,  # Vertex does not scale a custom container to zero: deploy asks for one
+        max_replicas=0,
+        api_endpoint=fakes.vertex.url,
+        credentials=credentials,
+    )
+    assert fakes.vertex.problems == []
+    assert result.action == "created" and result.mode == deploy_vertex.VERTEX and result.traffic == {"1": 100}
+    (endpoint,) = fakes.vertex.endpoints.values()
+    assert endpoint.deployed_models[0].dedicated_resources.min_replica_count == 1
