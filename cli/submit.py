@@ -14,6 +14,9 @@ the run's parameters against the compiled pipeline spec (``root.inputDefinitions
 an unknown name, a wrong type, a required parameter such as ``registry_root`` left out. Only then is
 anything sent. How each target is addressed: :mod:`kfpkit.pipelines.submit`.
 
+``kfpkit submit PIPELINE --help`` lists the flags, then every parameter of PIPELINE (its type, default and
+description): the keys a ``--params-file`` may hold.
+
 Both targets print the run (or schedule) ID and URL; ``--wait`` follows a run to its end with one progress
 line per change of the run's or a task's state. Exit status: 0 submitted (or, with ``--wait``, succeeded),
 1 the run did not succeed or the service refused the request, 2 bad input (nothing was sent).
@@ -26,6 +29,7 @@ import json
 import logging
 import sys
 import tempfile
+import textwrap
 from typing import Any, Dict, Optional, Tuple
 
 from kfpkit.pipelines import registry
@@ -44,10 +48,52 @@ PARAMS_FILE_HELP = (
 )
 
 
+class PipelineName(argparse.Action):
+    """The PIPELINE argument; naming it puts the pipeline's parameters into a ``--help`` that follows it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None):
+        """Stores the name; for a registered pipeline, sets the help's epilog to its parameters."""
+        setattr(namespace, self.dest, values)
+        if values in registry.pipeline_names():
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter
+            parser.epilog = parameters_help(values)
+
+
+def parameters_help(pipeline: str, width: int = 100) -> str:
+    """Every parameter of ``pipeline``: name, type, required or default, description (the params file's keys)."""
+    from kfpkit.pipelines.local import build_pipeline
+    from kfpkit.pipelines.parameters import pipeline_parameters
+
+    lines = [f"parameters of the {pipeline} pipeline (keys of --params-file, or --param NAME=VALUE):"]
+    for parameter in pipeline_parameters(build_pipeline(pipeline)).values():
+        kind = parameter.type.lower().replace("number_", "")
+        if parameter.required:
+            status = "required"
+        else:
+            default = json.dumps(parameter.default) if parameter.type in ("LIST", "STRUCT") else parameter.default
+            status = f"default {default!r}" if parameter.type == "STRING" else f"default {default}"
+        lines.append(f"  {parameter.name} ({kind}, {status})")
+        text = parameter.description or parameter.name.replace("_", " ")
+        lines += textwrap.wrap(text, width=width, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    return "\n".join(lines)
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of what is submitted: pipeline, target, parameters, name, caching, schedule, following."""
-    parser.add_argument("pipeline", help=f"pipeline to submit ({', '.join(registry.pipeline_names())})")
-    parser.add_argument("--target", required=True, choices=list(TARGETS))
+    parser.add_argument(
+        "pipeline",
+        action=PipelineName,
+        help=f"pipeline to submit ({', '.join(registry.pipeline_names())}); continuous-training trains, pushes "
+        "and, for a new version, deploys a KServe canary and rolls it out; 'kfpkit submit PIPELINE --help' also "
+        "lists every parameter of PIPELINE",
+    )
+    parser.add_argument(
+        "--target",
+        required=True,
+        choices=list(TARGETS),
+        help="kubeflow: a Kubeflow Pipelines cluster (the kubeflow flags below); vertex: Vertex AI Pipelines "
+        "(the vertex flags below)",
+    )
     parser.add_argument("--params-file", default=None, metavar="FILE", help=PARAMS_FILE_HELP)
     parser.add_argument(
         "--param",
@@ -74,7 +120,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="create a schedule instead of a run: Kubeflow 6 fields, seconds first ('0 0 3 * * *'); "
         "Vertex 5 fields ('0 3 * * *', optional TZ=Area/City prefix)",
     )
-    parser.add_argument("--service-account", default=None, help="Kubernetes (Kubeflow) or Google (Vertex) account")
+    parser.add_argument(
+        "--service-account",
+        default=None,
+        help="Kubernetes (Kubeflow) or Google (Vertex) account the run's tasks use; a Kubeflow run that deploys "
+        "(continuous-training, monitoring) needs the Role of manifests/pipeline-runner, e.g. kfpkit-pipeline-runner",
+    )
     parser.add_argument("--wait", action="store_true", help="follow the run to its end with progress lines")
     parser.add_argument("--poll-interval", type=float, default=10.0, help="seconds between --wait polls")
     parser.add_argument("--timeout", type=float, default=None, help="stop --wait after this many seconds")

@@ -495,6 +495,10 @@ class Demo:
             label_column=SYNTHETIC_LABEL_COLUMN,
             model_name=a.model_name,
             framework=a.framework,
+            # the monitoring pipeline deploys a retrained version to KServe; the demo has no cluster, so it
+            # stops after push (its canary stage is the local one above)
+            prometheus_url=self.prometheus.url,
+            deploy_new_version=False,
             **{k: v for k, v in dict(epochs=a.epochs, min_pr_auc=a.min_pr_auc).items() if v is not None},
         )
         summary = self.train("monitoring", arguments)

@@ -9,6 +9,7 @@
 * **Only a new version is delivered.** push is idempotent: a model that an existing registry version already
   holds creates nothing and reports ``created`` false, and the run stops there (``dsl.If`` on push's
   ``created`` output). A scheduled run over unchanged data therefore changes nothing on the cluster.
+  ``deploy_new_version`` false stops every run after push (where no cluster is reachable).
 * **deploy takes push's typed output**, the ``pushed_model`` artifact (a
   :class:`kfpkit.core.registry.PushedModel`: URI, version, content digest), not strings copied from a
   finished run. The InferenceService is named after the registry's model (``model_name``). The first
@@ -47,7 +48,17 @@ TRAINING_PARAMETERS = tuple(inspect.signature(training_pipeline).parameters)[1:]
 
 
 def build_continuous_training_pipeline(platform: Optional[Platform] = None) -> Any:
-    """Returns the continuous-training pipeline (a KFP ``GraphComponent``) configured for ``platform``."""
+    """Returns the continuous-training pipeline (a KFP ``GraphComponent``) configured for ``platform``.
+
+    Raises:
+        TypeError: :func:`continuous_training_pipeline` lacks a parameter of the training pipeline.
+    """
+    missing = [p for p in TRAINING_PARAMETERS if p not in inspect.signature(continuous_training_pipeline).parameters]
+    if missing:
+        raise TypeError(
+            f"continuous_training_pipeline lacks the training pipeline's parameters {missing}: add them with the "
+            "training pipeline's defaults and descriptions"
+        )
     return platform_pipeline(
         continuous_training_pipeline, platform or LocalPlatform(), name=PIPELINE_NAME, description=DESCRIPTION
     )
@@ -79,6 +90,7 @@ def continuous_training_pipeline(
     fail_on_anomalies: bool = False,
     curated_schema_uri: str = "",
     infra_latency_budget_ms: float = 50.0,
+    deploy_new_version: bool = True,
     namespace: str = "kfpkit",
     mode: str = "Serverless",
     predictor_image: str = "",
@@ -133,6 +145,8 @@ def continuous_training_pipeline(
         curated_schema_uri: TFDV schema (text proto) to validate against instead of inferring one
             from the train split (empty: infer).
         infra_latency_budget_ms: p99 latency budget of the candidate in the real KServe server.
+        deploy_new_version: Deploy a new version and roll out its canary (false: stop after push, as the
+            training pipeline does, e.g. where no cluster is reachable).
         namespace: Namespace of the InferenceService (the run's service account needs the
             kfpkit-pipeline-runner Role there).
         mode: Serverless (Knative revisions) or Standard (RawDeployment, Gateway API weights).
@@ -160,6 +174,7 @@ def continuous_training_pipeline(
         after_push=lambda push_task: deliver_new_version(
             platform,
             push_task,
+            enabled=deploy_new_version,
             isvc_name=model_name,
             namespace=namespace,
             mode=mode,
@@ -184,6 +199,7 @@ def deliver_new_version(
     platform: Platform,
     push_task: Task,
     *,
+    enabled: Any,
     isvc_name: Any,
     namespace: Any,
     prometheus_url: Any,
@@ -195,12 +211,13 @@ def deliver_new_version(
     alert_webhook_url: Any,
     **deploy_parameters: Any,
 ) -> None:
-    """Step 5, when push created a new version: deploy it, roll out its canary, alert on the decision.
+    """Step 5, when enabled and push created a new version: deploy it, roll out its canary, alert on the decision.
 
     Args:
         platform: Adds the platform's settings to every task.
         push_task: The push task; its ``created`` output says whether the version is new, its
             ``pushed_model`` artifact is what deploy serves.
+        enabled: The ``deploy_new_version`` pipeline parameter.
         isvc_name: The InferenceService (the registry's model name).
         namespace: Its namespace.
         prometheus_url: Prometheus of the canary analysis.
@@ -212,36 +229,37 @@ def deliver_new_version(
         alert_webhook_url: Where the decision is POSTed (empty: nowhere).
         **deploy_parameters: deploy's predictor settings (mode, image, replicas, first canary share, ...).
     """
-    with dsl.If(push_task.outputs["created"] == True, name="new-version"):  # noqa: E712
-        deploy_task = deploy_version(
-            platform,
-            isvc_name=isvc_name,
-            namespace=namespace,
-            pushed_model=push_task.outputs["pushed_model"],
-            timeout_seconds=timeout_seconds,
-            **deploy_parameters,
-        )
+    with dsl.If(enabled == True, name="deploy-enabled"):  # noqa: E712
+        with dsl.If(push_task.outputs["created"] == True, name="new-version"):  # noqa: E712
+            deploy_task = deploy_version(
+                platform,
+                isvc_name=isvc_name,
+                namespace=namespace,
+                pushed_model=push_task.outputs["pushed_model"],
+                timeout_seconds=timeout_seconds,
+                **deploy_parameters,
+            )
 
-        def alert_on_decision(rollout_task: Task) -> None:
-            with dsl.If(alert_webhook_url != "", name="alert-configured"):
-                alert_task = drift_alert(
-                    webhook_url=alert_webhook_url,
-                    model_uri=push_task.outputs["model_uri"],
-                    rollout_record=rollout_task.outputs["record_json"],
-                    pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                )
-                platform.configure_task(alert_task)
+            def alert_on_decision(rollout_task: Task) -> None:
+                with dsl.If(alert_webhook_url != "", name="alert-configured"):
+                    alert_task = drift_alert(
+                        webhook_url=alert_webhook_url,
+                        model_uri=push_task.outputs["model_uri"],
+                        rollout_record=rollout_task.outputs["record_json"],
+                        pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                    )
+                    platform.configure_task(alert_task)
 
-        roll_out_canary(
-            platform,
-            deploy_task,
-            after_rollout=alert_on_decision,
-            isvc_name=isvc_name,
-            namespace=namespace,
-            prometheus_url=prometheus_url,
-            interval_seconds=interval_seconds,
-            min_requests=min_requests,
-            max_inconclusive=max_inconclusive,
-            thresholds=thresholds,
-            timeout_seconds=timeout_seconds,
-        )
+            roll_out_canary(
+                platform,
+                deploy_task,
+                after_rollout=alert_on_decision,
+                isvc_name=isvc_name,
+                namespace=namespace,
+                prometheus_url=prometheus_url,
+                interval_seconds=interval_seconds,
+                min_requests=min_requests,
+                max_inconclusive=max_inconclusive,
+                thresholds=thresholds,
+                timeout_seconds=timeout_seconds,
+            )

@@ -55,6 +55,7 @@ def monitoring_pipeline(
     epochs: int = 0,
     min_pr_auc_lift: float = 5.0,
     min_pr_auc: float = 0.0,
+    deploy_new_version: bool = True,
     namespace: str = "kfpkit",
     mode: str = "Serverless",
     predictor_service_account: str = "",
@@ -89,6 +90,8 @@ def monitoring_pipeline(
         min_pr_auc_lift: Blessing floor of the retrained model, as a multiple of the test split's positive
             rate (see the training pipeline).
         min_pr_auc: Absolute PR-AUC floor of the retrained model on top of the relative one (0: none).
+        deploy_new_version: Deploy a retrained new version and roll out its canary (false: stop after push,
+            e.g. where no cluster is reachable, as in the local demo).
         namespace: Namespace of the InferenceService.
         mode: Serverless or Standard (RawDeployment) for a new InferenceService.
         predictor_service_account: Service account of the predictor pods, with read access to the registry
@@ -121,6 +124,7 @@ def monitoring_pipeline(
             min_pr_auc_lift=min_pr_auc_lift,
             min_pr_auc=min_pr_auc,
             prometheus_url=prometheus_url,
+            deploy_new_version=deploy_new_version,
             namespace=namespace,
             mode=mode,
             predictor_service_account=predictor_service_account,
