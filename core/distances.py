@@ -8,8 +8,8 @@ categorical ones). Each key below is the metric's name in every report; :data:`M
 
 * ``js`` -- Jensen-Shannon *distance*, base 2, in [0, 1]: the square root of the Jensen-Shannon
   *divergence*, as ``scipy.spatial.distance.jensenshannon(p, q, base=2)``, of the present values. (TFDV's
-  and validate's skew comparator is the approximate JS *divergence*; a distance of 0.1 is a divergence of
-  0.01);
+  skew and drift comparator is an approximate JS *divergence*; a distance of 0.1 is a divergence of 0.01.
+  Validate's numeric skew check uses this distance, through :mod:`kfpkit.core.numeric_shift`);
 * ``psi`` -- population stability index ``sum((p - q) * ln(p / q))``, every count smoothed by 0.5 first
   (:data:`PSI_SMOOTHING`: an empty bin on one side gives a large but finite index);
 * ``linf`` -- L-infinity distance of the categorical value frequencies (TFDV's and Vertex's drift measure

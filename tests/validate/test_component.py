@@ -83,7 +83,7 @@ def test_report_is_markdown_with_the_feature_summary(clean_component_run):
     assert "| feature | type | missing % train / eval / test | train | eval | test |" in text
     assert "| `amount` | FLOAT | 0.0 % / 0.0 % / 0.0 % | min " in text
     assert "| `channel` | STRING | 0.0 % / 0.0 % / 0.0 % | 3 unique · top: " in text
-    assert "| `amount` | train/test | Jensen-Shannon divergence |" in text
+    assert "| `amount` | train/test | Jensen-Shannon distance |" in text
 
 
 def test_component_uses_the_tfdv_image_and_types_its_interface(tmp_path):
