@@ -68,6 +68,21 @@ $(EVIDENTLY_VENV)/.installed: requirements/evidently.lock
 	$(EVIDENTLY_PY) -m pip install -q --no-deps -r requirements/evidently.lock
 	touch $@
 
+NANNYML_VENV := .venv-nannyml
+NANNYML_PY := $(NANNYML_VENV)/bin/python
+BENCH_PERFORMANCE_ARGS ?=
+.PHONY: setup-nannyml bench-performance
+setup-nannyml: $(NANNYML_VENV)/.installed ## create .venv-nannyml (NannyML 0.13.1 + pandas 2, the performance benchmark peer; Python < 3.13)
+
+$(NANNYML_VENV)/.installed: requirements/nannyml.lock
+	test -x $(NANNYML_PY) || $(PYTHON_BOOT) -m venv $(NANNYML_VENV)
+	$(NANNYML_PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(NANNYML_PY) -m pip install -q --no-deps -r requirements/nannyml.lock
+	touch $@
+
+bench-performance: setup-main setup-nannyml ## benchmarks/performance: kfpkit performance vs NannyML CBPE, 100k and 1M scored rows (~10 min)
+	$(PY) -m benchmarks.performance.bench_performance $(BENCH_PERFORMANCE_ARGS)
+
 .PHONY: system-packages setup-checkov
 SYSTEM_PACKAGES := prometheus:prometheus promtool:prometheus nginx:nginx-light wrk:wrk kubectl:kubernetes-client
 CHECKOV_VENV := .venv-checkov
