@@ -76,8 +76,10 @@ def test_unknown_framework_fails_listing_the_choices(splits, tmp_path):
 @pytest.mark.parametrize(
     "case",
     [
-        ("batch_size", 0, "batch_size must be an integer >= 1, got 0"),
-        ("epochs", 2.5, "epochs must be an integer >= 1, got 2.5"),
+        # 0 is "auto" for batch_size and epochs (chosen from the training rows)
+        ("batch_size", -1, "batch_size must be an integer >= 1, or 0 for auto, got -1"),
+        ("epochs", 2.5, "epochs must be an integer >= 1, or 0 for auto, got 2.5"),
+        ("early_stopping_metric", "f1", "early_stopping_metric must be one of"),
         ("dropout", 1.0, r"dropout must be in \[0, 1\), got 1.0"),
         ("learning_rate", 0.0, "learning_rate must be > 0, got 0.0"),
         ("patience", -1, "patience must be an integer >= 0, got -1"),

@@ -59,7 +59,8 @@ def test_checkpoint_holds_model_optimizer_epoch_best_state_and_rng(splits, tmp_p
     train_model(splits.train, splits.eval, LABEL, str(tmp_path / "m"), tools.fast_params(epochs=2), str(checkpoints))
     state = torch.load(checkpoints / CHECKPOINT_FILE, weights_only=True)  # plain tensors and containers only
     assert state["epoch"] == 2
-    assert {"model", "optimizer", "best_state", "best_epoch", "best_pr_auc", "rng_cpu", "rng_shuffle"} <= set(state)
+    assert {"model", "optimizer", "best_state", "best_epoch", "best_value", "rng_cpu", "rng_shuffle"} <= set(state)
+    assert state["format"] == 2  # 2: the best value of early_stopping_metric (1 held best_pr_auc)
     assert state["optimizer"]["state"], "optimizer moments are saved"
     assert len(state["history"]) == 2
 
