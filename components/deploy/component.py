@@ -111,50 +111,23 @@ def deploy(
         uri, version, digest = model_uri, resolve_version(model_uri, model_version), content_sha256
     if backend not in ("kserve", "vertex"):
         raise ValueError(f"backend must be kserve or vertex, got {backend!r}")
-    image = predictor_image or kfpkit_images.serving_image()
+    shared: dict = dict(storage_uri=uri, version=version, content_sha256=digest, service_account=service_account)
+    shared.update(image=predictor_image or kfpkit_images.serving_image(), canary_percent=canary_percent)
+    shared.update(min_replicas=min_replicas, max_replicas=max_replicas, timeout_s=timeout_seconds)
     obj = None
     if backend == "vertex":
         from kfpkit.components.deploy.vertex import deploy_to_vertex
 
         result = deploy_to_vertex(
-            project=vertex_project,
-            location=vertex_location,
-            endpoint_id=vertex_endpoint or isvc_name,
-            model_name=isvc_name,
-            storage_uri=uri,
-            version=version,
-            content_sha256=digest,
-            image=image,
-            payload_log=payload_log,
-            machine_type=machine_type,
-            min_replicas=min_replicas,
-            max_replicas=max_replicas,
-            service_account=service_account,
-            canary_percent=canary_percent,
-            timeout_s=timeout_seconds,
-        )
+            project=vertex_project, location=vertex_location, endpoint_id=vertex_endpoint or isvc_name,
+            model_name=isvc_name, payload_log=payload_log, machine_type=machine_type, **shared,
+        )  # fmt: skip
     else:
         api = isvc.InferenceServiceApi(isvc.api_client())
         result = run_deploy(
-            api,
-            name=isvc_name,
-            namespace=namespace,
-            storage_uri=uri,
-            version=version,
-            content_sha256=digest,
-            image=image,
-            mode=mode,
-            protocol=protocol,
-            cpu=cpu,
-            memory=memory,
-            min_replicas=min_replicas,
-            max_replicas=max_replicas,
-            service_account=service_account,
-            canary_percent=canary_percent,
-            logger_url=logger_url,
-            logger_mode=logger_mode,
-            timeout_s=timeout_seconds,
-        )
+            api, name=isvc_name, namespace=namespace, mode=mode, protocol=protocol, cpu=cpu, memory=memory,
+            logger_url=logger_url, logger_mode=logger_mode, **shared,
+        )  # fmt: skip
         obj = api.get(isvc_name, namespace)
     with open(status.path, "w", encoding="utf-8") as fh:
         fh.write(to_markdown(result, obj))
@@ -163,11 +136,4 @@ def deploy(
         "DeployOutputs",
         ["url", "stable_version", "canary_version", "stable_revision", "canary_revision", "canary_traffic_percent"],
     )
-    return DeployOutputs(
-        result.url,
-        result.stable_version,
-        result.canary_version,
-        result.stable_revision,
-        result.canary_revision,
-        result.traffic.get(result.canary_version, 0) if result.canary_version else 0,
-    )
+    return DeployOutputs(*result.outputs())

@@ -21,7 +21,7 @@ ISVC (kserve#5335), ``spec.canary`` on a cluster whose CRD lacks it (every write
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from kfpkit.components.deploy import isvc as api_mod
 from kfpkit.components.deploy.isvc import DeployError
@@ -49,6 +49,11 @@ class DeployResult:
     def as_dict(self) -> Dict[str, Any]:
         """Every field as a JSON-ready dict."""
         return dataclasses.asdict(self)
+
+    def outputs(self) -> Tuple[str, str, str, str, str, int]:
+        """The deploy component's outputs: URL, stable and canary versions and revisions, the canary's share."""
+        share = self.traffic.get(self.canary_version, 0) if self.canary_version else 0
+        return (self.url, self.stable_version, self.canary_version, self.stable_revision, self.canary_revision, share)
 
 
 def canary_name(version: int) -> str:
