@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--framework", choices=["pytorch", "sklearn"], default="pytorch", help="default pytorch")
     d.add_argument("--epochs", type=int, default=None, help="maximum training epochs, PyTorch (pipeline default)")
     d.add_argument("--batch-size", type=int, default=None, help="training batch size, PyTorch (pipeline default)")
-    d.add_argument("--min-pr-auc", type=float, default=None, help="blessing floor of every version (pipeline default)")
+    d.add_argument(
+        "--min-pr-auc", type=float, default=None, help="absolute PR-AUC floor of every version (pipeline default: none)"
+    )
     d.add_argument(
         "--max-regression",
         type=float,
