@@ -171,6 +171,10 @@ bench-train: setup-main ## benchmarks/train: PyTorch trainer vs the sklearn base
 bench-quality: setup-main ## benchmarks/quality: default PyTorch vs the sklearn baseline at 5k-100k rows and sklearn's tables; PR-AUC, ECE vs its noise floor (BENCH_QUALITY_ARGS=...)
 	$(PY) -m benchmarks.quality.bench_quality $(BENCH_QUALITY_ARGS)
 
+.PHONY: bench-gate
+bench-gate: setup-main ## benchmarks/quality: evaluate's gate, false regressions over 20 retrain pairs and shuffled-label models, 20k rows (~30 min; BENCH_GATE_ARGS=...)
+	$(PY) -m benchmarks.quality.gate_sweep $(BENCH_GATE_ARGS)
+
 bench-validate: setup ## benchmarks/validate: run_validation vs bare TFDV statistics (BENCH_VALIDATE_ARGS=...)
 	$(PY) -m benchmarks.validate.bench_validate --tfdv-python $(TFDV_PY) $(BENCH_VALIDATE_ARGS)
 
