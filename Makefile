@@ -179,7 +179,7 @@ bench-validate: setup ## benchmarks/validate: run_validation vs bare TFDV statis
 	$(PY) -m benchmarks.validate.bench_validate --tfdv-python $(TFDV_PY) $(BENCH_VALIDATE_ARGS)
 
 .PHONY: bench-skew
-bench-skew: setup ## benchmarks/validate: skew false alarms on hash splits, TFDV's old check vs kfpkit's, 1k-1M rows x 20 seeds (~25 min; BENCH_SKEW_ARGS=...)
+bench-skew: setup ## benchmarks/validate: skew false alarms on hash splits, TFDV's old check vs kfpkit's, 1k-1M rows x 20 seeds (~15 min on 2 shared cores; BENCH_SKEW_ARGS=...)
 	$(PY) -m benchmarks.validate.skew_sweep --tfdv-python $(TFDV_PY) $(BENCH_SKEW_ARGS)
 
 bench-drift: setup setup-evidently ## benchmarks/drift: kfpkit monitor vs Evidently DataDriftPreset vs TFDV, 100k and 1M rows (~15 min)
