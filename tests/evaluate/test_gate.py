@@ -222,8 +222,10 @@ def test_invalid_gate_settings_fail_naming_the_setting(settings, name):
         GateSettings.checked(**settings)
 
 
-@pytest.mark.parametrize(("rows", "resamples"), [(500, 1000), (15_000, 1000), (30_000, 500), (150_000, 200)])
-def test_bootstrap_size_is_1000_resamples_up_to_15k_rows_then_bounded_in_work_down_to_200(rows, resamples):
+@pytest.mark.parametrize(
+    ("rows", "resamples"), [(500, 1000), (10_000, 1000), (15_051, 600), (20_000, 500), (50_000, 200), (150_000, 200)]
+)
+def test_bootstrap_size_is_1000_resamples_up_to_10k_rows_then_bounded_in_work_down_to_200(rows, resamples):
     assert bootstrap_resamples(rows) == resamples
 
 
