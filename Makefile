@@ -84,9 +84,10 @@ bench-performance: setup-main setup-nannyml ## benchmarks/performance: kfpkit pe
 	$(PY) -m benchmarks.performance.bench_performance $(BENCH_PERFORMANCE_ARGS)
 
 .PHONY: system-packages setup-checkov
-SYSTEM_PACKAGES := prometheus:prometheus promtool:prometheus nginx:nginx-light wrk:wrk kubectl:kubernetes-client
+SYSTEM_PACKAGES := prometheus:prometheus promtool:prometheus nginx:nginx-light wrk:wrk kubectl:kubernetes-client \
+	dockerd:docker.io debootstrap:debootstrap
 CHECKOV_VENV := .venv-checkov
-system-packages: ## apt-get install prometheus, nginx-light, wrk, kubernetes-client when root and their binaries are missing
+system-packages: ## apt-get install prometheus, nginx-light, wrk, kubernetes-client, docker.io, debootstrap when root and their binaries are missing
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
 		PATH="$$PATH:/usr/sbin" command -v $$bin >/dev/null || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -116,11 +117,13 @@ demo: setup system-packages ## the whole loop on this machine: train v1+v2, cana
 # pytest-xdist workers for `make test`: most tests wait on subprocesses (kfp.local tasks, TFDV, servers), so two
 # workers on a 2-core machine nearly halve the wall time; --dist loadfile keeps each file's fixtures in one worker
 TEST_WORKERS ?= 2
+# pytest runs under images/engine.py: with DOCKER_HOST of an engine that answers, started (as root) when none does
+# and stopped when pytest ends, pass or fail; without one the container tests skip (under CI=true they fail)
 test: setup system-packages setup-checkov ## run every test (lint and type check included), on TEST_WORKERS pytest-xdist workers
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m tools.typecheck
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(PY) -m images.engine run -- $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup-main ## tests without the slow and TFDV ones
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not tfdv" $(PYTEST_ARGS)
@@ -184,6 +187,16 @@ bench-skew: setup ## benchmarks/validate: skew false alarms on hash splits, TFDV
 
 bench-drift: setup setup-evidently ## benchmarks/drift: kfpkit monitor vs Evidently DataDriftPreset vs TFDV, 100k and 1M rows (~15 min)
 	$(PY) -m benchmarks.drift.bench_drift $(BENCH_DRIFT_ARGS)
+
+.PHONY: docker-engine docker-engine-stop images-local
+docker-engine: setup-main ## start a private dockerd (root) when no engine answers; last line: export DOCKER_HOST=... (images/engine.py)
+	@$(PY) -m images.engine start
+
+docker-engine-stop: setup-main ## stop the private dockerd that make docker-engine started (no other engine)
+	@$(PY) -m images.engine stop
+
+images-local: setup-main system-packages ## build the four images on this machine, tagged as the pipelines name them (local base, CPU torch; images/local_build.py)
+	$(PY) -m images.engine run -- $(PY) -m images.local_build $(IMAGES_ARGS)
 
 images: setup-main ## build the four images with docker or buildah (REGISTRY=..., TAG=..., IMAGES_ARGS=--push)
 	$(PY) -m images.build --registry $(REGISTRY) --tag $(TAG) $(IMAGES_ARGS)

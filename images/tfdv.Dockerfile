@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # kfpkit-tfdv: the validate component (TFDV 1.16.1, Apache Beam, kfp executor 2.13; no torch), and with
 # --target dataflow the same environment as a Beam SDK container for Dataflow workers.
 # Build context: the repository root.
@@ -31,14 +30,16 @@ COPY images/check_pins.py images/check_pins.py
 RUN pip install --no-cache-dir --no-deps -r requirements/tfdv.lock \
     && python images/check_pins.py requirements/tfdv.lock
 
-# kfpkit itself (no dependencies: they are all above), then pip's consistency check.
+# ---- kfpkit_wheel: kfpkit's own wheel, from the sources, which are copied last so that a source edit ------
+# rebuilds only this small stage and the runtime's last layer, never the environment above.
+FROM builder AS kfpkit_wheel
 COPY setup.py pyproject.toml README.md ./
 COPY cli/ cli/
 COPY components/ components/
 COPY core/ core/
 COPY pipelines/ pipelines/
 COPY serving/ serving/
-RUN pip install --no-cache-dir --no-deps . && pip check
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # ---- runtime: the slim Python image, the virtual environment and a non-root user; no build tools ------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -59,8 +60,12 @@ RUN useradd --uid 1000 --gid 0 --create-home --home-dir /home/kfpkit --shell /us
     && mkdir -p /gcs /minio /s3 \
     && chown 1000:0 /home/kfpkit /gcs /minio /s3 \
     && chmod 0775 /home/kfpkit /gcs /minio /s3
-COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam
 COPY --from=builder /opt/venv /opt/venv
+# kfpkit itself (no dependencies: they are all in the environment), then pip's consistency check.
+COPY --from=kfpkit_wheel /wheels/ /tmp/kfpkit-wheel/
+RUN pip install --no-cache-dir --no-deps /tmp/kfpkit-wheel/*.whl \
+    && rm -rf /tmp/kfpkit-wheel \
+    && pip check
 USER 1000
 WORKDIR /home/kfpkit
 
@@ -69,6 +74,7 @@ WORKDIR /home/kfpkit
 # the ENTRYPOINT, and it runs the SDK harness as root: Dataflow mounts its worker directories (/var/opt/...)
 # owned by root. Not for KFP: an ENTRYPOINT would be prepended to kfp.local's DockerRunner command.
 FROM runtime AS dataflow
+COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam
 # hadolint ignore=DL3002
 USER 0
 ENTRYPOINT ["/opt/apache/beam/boot"]

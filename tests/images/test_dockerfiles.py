@@ -357,7 +357,11 @@ def test_versions_come_from_the_lock_and_kfpkit_adds_no_dependencies(group):
     else:
         assert f"-c requirements/main.lock -r images/{group}.in" in runs
         assert "check_pins.py requirements/main.lock" in runs
-    assert "pip install --no-cache-dir --no-deps . && pip check" in runs
+    # kfpkit's wheel is built from the sources in its own stage and installed without dependencies, then checked
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ." in runs
+    assert (
+        "pip install --no-cache-dir --no-deps /tmp/kfpkit-wheel/*.whl && rm -rf /tmp/kfpkit-wheel && pip check" in runs
+    )
 
 
 def _copied_sources(df: Dockerfile) -> List[str]:
@@ -379,18 +383,40 @@ def test_every_file_the_dockerfile_copies_exists(group):
     assert not missing, f"{group}.Dockerfile copies {missing}, which the repository lacks"
 
 
+SOURCES = ("cli/", "components/ ", "core/", "pipelines/", "serving/", "setup.py")
+
+
 @pytest.mark.parametrize("group", GROUPS)
 def test_dependencies_are_installed_before_the_sources_are_copied(group):
-    builder = dockerfile(group).stage("builder")
+    df = dockerfile(group)
+    builder = df.stage("builder")
     steps = [(i.keyword, i.args) for i in builder.instructions if i.keyword in ("COPY", "RUN")]
     lock = "requirements/tfdv.lock" if group == "tfdv" else "requirements/main.lock"
     copy_lock = next(n for n, (k, a) in enumerate(steps) if k == "COPY" and a.startswith(lock))
     install = next(n for n, (k, a) in enumerate(steps) if k == "RUN" and (f"-r {lock}" in a or f"-c {lock}" in a))
-    copy_sources = next(n for n, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("components/ "))
-    assert copy_lock < install < copy_sources, f"{group}: copy the lock, install, then copy the sources"
-    copied_before_install = " ".join(a for k, a in steps[:install] if k == "COPY")
-    for source in ("cli/", "components/ ", "core/", "pipelines/", "serving/", "setup.py"):
-        assert source not in copied_before_install, f"{group}: {source} copied before the dependency install"
+    assert copy_lock < install, f"{group}: copy the lock, then install"
+    copied_in_builder = " ".join(a for k, a in steps if k == "COPY")
+    for source in SOURCES:
+        assert source not in copied_in_builder, f"{group}: {source} copied into the environment's stage"
+    # the sources go into the kfpkit_wheel stage only, built FROM the finished environment
+    wheel = df.stage("kfpkit_wheel")
+    assert wheel.base == "builder"
+    copied = " ".join(i.args for i in wheel.all("COPY"))
+    assert all(source in copied for source in SOURCES), f"{group}: kfpkit_wheel copies {copied}"
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_a_source_edit_rebuilds_only_the_wheel_and_the_runtimes_last_layers(group):
+    """The runtime copies the environment before kfpkit's wheel: a source edit leaves the GB layer cached."""
+    df = dockerfile(group)
+    chain = df.chain(df.default_target())
+    steps = [f"{i.keyword} {i.args}" for s in chain for i in s.instructions]
+    venv = steps.index("COPY --from=builder /opt/venv /opt/venv")
+    wheel = steps.index("COPY --from=kfpkit_wheel /wheels/ /tmp/kfpkit-wheel/")
+    assert venv < wheel, f"{group}: the environment must be copied before kfpkit's wheel"
+    assert not any(s.startswith("COPY") and not s.startswith("COPY --from") for s in steps), (
+        f"{group}: the runtime stages copy nothing from the build context"
+    )
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -444,7 +470,21 @@ def test_torch_is_the_cpu_build_except_in_the_train_image():
         df = dockerfile(group)
         index = stage_args(df, df.stage("builder"))["TORCH_INDEX_URL"]
         assert index == ("" if group == "train" else CPU_TORCH_INDEX), f"{group}: TORCH_INDEX_URL={index!r}"
+        assert stage_args(df, df.stage("builder"))["TORCH_FIND_LINKS"] == "", f"{group}: no wheel folder by default"
         assert "grep -E '^torch==' requirements/main.lock" in " ".join(df.runs()), f"{group}: torch not from the lock"
+
+
+def _torch_layer(group):
+    """The builder's instructions up to and including the torch install."""
+    steps = [f"{i.keyword} {i.args}" for i in dockerfile(group).stage("builder").instructions if i.keyword != "ARG"]
+    end = next(n for n, step in enumerate(steps) if "grep -E '^torch==' requirements/main.lock" in step)
+    return steps[: end + 1]
+
+
+def test_base_serving_and_train_share_the_torch_layer():
+    """Same instructions up to the torch install: with the same build arguments the layer is built once."""
+    layers = {group: _torch_layer(group) for group in MAIN_GROUPS}
+    assert layers["base"] == layers["serving"] == layers["train"], layers
 
 
 def test_serving_image_starts_kfpkit_serve_on_kserves_model_path_and_port():
