@@ -18,15 +18,18 @@
   rolls it back (:mod:`kfpkit.components.rollout`); with ``alert_webhook_url`` set, the drift_alert
   component then POSTs which (``kfpkit.canary_promoted`` / ``kfpkit.canary_rolled_back``).
 
-Platform-neutral like the training pipeline (:func:`build_continuous_training_pipeline`). On Kubeflow, the
-run's service account needs the Role of ``manifests/pipeline-runner`` in the InferenceService's namespace.
-The Vertex target compiles the same KServe steps for now: a Vertex run reaches a cluster only through
-credentials it does not have, until the Vertex AI Endpoint traffic backend is its deploy and rollout.
+Platform-neutral like the training pipeline (:func:`build_continuous_training_pipeline`); the platform's
+traffic backend (:attr:`~kfpkit.pipelines.platforms.Platform.traffic_backend`) is deploy's and rollout's
+``backend``. On Kubeflow (and kfp.local) it is KServe: the run's service account needs the Role of
+``manifests/pipeline-runner`` in the InferenceService's namespace, and the analysis reads Prometheus. On
+Vertex AI it is a Vertex AI Endpoint: the version is uploaded to the Vertex Model Registry and deployed
+beside the stable one at the first canary share, the analysis reads Cloud Monitoring and the payload log
+(``vertex_project`` and ``payload_log`` are then required; the KServe parameters are unused).
 The monitoring pipeline retrains through this pipeline (:mod:`kfpkit.pipelines.monitoring`).
 """
 
 import inspect
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from kfp import dsl
 
@@ -96,6 +99,7 @@ def continuous_training_pipeline(
     predictor_image: str = "",
     predictor_service_account: str = "",
     canary_percent: int = 10,
+    analyse_canary: bool = True,
     min_replicas: int = 1,
     max_replicas: int = 1,
     logger_url: str = "",
@@ -105,6 +109,12 @@ def continuous_training_pipeline(
     rollout_thresholds: Optional[dict] = None,
     timeout_seconds: float = 600.0,
     alert_webhook_url: str = "",
+    vertex_project: str = "",
+    vertex_location: str = "us-central1",
+    vertex_endpoint: str = "",
+    payload_log: str = "",
+    machine_type: str = "n1-standard-2",
+    metrics_delay_seconds: float = 0.0,
 ) -> None:
     """Trains, gates and pushes a binary classifier; deploys a new version as a canary and rolls it out.
 
@@ -118,7 +128,8 @@ def continuous_training_pipeline(
         label_column: Binary label column (0/1).
         model_name: Model name in the registry, and the name of its KServe InferenceService (lowercase,
             digits and '-').
-        prometheus_url: Prometheus that scrapes the predictors (the canary analysis reads it).
+        prometheus_url: Prometheus that scrapes the predictors (the canary analysis reads it; unused on the
+            Vertex AI target, whose analysis reads Cloud Monitoring).
         eval_fraction: Fraction of rows hashed into the eval split (train's early stopping, calibration
             and decision threshold).
         test_fraction: Fraction of rows hashed into the test split (evaluate's metrics and blessing gate
@@ -154,6 +165,8 @@ def continuous_training_pipeline(
         predictor_service_account: Service account of the predictor pods, with read access to the
             registry (empty: the namespace default).
         canary_percent: First traffic share of a new version (the rollout's steps take it from there).
+        analyse_canary: Run the canary analysis on a new canary (false: the canary stays at canary_percent
+            for a person to promote or roll back, e.g. with kfpkit rollout).
         min_replicas: Minimum predictor replicas.
         max_replicas: Maximum predictor replicas.
         logger_url: KServe payload-logger sink URL (empty: none).
@@ -166,6 +179,15 @@ def continuous_training_pipeline(
         timeout_seconds: Readiness timeout of each change of the InferenceService.
         alert_webhook_url: URL that receives a JSON POST when a canary is promoted or rolled back (empty: no
             alert).
+        vertex_project: Vertex AI target: the Google Cloud project of the Endpoint (required there; unused on
+            Kubeflow).
+        vertex_location: Vertex AI target: the Endpoint's region.
+        vertex_endpoint: Vertex AI target: the Endpoint ID (empty: model_name); created when absent.
+        payload_log: Vertex AI target: gs:// folder where the served versions log their payload records
+            (required there: the rollout compares the versions' score distributions in it).
+        machine_type: Vertex AI target: machine type of each replica.
+        metrics_delay_seconds: Vertex AI target: how far each measured window lies in the past, for the
+            minutes Cloud Monitoring takes to show a point.
     """
     parameters = dict(locals())  # every pipeline parameter by name (before any other local exists)
     train_and_push(
@@ -175,6 +197,7 @@ def continuous_training_pipeline(
             platform,
             push_task,
             enabled=deploy_new_version,
+            analyse=analyse_canary,
             isvc_name=model_name,
             namespace=namespace,
             mode=mode,
@@ -191,8 +214,20 @@ def continuous_training_pipeline(
             thresholds=rollout_thresholds,
             timeout_seconds=timeout_seconds,
             alert_webhook_url=alert_webhook_url,
+            vertex={name: parameters[name] for name in ("vertex_project", "vertex_location", "vertex_endpoint")},
+            vertex_deploy={name: parameters[name] for name in ("payload_log", "machine_type")},
+            vertex_rollout={"metrics_delay_seconds": metrics_delay_seconds},
         ),
     )
+
+
+def backend_parameters(platform: Platform, *settings: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``backend`` of deploy or rollout (the platform's traffic backend) and, for Vertex AI, its settings."""
+    out: Dict[str, Any] = {"backend": platform.traffic_backend}
+    if platform.traffic_backend == "vertex":
+        for part in settings:
+            out.update(part)
+    return out
 
 
 def deliver_new_version(
@@ -200,6 +235,7 @@ def deliver_new_version(
     push_task: Task,
     *,
     enabled: Any,
+    analyse: Any,
     isvc_name: Any,
     namespace: Any,
     prometheus_url: Any,
@@ -209,6 +245,9 @@ def deliver_new_version(
     thresholds: Any,
     timeout_seconds: Any,
     alert_webhook_url: Any,
+    vertex: Dict[str, Any],
+    vertex_deploy: Dict[str, Any],
+    vertex_rollout: Dict[str, Any],
     **deploy_parameters: Any,
 ) -> None:
     """Step 5, when enabled and push created a new version: deploy it, roll out its canary, alert on the decision.
@@ -218,6 +257,7 @@ def deliver_new_version(
         push_task: The push task; its ``created`` output says whether the version is new, its
             ``pushed_model`` artifact is what deploy serves.
         enabled: The ``deploy_new_version`` pipeline parameter.
+        analyse: The ``analyse_canary`` pipeline parameter.
         isvc_name: The InferenceService (the registry's model name).
         namespace: Its namespace.
         prometheus_url: Prometheus of the canary analysis.
@@ -227,6 +267,9 @@ def deliver_new_version(
         thresholds: The analysis limits to override (``None``: the defaults).
         timeout_seconds: Readiness timeout of each change (deploy and rollout).
         alert_webhook_url: Where the decision is POSTed (empty: nowhere).
+        vertex: The Endpoint (project, location, ID) of deploy and rollout on the Vertex AI backend.
+        vertex_deploy: deploy's other Vertex AI settings (payload log, machine type).
+        vertex_rollout: rollout's other Vertex AI settings (metrics delay).
         **deploy_parameters: deploy's predictor settings (mode, image, replicas, first canary share, ...).
     """
     with dsl.If(enabled == True, name="deploy-enabled"):  # noqa: E712
@@ -237,6 +280,7 @@ def deliver_new_version(
                 namespace=namespace,
                 pushed_model=push_task.outputs["pushed_model"],
                 timeout_seconds=timeout_seconds,
+                **backend_parameters(platform, vertex, vertex_deploy),
                 **deploy_parameters,
             )
 
@@ -250,16 +294,20 @@ def deliver_new_version(
                     )
                     platform.configure_task(alert_task)
 
-            roll_out_canary(
-                platform,
-                deploy_task,
-                after_rollout=alert_on_decision,
-                isvc_name=isvc_name,
-                namespace=namespace,
-                prometheus_url=prometheus_url,
-                interval_seconds=interval_seconds,
-                min_requests=min_requests,
-                max_inconclusive=max_inconclusive,
-                thresholds=thresholds,
-                timeout_seconds=timeout_seconds,
-            )
+            # a group on a pipeline parameter around the canary's condition: kfp.local (2.17) resolves a
+            # condition's channel only when it is the group's input, not a sibling task's named output
+            with dsl.If(analyse == True, name="analyse-canary"):  # noqa: E712
+                roll_out_canary(
+                    platform,
+                    deploy_task,
+                    after_rollout=alert_on_decision,
+                    isvc_name=isvc_name,
+                    namespace=namespace,
+                    prometheus_url=prometheus_url,
+                    interval_seconds=interval_seconds,
+                    min_requests=min_requests,
+                    max_inconclusive=max_inconclusive,
+                    thresholds=thresholds,
+                    timeout_seconds=timeout_seconds,
+                    **backend_parameters(platform, vertex, vertex_rollout),
+                )

@@ -64,6 +64,10 @@ def monitoring_pipeline(
     min_requests: int = 50,
     max_inconclusive: int = 3,
     rollout_thresholds: Optional[dict] = None,
+    vertex_project: str = "",
+    vertex_location: str = "us-central1",
+    vertex_endpoint: str = "",
+    payload_log: str = "",
 ) -> None:
     """Monitors one model version and retrains on drift.
 
@@ -102,6 +106,10 @@ def monitoring_pipeline(
         max_inconclusive: Inconclusive intervals before a rollback.
         rollout_thresholds: Overrides of the canary analysis limits by name (see the continuous-training
             pipeline); empty: the defaults.
+        vertex_project: Vertex AI target: the Google Cloud project of the Endpoint (required there).
+        vertex_location: Vertex AI target: the Endpoint's region.
+        vertex_endpoint: Vertex AI target: the Endpoint ID (empty: model_name).
+        payload_log: Vertex AI target: gs:// payload log of the served versions (required there).
     """
     monitor_task = detect_drift(
         platform,
@@ -134,6 +142,10 @@ def monitoring_pipeline(
             max_inconclusive=max_inconclusive,
             rollout_thresholds=rollout_thresholds,
             alert_webhook_url=alert_webhook_url,
+            vertex_project=vertex_project,
+            vertex_location=vertex_location,
+            vertex_endpoint=vertex_endpoint,
+            payload_log=payload_log,
         )
         alert_when_configured(platform, monitor_task, alert_webhook_url, model_uri)
 

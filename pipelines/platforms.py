@@ -9,7 +9,7 @@ what that means:
   kfp-kubernetes, cpu/memory requests and limits.
 * :class:`VertexPlatform` -- a Vertex accelerator name (``NVIDIA_L4``, ``NVIDIA_TESLA_T4``, ...),
   cpu/memory limits, no Kubernetes platform spec (Vertex rejects the two-document YAML that
-  kfp-kubernetes produces).
+  kfp-kubernetes produces), and a Vertex AI Endpoint as the traffic backend of deploy and rollout.
 
 Only :class:`KubeflowPlatform` imports ``kfp.kubernetes``, and only when it configures a task.
 
@@ -64,9 +64,15 @@ TRAIN_RESOURCES = Resources(cpu_request="4", cpu_limit="8", memory_request="16G"
 
 
 class Platform:
-    """Base class: the hooks a pipeline calls. The default does nothing (platform-neutral)."""
+    """Base class: the hooks a pipeline calls. The default does nothing (platform-neutral).
+
+    ``traffic_backend`` is where a pipeline that deploys serves its model: ``kserve`` (an InferenceService;
+    Kubeflow, and kfp.local runs against a cluster) or ``vertex`` (a Vertex AI Endpoint), the ``backend``
+    of the deploy and rollout components.
+    """
 
     name = "neutral"
+    traffic_backend = "kserve"
 
     def configure_training(self, task) -> None:
         """Called on the GPU training task."""
@@ -134,6 +140,7 @@ class VertexPlatform(Platform):
     gpus: int = 1
     train_resources: Resources = Resources(cpu_limit="8", memory_limit="32G")
     name = "vertex"
+    traffic_backend = "vertex"
 
     def __post_init__(self) -> None:
         if self.accelerator_type not in VERTEX_ACCELERATORS:

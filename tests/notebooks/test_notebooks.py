@@ -103,10 +103,15 @@ def test_kubeflow_notebook_compiles_uploads_runs_and_schedules(tmp_path, kernel_
         parameters = {"KFP_HOST": fake.url, "KFP_TOKEN": "notebook-token", "WAIT_SECONDS": 30, "POLL_SECONDS": 0.05}
         notebook, seconds = execute(NOTEBOOKS / "02-kubeflow.ipynb", parameters, tmp_path, kernel_dir)
         assert fake.problems == []
-        assert len(fake.pipelines) == 1 and len(fake.versions) == 1
-        assert len(fake.runs) == 1 and len(fake.recurring_runs) == 1
-        (recurring,) = fake.recurring_runs.values()
-        assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"
+        pipelines = sorted(p["display_name"] for p in fake.pipelines.values())
+        assert pipelines == ["kfpkit-continuous-training", "kfpkit-training"] and len(fake.versions) == 2
+        assert len(fake.runs) == 1 and len(fake.recurring_runs) == 2
+        training, continuous = fake.recurring_runs.values()
+        assert training["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"
+        # continuous training: every 6 hours, as the pipeline runner, with the Prometheus of the canary analysis
+        assert continuous["trigger"]["cron_schedule"]["cron"] == "0 0 */6 * * *"
+        assert continuous["service_account"] == "kfpkit-pipeline-runner"
+        assert continuous["runtime_config"]["parameters"]["prometheus_url"].startswith("http://prometheus")
         assert {r["headers"].get("authorization") for r in fake.requests} == {"Bearer notebook-token"}
     text = outputs(notebook)
     assert "refused before sending: parameter epochs (NUMBER_INTEGER): 'many' is not an integer" in text
@@ -126,9 +131,14 @@ def test_vertex_notebook_compiles_submits_and_schedules(tmp_path, kernel_dir):
         }
         notebook, seconds = execute(NOTEBOOKS / "03-vertex-ai.ipynb", parameters, tmp_path, kernel_dir)
         assert fake.problems == []
-        assert len(fake.jobs) == 1 and len(fake.schedules) == 1
-        (schedule,) = fake.schedules.values()
+        assert len(fake.jobs) == 1 and len(fake.schedules) == 2
+        schedule, continuous = fake.schedules.values()
         assert schedule.cron == "TZ=Europe/Amsterdam 0 3 * * *"
+        assert continuous.cron == "TZ=Europe/Amsterdam 0 */6 * * *"
+        continuous_job = continuous.create_pipeline_job_request.pipeline_job
+        assert dict(continuous_job.pipeline_spec)["pipelineInfo"]["name"] == "kfpkit-continuous-training"
+        values = dict(continuous_job.runtime_config.parameter_values)
+        assert values["payload_log"].startswith("gs://") and values["vertex_project"] == "my-project"
         (job,) = fake.jobs.values()
         assert dict(job.labels) == {"team": "fraud", "pipeline": "training"}
     text = outputs(notebook)

@@ -95,7 +95,10 @@ def test_deploy_takes_pushs_typed_output_and_runs_only_for_a_new_version(compile
     _push, push_conditions = _task(spec, "push")
     assert conditions[2:] == push_conditions  # inside push's own conditions (valid, blessed, serves)
     _rollout, conditions = _task(spec, "rollout")
-    assert conditions[0] == "inputs.parameter_values['pipelinechannel--deploy-canary_version'] != ''"
+    assert conditions[:2] == [
+        "inputs.parameter_values['pipelinechannel--deploy-canary_version'] != ''",
+        "inputs.parameter_values['pipelinechannel--analyse_canary'] == true",
+    ]
     _alert, conditions = _task(spec, "drift-alert")
     assert conditions[:2] == [
         "inputs.parameter_values['pipelinechannel--alert_webhook_url'] != ''",
@@ -117,6 +120,19 @@ def test_monitoring_retrains_through_the_continuous_training_pipeline(compiled, 
     assert passed["source"]["componentInputParameter"].endswith("retrain_source")
     names = {task["componentRef"]["name"] for _name, task, _conditions in _walk(spec)}
     assert {"comp-push", "comp-deploy", "comp-rollout"} <= names
+
+
+@pytest.mark.parametrize("pipeline", ["continuous-training", "monitoring"])
+def test_deploy_and_rollout_use_the_targets_traffic_backend(compiled, pipeline):
+    for target, backend in (("kubeflow", "kserve"), ("vertex", "vertex")):
+        spec = compiled[(pipeline, target)]
+        for name in ("deploy", "rollout"):
+            parameters = _task(spec, name)[0]["inputs"]["parameters"]
+            assert parameters["backend"] == {"runtimeValue": {"constant": backend}}, (target, name)
+            endpoint = {"vertex_project", "vertex_location", "vertex_endpoint"}
+            assert (endpoint <= set(parameters)) is (backend == "vertex"), (target, name)
+        deploy = _task(spec, "deploy")[0]["inputs"]["parameters"]
+        assert ("payload_log" in deploy) is (backend == "vertex")
 
 
 def test_the_pipeline_function_lists_every_training_parameter_in_its_signature():
