@@ -43,6 +43,9 @@ from kfpkit.core._version import __version__
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHEELS_DIR = os.path.join("images", "wheels")  # relative to the build context, as TORCH_FIND_LINKS names it
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+# What the TFDV lock (made for the pinned Python 3.11.10) lacks on Debian bookworm's Python 3.11.2: redis 5.3.1
+# requires async-timeout below Python 3.11.3 (its environment marker), so pip check fails without it.
+LOCAL_BASE_TFDV_EXTRAS = ("async-timeout==5.0.1",)
 PINNED_PYTHON_IMAGE_ARG = re.compile(r"^ARG PYTHON_IMAGE=(\S+)$", re.MULTILINE)
 
 
@@ -171,6 +174,8 @@ def local_build_args(group: str, python_image: str, torch_wheel: Optional[str]) 
         args.append(f"TORCH_FIND_LINKS={WHEELS_DIR}")
     if group == "train":
         args.append(f"TORCH_INDEX_URL={CPU_TORCH_INDEX}")  # the CPU build: no CUDA wheels from PyPI
+    if group == "tfdv" and python_image == local_base.LOCAL_PYTHON_IMAGE:
+        args.append(f"EXTRAS={' '.join(LOCAL_BASE_TFDV_EXTRAS)}")
     return args
 
 

@@ -30,6 +30,14 @@ COPY images/check_pins.py images/check_pins.py
 RUN pip install --no-cache-dir --no-deps -r requirements/tfdv.lock \
     && python images/check_pins.py requirements/tfdv.lock
 
+# Optional extra packages (pin them: the lock constrains only the packages it lists), e.g. what the lock's
+# environment markers add on another Python patch release: redis requires async-timeout below Python 3.11.3.
+ARG EXTRAS=""
+RUN if [ -n "${EXTRAS}" ]; then \
+        echo "${EXTRAS}" | tr -s ' ' '\n' > /tmp/extras.txt \
+        && pip install --no-cache-dir -c requirements/tfdv.lock -r /tmp/extras.txt; \
+    fi
+
 # ---- kfpkit_wheel: kfpkit's own wheel, from the sources, which are copied last so that a source edit ------
 # rebuilds only this small stage and the runtime's last layer, never the environment above.
 FROM builder AS kfpkit_wheel

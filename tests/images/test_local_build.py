@@ -70,11 +70,14 @@ def test_the_locked_cpu_torch_wheel_is_linked_into_images_wheels_and_stale_ones_
 
 
 def test_local_builds_pass_the_local_base_the_wheel_folder_and_build_train_with_cpu_torch():
-    args = {g: local_build.local_build_args(g, "kfpkit-local/python:x", "torch.whl") for g in images.IMAGE_NAMES}
-    assert all("PYTHON_IMAGE=kfpkit-local/python:x" in a for a in args.values())
+    local = local_base.LOCAL_PYTHON_IMAGE
+    args = {g: local_build.local_build_args(g, local, "torch.whl") for g in images.IMAGE_NAMES}
+    assert all(f"PYTHON_IMAGE={local}" in a for a in args.values())
     assert "TORCH_FIND_LINKS=images/wheels" in args["base"] and "TORCH_FIND_LINKS=images/wheels" in args["train"]
     assert f"TORCH_INDEX_URL={local_build.CPU_TORCH_INDEX}" in args["train"]
     assert not any(a.startswith("TORCH_") for a in args["tfdv"])
+    assert "EXTRAS=async-timeout==5.0.1" in args["tfdv"], "redis needs it below Python 3.11.3 (Debian 3.11.2)"
+    assert not any(a.startswith("EXTRAS") for a in local_build.local_build_args("tfdv", "upstream", None))
     assert local_build.local_build_args("base", "p", None) == ["PYTHON_IMAGE=p"]
 
 
