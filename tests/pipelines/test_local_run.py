@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from kfpkit.core import bootstrap
+from kfpkit.core.model_card import read_model_card
 from kfpkit.core.records import read_record
 from kfpkit.core.registry import PushedModel
 from kfpkit.core.run_summary import RunSummary
@@ -62,6 +64,14 @@ def test_first_run_pushes_version_1_and_a_second_run_is_judged_against_it(tmp_pa
     model_dir = summary.model_uri
     assert os.path.isfile(os.path.join(model_dir, "MANIFEST.json"))
     assert os.path.isdir(os.path.join(model_dir, "baseline"))
+    card = read_model_card(model_dir)  # push took evaluate's evaluated_model: the test figures are in the version
+    assert set(card.intervals["test"]) == set(bootstrap.METRICS)
+    assert card.metrics["test"]["pr_auc"] == pytest.approx(summary.metrics["pr_auc"])
+    assert (
+        card.intervals["test"]["pr_auc"]["low"]
+        < card.metrics["test"]["pr_auc"]
+        < card.intervals["test"]["pr_auc"]["high"]
+    )
     # quiet: a start and an end line per task, the summary, the full log in the run folder
     tasks = ["ingest", "validate", "train", "evaluate", "infra-validate", "push"]
     events = _events(proc.stdout)
