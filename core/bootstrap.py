@@ -114,7 +114,9 @@ class WeightedRows:
         threshold: the decision threshold for precision, recall and F1.
     """
 
-    def __init__(self, labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> None:
+    def __init__(
+        self, labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5, counts: Optional[np.ndarray] = None
+    ) -> None:
         y = np.asarray(labels).astype(np.float64).ravel()
         p = np.asarray(scores, dtype=np.float64).ravel()
         if y.shape != p.shape:
@@ -124,17 +126,27 @@ class WeightedRows:
         self.order = np.argsort(-p, kind="mergesort")
         self.y = y[self.order]
         self.p = p[self.order]
+        self.counts = None if counts is None else np.asarray(counts, dtype=np.int64).ravel()[self.order]
+        if self.counts is not None and (self.counts.shape != y.shape or np.any(self.counts < 1)):
+            raise ValueError("counts must hold one positive count per row")
         change = np.flatnonzero(np.diff(self.p)) + 1
         self.group_starts = np.concatenate(([0], change))
         predicted = self.p >= threshold
         self.tp_mask = (self.y == 1) & predicted
         self.fp_mask = (self.y == 0) & predicted
         self.fn_mask = (self.y == 1) & ~predicted
+        # rows are sorted by score: each ECE bin is one run of rows, summed by reduceat (no one-hot matrix)
         bins = np.minimum((self.p * ECE_BINS).astype(np.int64), ECE_BINS - 1).clip(0)
-        self.bin_onehot = np.zeros((self.p.size, ECE_BINS))
-        self.bin_onehot[np.arange(self.p.size), bins] = 1.0
+        self.bin_starts = np.concatenate(([0], np.flatnonzero(np.diff(bins)) + 1))
+        self.squared_error = (self.p - self.y) ** 2
         self.positives = np.flatnonzero(self.y == 1)
         self.negatives = np.flatnonzero(self.y == 0)
+
+    @property
+    def unit_weights(self) -> np.ndarray:
+        """The weights of the rows as they are, ``[1, n]`` (their counts when the rows stand for groups)."""
+        ones = np.ones(self.rows) if self.counts is None else self.counts.astype(np.float64)
+        return ones[None, :]
 
     @property
     def rows(self) -> int:
@@ -153,10 +165,10 @@ class WeightedRows:
         if any(name in RANKING_METRICS for name in names):
             out.update(self._ranking(w))
         if "brier_score" in names:
-            out["brier_score"] = (w @ (self.p - self.y) ** 2) / total
+            out["brier_score"] = _row_dot(w, self.squared_error) / total
         if "ece" in names:
-            score_sums = (w * self.p) @ self.bin_onehot
-            label_sums = (w * self.y) @ self.bin_onehot
+            score_sums = np.add.reduceat(w * self.p, self.bin_starts, axis=1)
+            label_sums = np.add.reduceat(w * self.y, self.bin_starts, axis=1)
             out["ece"] = np.abs(score_sums - label_sums).sum(axis=1) / total
         if any(name in THRESHOLD_METRICS for name in names):
             out.update(self._at_threshold(w))
@@ -179,9 +191,7 @@ class WeightedRows:
         return {"pr_auc": pr_auc, "roc_auc": roc_auc}
 
     def _at_threshold(self, w: np.ndarray) -> Dict[str, np.ndarray]:
-        tp = w @ self.tp_mask.astype(np.float64)
-        fp = w @ self.fp_mask.astype(np.float64)
-        fn = w @ self.fn_mask.astype(np.float64)
+        tp, fp, fn = _row_dot(w, self.tp_mask), _row_dot(w, self.fp_mask), _row_dot(w, self.fn_mask)
         precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
         recall = np.divide(tp, tp + fn, out=np.zeros_like(tp), where=(tp + fn) > 0)
         both = precision + recall
@@ -189,7 +199,11 @@ class WeightedRows:
         return {"precision": precision, "recall": recall, "f1": f1}
 
     def resample_weights(self, resamples: int, seed: int) -> Iterator[np.ndarray]:
-        """Stratified bootstrap weights, ``[chunk, n]`` at a time, ``resamples`` rows in all, reproducible by seed."""
+        """Stratified bootstrap weights, ``[chunk, n]`` at a time, ``resamples`` rows in all, reproducible by seed.
+
+        Rows with counts (score groups, :func:`score_groups`) are drawn as a multinomial over the groups of
+        each class with probabilities proportional to their counts: the group counts of a row resample.
+        """
         rng = np.random.default_rng(seed)
         chunk = max(1, min(resamples, _CHUNK_CELLS // max(self.rows, 1)))
         done = 0
@@ -198,12 +212,20 @@ class WeightedRows:
             w = np.zeros((k, self.rows))
             for members in (self.positives, self.negatives):
                 m = members.size
-                if m:
+                if m and self.counts is not None:
+                    counts = self.counts[members]
+                    w[:, members] = rng.multinomial(int(counts.sum()), counts / counts.sum(), size=k)
+                elif m:
                     # m draws with replacement per resample, counted per member: a flat bincount of the k * m draws
                     draws = rng.integers(0, m, size=(k, m)) + (np.arange(k) * m)[:, None]
                     w[:, members] = np.bincount(draws.ravel(), minlength=k * m).reshape(k, m)
             done += k
             yield w
+
+
+def _row_dot(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``w @ v`` without BLAS: its threads only spin on these small products (and on a busy machine)."""
+    return np.einsum("kn,n->k", w, v.astype(np.float64))
 
 
 def _percentiles(values: np.ndarray, level: float) -> tuple[Optional[float], Optional[float]]:
@@ -219,6 +241,45 @@ def _point(value: float) -> Optional[float]:
     return float(value) if np.isfinite(value) else None
 
 
+def score_groups(
+    labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5, groups: int = 1000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows compressed into narrow score groups: the pseudo-rows of a grouped bootstrap.
+
+    The group edges are ``groups / 2`` quantiles of the positives' scores and as many of the negatives'
+    (so that the top ranks, where the positives are, stay finely cut), and no group straddles the threshold
+    or an ECE bin edge. Each group becomes at most two pseudo-rows, its positives and its negatives, both at
+    the group's mean score (clipped to the group's score range), with their row counts as weights: so the
+    counts at the threshold and per ECE bin are exact, and ranking metrics count the pairs inside one group
+    as ties.
+
+    Args:
+        labels: 0/1 labels, ``[n]``.
+        scores: positive-class probabilities, ``[n]``.
+        threshold: decision threshold of precision, recall and F1.
+        groups: about how many score groups.
+
+    Returns:
+        ``(labels, scores, counts)`` of the pseudo-rows, in score order.
+    """
+    y = np.asarray(labels).astype(np.int64).ravel()
+    p = np.asarray(scores, dtype=np.float64).ravel()
+    order = np.argsort(p, kind="mergesort")
+    y, p = y[order], p[order]
+    cuts = np.linspace(0.0, 1.0, max(groups // 2, 1) + 1)[1:-1]
+    edges = np.unique(np.concatenate([np.quantile(p[y == c], cuts) for c in (0, 1) if np.any(y == c)]))
+    # quantile, ECE bin and side of the threshold all rise with the score: one key, constant within a group
+    key = np.searchsorted(edges, p, side="right") * (2 * ECE_BINS)
+    key += np.minimum((p * ECE_BINS).astype(np.int64), ECE_BINS - 1).clip(0) * 2 + (p >= threshold)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1))
+    sizes = np.diff(np.append(starts, p.size))
+    positives = np.add.reduceat(y, starts)
+    mean = np.clip(np.add.reduceat(p, starts) / sizes, p[starts], p[starts + sizes - 1])
+    counts = np.stack([sizes - positives, positives], axis=1).ravel()
+    used = counts > 0
+    return np.tile([0, 1], starts.size)[used], np.repeat(mean, 2)[used], counts[used]
+
+
 def intervals(
     labels: np.ndarray,
     scores: np.ndarray,
@@ -227,8 +288,16 @@ def intervals(
     resamples: int = DEFAULT_RESAMPLES,
     level: float = DEFAULT_LEVEL,
     seed: int = 0,
+    groups: Optional[int] = None,
 ) -> Dict[str, Interval]:
     """Bootstrap intervals of several metrics of one model, all from the same resamples.
+
+    With ``groups``, rows beyond ``4 * groups`` are resampled as score groups (:func:`score_groups`): a
+    resample draws each class's group counts from a multinomial, which is the group counts of a row
+    resample, so its cost follows the groups and not the rows. The point stays the metric of the rows; the
+    interval is the grouped percentile interval moved by (point - grouped point), i.e. the grouped
+    bootstrap's spread around the exact value. Grouping merges rows of nearly equal score: counts at the
+    threshold and per ECE bin stay exact, and ranking metrics lose only the order inside a group.
 
     Args:
         labels: 0/1 labels.
@@ -238,20 +307,28 @@ def intervals(
         resamples: number of stratified bootstrap resamples.
         level: confidence level of the percentile intervals.
         seed: seed of the resampling.
+        groups: score groups of a grouped bootstrap for many rows (``None``: always the rows).
 
     Returns:
         name -> :class:`Interval`; a metric undefined on these rows (ROC-AUC with one class) has ``None``s.
     """
     _check(names, resamples, level)
     rows = WeightedRows(labels, scores, threshold)
-    points = rows.metrics(np.ones((1, rows.rows)), names)
+    points = rows.metrics(rows.unit_weights, names)
+    shift = {name: 0.0 for name in names}
+    if groups is not None and rows.rows > 4 * groups:
+        pseudo_labels, pseudo_scores, counts = score_groups(labels, scores, threshold, groups)
+        rows = WeightedRows(pseudo_labels, pseudo_scores, threshold, counts)
+        grouped = rows.metrics(rows.unit_weights, names)
+        shift = {name: float(points[name][0] - grouped[name][0]) for name in names}
     values: Dict[str, list[np.ndarray]] = {name: [] for name in names}
     for w in rows.resample_weights(resamples, seed):
         for name, v in rows.metrics(w, names).items():
             values[name].append(v)
     out = {}
     for name in names:
-        low, high = _percentiles(np.concatenate(values[name]), level)
+        # every metric here lies in [0, 1]; a shifted bound may not leave it
+        low, high = _percentiles(np.clip(np.concatenate(values[name]) + shift[name], 0.0, 1.0), level)
         out[name] = Interval(_point(points[name][0]), low, high, level, resamples)
     return out
 

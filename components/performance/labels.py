@@ -21,7 +21,11 @@ match no scored row (unknown), and matched keys labelled before their row was sc
 column: a label outside 0/1 or missing, a key or ``labelled_at`` missing or unreadable, a column absent.
 
 **Keys are compared as text**: integers and integral floats as their decimal digits, so that ``instance``
-read as int32 from the payload log matches ``instance`` read as int64 (or ``1.0``) from a CSV.
+read as int32 from the payload log matches ``instance`` read as int64 (or ``1.0``) from a CSV. The text is
+only formed where it is needed: each key column is normalized once per table, in bulk (an integral numeric
+column to int64, anything else to text), a column that is int64 on both sides is compared as integers (the
+same as comparing the digits), and the join itself runs on integer codes (one Arrow hash encoding of each key
+column over both sides, then numpy): no per-row Python, no composite key strings.
 """
 
 from __future__ import annotations
@@ -49,13 +53,13 @@ class LabelTable:
     """Label rows of one or more tables, in reading order (files in the order given).
 
     Attributes:
-        keys: Key per row as text (composite keys joined by :data:`KEY_SEPARATOR`), a ``pyarrow`` string array.
+        keys: Key per row, normalized (:func:`key_columns`).
         labels: 0/1 per row, int8 ``[n]``.
         labelled_at: When each label became known, UTC nanoseconds since the epoch, int64 ``[n]``.
         sources: The tables read (credentials removed).
     """
 
-    keys: Any
+    keys: KeyColumns
     labels: np.ndarray
     labelled_at: np.ndarray
     sources: List[str]
@@ -82,16 +86,58 @@ class JoinedLabels:
 
 
 # --------------------------------------------------------------------------- keys
-def key_text(columns: Sequence[Any], names: Sequence[str], where: str) -> Any:
-    """The key of each row as text: one column, or several joined by :data:`KEY_SEPARATOR`.
+@dataclass
+class KeyColumns:
+    """The key of each row, one normalized column per key column.
+
+    Attributes:
+        columns: Per key column a ``pyarrow`` array, int64 (an integral numeric column) or string (anything
+            else, as text); null where the key is missing. Equal lengths.
+    """
+
+    columns: List[Any]
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def take(self, indices: Any) -> KeyColumns:
+        """The rows at ``indices`` (a ``pyarrow`` integer array)."""
+        return KeyColumns([column.take(indices) for column in self.columns])
+
+    def filter(self, mask: np.ndarray) -> KeyColumns:
+        """The rows where ``mask`` holds."""
+        import pyarrow as pa
+
+        return KeyColumns([column.filter(pa.array(mask)) for column in self.columns])
+
+    @staticmethod
+    def concat(parts: Sequence[KeyColumns]) -> KeyColumns:
+        """The rows of ``parts`` one after the other (a column that is text in any part becomes text)."""
+        import pyarrow as pa
+
+        if not parts:
+            return KeyColumns([])
+        columns = []
+        for arrays in zip(*(part.columns for part in parts), strict=True):
+            mixed = len({array.type for array in arrays}) > 1
+            columns.append(pa.concat_arrays([_as_string(a) if mixed else a for a in arrays]))
+        return KeyColumns(columns)
+
+
+def _as_string(array: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return array if pa.types.is_string(array.type) else pc.cast(array, pa.string())
+
+
+def key_columns(columns: Sequence[Any], names: Sequence[str], where: str) -> KeyColumns:
+    """Normalizes key columns for the join: integers and integral floats to int64, anything else to text.
 
     Args:
-        columns: The key columns (``pyarrow`` arrays), equal lengths.
+        columns: The key columns (``pyarrow`` arrays or chunked arrays), equal lengths.
         names: Their names (for errors).
         where: What errors call the data.
-
-    Returns:
-        A ``pyarrow`` string array (null where a key column is null).
 
     Raises:
         PerformanceError: a key column holds values that have no text form (lists, structs).
@@ -99,20 +145,90 @@ def key_text(columns: Sequence[Any], names: Sequence[str], where: str) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    texts = []
+    out = []
     for column, name in zip(columns, names, strict=True):
         array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()
+        if pa.types.is_nested(array.type):
+            raise PerformanceError(f"{where}: key column {name!r} holds {array.type} values")
         if pa.types.is_floating(array.type):
             values = array.to_numpy(zero_copy_only=False)
             finite = values[np.isfinite(values)]
-            if finite.size and np.all(finite == np.round(finite)):
+            if finite.size == 0 or np.all(finite == np.round(finite)):
                 array = pc.cast(array, pa.int64(), safe=False)
-        if pa.types.is_nested(array.type):
-            raise PerformanceError(f"{where}: key column {name!r} holds {array.type} values")
-        texts.append(array if pa.types.is_string(array.type) else pc.cast(array, pa.string()))
+        if pa.types.is_integer(array.type):
+            out.append(pc.cast(array, pa.int64()))
+        else:
+            out.append(_as_string(array))
+    return KeyColumns(out)
+
+
+def key_text(columns: Sequence[Any], names: Sequence[str], where: str) -> Any:
+    """The key of each row as text: one column, or several joined by :data:`KEY_SEPARATOR`.
+
+    Raises:
+        PerformanceError: a key column holds values that have no text form (lists, structs).
+    """
+    import pyarrow.compute as pc
+
+    texts = [_as_string(column) for column in key_columns(columns, names, where).columns]
     return texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, KEY_SEPARATOR)
+
+
+def key_codes(row_keys: KeyColumns, label_keys: KeyColumns) -> Tuple[np.ndarray, np.ndarray, int]:
+    """One integer code per distinct key over both sides: equal keys, equal codes.
+
+    Each key column is hash-encoded once over the scored rows and the label rows together (as int64 where
+    both sides are int64, else as text), and the codes of several columns are combined into one.
+
+    Returns:
+        ``(row_codes, label_codes, distinct)``: int64 codes in ``[0, distinct)``, -1 where a key is null.
+    """
+    import pyarrow as pa
+
+    rows = len(row_keys)
+    combined: Optional[np.ndarray] = None
+    span = 0
+    for row_column, label_column in zip(row_keys.columns, label_keys.columns, strict=True):
+        pair = [row_column, label_column]
+        if row_column.type != label_column.type:
+            pair = [_as_string(row_column), _as_string(label_column)]
+        codes, distinct = _dense_codes(pa.chunked_array(pair, type=pair[0].type))
+        if combined is None:
+            combined, span = codes, distinct
+            continue
+        combined = np.where((combined >= 0) & (codes >= 0), combined * distinct + codes, -1)
+        span *= distinct
+        if span > 4 * max(combined.size, 1):  # sparse codes: back to [0, distinct), also against overflow
+            combined, span = _dense_codes(pa.array(combined, mask=combined < 0))
+    if combined is None:
+        raise PerformanceError("no key column given")
+    return combined[:rows], combined[rows:], span
+
+
+def _dense_codes(values: Any) -> Tuple[np.ndarray, int]:
+    """Codes of ``values`` (int64, -1 where null) in ``[0, span)``, equal values equal codes; and ``span``.
+
+    Integers of a narrow range (such as ``instance``) are their offset from the smallest; anything else is
+    hash-encoded by Arrow (``span`` is then the number of distinct values).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_integer(values.type) and values.null_count == 0 and len(values):
+        numbers = np.concatenate([chunk.to_numpy() for chunk in getattr(values, "chunks", [values])])
+        low, high = int(numbers.min()), int(numbers.max())
+        if high - low < 4 * numbers.size:
+            return numbers.astype(np.int64) - low, high - low + 1
+    encoded = pc.dictionary_encode(values)
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks:
+        return np.empty(0, dtype=np.int64), 0
+    codes = np.concatenate(
+        [pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) for chunk in chunks]
+    )
+    return codes, len(chunks[0].dictionary)  # the chunks share one dictionary
 
 
 # --------------------------------------------------------------------------- reading
@@ -134,8 +250,6 @@ def read_labels(
         LabelError: a file is missing or unreadable, lacks a column, or has a bad label, key or time; the
             message names the file, the data row (1-based) and the column.
     """
-    import pyarrow as pa
-
     keys, labels, stamps, sources = [], [], [], []
     for uri in uris:
         table = _read_one(uri, label_column, key_columns, labelled_at_column)
@@ -144,24 +258,24 @@ def read_labels(
         stamps.append(table.labelled_at)
         sources.extend(table.sources)
     return LabelTable(
-        keys=pa.concat_arrays(keys) if keys else pa.array([], pa.string()),
+        keys=KeyColumns.concat(keys),
         labels=np.concatenate(labels) if labels else np.empty(0, dtype=np.int8),
         labelled_at=np.concatenate(stamps) if stamps else np.empty(0, dtype=np.int64),
         sources=sources,
     )
 
 
-def _read_one(uri: str, label_column: str, key_columns: Sequence[str], labelled_at_column: str) -> LabelTable:
+def _read_one(uri: str, label_column: str, key_names: Sequence[str], labelled_at_column: str) -> LabelTable:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from kfpkit.components.performance.tables import read_table
 
     try:
-        table, display = read_table(uri, [*key_columns, label_column, labelled_at_column], "label table")
+        table, display = read_table(uri, [*key_names, label_column, labelled_at_column], "label table")
     except PerformanceError as exc:
         raise LabelError(str(exc)) from None
-    for name in key_columns:
+    for name in key_names:
         column = table.column(name)
         missing = column.is_null()
         if pa.types.is_string(column.type):  # CSV reads an empty field of a text column as ""
@@ -171,7 +285,7 @@ def _read_one(uri: str, label_column: str, key_columns: Sequence[str], labelled_
             raise LabelError(f"{display}: row {row + 1}, column {name!r}: the key is missing")
     labels = _label_values(table.column(label_column), display, label_column)
     stamps = _times(table.column(labelled_at_column), display, labelled_at_column)
-    keys = key_text([table.column(name) for name in key_columns], key_columns, display)
+    keys = key_columns([table.column(name) for name in key_names], key_names, display)
     return LabelTable(keys=keys, labels=labels, labelled_at=stamps, sources=[display])
 
 
@@ -255,50 +369,55 @@ def parse_times(column: Any, display: str, name: str, error: Any = None) -> Any:
 
 
 # --------------------------------------------------------------------------- the join
-def latest_labels(table: LabelTable, as_of_ns: int) -> Tuple[Any, np.ndarray, np.ndarray, LabelCounts]:
-    """The winning label per key among the rows known by ``as_of_ns``.
+def latest_labels(codes: np.ndarray, distinct: int, table: LabelTable, as_of_ns: int) -> Tuple[np.ndarray, LabelCounts]:
+    """The winning label row per key among the rows known by ``as_of_ns``.
+
+    Args:
+        codes: The key code of each label row (:func:`key_codes`).
+        distinct: Codes lie in ``[0, distinct)``.
+        table: The label rows.
+        as_of_ns: Labels known later are left out.
 
     Returns:
-        ``(keys, labels, labelled_at, counts)``: one entry per distinct key (counts without the join's figures).
+        ``(winner, counts)``: per code the index of its winning label row (-1: no label), and the counts
+        without the join's figures.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     counts = LabelCounts(rows=table.rows)
     kept = table.labelled_at <= as_of_ns
     counts.after_as_of = int(table.rows - kept.sum())
-    keys = table.keys.filter(pa.array(kept)) if counts.after_as_of else table.keys
-    labels, stamps = table.labels[kept], table.labelled_at[kept]
+    index = np.flatnonzero(kept)
+    codes, labels, stamps = codes[index], table.labels[index], table.labelled_at[index]
     if stamps.size:
         running = np.maximum.accumulate(stamps)
         counts.out_of_order = int(np.sum(stamps[1:] < running[:-1]))
-    encoded = pc.dictionary_encode(keys)
-    key_codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    distinct = len(encoded.dictionary)
-    # latest labelled_at per key; on equal times the row read last (the row number breaks ties)
-    order = np.lexsort((np.arange(stamps.size), stamps, key_codes))
-    sorted_codes = key_codes[order]
-    last = np.ones(order.size, dtype=bool)
-    last[:-1] = sorted_codes[1:] != sorted_codes[:-1]
-    winners = order[last]
-    counts.keys = int(winners.size)
-    counts.superseded = int(stamps.size - winners.size)
-    winner_label = np.empty(distinct, dtype=np.int8)
-    winner_label[key_codes[winners]] = labels[winners]
-    counts.duplicates = int(np.sum(~last & (labels[order] == winner_label[sorted_codes])))
-    has_one = np.zeros(distinct, dtype=bool)
-    has_zero = np.zeros(distinct, dtype=bool)
-    has_one[key_codes[labels == 1]] = True
-    has_zero[key_codes[labels == 0]] = True
-    counts.conflicting_keys = int(np.sum(has_one & has_zero))
-    return keys.take(pa.array(winners)), labels[winners], stamps[winners], counts
+    # latest labelled_at per key; on equal times the row read last: the highest rank in a stable time order
+    by_time = np.argsort(stamps, kind="stable")
+    rank = np.empty(stamps.size, dtype=np.int64)
+    rank[by_time] = np.arange(stamps.size)
+    best = np.full(distinct, -1, dtype=np.int64)
+    np.maximum.at(best, codes, rank)
+    has = best >= 0
+    winner = np.full(distinct, -1, dtype=np.int64)
+    winner[has] = by_time[best[has]]  # position among the kept rows
+    counts.keys = int(has.sum())
+    counts.superseded = int(stamps.size - counts.keys)
+    winner_label = np.full(distinct, -1, dtype=np.int8)
+    winner_label[has] = labels[winner[has]]
+    is_winner = np.zeros(stamps.size, dtype=bool)
+    is_winner[winner[has]] = True
+    counts.duplicates = int(np.sum(~is_winner & (labels == winner_label[codes])))
+    ones = np.bincount(codes, weights=labels, minlength=distinct)
+    rows = np.bincount(codes, minlength=distinct)
+    counts.conflicting_keys = int(np.sum((ones > 0) & (ones < rows)))
+    winner[has] = index[winner[has]]  # position in the table
+    return winner, counts
 
 
-def join_labels(row_keys: Any, row_times_ns: np.ndarray, table: LabelTable, as_of_ns: int) -> JoinedLabels:
+def join_labels(row_keys: KeyColumns, row_times_ns: np.ndarray, table: LabelTable, as_of_ns: int) -> JoinedLabels:
     """Gives each scored row the winning label of its key, as known at ``as_of_ns``.
 
     Args:
-        row_keys: Key text per scored row (:func:`key_text`); null where the row has no key.
+        row_keys: Key per scored row (:func:`key_columns`); null where the row has no key.
         row_times_ns: Scoring time per row (UTC ns).
         table: The label rows (:func:`read_labels`).
         as_of_ns: Labels known later are left out.
@@ -306,20 +425,22 @@ def join_labels(row_keys: Any, row_times_ns: np.ndarray, table: LabelTable, as_o
     Returns:
         Per row its label (-1: none) and when it became known, with the counts.
     """
-    import pyarrow.compute as pc
-
-    keys, labels, stamps, counts = latest_labels(table, as_of_ns)
-    label = np.full(len(row_keys), -1, dtype=np.int8)
-    known_at = np.zeros(len(row_keys), dtype=np.int64)
-    if len(keys):
-        position = pc.fill_null(pc.index_in(row_keys, value_set=keys), -1).to_numpy(zero_copy_only=False)
+    rows = int(row_times_ns.size)
+    label = np.full(rows, -1, dtype=np.int8)
+    known_at = np.zeros(rows, dtype=np.int64)
+    if table.rows == 0:
+        return JoinedLabels(label=label, labelled_at=known_at, counts=LabelCounts())
+    row_codes, label_codes, distinct = key_codes(row_keys, table.keys)
+    winner, counts = latest_labels(label_codes, distinct, table, as_of_ns)
+    if counts.keys:
+        position = np.where(row_codes >= 0, winner[np.maximum(row_codes, 0)], -1)
         matched_rows = position >= 0
-        label[matched_rows] = labels[position[matched_rows]]
-        known_at[matched_rows] = stamps[position[matched_rows]]
-        used = np.zeros(len(keys), dtype=bool)
-        used[position[matched_rows]] = True
-        counts.matched = int(used.sum())
-        counts.unknown_keys = int(len(keys) - counts.matched)
+        label[matched_rows] = table.labels[position[matched_rows]]
+        known_at[matched_rows] = table.labelled_at[position[matched_rows]]
+        scored = np.zeros(distinct, dtype=bool)
+        scored[row_codes[row_codes >= 0]] = True
+        counts.matched = int(np.sum(scored & (winner >= 0)))
+        counts.unknown_keys = int(counts.keys - counts.matched)
         counts.labelled_before_scored = int(np.sum(known_at[matched_rows] < row_times_ns[matched_rows]))
     return JoinedLabels(label=label, labelled_at=known_at, counts=counts)
 

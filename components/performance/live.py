@@ -4,7 +4,7 @@ The window is a payload log (``<root>/<model>/<version>/<YYYY-MM-DD>/<HH>/*.parq
 hour as the monitor does, :func:`kfpkit.components.monitor.logic.payload_files`) or one CSV, Parquet or JSON
 Lines table of scored rows with a key, a timestamp and a score column (local, ``file://``, ``gs://``,
 ``s3://``, ``http(s)://``; :func:`kfpkit.components.performance.tables.read_table`). Only those columns are
-kept: 1M rows take a few tens of MB.
+read (no key column when no labels are given): 1M rows take a few tens of MB.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kfpkit.components.performance.errors import PerformanceError
-from kfpkit.components.performance.labels import key_text, parse_times
+from kfpkit.components.performance.labels import KeyColumns, key_columns, parse_times
 
 
 class LiveError(PerformanceError):
@@ -28,13 +28,14 @@ class LiveRows:
     """Scored rows of the window, sorted by scoring time.
 
     Attributes:
-        keys: Key text per row, a ``pyarrow`` string array (:func:`kfpkit.components.performance.labels.key_text`).
+        keys: Key per row (:func:`kfpkit.components.performance.labels.key_columns`); no column when no key
+            was read.
         times: Scoring time per row, UTC nanoseconds since the epoch, int64.
         scores: Calibrated positive-class probability per row, float64.
         after_as_of: Rows scored at or after ``as_of`` (left out).
     """
 
-    keys: Any
+    keys: KeyColumns
     times: np.ndarray
     scores: np.ndarray
     after_as_of: int = 0
@@ -59,7 +60,7 @@ def read_live(
 
     Args:
         source: Payload-log URI (root or version folder) or a CSV/Parquet/JSON Lines table of scored rows.
-        key_columns: The key column(s) the labels are joined by.
+        key_columns: The key column(s) the labels are joined by (none: no key is read).
         timestamp_column: When each row was scored.
         score_column: The calibrated score.
         as_of: Rows scored at or after it are left out.
@@ -93,12 +94,14 @@ def read_live(
         raise LiveError(f"live source {source!r} has no payload-log files")
     import pyarrow as pa
 
-    key_all, time_all, score_all = pa.concat_arrays(keys), np.concatenate(times), np.concatenate(scores)
+    key_all, time_all, score_all = KeyColumns.concat(keys), np.concatenate(times), np.concatenate(scores)
     as_of_ns = _ns(as_of)
     keep = time_all < as_of_ns
     if since is not None:
         keep &= time_all >= _ns(since)
     after = int(np.sum(time_all >= as_of_ns))
+    if keep.all() and np.all(time_all[1:] >= time_all[:-1]):  # the usual case: written in time order
+        return LiveRows(key_all, time_all, score_all, after)
     kept = np.flatnonzero(keep)
     order = kept[np.argsort(time_all[kept], kind="stable")]
     return LiveRows(key_all.take(pa.array(order)), time_all[order], score_all[order], after)
@@ -117,15 +120,11 @@ def _read_parquet(fs: Any, path: str, columns: Sequence[str]) -> Any:
     from kfpkit.core.records import RecordError
 
     try:
-        if isinstance(fs, LocalFileSystem):
-            schema = pq.read_schema(path)
-            _check(schema, path, columns, payload_record, RecordError)
-            return pq.read_table(path, columns=list(columns))
-        with fs.open(path, "rb") as handle:
-            schema = pq.read_schema(handle)
-            _check(schema, path, columns, payload_record, RecordError)
-            handle.seek(0)
-            return pq.read_table(handle, columns=list(columns))
+        # ParquetFile reads the columns without pyarrow.dataset (whose import alone costs a second)
+        with open(path, "rb") if isinstance(fs, LocalFileSystem) else fs.open(path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            _check(parquet.schema_arrow, path, columns, payload_record, RecordError)
+            return parquet.read(columns=list(columns))
     except (OSError, pa.ArrowException) as exc:
         raise LiveError(f"{path}: not a readable Parquet file ({exc})") from None
 
@@ -156,12 +155,12 @@ def _require(names: Sequence[str], columns: Sequence[str], where: str) -> None:
 
 
 def _columns(
-    table: Any, key_columns: Sequence[str], timestamp_column: str, score_column: str, where: str
-) -> Tuple[Any, np.ndarray, np.ndarray]:
+    table: Any, key_names: Sequence[str], timestamp_column: str, score_column: str, where: str
+) -> Tuple[KeyColumns, np.ndarray, np.ndarray]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    keys = key_text([table.column(c).combine_chunks() for c in key_columns], key_columns, where)
+    keys = key_columns([table.column(c) for c in key_names], key_names, where)
     stamps = table.column(timestamp_column)
     if pa.types.is_string(stamps.type) or pa.types.is_large_string(stamps.type):
         stamps = parse_times(stamps, where, timestamp_column, LiveError)

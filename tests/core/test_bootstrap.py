@@ -106,3 +106,47 @@ def test_unknown_metrics_and_bad_levels_are_refused() -> None:
         bootstrap.intervals(labels, scores, names=["accuracy"])
     with pytest.raises(ValueError, match="level"):
         bootstrap.intervals(labels, scores, level=1.5)
+
+
+def test_score_groups_keep_the_counts_at_the_threshold_and_in_every_ece_bin() -> None:
+    labels, scores = _rows(20_000, ties=False)
+    pseudo_labels, pseudo_scores, counts = bootstrap.score_groups(labels, scores, threshold=0.3, groups=200)
+    assert pseudo_labels.size < 500 and counts.sum() == labels.size
+    assert counts[pseudo_labels == 1].sum() == labels.sum()
+    grouped = bootstrap.WeightedRows(pseudo_labels, pseudo_scores, 0.3, counts)
+    exact = classification_metrics.split_metrics(labels, scores, 0.3)
+    values = grouped.metrics(grouped.unit_weights)
+    for name in ("precision", "recall", "f1"):
+        assert values[name][0] == pytest.approx(exact[name], abs=1e-12), name
+    for name in ("pr_auc", "roc_auc", "brier_score", "ece"):  # only the order inside a narrow group is lost
+        assert values[name][0] == pytest.approx(exact[name], abs=0.01), name
+
+
+def test_grouped_resamples_keep_the_class_counts() -> None:
+    labels, scores = _rows(5000, ties=False)
+    pseudo_labels, pseudo_scores, counts = bootstrap.score_groups(labels, scores, 0.3, groups=100)
+    rows = bootstrap.WeightedRows(pseudo_labels, pseudo_scores, 0.3, counts)
+    for w in rows.resample_weights(40, seed=2):
+        assert np.all(w.sum(axis=1) == labels.size)
+        assert np.all(w[:, rows.y == 1].sum(axis=1) == labels.sum())
+
+
+def test_grouped_intervals_agree_with_the_row_bootstrap_within_its_own_seed_noise() -> None:
+    labels, scores = _rows(30_000, seed=4, ties=False)
+    rows = bootstrap.intervals(labels, scores, 0.3, resamples=1000, seed=1)
+    other_seed = bootstrap.intervals(labels, scores, 0.3, resamples=1000, seed=2)
+    grouped = bootstrap.intervals(labels, scores, 0.3, resamples=1000, seed=1, groups=300)
+    for name, interval in rows.items():
+        width = interval.high - interval.low
+        assert grouped[name].point == interval.point, name  # the point is the rows' own
+        noise = max(abs(other_seed[name].low - interval.low), abs(other_seed[name].high - interval.high))
+        difference = max(abs(grouped[name].low - interval.low), abs(grouped[name].high - interval.high))
+        assert difference <= max(2 * noise, 0.08 * width), (name, difference / width, noise / width)
+        assert grouped[name].low <= grouped[name].point <= grouped[name].high, name
+
+
+def test_few_rows_are_never_grouped() -> None:
+    labels, scores = _rows(1000)
+    assert bootstrap.intervals(labels, scores, 0.3, resamples=50, groups=300) == bootstrap.intervals(
+        labels, scores, 0.3, resamples=50
+    )

@@ -26,7 +26,9 @@ def _write(frame, path):
 
 
 def _keys(*pairs):
-    return lab.key_text([pa.array([p[0] for p in pairs]), pa.array([p[1] for p in pairs], pa.int32())], ["r", "i"], "t")
+    return lab.key_columns(
+        [pa.array([p[0] for p in pairs]), pa.array([p[1] for p in pairs], pa.int32())], ["r", "i"], "t"
+    )
 
 
 def _labels(rows):
@@ -74,7 +76,7 @@ def test_the_join_counts_duplicates_conflicts_out_of_order_unknown_and_late_labe
 def test_a_business_key_joins_whatever_its_type_in_either_table(tmp_path):
     labels = pd.DataFrame({"transaction_id": [101.0, 102.0], "y": [True, False], "labelled_at": ["2026-01-02"] * 2})
     table = lab.read_labels([_write(labels, tmp_path / "l.parquet")], "y", ["transaction_id"])
-    live = lab.key_text([pa.array(["101", "102", "103"])], ["transaction_id"], "live")
+    live = lab.key_columns([pa.array(["101", "102", "103"])], ["transaction_id"], "live")
     assert lab.join_labels(live, np.zeros(3, np.int64), table, AS_OF).label.tolist() == [1, 0, -1]
 
 
@@ -127,3 +129,34 @@ def test_a_missing_column_or_file_is_refused_naming_it(tmp_path):
         lab.read_labels([path], "is_fraud")
     with pytest.raises(lab.LabelError, match="not found"):
         lab.read_labels([str(tmp_path / "absent.csv")], "is_fraud")
+
+
+def test_keys_compare_as_text_across_types_and_a_row_without_key_gets_no_label(tmp_path):
+    labels = pd.DataFrame(
+        {
+            "request_id": ["a", "b", "c"],
+            "instance": [1.0, 0.0, 2.0],
+            "is_fraud": [1, 0, 1],
+            "labelled_at": ["2026-01-02"] * 3,
+        }
+    )
+    table = lab.read_labels([_write(labels, tmp_path / "l.parquet")], "is_fraud")
+    # instance as int32 (payload log) and as text: 1 = 1.0 = "1"; a null key matches nothing
+    as_ints = lab.key_columns([pa.array(["a", "b", None, "c"]), pa.array([1, 0, 2, 1], pa.int32())], ["r", "i"], "t")
+    as_text = lab.key_columns([pa.array(["a", "b", "c", "c"]), pa.array(["1", "0", None, "2"])], ["r", "i"], "t")
+    assert lab.join_labels(as_ints, np.zeros(4, np.int64), table, AS_OF).label.tolist() == [1, 0, -1, -1]
+    joined = lab.join_labels(as_text, np.zeros(4, np.int64), table, AS_OF)
+    assert joined.label.tolist() == [1, 0, -1, 1]
+    assert (joined.counts.matched, joined.counts.unknown_keys) == (3, 0)
+
+
+def test_tables_whose_key_types_differ_are_joined_as_text(tmp_path):
+    first = _write(_labels([("a", 0, 0, "2026-01-02")]), tmp_path / "1.parquet")
+    second = _write(
+        pd.DataFrame({"request_id": ["a"], "instance": ["0"], "is_fraud": [1], "labelled_at": ["2026-01-03"]}),
+        tmp_path / "2.parquet",
+    )
+    table = lab.read_labels([first, second], "is_fraud")
+    joined = lab.join_labels(_keys(("a", 0)), np.zeros(1, np.int64), table, AS_OF)
+    assert joined.label.tolist() == [1]
+    assert (joined.counts.keys, joined.counts.conflicting_keys) == (1, 1)
