@@ -38,6 +38,13 @@ RUN if [ -n "${EXTRAS}" ]; then \
         && pip install --no-cache-dir -c requirements/tfdv.lock -r /tmp/extras.txt; \
     fi
 
+# What no code in the image runs, removed before the runtime stage copies the environment (~0.5 GB): the
+# installed packages' own test suites (*/tests) and TensorFlow's C++ headers (for building custom ops; the
+# image has no compiler).
+RUN site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+    && find "${site}" -type d -name tests -prune -exec rm -rf {} + \
+    && rm -rf "${site}/tensorflow/include"
+
 # ---- kfpkit_wheel: kfpkit's own wheel, from the sources, which are copied last so that a source edit ------
 # rebuilds only this small stage and the runtime's last layer, never the environment above.
 FROM builder AS kfpkit_wheel
