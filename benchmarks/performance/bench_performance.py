@@ -5,18 +5,25 @@
 Data (:mod:`benchmarks.performance.traffic`): 30 days of scored traffic under covariate shift from day 15
 (more traffic from the riskier segments, P(y | x) unchanged), labels late as chargebacks are; the model
 version (card, threshold, reference metrics) from 15,000 reference rows, which are also what CBPE fits its
-calibrator on. Every tool runs once, as its own process:
+calibrator on. Every tool runs once, as its own process, in like-for-like pairs:
 
-* ``kfpkit (estimate)`` -- ``kfpkit performance`` at ``--as-of`` the end of the traffic with a 30-day maturity:
-  no cohort has matured, so every cohort is estimated (the labels are read and joined all the same);
-* ``kfpkit (full)`` -- the same with every label known (as-of 60 days on): realized metrics with bootstrap
-  intervals on every cohort, the calibration check and the estimates;
-* ``NannyML CBPE`` -- ``.venv-nannyml`` (``make setup-nannyml``, ``requirements/nannyml.lock``): fit on the
-  reference rows, estimate precision, recall and F1 per day (``chunk_period="D"``).
+* ``kfpkit estimate, no labels`` against ``NannyML CBPE, no labels``: estimated precision, recall, F1 (kfpkit:
+  and positive rate, with intervals) per daily cohort from the scores alone -- ``kfpkit performance`` without
+  ``--labels``; NannyML (``.venv-nannyml``, ``make setup-nannyml``, ``requirements/nannyml.lock``) fits on the
+  reference rows and estimates per day (``chunk_period="D"``);
+* ``kfpkit estimate, labels read (none matured)``: the same with the labels read and joined as of the end of
+  the traffic with a 30-day maturity (no cohort matured; the cost of the join), against the same NannyML run;
+* ``kfpkit full, labels (realized + intervals)`` against ``NannyML CBPE + realized, labels joined``: every
+  label known (as-of 60 days on): kfpkit gives realized metrics with bootstrap intervals on every cohort, the
+  calibration check and the estimates; NannyML's peer joins the labels in pandas (the latest per key known by
+  as-of) and CBPE reports estimated and realized precision, recall and F1 per day (no interval on realized).
 
-Reported per size and tool: wall time and peak RSS of the whole process (``wait4``), and the mean and worst
-absolute error of the estimated precision, recall and F1 against the realized values of every cohort
-(computed here from the true labels). Results: ``build/bench-performance/results.md`` and ``results.json``.
+Reported per size and tool: wall time, CPU time (user + sys) and peak RSS of the measured process alone
+(``wait4`` of a grandchild of a small launcher, see :func:`measure`), and the mean and worst absolute error of
+the estimated precision, recall and F1 against the realized values of every cohort (computed here from the
+true labels); the ratio is the paired NannyML run's time over the kfpkit run's (wall, and CPU in brackets:
+on a shared, loaded machine the CPU ratio is the steadier one). Results: ``build/bench-performance/results.md``
+and ``results.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from typing import Dict, List
 
 import numpy as np
@@ -78,82 +84,132 @@ def prepare(rows: int, work: str) -> Dict[str, str]:
     return paths
 
 
+# The measured command runs as a grandchild of a small launcher. ru_maxrss of a child starts from the
+# high-water mark of the process it was forked from (Linux copies it at fork and keeps it across exec), so a
+# child forked straight from this process (which holds the generated traffic) would report this process's
+# peak, whatever the child used: the launcher is a fresh interpreter of a few MB, the grandchild's figure is
+# its own (floor: the launcher's ~10 MB).
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(json.loads(sys.argv[1]), stdout=subprocess.DEVNULL)
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    if time.perf_counter() - start > float(sys.argv[2]):
+        proc.kill()
+        pid, status, usage = os.wait4(proc.pid, 0)
+        break
+    time.sleep(0.02)
+print(json.dumps({"seconds": time.perf_counter() - start, "rss_mb": usage.ru_maxrss / 1024.0,
+                  "cpu_seconds": usage.ru_utime + usage.ru_stime, "code": os.waitstatus_to_exitcode(status)}))
+"""
+
+
 def measure(cmd: List[str], timeout_s: float = 3600.0) -> Dict[str, float]:
-    """Runs ``cmd``; its wall time and peak RSS (MB) from ``wait4``."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=subprocess_env({"NML_DISABLE_USAGE_LOGGING": "1"}),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = start + timeout_s
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() > deadline:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            raise TimeoutError(f"{cmd[2]} ran past {timeout_s:.0f} s")
-        time.sleep(0.02)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} failed ({code}): {proc.stderr.read().decode()[-1500:]}")
-    return {"seconds": wall, "rss_mb": usage.ru_maxrss / 1024.0}
+    """Runs ``cmd`` under a fresh launcher; its wall time, CPU time (user + sys) and peak RSS (MB, ``wait4``)."""
+    launcher = [sys.executable, "-S", "-c", _LAUNCHER, json.dumps(cmd), str(timeout_s)]
+    env = subprocess_env({"NML_DISABLE_USAGE_LOGGING": "1"})
+    done = subprocess.run(launcher, cwd=REPO_ROOT, env=env, capture_output=True, check=False)
+    lines = done.stdout.decode().strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {"code": done.returncode}
+    if result["code"] != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed ({result['code']}): {done.stderr.decode()[-1500:]}")
+    return {name: float(result[name]) for name in ("seconds", "cpu_seconds", "rss_mb")}
 
 
-def _kfpkit(paths: Dict[str, str], out: str, as_of: str) -> List[str]:
+def _kfpkit(paths: Dict[str, str], out: str, as_of: str, labels: bool) -> List[str]:
     return [
         os.path.join(REPO_ROOT, ".venv", "bin", "python"), "-m", "kfpkit.cli", "performance",
-        "--model-uri", paths["model"], "--live", paths["live"], "--labels", paths["labels"],
+        "--model-uri", paths["model"], "--live", paths["live"], *(["--labels", paths["labels"]] if labels else []),
         "--label-column", "is_fraud", "--cohort", "1d", "--maturity", "30d", "--as-of", as_of, "--out", out,
     ]  # fmt: skip
 
 
-def _errors(estimates: Dict[str, Dict[str, float]], realized: Dict[str, Dict[str, float]]) -> Dict[str, float]:
+def _errors(
+    estimates: Dict[str, Dict[str, float]], realized: Dict[str, Dict[str, float]], prefix: str = ""
+) -> Dict[str, float]:
     diffs = [abs(estimates[day][m] - realized[day][m]) for day in realized if day in estimates for m in METRICS]
-    return {"mean_abs_error": float(np.mean(diffs)), "max_abs_error": float(np.max(diffs)), "cohorts": len(diffs) // 3}
+    return {
+        f"{prefix}mean_abs_error": float(np.mean(diffs)),
+        f"{prefix}max_abs_error": float(np.max(diffs)),
+        f"{prefix}cohorts": len(diffs) // 3,
+    }
 
 
-def _kfpkit_estimates(out: str) -> Dict[str, Dict[str, float]]:
+def _kfpkit_results(out: str) -> Dict[str, Dict[str, Dict[str, float]]]:
     from kfpkit.core.performance_summary import PerformanceSummary
     from kfpkit.core.records import read_record
 
     summary = read_record(os.path.join(out, "summary.json"), PerformanceSummary)
-    return {c.start[:10]: {m: c.estimated[m].point for m in METRICS} for c in summary.cohorts}
+    return {
+        "estimated": {c.start[:10]: {m: c.estimated[m].point for m in METRICS} for c in summary.cohorts},
+        "realized": {c.start[:10]: {m: c.realized[m].point for m in METRICS} for c in summary.cohorts if c.realized},
+    }
+
+
+# (tool, output folder, as_of, labels given, the NannyML run it is compared with)
+ESTIMATE_AS_OF, FULL_AS_OF = "2026-01-31T00:00:00Z", "2026-03-31T00:00:00Z"
+KFPKIT_RUNS = (
+    ("kfpkit estimate, no labels", "estimate", ESTIMATE_AS_OF, False, "NannyML CBPE, no labels"),
+    ("kfpkit estimate, labels read (none matured)", "estimate-labels", ESTIMATE_AS_OF, True, "NannyML CBPE, no labels"),
+    ("kfpkit full, labels (realized + intervals)", "full", FULL_AS_OF, True, "NannyML CBPE + realized, labels joined"),
+)
+NANNYML_RUNS = (("NannyML CBPE, no labels", False), ("NannyML CBPE + realized, labels joined", True))
 
 
 def run_size(rows: int, work: str, skip_nannyml: bool) -> Dict[str, Dict[str, float]]:
-    """Every tool once on ``rows`` scored rows; ``{tool: {seconds, rss_mb, mean_abs_error, ...}}``."""
+    """Every tool once on ``rows`` scored rows; ``{tool: {seconds, cpu_seconds, rss_mb, mean_abs_error, ...}}``.
+
+    ``realized_max_abs_error`` (runs with labels) checks that a tool's realized metrics are those of the true
+    labels (a few labels arrive after ``as_of``, so not always exactly 0); ``peer`` names the run compared.
+    """
     paths = prepare(rows, work)
     with open(paths["realized"], encoding="utf-8") as fh:
-        realized = json.load(fh)
+        truth = json.load(fh)
     folder = os.path.dirname(paths["live"])
     results: Dict[str, Dict[str, float]] = {}
-    for tool, as_of in (("kfpkit (estimate)", "2026-01-31T00:00:00Z"), ("kfpkit (full)", "2026-03-31T00:00:00Z")):
-        out = os.path.join(folder, tool.split()[1].strip("()"))
-        results[tool] = {**measure(_kfpkit(paths, out, as_of)), **_errors(_kfpkit_estimates(out), realized)}
+    for tool, name, as_of, labels, peer in KFPKIT_RUNS:
+        out = os.path.join(folder, name)
+        timing = measure(_kfpkit(paths, out, as_of, labels))
+        found = _kfpkit_results(out)
+        result: Dict = {**timing, **_errors(found["estimated"], truth), "peer": peer}
+        if found["realized"]:
+            result["realized_max_abs_error"] = _errors(found["realized"], truth)["max_abs_error"]
+        results[tool] = result
     if not skip_nannyml:
-        out = os.path.join(folder, "nannyml.json")
         python = os.path.join(REPO_ROOT, ".venv-nannyml", "bin", "python")
-        timing = measure([python, "-m", "benchmarks.performance.peer_nannyml", paths["reference"], paths["live"], out])
-        with open(out, encoding="utf-8") as fh:
-            results["NannyML CBPE"] = {**timing, **_errors(json.load(fh)["cohorts"], realized)}
+        for tool, labels in NANNYML_RUNS:
+            out = os.path.join(folder, "nannyml-labels.json" if labels else "nannyml.json")
+            extra = [paths["labels"], FULL_AS_OF] if labels else []
+            cmd = [python, "-m", "benchmarks.performance.peer_nannyml", paths["reference"], paths["live"], out, *extra]
+            timing = measure(cmd)
+            with open(out, encoding="utf-8") as fh:
+                found = json.load(fh)
+            result = {**timing, **_errors(found["cohorts"], truth)}
+            if found.get("realized"):
+                result["realized_max_abs_error"] = _errors(found["realized"], truth)["max_abs_error"]
+            results[tool] = result
     return results
 
 
 def report(results: Dict[int, Dict[str, Dict[str, float]]]) -> str:
-    """The results as a Markdown table, with the time ratio of NannyML to kfpkit's estimate."""
+    """The results as a Markdown table, with the time ratio of the matching NannyML run to each kfpkit run."""
     lines = [
-        "| scored rows | tool | wall s | peak RSS MB | mean abs error (P/R/F1) | worst abs error "
-        "| NannyML time / this |",
-        "|---|---|---|---|---|---|---|",
+        "| scored rows | tool | wall s | CPU s | peak RSS MB | mean abs error (P/R/F1) | worst abs error "
+        "| NannyML wall / this (CPU) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for rows, tools in results.items():
-        peer = tools.get("NannyML CBPE", {}).get("seconds")
         for tool, r in tools.items():
-            ratio = f"{peer / r['seconds']:.1f}x" if peer else "-"
+            peer = tools.get(str(r.get("peer")), {})
+            ratio = "-"
+            if peer:
+                ratio = f"{peer['seconds'] / r['seconds']:.1f}x ({peer['cpu_seconds'] / r['cpu_seconds']:.1f}x)"
             lines.append(
-                f"| {rows:,} | {tool} | {r['seconds']:.2f} | {r['rss_mb']:.0f} | {r['mean_abs_error']:.4f} | "
-                f"{r['max_abs_error']:.4f} | {ratio} |"
+                f"| {rows:,} | {tool} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['rss_mb']:.0f} | "
+                f"{r['mean_abs_error']:.4f} | {r['max_abs_error']:.4f} | {ratio} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -1,16 +1,36 @@
 """NannyML peer of ``make bench-performance`` (runs in .venv-nannyml): CBPE estimates per daily chunk.
 
     .venv-nannyml/bin/python -m benchmarks.performance.peer_nannyml REFERENCE.parquet ANALYSIS.parquet OUT.json
+        [LABELS.parquet AS_OF]
 
 ``REFERENCE`` holds ``score`` and ``y`` of labelled reference rows (what CBPE fits its calibrator on);
 ``ANALYSIS`` holds ``timestamp`` and ``score`` of the scored traffic. Both get ``y_pred = score >= threshold``
 (the threshold is read from the reference file's metadata key ``threshold``). CBPE estimates precision,
 recall and F1 per calendar day (``chunk_period="D"``, the same cohorts as ``kfpkit performance --cohort
-1d``). Writes ``{"cohorts": {day: {metric: value}}, "nannyml": version}``.
+1d``).
+
+With ``LABELS`` and ``AS_OF`` (the like-for-like peer of ``kfpkit performance`` with labels), the delayed
+labels are joined first as a NannyML user would, in pandas: labels known by ``AS_OF``, the latest per
+``(request_id, instance)`` (a stable sort by ``labelled_at``, the last row kept), merged onto the scored
+rows; CBPE then also reports the **realized** precision, recall and F1 of the labelled rows of each chunk.
+Writes ``{"cohorts": {day: {metric: value}}, "realized": {day: {metric: value}}, "nannyml": version}``.
 """
 
 import json
 import sys
+
+KEY = ["request_id", "instance"]
+
+
+def _joined(analysis, labels_path: str, as_of: str):
+    import pandas as pd
+
+    labels = pd.read_parquet(labels_path, columns=[*KEY, "is_fraud", "labelled_at"])
+    labels["labelled_at"] = pd.to_datetime(labels["labelled_at"], utc=True, format="ISO8601")
+    labels = labels[labels["labelled_at"] <= pd.Timestamp(as_of)]
+    latest = labels.sort_values("labelled_at", kind="stable").drop_duplicates(KEY, keep="last")
+    merged = analysis.merge(latest[[*KEY, "is_fraud"]].rename(columns={"is_fraud": "y"}), on=KEY, how="left")
+    return merged.drop(columns=KEY)
 
 
 def main(argv=None) -> int:
@@ -18,10 +38,14 @@ def main(argv=None) -> int:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    reference_path, analysis_path, out_path = (argv or sys.argv[1:])[:3]
+    args = argv or sys.argv[1:]
+    reference_path, analysis_path, out_path = args[:3]
+    labels_path, as_of = (args[3], args[4]) if len(args) >= 5 else (None, None)
     threshold = float(pq.read_schema(reference_path).metadata[b"threshold"])
     reference = pd.read_parquet(reference_path)
-    analysis = pd.read_parquet(analysis_path, columns=["timestamp", "score"])
+    analysis = pd.read_parquet(analysis_path, columns=["timestamp", "score", *(KEY if labels_path else [])])
+    if labels_path:
+        analysis = _joined(analysis, labels_path, as_of)
     for frame in (reference, analysis):
         frame["y_pred"] = (frame["score"] >= threshold).astype(int)
     reference["timestamp"] = analysis["timestamp"].iloc[0]
@@ -37,12 +61,14 @@ def main(argv=None) -> int:
     )
     estimator.fit(reference)
     results = estimator.estimate(analysis).filter(period="analysis").to_df()
-    cohorts = {}
+    cohorts, realized = {}, {}
     for _, row in results.iterrows():
         day = str(pd.Timestamp(row[("chunk", "start_date")]).date())
         cohorts[day] = {m: float(row[(m, "value")]) for m in metrics}
+        if labels_path:
+            realized[day] = {m: float(row[(m, "realized")]) for m in metrics}
     with open(out_path, "w", encoding="utf-8") as fh:
-        json.dump({"cohorts": cohorts, "nannyml": nannyml.__version__}, fh, indent=2)
+        json.dump({"cohorts": cohorts, "realized": realized, "nannyml": nannyml.__version__}, fh, indent=2)
     return 0
 
 

@@ -86,6 +86,26 @@ class JoinedLabels:
 
 
 # --------------------------------------------------------------------------- keys
+def as_numpy(array: Any) -> np.ndarray:
+    """A numeric Arrow array (or chunked array) as numpy; nulls become NaN.
+
+    Without nulls the buffer is read as it is (read-only): Arrow's own ``to_numpy`` imports pandas (a
+    second), so it is left to arrays that hold nulls.
+    """
+    import pyarrow as pa
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.null_count == 0 and (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
+        dtype = np.dtype(_FLOATS.get(str(array.type), str(array.type)))
+        values = np.frombuffer(array.buffers()[1], dtype=dtype)
+        return values[array.offset : array.offset + len(array)]
+    return array.to_numpy(zero_copy_only=False)
+
+
+_FLOATS = {"halffloat": "float16", "float": "float32", "double": "float64"}  # Arrow's names -> numpy's
+
+
 @dataclass
 class KeyColumns:
     """The key of each row, one normalized column per key column.
@@ -153,7 +173,7 @@ def key_columns(columns: Sequence[Any], names: Sequence[str], where: str) -> Key
         if pa.types.is_nested(array.type):
             raise PerformanceError(f"{where}: key column {name!r} holds {array.type} values")
         if pa.types.is_floating(array.type):
-            values = array.to_numpy(zero_copy_only=False)
+            values = as_numpy(array)
             finite = values[np.isfinite(values)]
             if finite.size == 0 or np.all(finite == np.round(finite)):
                 array = pc.cast(array, pa.int64(), safe=False)
@@ -217,7 +237,7 @@ def _dense_codes(values: Any) -> Tuple[np.ndarray, int]:
     import pyarrow.compute as pc
 
     if pa.types.is_integer(values.type) and values.null_count == 0 and len(values):
-        numbers = np.concatenate([chunk.to_numpy() for chunk in getattr(values, "chunks", [values])])
+        numbers = np.concatenate([as_numpy(chunk) for chunk in getattr(values, "chunks", [values])])
         low, high = int(numbers.min()), int(numbers.max())
         if high - low < 4 * numbers.size:
             return numbers.astype(np.int64) - low, high - low + 1
@@ -225,9 +245,7 @@ def _dense_codes(values: Any) -> Tuple[np.ndarray, int]:
     chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
     if not chunks:
         return np.empty(0, dtype=np.int64), 0
-    codes = np.concatenate(
-        [pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) for chunk in chunks]
-    )
+    codes = np.concatenate([as_numpy(pc.fill_null(chunk.indices, -1)).astype(np.int64) for chunk in chunks])
     return codes, len(chunks[0].dictionary)  # the chunks share one dictionary
 
 
@@ -291,12 +309,16 @@ def _read_one(uri: str, label_column: str, key_names: Sequence[str], labelled_at
 
 def _label_values(column: Any, display: str, name: str) -> np.ndarray:
     import pyarrow as pa
+    import pyarrow.compute as pc
 
+    if isinstance(column, pa.ChunkedArray):  # ChunkedArray.to_numpy goes through pandas
+        column = column.combine_chunks()
     if column.null_count:
         row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         raise LabelError(f"{display}: row {row + 1}, column {name!r}: the label is missing; {ACCEPTED}")
     if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type) or pa.types.is_floating(column.type):
-        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        values = as_numpy(pc.cast(column, pa.float64()) if pa.types.is_boolean(column.type) else column)
+        values = values.astype(np.float64)
         bad = np.flatnonzero((values != 0) & (values != 1))
         if bad.size:
             value = column[int(bad[0])].as_py()
@@ -335,7 +357,7 @@ def _times(column: Any, display: str, name: str) -> np.ndarray:
             "(e.g. 2026-12-01T09:00:00Z)"
         )
     # tz-aware Arrow times are stored in UTC; naive ones are read as UTC
-    return pc.cast(pc.cast(column, pa.timestamp("ns", tz=column.type.tz)), pa.int64()).to_numpy(zero_copy_only=False)
+    return as_numpy(pc.cast(pc.cast(column, pa.timestamp("ns", tz=column.type.tz)), pa.int64()))
 
 
 def parse_times(column: Any, display: str, name: str, error: Any = None) -> Any:

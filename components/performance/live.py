@@ -16,7 +16,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kfpkit.components.performance.errors import PerformanceError
-from kfpkit.components.performance.labels import KeyColumns, key_columns, parse_times
+from kfpkit.components.performance.labels import KeyColumns, as_numpy, key_columns, parse_times
 
 
 class LiveError(PerformanceError):
@@ -161,7 +161,8 @@ def _columns(
     import pyarrow.compute as pc
 
     keys = key_columns([table.column(c) for c in key_names], key_names, where)
-    stamps = table.column(timestamp_column)
+    # whole arrays, not chunked ones: ChunkedArray.to_numpy goes through pandas (a second of import)
+    stamps = table.column(timestamp_column).combine_chunks()
     if pa.types.is_string(stamps.type) or pa.types.is_large_string(stamps.type):
         stamps = parse_times(stamps, where, timestamp_column, LiveError)
     if not pa.types.is_timestamp(stamps.type):
@@ -169,11 +170,11 @@ def _columns(
     if stamps.null_count:
         raise LiveError(f"{where}: column {timestamp_column!r} has {stamps.null_count} missing time(s)")
     # tz-aware Arrow times are stored in UTC; naive ones are read as UTC
-    times = pc.cast(pc.cast(stamps, pa.timestamp("ns", tz=stamps.type.tz)), pa.int64()).to_numpy(zero_copy_only=False)
-    scores = table.column(score_column)
+    times = as_numpy(pc.cast(pc.cast(stamps, pa.timestamp("ns", tz=stamps.type.tz)), pa.int64()))
+    scores = table.column(score_column).combine_chunks()
     if not (pa.types.is_floating(scores.type) or pa.types.is_integer(scores.type)):
         raise LiveError(f"{where}: score column {score_column!r} holds {scores.type}, not numbers")
-    values = pc.cast(scores, pa.float64()).to_numpy(zero_copy_only=False)
+    values = as_numpy(pc.cast(scores, pa.float64()))
     bad = np.flatnonzero(~((values >= 0.0) & (values <= 1.0)))
     if bad.size:
         raise LiveError(
