@@ -18,7 +18,9 @@ def serverless_traffic(obj: Dict[str, Any]) -> Traffic:
     predictor = ((obj.get("status") or {}).get("components") or {}).get("predictor") or {}
     traffic = predictor.get("traffic") or []
     latest = next((t for t in traffic if t.get("latestRevision")), None)
-    previous = next((t for t in traffic if not t.get("latestRevision") and t.get("percent")), None)
+    # the previous revision is listed (tag "prev") while canaryTrafficPercent is set, at 0 % too: at a step of
+    # 100 % the latest revision is still the canary, not yet promoted
+    previous = next((t for t in traffic if not t.get("latestRevision")), None)
     labels = spec.get("predictor", {}).get("labels") or {}
     version = labels.get(isvc_api.VERSION_LABEL, "")
     percent_spec = spec.get("predictor", {}).get("canaryTrafficPercent")
