@@ -25,6 +25,7 @@ matter of seconds and keeps the images in step with the sources. Not shipped.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
 import os
 import re
@@ -42,6 +43,7 @@ from kfpkit.core._version import __version__
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHEELS_DIR = os.path.join("images", "wheels")  # relative to the build context, as TORCH_FIND_LINKS names it
+LOCK_FILE = os.path.join(os.environ.get("TMPDIR", "/tmp"), "kfpkit-image-build.lock")
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # What the TFDV lock (made for the pinned Python 3.11.10) lacks on Debian bookworm's Python 3.11.2: redis 5.3.1
 # requires async-timeout below Python 3.11.3 (its environment marker), so pip check fails without it.
@@ -216,18 +218,26 @@ def ensure_local_images(
 ) -> Dict[str, float]:
     """Builds the images of ``groups`` (default: all four) here, tagged as the compiled pipelines name them.
 
-    Needs an engine that answers (``DOCKER_HOST``). Returns ``{image reference: build seconds}``.
+    Needs an engine that answers (``DOCKER_HOST``). Returns ``{image reference: build seconds}``. Concurrent
+    callers (pytest workers, a test and a ``make images-local``) take turns on one lock file
+    (:data:`LOCK_FILE`): the second finds the layers cached.
 
     Raises:
         build.BuildError: no BuildKit client, no base image, or a build failed (the message names it).
     """
+    with open(LOCK_FILE, "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_all(list(groups or IMAGE_NAMES), repo, python_image, log)
+
+
+def _build_all(groups: List[str], repo: str, python_image: Optional[str], log: Optional[TextIO]) -> Dict[str, float]:
     client = buildkit_client()
     python_image = python_image or choose_python_image(client, repo)
     torch_wheel = stage_cpu_torch_wheel(repo)
     if torch_wheel is None:
         print(f"no local CPU torch wheel found in {pip_wheel_folders()}: torch comes from TORCH_INDEX_URL", flush=True)
     seconds: Dict[str, float] = {}
-    for image in local_builds(list(groups or IMAGE_NAMES)):
+    for image in local_builds(groups):
         argv = build.build_command(
             "docker", image, repo, __version__, local_build_args(image.group, python_image, torch_wheel)
         )

@@ -18,7 +18,6 @@ Without an engine or root the tests skip with the reason; under ``CI=true`` they
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import glob
 import http.server
 import json
@@ -83,20 +82,14 @@ def docker() -> str:
 def local_images(docker, tmp_path_factory) -> Dict[str, str]:
     """The four images, built here (one pytest worker at a time; the others then find them cached)."""
     log_path = tmp_path_factory.getbasetemp() / "image-build.log"
-    with open(os.path.join(tempfile_dir(), "kfpkit-image-build.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(log_path, "a", encoding="utf-8") as log:
-                local_build.ensure_local_images(log=log)
-        except local_base.LocalBaseError as exc:
-            _skip_or_fail(f"the local base image cannot be built here: {exc}")
-        except build.BuildError as exc:
-            pytest.fail(f"image build failed (log: {log_path}): {exc}")
+    try:
+        with open(log_path, "a", encoding="utf-8") as log:
+            local_build.ensure_local_images(log=log)
+    except local_base.LocalBaseError as exc:
+        _skip_or_fail(f"the local base image cannot be built here: {exc}")
+    except build.BuildError as exc:
+        pytest.fail(f"image build failed (log: {log_path}): {exc}")
     return {group: images.image_for(group) for group in images.IMAGE_NAMES}
-
-
-def tempfile_dir() -> str:
-    return os.environ.get("TMPDIR", "/tmp")
 
 
 def run_in(
