@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import uuid
+import zipfile
 
 import pytest
 
@@ -111,27 +112,72 @@ def _assert_close(docker_values, subprocess_values, what):
         assert math.isclose(docker_values[key], value, rel_tol=0, abs_tol=1e-6), (what, key, docker_values[key], value)
 
 
-def _identity_digests(model_uri):
-    """Each file's digest in the registry's identity (run facts left out), the model card without Python's version.
+def _torchscript_members(path):
+    """The TorchScript archive's weights and code (Final declarations sorted, as the registry's identity does).
 
-    The card records the interpreter's version (``versions.python``): the image's Python (Debian's 3.11 in the
-    local base image, 3.11.10 in the pinned upstream one) is not the host's, so the manifests' identity_sha256
-    differ by that line alone; every library version is the lock's in both.
+    Left out: the random ``serialization_id`` and the ``*.debug_pkl`` source maps, which hold the absolute
+    path of the Python file each function came from (``/opt/venv/lib/python3.11/site-packages/kfpkit/...`` in
+    the image, the checkout here), so they differ wherever kfpkit is installed.
     """
     from kfpkit.core import registry
 
-    digests = {}
-    for parent, _, files in os.walk(model_uri):
-        for name in files:
-            path = os.path.join(parent, name)
-            rel = os.path.relpath(path, model_uri)
-            if rel not in ("MANIFEST.json", "model_card.json"):
-                digests[rel] = registry._identity_digest(rel, path)
-    with open(os.path.join(model_uri, "model_card.json"), encoding="utf-8") as fh:
-        card = registry._card_without_run_facts(json.load(fh))
-    card["versions"].pop("python")
-    digests["model_card.json"] = card
-    return digests
+    members = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename.split("/", 1)[-1]
+            if name.endswith(".debug_pkl") or name == ".data/serialization_id":
+                continue
+            data = archive.read(info)
+            members[name] = registry._sorted_final_declarations(data) if name.startswith("code/") else data
+    return members
+
+
+def _json_close(ours, theirs, where):
+    """Equal JSON documents, floats within 1e-9 (a last-bit difference of a library's float summation)."""
+    if isinstance(theirs, dict):
+        assert isinstance(ours, dict) and set(ours) == set(theirs), where
+        for key in theirs:
+            _json_close(ours[key], theirs[key], f"{where}.{key}")
+    elif isinstance(theirs, list):
+        assert isinstance(ours, list) and len(ours) == len(theirs), where
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            _json_close(a, b, f"{where}[{i}]")
+    elif isinstance(theirs, float):
+        assert math.isclose(ours, theirs, rel_tol=1e-9, abs_tol=1e-12), (where, ours, theirs)
+    else:
+        assert ours == theirs, (where, ours, theirs)
+
+
+def _assert_same_model(ours, theirs):
+    """The two model version folders hold the same model: every file, less what records the run or the install.
+
+    The weights and the TorchScript code are byte-equal; JSON files (calibration, model card, baseline
+    profile) equal with floats within 1e-9, less the run's facts and, in the card, ``versions.python`` (the
+    image's Python 3.11 patch release is not the host's; every library version is the lock's in both).
+    """
+    from kfpkit.core import registry
+
+    def load(folder, name):
+        with open(os.path.join(folder, name), encoding="utf-8") as fh:
+            return json.load(fh)
+
+    files = sorted(os.path.relpath(os.path.join(p, n), theirs) for p, _, names in os.walk(theirs) for n in names)
+    assert files == sorted(os.path.relpath(os.path.join(p, n), ours) for p, _, names in os.walk(ours) for n in names)
+    for rel in files:
+        a, b = os.path.join(ours, rel), os.path.join(theirs, rel)
+        if rel == "model.pt":
+            assert _torchscript_members(a) == _torchscript_members(b)
+        elif rel == "model_card.json":
+            cards = [registry._card_without_run_facts(load(folder, rel)) for folder in (ours, theirs)]
+            for card in cards:
+                card["versions"].pop("python")
+            _json_close(*cards, rel)
+        elif rel == "monitoring_baseline.json":  # its identity is the sha256 of model.pt, debug maps included
+            _json_close(*[registry._without(load(f, rel), ("created_at", "identity")) for f in (ours, theirs)], rel)
+        elif rel.endswith(".json") and rel != "MANIFEST.json":
+            _json_close(load(ours, rel), load(theirs, rel), rel)
+        elif rel != "MANIFEST.json":
+            assert registry._identity_digest(rel, a) == registry._identity_digest(rel, b), rel
 
 
 def test_training_in_the_images_gives_the_subprocess_runners_summary_and_metrics_on_the_same_seed(
@@ -153,8 +199,7 @@ def test_training_in_the_images_gives_the_subprocess_runners_summary_and_metrics
     _assert_close(
         _model_metrics(ours.training_metrics["eval"]), _model_metrics(summary.training_metrics["eval"]), "train"
     )
-    # the same model: every file's identity digest (weights, code, preprocessing, calibration, baseline profile)
-    assert _identity_digests(ours.model_uri) == _identity_digests(summary.model_uri)
+    _assert_same_model(ours.model_uri, summary.model_uri)
     assert sorted(_events(docker_training.proc.stdout)) == sorted(_events(proc.stdout))
     assert "kfp.local DockerRunner (each task in its image)" in docker_training.proc.stdout
     log_text = open(ours.run_log, encoding="utf-8").read()
@@ -174,7 +219,7 @@ def _tree(*folders):
 
 
 def test_what_the_tasks_write_belongs_to_uid_1000_and_the_folders_group_and_the_host_user_reads_and_removes_it(
-    docker_training,
+    docker_training, tmp_path_factory
 ):
     summary = docker_training.summary
     pipeline_root = summary.pipeline_root
@@ -194,7 +239,12 @@ def test_what_the_tasks_write_belongs_to_uid_1000_and_the_folders_group_and_the_
     setpriv = shutil.which("setpriv")
     if os.geteuid() != 0 or not setpriv:
         return  # the host user (not root) has just read every file; root could not tell
-    # as root, check as users who are neither root nor uid 1000: anyone reads every file ...
+    # as root, check as users who are neither root nor uid 1000: anyone reads every file ... (pytest makes its
+    # temporary folders 0700: let others through them, as a pipeline root under a home folder would)
+    folder = docker_training.folder
+    while folder != tmp_path_factory.getbasetemp().parent:
+        os.chmod(folder, stat.S_IMODE(os.stat(folder).st_mode) | 0o011)
+        folder = folder.parent
     files = [p for p in written if os.path.isfile(p)]
     nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
     assert subprocess.run([*nobody, "cat", *files], capture_output=True, check=False).returncode == 0
@@ -216,7 +266,10 @@ def test_the_monitoring_pipeline_retrains_through_its_nested_training_in_the_ima
         "--model-uri", docker_training.summary.model_uri, "--live-source", str(live),
         "--registry-root", str(registry), "--retrain-source", "synthetic://fraud?rows=3000&seed=5&fraud_rate=0.08",
         "--label-column", "is_fraud", "--model-name", "fraud-detector", "--framework", "sklearn",
-        "--min-pr-auc", "0.05",
+        "--min-pr-auc", "0.05", "--no-deploy-new-version", "--prometheus-url", "http://127.0.0.1:9",
+        # kfp.local (either runner) cannot default an optional pipeline input that has no default value
+        # ("ValueError: Unknown value type"): give it one
+        "--rollout-thresholds", "{}",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     assert summary.status == "succeeded"
