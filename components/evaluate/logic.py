@@ -442,6 +442,9 @@ def run_evaluation(
         EvaluationError: only one of ``baseline_registry_root`` and ``model_name`` is set, or any error of
             :func:`evaluate_model`.
     """
+    from kfpkit.components.process_exit import skip_final_garbage_collection
+
+    skip_final_garbage_collection()  # this task's process exits without collecting torch's objects
     if (baseline_registry_root is None) != (model_name is None):
         missing = "model_name" if model_name is None else "baseline_registry_root"
         raise EvaluationError(

@@ -136,6 +136,9 @@ def run_infra_validate(
         ValueError: invalid parameters, or an unreadable/empty eval file.
         FileNotFoundError: the eval file does not exist.
     """
+    from kfpkit.components.process_exit import skip_final_garbage_collection
+
+    skip_final_garbage_collection()  # this task's process exits without collecting torch's and kserve's objects
     _validate_parameters(tolerance, latency_budget_ms, num_requests, batch_size)
     settings = _Settings(tolerance, latency_budget_ms, num_requests, batch_size)
     frame = _read_eval(eval_data_path)

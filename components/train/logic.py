@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from kfpkit.components.process_exit import skip_final_garbage_collection
 from kfpkit.components.train.calibration import MIN_EVAL_CLASS_ROWS
 from kfpkit.components.train.trainer import FittedModel, Trainer, TrainError, TrainingData, TrainParams
 from kfpkit.core import classification_metrics as m
@@ -438,6 +439,7 @@ def train_model(
         TrainError: invalid parameters, unreadable data, a missing or non-binary label, features missing
             from eval, or training that diverged. Nothing is left at ``output_dir`` then.
     """
+    skip_final_garbage_collection()  # this task's process exits without collecting torch's and sklearn's objects
     params.validate(FRAMEWORKS)
     spec, data, lineage = _prepare(train_path, eval_path, label_column, params)
     trainer = trainer_for(params.framework)
