@@ -14,10 +14,11 @@ def test_task_seconds_reads_the_done_lines_only():
     assert bench_runners.task_seconds(STDOUT) == {"ingest": 3.2}
 
 
-def test_the_report_gives_each_runners_median_and_the_ratio():
+def test_the_report_gives_each_runners_median_of_successful_runs_and_the_ratio():
     times = [
         bench_runners.RunTime("subprocess", 10.0, 0, {"ingest": 2.0}),
         bench_runners.RunTime("docker", 15.0, 0, {"ingest": 3.0}),
+        bench_runners.RunTime("docker", 1.0, 1, {}),  # failed: left out
     ]
     lines = bench_runners.report(times)
     assert lines[1].split() == ["pipeline", "(wall)", "10.0", "15.0", "1.50"]
