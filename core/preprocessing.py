@@ -94,6 +94,19 @@ def _category_key(value: Any) -> str:
     return str(value)
 
 
+def _category_keys(series: Any) -> Any:
+    """:func:`_category_key` of every value of a pandas Series; an object column of strings is its own keys.
+
+    A ``str`` is its own key, so the per-value call is skipped when pandas finds only strings (no ``None``
+    or NaN) in an object column: the same keys, without a Python call per row (0.2 s of train at 70k rows).
+    """
+    from pandas.api.types import infer_dtype
+
+    if series.dtype == object and infer_dtype(series, skipna=False) == "string":
+        return series
+    return series.map(_category_key)
+
+
 def is_categorical_dtype(dtype: Any) -> bool:
     """Columns of object/string/category/bool dtype are categorical; numbers are numeric."""
     kind = getattr(dtype, "kind", "O")
@@ -152,7 +165,7 @@ class PreprocessingSpec:
         for name in columns:
             series = frame[name]
             if name in forced or is_categorical_dtype(series.dtype):
-                keys = series.map(_category_key)
+                keys = _category_keys(series)
                 keys = keys[keys != ""]
                 counts = keys.value_counts(sort=False)
                 if (

@@ -86,3 +86,14 @@ def test_unknown_format_version_is_refused(frame):
     data["format_version"] = 99
     with pytest.raises(PreprocessingError, match="format_version 99"):
         PreprocessingSpec.from_dict(data)
+
+
+def test_a_column_of_strings_and_the_same_values_mixed_with_numbers_and_missing_ones_give_one_vocabulary():
+    strings = pd.DataFrame({"code": ["3", "7", "3", "", "7", "3"], "label": [0, 1, 0, 1, 0, 1]})
+    mixed = pd.DataFrame({"code": [3, "7", 3.0, None, np.int64(7), float("nan")], "label": [0, 1, 0, 1, 0, 1]})
+    mixed.loc[5, "code"] = "3"
+    vocabularies = [
+        PreprocessingSpec.fit(f, "label", categorical_columns=["code"]).categorical[0].vocabulary
+        for f in (strings, mixed)
+    ]
+    assert vocabularies == [["3", "7"], ["3", "7"]]  # the empty string and None/NaN are missing, not a category
