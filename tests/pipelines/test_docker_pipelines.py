@@ -22,7 +22,7 @@ from kfpkit.components import images
 from kfpkit.core.records import read_record
 from kfpkit.core.run_summary import RunSummary
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 SOURCE = "synthetic://fraud?rows=6000&seed=3&fraud_rate=0.08"
 TRAIN_FLAGS = [
@@ -54,6 +54,14 @@ def engine():
         _unavailable(
             f"needs a Docker engine ({exc}): `make docker-engine`, then the `export DOCKER_HOST=...` it prints"
         )
+    # the images are (re)built from this tree first, as tests/images does: a fresh clone gets them, and an image
+    # built from older sources never stands in for the code under test (one worker builds, the lock is the build's)
+    from images import local_base, local_build
+
+    try:
+        local_build.ensure_local_images()
+    except local_base.LocalBaseError as exc:
+        _unavailable(f"the images cannot be built here (local base image: {exc}): `make images-local`")
     missing = []
     for image in IMAGES:
         try:
@@ -61,7 +69,7 @@ def engine():
         except docker.errors.ImageNotFound:
             missing.append(image)
     if missing:
-        _unavailable(f"needs the images {', '.join(missing)} on the engine: `make images-local`")
+        pytest.fail(f"the images {', '.join(missing)} are missing after the build")
     yield client
     client.close()
 
