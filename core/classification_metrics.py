@@ -13,13 +13,14 @@ metrics and reports carry the same numbers.
   ``sklearn.metrics.precision_recall_curve``): confusion counts, precision, recall, F1, and the threshold
   that maximizes F1.
 
-sklearn is imported inside the functions.
+Nothing here imports sklearn: ROC-AUC, PR-AUC and the curves are computed as sklearn.metrics computes them, to
+the last bit (tested), so that a task that only scores a model (evaluate) does not import sklearn and scipy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -82,18 +83,71 @@ class RocCurve:
 
 
 # --------------------------------------------------------------------------------------------- ranking
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (sklearn's ``roc_auc_score``); both classes must be present."""
-    from sklearn.metrics import roc_auc_score
+def _counts_at_thresholds(labels: np.ndarray, scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positive counts at every distinct score taken as the threshold, highest first.
 
-    return float(roc_auc_score(labels, scores))
+    A row is predicted positive when ``score >= threshold``. The counts are float64 cumulative sums over the
+    rows sorted by score, read at the last row of each distinct score, as sklearn's ranking metrics count
+    them, so that the areas below equal sklearn's to the last bit (tested).
+
+    Returns:
+        ``(fps, tps, thresholds)``, float64 arrays of the distinct scores' length.
+
+    Raises:
+        ValueError: no rows, labels and scores of different lengths, or a NaN or infinite score.
+    """
+    y = np.asarray(labels).reshape(-1)
+    p = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if y.shape != p.shape or p.size == 0:
+        raise ValueError(f"ranking metrics need as many labels as scores, at least one: got {y.size} and {p.size}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("ranking metrics need finite scores: found NaN or infinity")
+    order = np.argsort(p, kind="stable")[::-1]  # the order within a tie does not change a count at its end
+    p = p[order]
+    ends = np.append(np.flatnonzero(np.diff(p)), p.size - 1)
+    tps = np.cumsum((y[order] == 1).astype(np.float64))[ends]
+    return 1 + ends.astype(np.float64) - tps, tps, p[ends]
+
+
+def _roc_curve(labels: np.ndarray, scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ROC curve as sklearn's ``roc_curve(drop_intermediate=True)``: ``fpr``, ``tpr``, thresholds (first ``inf``).
+
+    Points inside a straight segment are dropped; ``fpr`` (``tpr``) is NaN without negatives (positives).
+    """
+    fps, tps, thresholds = _counts_at_thresholds(labels, scores)
+    if fps.shape[0] > 2:
+        corners = np.concatenate(([True], np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), [True]))
+        fps, tps, thresholds = fps[corners], tps[corners], thresholds[corners]
+    fps, tps = np.concatenate(([0.0], fps)), np.concatenate(([0.0], tps))
+    fpr = fps / fps[-1] if fps[-1] > 0 else np.full(fps.shape, np.nan)
+    tpr = tps / tps[-1] if tps[-1] > 0 else np.full(tps.shape, np.nan)
+    return fpr, tpr, np.concatenate(([np.inf], thresholds))
+
+
+def _precision_recall_curve(labels: np.ndarray, scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As sklearn's ``precision_recall_curve``: precision and recall by rising threshold, then the point (0, 1).
+
+    Recall is 1 at every threshold when there is no positive (sklearn warns there).
+    """
+    fps, tps, thresholds = _counts_at_thresholds(labels, scores)
+    predicted = tps + fps
+    precision = np.divide(tps, predicted, out=np.zeros_like(tps), where=predicted != 0)
+    recall = tps / tps[-1] if tps[-1] != 0 else np.ones_like(tps)
+    return np.append(precision[::-1], 1.0), np.append(recall[::-1], 0.0), thresholds[::-1]
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (sklearn's ``roc_auc_score``: trapezoids); NaN unless both classes are present."""
+    if np.unique(np.asarray(labels)).size != 2:
+        return float("nan")
+    fpr, tpr, _ = _roc_curve(labels, scores)
+    return float(np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
 def pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Average precision (sklearn's step-wise area under the precision-recall curve)."""
-    from sklearn.metrics import average_precision_score
-
-    return float(average_precision_score(labels, scores))
+    """Average precision (sklearn's ``average_precision_score``: the step-wise area under the PR curve)."""
+    precision, recall, _ = _precision_recall_curve(labels, scores)
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
 
 
 def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> Dict[str, float]:
@@ -199,9 +253,7 @@ def threshold_metrics(counts: ConfusionCounts) -> Dict[str, float]:
 
 def max_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     """The score threshold (positive when ``score >= threshold``) that maximizes F1 on these rows."""
-    from sklearn.metrics import precision_recall_curve
-
-    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    precision, recall, thresholds = _precision_recall_curve(labels, scores)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     denominator = precision + recall
     f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
@@ -237,9 +289,7 @@ def roc_points(labels: np.ndarray, scores: np.ndarray, max_points: int = MAX_ROC
     sklearn's first threshold is ``inf`` (the point (0, 0)); thresholds are clipped to [0, 1] so that
     every value is finite and JSON/KFP-safe.
     """
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=True)
+    fpr, tpr, thresholds = _roc_curve(labels, scores)
     keep = downsample_indices(fpr.shape[0], max_points)
     clipped = np.clip(thresholds[keep], 0.0, 1.0)
     return RocCurve(

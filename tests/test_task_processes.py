@@ -48,3 +48,20 @@ def test_train_evaluate_and_infra_validate_processes_skip_the_final_collection_e
     for task, call in calls.items():
         code = f"try:\n    exec({call!r})\nexcept Exception as exc:\n    print('refused', type(exc).__name__)\n"
         assert _exit_report(code) == "frozen True", task
+
+
+def test_evaluating_scores_imports_neither_sklearn_nor_scipy():
+    code = (
+        "import sys, numpy as np\n"
+        "from kfpkit.components.evaluate import logic, report\n"
+        "from kfpkit.core import bootstrap, classification_metrics as m\n"
+        "rng = np.random.default_rng(0)\n"
+        "y = (rng.random(500) < 0.1).astype(int); p = np.clip(0.3 * y + 0.7 * rng.random(500), 0, 1)\n"
+        "m.split_metrics(y, p, 0.5); m.roc_points(y, p); m.reliability_curve(y, p)\n"
+        "m.slice_metrics(y, p, ['a', 'b'] * 250, 0.5); m.max_f1_threshold(y, p)\n"
+        "bootstrap.intervals(y, p, 0.5, resamples=20)\n"
+        "bootstrap.paired_difference(y, p, p ** 2, 'pr_auc', resamples=20)\n"
+        "print(sorted(name for name in ('sklearn', 'scipy') if name in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

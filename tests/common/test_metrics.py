@@ -170,3 +170,38 @@ def test_slices_are_ordered_largest_first_and_integral_floats_lose_the_decimal()
     slices = m.slice_metrics(labels, scores, values, 0.5)
     assert [(s.value, s.rows) for s in slices] == [("3", 3), ("7", 2), ("x", 1)]
     assert slices[2].precision == 1.0 and slices[2].recall == 1.0 and slices[2].roc_auc is None
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ranking_metrics_and_curves_equal_sklearn_to_the_last_bit_with_ties_float32_scores_and_one_class(seed):
+    rng = np.random.default_rng(seed)
+    compared = 0
+    for case in range(400):
+        n = int(rng.choice([1, 2, 3, 10, 300, 3000]))
+        labels = (rng.random(n) < rng.choice([0.0, 0.02, 0.3, 1.0])).astype(rng.choice([np.int64, np.float64, bool]))
+        scores = rng.random(n)
+        scores = [scores, np.round(scores, 2), scores.astype(np.float32), np.round(scores * 3) / 3][case % 4]
+        if len(np.unique(labels)) == 2:
+            assert m.roc_auc(labels, scores) == skm.roc_auc_score(labels, scores)
+            fpr, tpr, thresholds = skm.roc_curve(labels, scores)
+            roc = m.roc_points(labels, scores, max_points=10**6)
+            assert roc.fpr == fpr.tolist() and roc.tpr == tpr.tolist()
+            assert roc.thresholds == np.clip(thresholds, 0.0, 1.0).tolist()
+            compared += 1
+        else:
+            assert math.isnan(m.roc_auc(labels, scores))  # sklearn: NaN and a warning
+        if labels.sum() > 0:
+            assert m.pr_auc(labels, scores) == skm.average_precision_score(labels, scores)
+            precision, recall, thresholds = skm.precision_recall_curve(labels, scores)
+            f1 = np.divide(
+                2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=precision + recall > 0
+            )
+            assert m.max_f1_threshold(labels, scores) == float(thresholds[int(np.argmax(f1[:-1]))])
+    assert compared > 50
+
+
+def test_ranking_metrics_refuse_nan_scores_as_sklearn_does():
+    with pytest.raises(ValueError, match="finite"):
+        m.pr_auc(np.array([0, 1]), np.array([0.2, np.nan]))
+    with pytest.raises(ValueError, match="NaN"):
+        skm.average_precision_score(np.array([0, 1]), np.array([0.2, np.nan]))  # sklearn: "Input contains NaN"
