@@ -106,7 +106,7 @@ def continuous_training_pipeline(
     interval_seconds: float = 60.0,
     min_requests: int = 50,
     max_inconclusive: int = 3,
-    rollout_thresholds: Optional[dict] = None,
+    rollout_thresholds: dict = {},  # noqa: B006  (KFP reads it as the STRUCT default {}; kfp.local needs a default)
     timeout_seconds: float = 600.0,
     alert_webhook_url: str = "",
     vertex_project: str = "",

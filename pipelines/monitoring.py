@@ -63,7 +63,7 @@ def monitoring_pipeline(
     interval_seconds: float = 60.0,
     min_requests: int = 50,
     max_inconclusive: int = 3,
-    rollout_thresholds: Optional[dict] = None,
+    rollout_thresholds: dict = {},  # noqa: B006  (KFP reads it as the STRUCT default {}; kfp.local needs a default)
     vertex_project: str = "",
     vertex_location: str = "us-central1",
     vertex_endpoint: str = "",
@@ -107,7 +107,7 @@ def monitoring_pipeline(
         rollout_thresholds: Overrides of the canary analysis limits by name (see the continuous-training
             pipeline); empty: the defaults.
         vertex_project: Vertex AI target: the Google Cloud project of the Endpoint (required there).
-        vertex_location: Vertex AI target: the Endpoint's region.
+        vertex_location: Vertex AI target: the region of the Endpoint.
         vertex_endpoint: Vertex AI target: the Endpoint ID (empty: model_name).
         payload_log: Vertex AI target: gs:// payload log of the served versions (required there).
     """

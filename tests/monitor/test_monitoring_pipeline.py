@@ -1,4 +1,5 @@
-"""The monitoring pipeline under kfp.local: drift → the nested training pipeline retrains and pushes + alert."""
+"""The monitoring pipeline under kfp.local: drift → the nested continuous-training pipeline retrains, pushes and
+deploys the new version (against the deploy tests' FakeKubeApiServer, a fake of the Kubernetes API) + alert."""
 
 import json
 import os
@@ -8,6 +9,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+
+from tests.deploy.fake_kube import FakeKubeApiServer
+from tests.pipelines.fake_cluster import task_env, write_kubeconfig
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +29,15 @@ class _Webhook(BaseHTTPRequestHandler):
         pass
 
 
-def test_drift_retrains_through_the_nested_training_pipeline_and_posts_the_alert(tmp_path, model_dir, mh):
+def test_drift_retrains_through_continuous_training_deploys_the_new_version_and_posts_the_alert(
+    tmp_path, model_dir, mh
+):
     live = mh.write_window(tmp_path / "live.parquet", 3000, seed=31, shift_names=["mean", "new_category"])
     server = HTTPServer(("127.0.0.1", 0), _Webhook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     registry = tmp_path / "registry"
+    kube = FakeKubeApiServer().start()  # the first version creates the InferenceService: nothing to roll out
+    kubeconfig = write_kubeconfig(str(tmp_path / "kubeconfig"), kube.url, "models")
     cmd = [
         sys.executable, "-m", "kfpkit.cli.main", "run", "monitoring",
         "--model-uri", model_dir, "--live-source", live, "--registry-root", str(registry),
@@ -37,16 +45,25 @@ def test_drift_retrains_through_the_nested_training_pipeline_and_posts_the_alert
         "--retrain-source", "synthetic://fraud?rows=3000&seed=3&fraud_rate=0.08",
         "--label-column", "is_fraud", "--model-name", "fraud-detector",
         "--framework", "sklearn", "--min-pr-auc", "0.05",
+        "--prometheus-url", "http://127.0.0.1:9", "--namespace", "models",
         "--pipeline-root", str(tmp_path / "outputs"), "--summary-json", str(tmp_path / "summary.json"),
     ]  # fmt: skip
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=task_env(kubeconfig))
     finally:
         server.shutdown()
+        kube.stop()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert {"monitor", "train", "push", "drift-alert"} <= set(summary["tasks"]), summary["tasks"]
+    assert {"monitor", "train", "push", "deploy"} <= set(summary["tasks"]), summary["tasks"]
+    # the compiler names the monitoring pipeline's own alert drift-alert-2 (the nested pipeline has one too)
+    assert [t for t in summary["tasks"] if t.startswith("drift-alert")] == ["drift-alert-2"], summary["tasks"]
+    assert "rollout" not in summary["tasks"]
     assert os.path.isfile(registry / "fraud-detector" / "1" / "MANIFEST.json")
+    assert not kube.schema_violations, kube.schema_violations
+    created = kube.objects[("models", "fraud-detector")]
+    env = created["spec"]["predictor"]["containers"][0]["env"]
+    assert {"name": "STORAGE_URI", "value": str(registry / "fraud-detector" / "1")} in env
     assert len(_Webhook.received) == 1
     alert = _Webhook.received[0]
     assert alert["event"] == "kfpkit.drift_detected" and alert["model_uri"] == model_dir
