@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import textwrap
 from typing import List, Optional, Tuple
 
 from kfpkit.core import __version__
@@ -50,13 +51,22 @@ def module_of(command: str) -> str:
     return f"kfpkit.cli.{command.replace('-', '_')}"
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, wrapping help texts at spaces only: "PR-AUC" never becomes "PR-" and "AUC"."""
+
+    def _split_lines(self, text: str, width: int) -> List[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     """The ``kfpkit`` parser; only ``command``'s sub-parser gets its flags (all of them when ``"*"``)."""
-    parser = argparse.ArgumentParser(prog="kfpkit", description="Kubeflow Pipelines components for tabular ML.")
+    parser = argparse.ArgumentParser(
+        prog="kfpkit", description="Kubeflow Pipelines components for tabular ML.", formatter_class=HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"kfpkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in COMMANDS:
-        command_parser = sub.add_parser(name, help=text, description=text)
+        command_parser = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
         if command in (name, "*"):
             module = importlib.import_module(module_of(name))
             module.add_arguments(command_parser)

@@ -104,13 +104,16 @@ def _description(pipeline: Any) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds one sub-parser per registered pipeline, each with ``kfpkit run``'s and the pipeline's flags."""
+    from kfpkit.cli.main import HelpFormatter
     from kfpkit.pipelines.local import build_pipeline
 
     pipelines = parser.add_subparsers(dest="pipeline", required=True, metavar="PIPELINE")
     for name in registry.pipeline_names():
         pipeline = build_pipeline(name)
         description = _description(pipeline)
-        sub = pipelines.add_parser(name, help=re.split(r"(?<=\.) ", description)[0], description=description)
+        sub = pipelines.add_parser(
+            name, help=re.split(r"(?<=\.) ", description)[0], description=description, formatter_class=HelpFormatter
+        )
         sub.add_argument("--pipeline-root", default="./local_outputs", help="where kfp.local writes task outputs")
         sub.add_argument("--summary-json", default=None, help="write the machine-readable run summary here")
         sub.add_argument(
