@@ -65,7 +65,7 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 FROM ${PYTHON_IMAGE} AS runtime
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="kfpkit-base" \
-      org.opencontainers.image.description="kfpkit components ingest, evaluate, push, deploy, rollout, monitor, drift_alert and performance (KFP v2)" \
+      org.opencontainers.image.description="kfpkit components ingest, evaluate, push, deploy, rollout, monitor, drift_alert, performance, retrain_decision and performance_skipped (KFP v2)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:${PATH} \

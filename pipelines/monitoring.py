@@ -1,13 +1,34 @@
-"""The monitoring pipeline: monitor → ``dsl.If(drift_detected)`` → the continuous-training pipeline (nested) + alert.
+"""The monitoring pipeline: monitor (+ performance) → retrain_decision → continuous training (nested) + alert.
+
+::
+
+    monitor ──drift_detected─────────────────────────────┐
+    retrain_on != drift: performance ──degraded──┐        ├→ retrain_decision ─retrain→ continuous training
+    retrain_on == drift: performance_skipped ────┴OneOf──┘                      └→ alert (which check)
 
 Platform-neutral like the training pipeline: :func:`build_monitoring_pipeline` binds
 :func:`monitoring_pipeline` to a :class:`~kfpkit.pipelines.platforms.Platform` and to the
 continuous-training pipeline built for the same platform, so its GPU settings apply inside the monitoring
-run too. On drift the retrain goes through the same steps as every continuous-training run: train, gate,
-push, and for a new version deploy and the canary analysis, so drift ends in a canary that is promoted or
-rolled back. With ``alert_webhook_url`` set, one alert says that drift was detected and, once the canary is
-decided, a second says whether it was promoted or rolled back. Schedule it (``kfpkit submit``, a recurring
-run) over a sliding payload-log window, e.g. the last 24 hours.
+run too.
+
+``retrain_on`` chooses the checks that retrain: ``drift`` (the default, the monitor alone; the performance
+check does not run, so a live window without scores or timestamps still works), ``performance`` (the
+performance component's degraded cohorts: delayed labels on matured cohorts, estimates from the calibrated
+scores before them; it sees concept drift, which leaves the inputs unchanged) or ``either``. The monitor
+runs in every case and its report is kept; with ``performance``, drift alone does not retrain. The
+performance check runs only when ``retrain_on`` lets it trigger (``performance_labels`` empty: estimates
+only). retrain_decision (:mod:`kfpkit.components.retrain_decision`) combines the verdicts; its ``retrain``
+gates the retrain and its ``triggered_by`` goes into the alert. (kfp.local 2.17 cannot branch on a
+``dsl.OneOf`` directly, hence one decision task after it; where the check does not run,
+performance_skipped gives ``degraded`` false to the ``OneOf``.)
+
+A retrain goes through the same steps as every continuous-training run: train, gate, push, and for a new
+version deploy and the canary analysis, so it ends in a canary that is promoted or rolled back. With
+``alert_webhook_url`` set, one alert says which check triggered the retrain (``kfpkit.drift_detected`` or
+``kfpkit.performance_degraded``, with ``triggered_by``) and, once the canary is decided, a second says
+whether it was promoted or rolled back. Schedule it (``kfpkit submit``, a recurring run) over a sliding
+payload-log window, e.g. the last 24 hours for drift (``since``) and the last 60 days for performance
+(``performance_since``).
 """
 
 from typing import Any, Optional
@@ -16,12 +37,16 @@ from kfp import dsl
 
 from kfpkit.components.drift_alert.component import drift_alert
 from kfpkit.components.monitor.component import monitor
+from kfpkit.components.performance.component import performance
+from kfpkit.components.performance_skipped.component import performance_skipped
+from kfpkit.components.retrain_decision.component import retrain_decision
 from kfpkit.pipelines.platforms import LocalPlatform, Platform, platform_pipeline
 
 PIPELINE_NAME = "kfpkit-monitoring"
 DESCRIPTION = (
     "Compare a live window (payload log or table) with the model version's training baseline; "
-    "when drift is detected, retrain with the training pipeline and optionally POST an alert."
+    "optionally judge its accuracy from delayed labels; when drift or degraded performance is detected "
+    "(retrain_on chooses), retrain through the continuous-training pipeline and optionally POST an alert."
 )
 # A task of the pipeline being built (kfp's PipelineTask); pipeline parameters are kfp PipelineChannels.
 Task = Any
@@ -50,6 +75,14 @@ def monitoring_pipeline(
     until: str = "",
     alpha: float = 1e-06,
     score_drift_triggers: bool = True,
+    retrain_on: str = "drift",
+    performance_labels: list = [],  # noqa: B006  (KFP reads it as the LIST default []; kfp.local needs a default)
+    performance_key_columns: list = [],  # noqa: B006  (as performance_labels)
+    performance_cohort: str = "1d",
+    performance_maturity: str = "30d",
+    performance_min_labelled_share: float = 0.0,
+    performance_as_of: str = "",
+    performance_since: str = "",
     alert_webhook_url: str = "",
     framework: str = "pytorch",
     epochs: int = 0,
@@ -69,7 +102,7 @@ def monitoring_pipeline(
     vertex_endpoint: str = "",
     payload_log: str = "",
 ) -> None:
-    """Monitors one model version and retrains on drift.
+    """Monitors one model version's drift (and accuracy) and retrains on drift or degradation (retrain_on).
 
     Args:
         platform: The target platform's task settings (bound by :func:`build_monitoring_pipeline`; not a
@@ -80,15 +113,24 @@ def monitoring_pipeline(
         live_source: Live window: payload-log URI or a CSV/Parquet/JSON Lines table of raw feature rows.
         registry_root: Registry root the retrained model is pushed to.
         retrain_source: Data source the training pipeline retrains on.
-        label_column: Binary label column of the retraining data.
+        label_column: Binary label column of the retraining data (and of the performance label tables).
         model_name: Model name in the registry for the retrained model, and its InferenceService.
         prometheus_url: Prometheus that scrapes the predictors (the retrained canary's analysis reads it).
         since: Start of the payload-log time range (ISO-8601; empty: no bound).
         until: End of the payload-log time range (ISO-8601, exclusive; empty: no bound).
         alpha: False-alarm probability per metric and feature of the monitor's noise floors.
         score_drift_triggers: Whether score drift alone triggers retraining.
-        alert_webhook_url: URL that receives a JSON POST when drift is detected, and another when the
-            retrained canary is promoted or rolled back (empty: no alert).
+        retrain_on: Which check retrains: drift, performance or either (drift: the performance check does
+            not run).
+        performance_labels: Delayed label tables of the performance check (empty: estimates only).
+        performance_key_columns: Key of the live rows and label tables (empty: request_id, instance).
+        performance_cohort: Cohort length of the performance check (e.g. 1d, 12h).
+        performance_maturity: Label delay that matures a cohort (e.g. 30d; empty: no delay rule).
+        performance_min_labelled_share: Labelled share that matures a cohort (0: no share rule).
+        performance_as_of: The moment the performance check looks from (ISO-8601; empty: now).
+        performance_since: Rows scored before it are not judged (ISO-8601; empty: no bound).
+        alert_webhook_url: URL that receives a JSON POST when a check triggers a retrain (which one), and
+            another when the retrained canary is promoted or rolled back (empty: no alert).
         framework: 'pytorch' or 'sklearn' for the retrained model.
         epochs: Maximum training epochs of the retrained model (PyTorch); 0: chosen from the training rows.
         min_pr_auc_lift: Blessing floor of the retrained model, as a multiple of the test split's positive
@@ -120,7 +162,25 @@ def monitoring_pipeline(
         alpha=alpha,
         score_drift_triggers=score_drift_triggers,
     )
-    with dsl.If(monitor_task.outputs["Output"] == True, name="drift-detected"):  # noqa: E712
+    degraded = check_performance(
+        platform,
+        retrain_on,
+        model_uri=model_uri,
+        live_source=live_source,
+        labels=performance_labels,
+        label_column=label_column,
+        key_columns=performance_key_columns,
+        cohort=performance_cohort,
+        maturity=performance_maturity,
+        min_labelled_share=performance_min_labelled_share,
+        as_of=performance_as_of,
+        since=performance_since,
+    )
+    decision = retrain_decision(
+        drift_detected=monitor_task.outputs["Output"], degraded=degraded, retrain_on=retrain_on
+    ).set_display_name("retrain-decision")
+    platform.configure_task(decision)
+    with dsl.If(decision.outputs["retrain"] == True, name="retrain-triggered"):  # noqa: E712
         retrain(
             training,
             registry_root=registry_root,
@@ -147,7 +207,7 @@ def monitoring_pipeline(
             vertex_endpoint=vertex_endpoint,
             payload_log=payload_log,
         )
-        alert_when_configured(platform, monitor_task, alert_webhook_url, model_uri)
+        alert_when_configured(platform, monitor_task, decision, alert_webhook_url, model_uri)
 
 
 def detect_drift(platform: Platform, **parameters: Any) -> Task:
@@ -162,8 +222,28 @@ def detect_drift(platform: Platform, **parameters: Any) -> Task:
     return monitor_task
 
 
+def check_performance(platform: Platform, retrain_on: Any, **parameters: Any) -> Any:
+    """Step 2: the performance check where ``retrain_on`` lets it retrain; its ``degraded`` (false otherwise).
+
+    Args:
+        platform: Adds the platform's settings to the tasks.
+        retrain_on: The ``retrain_on`` pipeline parameter.
+        **parameters: The performance component's parameters.
+
+    Returns:
+        A ``dsl.OneOf`` of the performance task's ``degraded`` and performance_skipped's false.
+    """
+    with dsl.If(retrain_on != "drift", name="check-performance"):
+        checked = performance(**parameters)
+        platform.configure_task(checked)
+    with dsl.Else(name="drift-only"):
+        skipped = performance_skipped(retrain_on=retrain_on)
+        platform.configure_task(skipped)
+    return dsl.OneOf(checked.outputs["Output"], skipped.output)
+
+
 def retrain(training: Any, **parameters: Any) -> Task:
-    """Step 2 (on drift): the continuous-training pipeline as a nested task, shown as ``retrain``.
+    """Step 3 (when retrain_decision says so): the continuous-training pipeline as a nested task, shown as ``retrain``.
 
     Args:
         training: The continuous-training pipeline (its tasks carry the platform's settings already).
@@ -172,8 +252,10 @@ def retrain(training: Any, **parameters: Any) -> Task:
     return training(**parameters).set_display_name("retrain")
 
 
-def alert_when_configured(platform: Platform, monitor_task: Task, webhook_url: Any, model_uri: Any) -> None:
-    """Step 3 (on drift): POST the drift to ``webhook_url`` unless it is empty."""
+def alert_when_configured(
+    platform: Platform, monitor_task: Task, decision: Task, webhook_url: Any, model_uri: Any
+) -> None:
+    """Step 4 (with the retrain): POST which check triggered it, and the drift, to ``webhook_url`` unless empty."""
     with dsl.If(webhook_url != "", name="alert-configured"):
         alert_task = drift_alert(
             webhook_url=webhook_url,
@@ -181,5 +263,6 @@ def alert_when_configured(platform: Platform, monitor_task: Task, webhook_url: A
             drift=monitor_task.outputs["drift"],
             report=monitor_task.outputs["report"],
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            triggered_by=decision.outputs["triggered_by"],
         )
         platform.configure_task(alert_task)

@@ -1,8 +1,9 @@
 """The drift alert: one JSON POST to a webhook (Slack/Teams/PagerDuty relays, Alertmanager receivers, ...).
 
-Two events. When the monitor found drift (the monitoring pipeline, before it retrains)::
+When the monitoring pipeline retrains, the event names the check that triggered it (drift first)::
 
-    {"event": "kfpkit.drift_detected", "model_uri": ..., "drifted_features": [...], "report_uri": ...,
+    {"event": "kfpkit.drift_detected" | "kfpkit.performance_degraded", "model_uri": ...,
+     "triggered_by": ["drift", "performance"], "drifted_features": [...], "report_uri": ...,
      "pipeline_run": ..., "sent_at": ISO-8601}
 
 When a canary was decided (the continuous-training pipeline, also when the monitoring pipeline retrains
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from kfpkit.core.rollout_record import RolloutRecord
 
 DRIFT_EVENT = "kfpkit.drift_detected"
+PERFORMANCE_EVENT = "kfpkit.performance_degraded"
 PROMOTED_EVENT = "kfpkit.canary_promoted"
 ROLLED_BACK_EVENT = "kfpkit.canary_rolled_back"
 
@@ -40,12 +42,23 @@ class AlertError(RuntimeError):
 
 
 def alert_body(
-    model_uri: str, drifted_features: List[str], report_uri: Optional[str], pipeline_run: Optional[str]
+    model_uri: str,
+    drifted_features: List[str],
+    report_uri: Optional[str],
+    pipeline_run: Optional[str],
+    triggered_by: Optional[List[str]] = None,
 ) -> Dict[str, Any]:
-    """The alert's JSON body (see the module docstring), stamped with the current UTC time."""
+    """The alert's JSON body (see the module docstring), stamped with the current UTC time.
+
+    ``triggered_by`` (the monitoring pipeline's retrain_decision; unset: drift) names the checks that
+    triggered the retrain; the event is ``kfpkit.drift_detected`` when drift is one of them, else
+    ``kfpkit.performance_degraded``.
+    """
+    triggered = list(triggered_by) if triggered_by else ["drift"]
     return {
-        "event": DRIFT_EVENT,
+        "event": DRIFT_EVENT if "drift" in triggered else PERFORMANCE_EVENT,
         "model_uri": model_uri,
+        "triggered_by": triggered,
         "drifted_features": list(drifted_features),
         "report_uri": report_uri,
         "pipeline_run": pipeline_run,

@@ -12,11 +12,11 @@ from kfpkit.components import images
 def performance(
     model_uri: str,
     live_source: str,
-    labels: List[str],
     label_column: str,
     metrics: Output[Metrics],
     report: Output[HTML],
     summary: Output[Artifact],
+    labels: Optional[List[str]] = None,
     key_columns: Optional[List[str]] = None,
     labelled_at_column: str = "labelled_at",
     timestamp_column: str = "timestamp",
@@ -48,8 +48,6 @@ def performance(
             served threshold and the reference metrics.
         live_source: Live window: a payload-log URI (root or <root>/<model>/<version>) or one CSV, Parquet or
             JSON Lines table of scored rows with the key, timestamp and score columns.
-        labels: Label tables (CSV, Parquet or JSON Lines; local, gs://, s3://, http(s)://) with the key, the
-            label column and labelled_at; read in this order.
         label_column: The 0/1 label column of the label tables.
         metrics: Output metrics: rows, cohorts, mature_cohorts, degraded_cohorts, degraded (0/1),
             calibration_failed (0/1), the label counts, and the latest matured cohort's realized and the latest
@@ -58,6 +56,8 @@ def performance(
             matured or not) and the cohort table.
         summary: Output summary (summary.json, a kfpkit.core.performance_summary.PerformanceSummary);
             metadata degraded and degraded_cohorts (their starts).
+        labels: Label tables (CSV, Parquet or JSON Lines; local, gs://, s3://, http(s)://) with the key, the
+            label column and labelled_at; read in this order (unset or empty: no labels, estimates only).
         key_columns: Key column(s) in both the live window and the label tables (unset: request_id, instance
             of the payload record; or a business key such as transaction_id).
         labelled_at_column: When each label became known (ISO-8601 or a timestamp column).
@@ -95,7 +95,7 @@ def performance(
         PerformanceInputs(
             model_uri=model_uri,
             live=live_source,
-            labels=list(labels),
+            labels=list(labels or []),
             label_column=label_column,
             key=list(key_columns or ["request_id", "instance"]),
             labelled_at_column=labelled_at_column,

@@ -64,3 +64,11 @@ def test_a_webhook_that_keeps_failing_fails_the_alert_after_every_attempt(webhoo
     with pytest.raises(logic.AlertError, match="HTTP 500"):
         logic.post_alert(webhook.url, logic.alert_body("m", [], None, None), attempts=3)
     assert len(webhook.bodies) == 3
+
+
+def test_the_alert_names_the_check_that_triggered_the_retrain():
+    assert logic.alert_body("m", [], None, None)["triggered_by"] == ["drift"]
+    performance = logic.alert_body("m", [], None, None, triggered_by=["performance"])
+    assert performance["event"] == logic.PERFORMANCE_EVENT and performance["triggered_by"] == ["performance"]
+    both = logic.alert_body("m", ["amount"], None, None, triggered_by=["drift", "performance"])
+    assert both["event"] == logic.DRIFT_EVENT and both["triggered_by"] == ["drift", "performance"]

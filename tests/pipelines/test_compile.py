@@ -258,3 +258,33 @@ def test_every_pipeline_requires_its_data_and_model_names_and_defaults_to_no_dem
     demo_values = ("synthetic://", "is_fraud", "fraud-detector")
     defaults = {p: d["defaultValue"] for p, d in parameters.items() if isinstance(d.get("defaultValue"), str)}
     assert {p: v for p, v in defaults.items() if any(demo in v for demo in demo_values)} == {}
+
+
+def _condition_around(spec, component):
+    """The trigger condition of the ``dsl.If`` group whose sub-DAG runs ``comp-<component>``."""
+    dags = _dags(spec)
+    (group,) = [
+        n
+        for n, dag in dags.items()
+        if any(t["componentRef"]["name"] == f"comp-{component}" for t in dag["tasks"].values())
+    ]
+    (caller,) = [t for dag in dags.values() for t in dag["tasks"].values() if t["componentRef"]["name"] == group]
+    return caller["triggerPolicy"]["condition"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_monitoring_checks_performance_unless_retrain_on_is_drift_and_retrains_on_the_decision(compiled, target):
+    spec = _docs(compiled[f"monitoring.{target}.yaml"])[0]
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["retrain_on"]["defaultValue"] == "drift"
+    assert parameters["performance_labels"]["defaultValue"] == []
+    assert _condition_around(spec, "performance") == "inputs.parameter_values['pipelinechannel--retrain_on'] != 'drift'"
+    assert _condition_around(spec, "performance-skipped").startswith("!(")
+    decision = spec["root"]["dag"]["tasks"]["retrain-decision"]["inputs"]["parameters"]
+    assert decision["drift_detected"]["taskOutputParameter"] == {
+        "outputParameterKey": "Output",
+        "producerTask": "monitor",
+    }
+    assert decision["degraded"]["taskOutputParameter"]["producerTask"].startswith("condition-branches")
+    retrain_group = _condition_around(spec, "kfpkit-continuous-training")
+    assert retrain_group == "inputs.parameter_values['pipelinechannel--retrain-decision-retrain'] == true"

@@ -1,0 +1,1 @@
+"""performance_skipped: stands in for the performance check where the monitoring pipeline does not run it."""

@@ -1,0 +1,1 @@
+"""retrain_decision: combines the drift and performance checks into one retrain decision (``retrain_on``)."""
