@@ -26,7 +26,7 @@ import gc
 def skip_final_garbage_collection() -> None:
     """Makes this process skip the cyclic garbage collections of its exit (:func:`gc.freeze` at exit).
 
-    Called at the start of the work of train, evaluate and infra_validate (validate's TFDV subprocess ends
+    Called at the start of the work of ingest, train, evaluate and infra_validate (validate's TFDV subprocess ends
     with ``os._exit`` already); registers once per process, so calling it again (many tasks run in one test
     process) is a no-op. In a long-lived process it only changes that process's exit.
     """

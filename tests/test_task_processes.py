@@ -36,12 +36,14 @@ def test_skipping_the_final_collection_registers_one_exit_handler_however_often_
     assert out.stdout.strip() == "1"
 
 
-def test_train_evaluate_and_infra_validate_processes_skip_the_final_collection_even_when_their_input_is_refused():
+def test_ingest_train_evaluate_and_infra_validate_processes_skip_the_final_collection_even_when_input_is_refused():
     calls = {
         "train": "from kfpkit.components.train.logic import train_model, TrainParams\n"
         "train_model('t.parquet', 'e.parquet', 'y', 'out', TrainParams(framework='nope'))\n",
         "evaluate": "from kfpkit.components.evaluate.logic import run_evaluation\n"
         "run_evaluation('m', 't.parquet', 'y', baseline_registry_root='r')\n",
+        "ingest": "from kfpkit.components.ingest.logic import run_ingest\n"
+        "run_ingest('synthetic://fraud?rows=10', 'y', 'a', 'b', 'c', eval_fraction=2.0)\n",
         "infra_validate": "from kfpkit.components.infra_validate.logic import run_infra_validate\n"
         "run_infra_validate('m', 'e.parquet', num_requests=0)\n",
     }

@@ -103,6 +103,9 @@ def run_ingest(
         IngestError: bad source, label, split key or parameters, an empty split, or a train or eval split
             without both classes (nothing is written).
     """
+    from kfpkit.components.process_exit import skip_final_garbage_collection
+
+    skip_final_garbage_collection()  # this task's process exits without collecting pandas' and pyarrow's objects
     paths = {"train": train_path, "eval": eval_path, "test": test_path}
     _check_arguments(paths, eval_fraction, test_fraction, seed)
     loaded = load_source(source, label_column, file_format)
