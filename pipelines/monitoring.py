@@ -17,8 +17,8 @@ performance component's degraded cohorts: delayed labels on matured cohorts, est
 scores before them; it sees concept drift, which leaves the inputs unchanged) or ``either``. The monitor
 runs in every case and its report is kept; with ``performance``, drift alone does not retrain. The
 performance check runs only when ``retrain_on`` lets it trigger (``performance_labels`` empty: estimates
-only). retrain_decision (:mod:`kfpkit.components.retrain_decision`) combines the verdicts; its ``retrain``
-gates the retrain and its ``triggered_by`` goes into the alert. (kfp.local 2.17 cannot branch on a
+only). retrain_decision (:mod:`kfpkit.components.retrain_decision`) combines the verdicts; its output, the
+checks that triggered (empty: none), gates the retrain and goes into the alert. (kfp.local 2.17 cannot branch on a
 ``dsl.OneOf`` directly, hence one decision task after it; where the check does not run,
 performance_skipped gives ``degraded`` false to the ``OneOf``.)
 
@@ -50,6 +50,33 @@ DESCRIPTION = (
 )
 # A task of the pipeline being built (kfp's PipelineTask); pipeline parameters are kfp PipelineChannels.
 Task = Any
+# The performance component's parameters that the pipeline takes as performance_<name>
+PERFORMANCE_PARAMETERS = ("labels", "key_columns", "cohort", "maturity", "min_labelled_share", "as_of", "since")
+# The continuous-training parameters that the pipeline passes down under their own names (and retrain_source)
+RETRAIN_PARAMETERS = (
+    "registry_root",
+    "label_column",
+    "model_name",
+    "framework",
+    "epochs",
+    "min_pr_auc_lift",
+    "min_pr_auc",
+    "prometheus_url",
+    "deploy_new_version",
+    "namespace",
+    "mode",
+    "predictor_service_account",
+    "canary_percent",
+    "interval_seconds",
+    "min_requests",
+    "max_inconclusive",
+    "rollout_thresholds",
+    "alert_webhook_url",
+    "vertex_project",
+    "vertex_location",
+    "vertex_endpoint",
+    "payload_log",
+)
 
 
 def build_monitoring_pipeline(platform: Optional[Platform] = None) -> Any:
@@ -153,6 +180,7 @@ def monitoring_pipeline(
         vertex_endpoint: Vertex AI target: the Endpoint ID (empty: model_name).
         payload_log: Vertex AI target: gs:// payload log of the served versions (required there).
     """
+    parameters = dict(locals())  # every pipeline parameter by name (before any other local exists)
     monitor_task = detect_drift(
         platform,
         model_uri=model_uri,
@@ -167,45 +195,18 @@ def monitoring_pipeline(
         retrain_on,
         model_uri=model_uri,
         live_source=live_source,
-        labels=performance_labels,
         label_column=label_column,
-        key_columns=performance_key_columns,
-        cohort=performance_cohort,
-        maturity=performance_maturity,
-        min_labelled_share=performance_min_labelled_share,
-        as_of=performance_as_of,
-        since=performance_since,
+        **{name: parameters[f"performance_{name}"] for name in PERFORMANCE_PARAMETERS},
     )
     decision = retrain_decision(
         drift_detected=monitor_task.outputs["Output"], degraded=degraded, retrain_on=retrain_on
     ).set_display_name("retrain-decision")
     platform.configure_task(decision)
-    with dsl.If(decision.outputs["retrain"] == True, name="retrain-triggered"):  # noqa: E712
+    with dsl.If(decision.output != "", name="retrain-triggered"):
         retrain(
             training,
-            registry_root=registry_root,
             source=retrain_source,
-            label_column=label_column,
-            model_name=model_name,
-            framework=framework,
-            epochs=epochs,
-            min_pr_auc_lift=min_pr_auc_lift,
-            min_pr_auc=min_pr_auc,
-            prometheus_url=prometheus_url,
-            deploy_new_version=deploy_new_version,
-            namespace=namespace,
-            mode=mode,
-            predictor_service_account=predictor_service_account,
-            canary_percent=canary_percent,
-            interval_seconds=interval_seconds,
-            min_requests=min_requests,
-            max_inconclusive=max_inconclusive,
-            rollout_thresholds=rollout_thresholds,
-            alert_webhook_url=alert_webhook_url,
-            vertex_project=vertex_project,
-            vertex_location=vertex_location,
-            vertex_endpoint=vertex_endpoint,
-            payload_log=payload_log,
+            **{name: parameters[name] for name in RETRAIN_PARAMETERS},
         )
         alert_when_configured(platform, monitor_task, decision, alert_webhook_url, model_uri)
 
@@ -263,6 +264,6 @@ def alert_when_configured(
             drift=monitor_task.outputs["drift"],
             report=monitor_task.outputs["report"],
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            triggered_by=decision.outputs["triggered_by"],
+            triggered_by=decision.output,
         )
         platform.configure_task(alert_task)

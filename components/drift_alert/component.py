@@ -1,6 +1,6 @@
 """KFP component: POST an alert to a webhook: drift detected, or a canary promoted or rolled back."""
 
-from typing import List, Optional
+from typing import Optional
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Input
@@ -16,7 +16,7 @@ def drift_alert(
     report: Optional[Input[HTML]] = None,
     rollout_record: Optional[Input[Artifact]] = None,
     pipeline_run: str = "",
-    triggered_by: Optional[List[str]] = None,
+    triggered_by: str = "",
 ) -> int:
     """Sends one JSON POST to a webhook (retried 3 times; fails the task if refused): drift, or a canary's fate.
 
@@ -35,8 +35,8 @@ def drift_alert(
         rollout_record: The rollout's record_json (a kfpkit.core.rollout_record.RolloutRecord); when given,
             the alert says whether the canary was promoted or rolled back, and why.
         pipeline_run: Pipeline run name recorded in the alert.
-        triggered_by: The checks that triggered the monitoring pipeline's retrain (drift, performance; unset:
-            drift); the event is kfpkit.performance_degraded when drift is not one of them.
+        triggered_by: The checks that triggered the monitoring pipeline's retrain, comma-separated (drift,
+            performance; empty: drift); the event is kfpkit.performance_degraded when drift is not one of them.
 
     Returns:
         The webhook's HTTP status.
@@ -52,7 +52,8 @@ def drift_alert(
     elif drift is not None:
         drifted_features = read_record(drift.path, DriftReport).drifted_features
         report_uri = report.uri if report is not None else None
-        body = alert_body(model_uri, drifted_features, report_uri, pipeline_run or None, triggered_by)
+        triggered = [check for check in triggered_by.split(",") if check]
+        body = alert_body(model_uri, drifted_features, report_uri, pipeline_run or None, triggered)
     else:
         raise ValueError("drift_alert needs drift (a drift alert) or rollout_record (a canary decision)")
     return post_alert(webhook_url, body)

@@ -287,4 +287,4 @@ def test_monitoring_checks_performance_unless_retrain_on_is_drift_and_retrains_o
     }
     assert decision["degraded"]["taskOutputParameter"]["producerTask"].startswith("condition-branches")
     retrain_group = _condition_around(spec, "kfpkit-continuous-training")
-    assert retrain_group == "inputs.parameter_values['pipelinechannel--retrain-decision-retrain'] == true"
+    assert retrain_group == "inputs.parameter_values['pipelinechannel--retrain-decision-Output'] != ''"

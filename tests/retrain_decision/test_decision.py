@@ -38,9 +38,10 @@ def test_an_unknown_retrain_on_is_refused_naming_the_parameter_and_its_values(re
         decide(True, True, retrain_on)
 
 
-def test_the_component_returns_retrain_and_triggered_by():
-    out = retrain_decision.python_func(drift_detected=False, degraded=True, retrain_on="either")
-    assert (out.retrain, out.triggered_by) == (True, ["performance"])
+def test_the_component_returns_the_triggering_checks_comma_separated_and_empty_without_a_retrain():
+    assert retrain_decision.python_func(drift_detected=True, degraded=True, retrain_on="either") == "drift,performance"
+    assert retrain_decision.python_func(drift_detected=False, degraded=True, retrain_on="performance") == "performance"
+    assert retrain_decision.python_func(drift_detected=True, degraded=False, retrain_on="performance") == ""
 
 
 def test_the_skipped_performance_check_is_never_degraded():
