@@ -175,6 +175,17 @@ class Tasks:
         )
         return {"degraded": bool(out), "summary": os.path.isfile(self.path("performance", "summary.json"))}
 
+    def performance_skipped(self) -> Dict[str, Any]:
+        from kfpkit.components.performance_skipped.component import performance_skipped
+
+        return {"degraded": performance_skipped.python_func(retrain_on="drift")}
+
+    def retrain_decision(self) -> Dict[str, Any]:
+        from kfpkit.components.retrain_decision.component import retrain_decision
+
+        decision = retrain_decision.python_func(drift_detected=False, degraded=True, retrain_on="either")
+        return {"decision": decision}
+
     def _payload_log_and_labels(self) -> tuple[str, str]:
         """The test split scored by the pushed model as a payload log over three days, and its labels as CSV."""
         import pandas as pd

@@ -51,7 +51,21 @@ ATOL = 1e-6
 TASKS: List[Tuple[str, List[str]]] = [
     ("base", ["ingest"]),
     ("train", ["train"]),
-    ("base", ["evaluate", "push", "monitor", "drift_alert", "performance", "deploy", "canary", "rollout"]),
+    (
+        "base",
+        [
+            "evaluate",
+            "push",
+            "monitor",
+            "drift_alert",
+            "performance",
+            "performance_skipped",
+            "retrain_decision",
+            "deploy",
+            "canary",
+            "rollout",
+        ],
+    ),
     ("serving", ["infra_validate"]),
     ("tfdv", ["validate"]),
 ]
@@ -236,6 +250,8 @@ def test_components_in_their_images_write_what_the_next_one_reads(pipeline_work)
     assert results["drift_alert"]["status"] == 200 and len(fakes.posts) == 1
     assert results["push"]["model_uri"] in json.dumps(fakes.posts[0])
     assert results["performance"]["summary"] is True
+    assert results["performance_skipped"]["degraded"] is False
+    assert results["retrain_decision"]["decision"] == "performance"
     assert (results["deploy"]["stable_version"], results["deploy"]["canary_version"]) == ("1", "")
     assert (results["canary"]["stable_version"], results["canary"]["canary_version"]) == ("1", "2")
     assert results["rollout"]["decision"] in ("rollback", "promote") and fakes.queries

@@ -113,7 +113,8 @@ def test_deploy_takes_pushs_typed_output_and_runs_only_for_a_new_version(compile
 def test_monitoring_retrains_through_the_continuous_training_pipeline(compiled, target):
     spec = compiled[("monitoring", target)]
     retrain, conditions = _task(spec, "kfpkit-continuous-training")
-    assert conditions == ["inputs.parameter_values['pipelinechannel--monitor-Output'] == true"]
+    # retrain_decision combines drift and performance (retrain_on); an empty decision means no retrain
+    assert conditions == ["inputs.parameter_values['pipelinechannel--retrain-decision-Output'] != ''"]
     passed = retrain["inputs"]["parameters"]
     for name in ("prometheus_url", "alert_webhook_url", "namespace", "deploy_new_version", "rollout_thresholds"):
         assert passed[name]["componentInputParameter"].endswith(name), name
