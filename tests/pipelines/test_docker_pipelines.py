@@ -226,8 +226,17 @@ def _tree(*folders):
                 yield os.path.join(parent, name)
 
 
+def _let_others_through(folder):
+    """Adds search (x) for group and others to ``folder`` and each ancestor up to the first that others can search."""
+    for each in (folder, *folder.parents):
+        mode = stat.S_IMODE(os.stat(each).st_mode)
+        if mode & 0o001:
+            return
+        os.chmod(each, mode | 0o011)
+
+
 def test_what_the_tasks_write_belongs_to_uid_1000_and_the_folders_group_and_the_host_user_reads_and_removes_it(
-    docker_training, tmp_path_factory
+    docker_training,
 ):
     summary = docker_training.summary
     pipeline_root = summary.pipeline_root
@@ -248,14 +257,14 @@ def test_what_the_tasks_write_belongs_to_uid_1000_and_the_folders_group_and_the_
     if os.geteuid() != 0 or not setpriv:
         return  # the host user (not root) has just read every file; root could not tell
     # as root, check as users who are neither root nor uid 1000: anyone reads every file ... (pytest makes its
-    # temporary folders 0700: let others through them, as a pipeline root under a home folder would)
-    folder = docker_training.folder
-    while folder != tmp_path_factory.getbasetemp().parent:
-        os.chmod(folder, stat.S_IMODE(os.stat(folder).st_mode) | 0o011)
-        folder = folder.parent
+    # temporary folders 0700 -- pytest-of-<user>, pytest-<n> and, under xdist, popen-gw<k>: let others through
+    # every one of them, as a pipeline root under a home folder would; pytest makes pytest-of-<user> private again
+    # at its next session)
+    _let_others_through(docker_training.folder)
     files = [p for p in written if os.path.isfile(p)]
     nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-    assert subprocess.run([*nobody, "cat", *files], capture_output=True, check=False).returncode == 0
+    read = subprocess.run([*nobody, "cat", *files], capture_output=True, check=False)
+    assert read.returncode == 0, read.stderr.decode(errors="replace")[-2000:]
     # ... and a member of the pipeline root's group (the host user's, here root's) removes a task's folder
     member = [setpriv, "--reuid=65534", f"--regid={group}", "--clear-groups"]
     task_folder = os.path.join(summary.run_dir, "ingest")
