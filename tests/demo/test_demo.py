@@ -22,8 +22,11 @@ from tests import system_packages
 
 STAGE_LINE = re.compile(r"^\[\s*\d+s\] (?P<n>[1-6]) (?P<name>.{16}) (?P<text>.+)$", re.M)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the demo's default framework: at 8,000 rows PyTorch's size-aware defaults give a v1 whose PR-AUC interval
+# lies above evaluate's floor (5 x the test positive rate), where the sklearn baseline's point estimate falls
+# below it (0.058 against 0.063 on seed 0: not blessed, honestly)
 SMALL = [
-    "--rows", "8000", "--framework", "sklearn", "--min-pr-auc", "0.05",
+    "--rows", "8000", "--framework", "pytorch", "--min-pr-auc", "0.05",
     "--interval", "3s", "--rps", "40", "--min-requests", "10", "--drifted-rows", "1000",
 ]  # fmt: skip
 
