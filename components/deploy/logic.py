@@ -27,6 +27,7 @@ from kfpkit.components.deploy import isvc as api_mod
 from kfpkit.components.deploy.isvc import DeployError
 from kfpkit.components.deploy.traffic import serverless_traffic, standard_traffic
 from kfpkit.core.registry import RegistryError, parse_version_uri
+from kfpkit.core.traffic import Traffic
 
 
 @dataclasses.dataclass
@@ -45,6 +46,33 @@ class DeployResult:
     stable_revision: str
     canary_revision: str
     traffic: Dict[str, int]
+
+    @classmethod
+    def from_traffic(cls, action: str, traffic: Traffic, mode: str, url: str) -> DeployResult:
+        """The result of ``action`` from the traffic a backend reports after it (KServe or Vertex).
+
+        Args:
+            action: ``created``, ``canary`` or ``unchanged``.
+            traffic: What the backend routes now.
+            mode: The deployment mode (KServe's ``Serverless``/``Standard``, or ``Vertex``).
+            url: The service URL; empty when unknown.
+
+        Returns:
+            The result, with the traffic split keyed by version.
+        """
+        split: Dict[str, int] = {traffic.stable.version: 100 - traffic.canary_percent}
+        if traffic.canary is not None:
+            split[traffic.canary.version] = traffic.canary_percent
+        return cls(
+            action=action,
+            url=url,
+            mode=mode,
+            stable_version=traffic.stable.version,
+            canary_version=traffic.canary.version if traffic.canary else "",
+            stable_revision=traffic.stable.revision,
+            canary_revision=traffic.canary.revision if traffic.canary else "",
+            traffic=split,
+        )
 
     def as_dict(self) -> Dict[str, Any]:
         """Every field as a JSON-ready dict."""
@@ -298,19 +326,7 @@ def _standard_canary(request: _Request, existing: Dict[str, Any]) -> DeployResul
 
 def _result(action: str, obj: Dict[str, Any], mode: str) -> DeployResult:
     traffic = standard_traffic(obj) if mode == api_mod.STANDARD else serverless_traffic(obj)
-    split: Dict[str, int] = {traffic.stable.version: 100 - traffic.canary_percent}
-    if traffic.canary is not None:
-        split[traffic.canary.version] = traffic.canary_percent
-    return DeployResult(
-        action=action,
-        url=(obj.get("status") or {}).get("url", ""),
-        mode=mode,
-        stable_version=traffic.stable.version,
-        canary_version=traffic.canary.version if traffic.canary else "",
-        stable_revision=traffic.stable.revision,
-        canary_revision=traffic.canary.revision if traffic.canary else "",
-        traffic=split,
-    )
+    return DeployResult.from_traffic(action, traffic, mode, (obj.get("status") or {}).get("url", ""))
 
 
 def to_markdown(result: DeployResult, obj: Optional[Dict[str, Any]] = None) -> str:

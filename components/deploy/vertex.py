@@ -471,19 +471,7 @@ def _deployed_model(deployment: VertexDeployment, model: str, version: int) -> D
 
 
 def _result(action: str, traffic: Traffic) -> DeployResult:
-    split: Dict[str, int] = {traffic.stable.version: 100 - traffic.canary_percent}
-    if traffic.canary is not None:
-        split[traffic.canary.version] = traffic.canary_percent
-    return DeployResult(
-        action=action,
-        url=traffic.url,
-        mode=VERTEX,
-        stable_version=traffic.stable.version,
-        canary_version=traffic.canary.version if traffic.canary else "",
-        stable_revision=traffic.stable.revision,
-        canary_revision=traffic.canary.revision if traffic.canary else "",
-        traffic=split,
-    )
+    return DeployResult.from_traffic(action, traffic, VERTEX, traffic.url)
 
 
 def deploy_to_vertex(
