@@ -106,6 +106,20 @@ def as_numpy(array: Any) -> np.ndarray:
 _FLOATS = {"halffloat": "float16", "float": "float32", "double": "float64"}  # Arrow's names -> numpy's
 
 
+def arrow_int64(values: np.ndarray, null: Optional[np.ndarray] = None) -> Any:
+    """A numpy integer array as an Arrow int64 array over the same memory (``null``: where it is null).
+
+    ``pyarrow.array`` of a numpy array imports pandas (~0.3 s of CPU); this builds the array from buffers.
+    """
+    import pyarrow as pa
+
+    data = np.ascontiguousarray(values, dtype=np.int64)
+    validity = None
+    if null is not None and null.any():
+        validity = pa.py_buffer(np.packbits(~np.asarray(null, dtype=bool), bitorder="little"))
+    return pa.Array.from_buffers(pa.int64(), data.size, [validity, pa.py_buffer(data)])
+
+
 @dataclass
 class KeyColumns:
     """The key of each row, one normalized column per key column.
@@ -126,9 +140,7 @@ class KeyColumns:
 
     def filter(self, mask: np.ndarray) -> KeyColumns:
         """The rows where ``mask`` holds."""
-        import pyarrow as pa
-
-        return KeyColumns([column.filter(pa.array(mask)) for column in self.columns])
+        return self.take(arrow_int64(np.flatnonzero(mask)))
 
     @staticmethod
     def concat(parts: Sequence[KeyColumns]) -> KeyColumns:
@@ -221,7 +233,7 @@ def key_codes(row_keys: KeyColumns, label_keys: KeyColumns) -> Tuple[np.ndarray,
         combined = np.where((combined >= 0) & (codes >= 0), combined * distinct + codes, -1)
         span *= distinct
         if span > 4 * max(combined.size, 1):  # sparse codes: back to [0, distinct), also against overflow
-            combined, span = _dense_codes(pa.array(combined, mask=combined < 0))
+            combined, span = _dense_codes(arrow_int64(combined, null=combined < 0))
     if combined is None:
         raise PerformanceError("no key column given")
     return combined[:rows], combined[rows:], span
@@ -245,8 +257,18 @@ def _dense_codes(values: Any) -> Tuple[np.ndarray, int]:
     chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
     if not chunks:
         return np.empty(0, dtype=np.int64), 0
-    codes = np.concatenate([as_numpy(pc.fill_null(chunk.indices, -1)).astype(np.int64) for chunk in chunks])
+    codes = np.concatenate([_indices(chunk.indices) for chunk in chunks])
     return codes, len(chunks[0].dictionary)  # the chunks share one dictionary
+
+
+def _indices(indices: Any) -> np.ndarray:
+    """Dictionary indices as int64, -1 where null (in numpy: Arrow's fill_null(-1) imports pandas)."""
+    values = np.frombuffer(indices.buffers()[1], dtype=np.dtype(str(indices.type)))
+    codes = values[indices.offset : indices.offset + len(indices)].astype(np.int64)
+    if indices.null_count:
+        bits = np.unpackbits(np.frombuffer(indices.buffers()[0], dtype=np.uint8), bitorder="little")
+        codes[~bits[indices.offset : indices.offset + len(indices)].astype(bool)] = -1
+    return codes
 
 
 # --------------------------------------------------------------------------- reading
@@ -295,11 +317,15 @@ def _read_one(uri: str, label_column: str, key_names: Sequence[str], labelled_at
         raise LabelError(str(exc)) from None
     for name in key_names:
         column = table.column(name)
-        missing = column.is_null()
-        if pa.types.is_string(column.type):  # CSV reads an empty field of a text column as ""
-            missing = pc.or_(missing, pc.equal(column, ""))
-        if pc.any(missing).as_py():
-            row = int(np.flatnonzero(missing.to_numpy(zero_copy_only=False))[0])
+        missing = np.zeros(len(column), dtype=bool)
+        if column.null_count:  # (Arrow's to_numpy imports pandas: only where there is a null)
+            missing = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            # CSV reads an empty field of a text column as "": lengths compared in numpy (a Python "" operand
+            # of an Arrow kernel imports pandas, ~0.3 s of CPU); a null's length is NaN, already missing
+            missing |= as_numpy(pc.binary_length(column)) == 0
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
             raise LabelError(f"{display}: row {row + 1}, column {name!r}: the key is missing")
     labels = _label_values(table.column(label_column), display, label_column)
     stamps = _times(table.column(labelled_at_column), display, labelled_at_column)
@@ -366,7 +392,6 @@ def parse_times(column: Any, display: str, name: str, error: Any = None) -> Any:
     Raises:
         LabelError (or ``error``): a value is not an ISO-8601 time.
     """
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -378,6 +403,7 @@ def parse_times(column: Any, display: str, name: str, error: Any = None) -> Any:
             return pc.cast(column, target)
         except pa.ArrowInvalid:
             pass
+    import pandas as pd  # only for what Arrow cannot parse (its import costs ~0.3 s of CPU)
 
     values = pd.Series(column.to_numpy(zero_copy_only=False))
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")

@@ -16,7 +16,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kfpkit.components.performance.errors import PerformanceError
-from kfpkit.components.performance.labels import KeyColumns, as_numpy, key_columns, parse_times
+from kfpkit.components.performance.labels import KeyColumns, arrow_int64, as_numpy, key_columns, parse_times
 
 
 class LiveError(PerformanceError):
@@ -92,7 +92,6 @@ def read_live(
         scores.append(score)
     if not scores:
         raise LiveError(f"live source {source!r} has no payload-log files")
-    import pyarrow as pa
 
     key_all, time_all, score_all = KeyColumns.concat(keys), np.concatenate(times), np.concatenate(scores)
     as_of_ns = _ns(as_of)
@@ -104,7 +103,7 @@ def read_live(
         return LiveRows(key_all, time_all, score_all, after)
     kept = np.flatnonzero(keep)
     order = kept[np.argsort(time_all[kept], kind="stable")]
-    return LiveRows(key_all.take(pa.array(order)), time_all[order], score_all[order], after)
+    return LiveRows(key_all.take(arrow_int64(order)), time_all[order], score_all[order], after)
 
 
 def _ns(moment: datetime) -> int:
@@ -120,11 +119,12 @@ def _read_parquet(fs: Any, path: str, columns: Sequence[str]) -> Any:
     from kfpkit.core.records import RecordError
 
     try:
-        # ParquetFile reads the columns without pyarrow.dataset (whose import alone costs a second)
+        # ParquetFile reads the columns without pyarrow.dataset (whose import alone costs a second); one
+        # thread: decoding a few columns is quick, and a thread pool only spins on a busy machine
         with open(path, "rb") if isinstance(fs, LocalFileSystem) else fs.open(path, "rb") as handle:
             parquet = pq.ParquetFile(handle)
             _check(parquet.schema_arrow, path, columns, payload_record, RecordError)
-            return parquet.read(columns=list(columns))
+            return parquet.read(columns=list(columns), use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise LiveError(f"{path}: not a readable Parquet file ({exc})") from None
 

@@ -74,10 +74,11 @@ def _read(fs: Any, path: str, fmt: str, columns: Sequence[str]) -> Any:
 
     if fmt == "parquet":
         with fs.open(path, "rb") as handle:
-            # ParquetFile reads the columns without pyarrow.dataset (whose import alone costs a second)
+            # ParquetFile reads the columns without pyarrow.dataset (whose import alone costs a second); one
+            # thread: decoding a few columns is quick, and a thread pool only spins on a busy machine
             parquet = pq.ParquetFile(handle)
             present = set(parquet.schema_arrow.names)
-            return parquet.read(columns=[c for c in dict.fromkeys(columns) if c in present])
+            return parquet.read(columns=[c for c in dict.fromkeys(columns) if c in present], use_threads=False)
     compression = next((c for s, c in _COMPRESSIONS.items() if path.lower().endswith(s)), None)
     with fs.open(path, "rb", compression=compression) as handle:
         return pcsv.read_csv(handle) if fmt == "csv" else pjson.read_json(handle)

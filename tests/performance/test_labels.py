@@ -160,3 +160,28 @@ def test_tables_whose_key_types_differ_are_joined_as_text(tmp_path):
     joined = lab.join_labels(_keys(("a", 0)), np.zeros(1, np.int64), table, AS_OF)
     assert joined.label.tolist() == [1]
     assert (joined.counts.keys, joined.counts.conflicting_keys) == (1, 1)
+
+
+def test_reading_parquet_labels_and_the_join_import_no_pandas(tmp_path):
+    """pandas' import costs ~0.3 s of CPU per run: Arrow and numpy alone read Parquet labels and join them."""
+    import subprocess
+    import sys
+
+    path = _write(
+        _labels([("a", 0, 1, "2026-01-03T00:00:00Z"), ("", 1, 0, "2026-01-02T00:00:00Z")]), tmp_path / "l.parquet"
+    )
+    good = _write(_labels([("a", 0, 1, "2026-01-03T00:00:00Z")]), tmp_path / "good.parquet")
+    rows = _write(_labels([("a", 0, 0, "2026-01-01"), ("b", 0, 0, "2026-01-01")]), tmp_path / "rows.parquet")
+    script = (
+        "import sys, numpy as np, pyarrow.parquet as pq\n"
+        "from kfpkit.components.performance import labels as lab\n"
+        f"table = lab.read_labels([{good!r}], 'is_fraud')\n"
+        f"rows = pq.ParquetFile({rows!r}).read()\n"
+        "keys = lab.key_columns([rows.column('request_id'), rows.column('instance')], ['r', 'i'], 't')\n"
+        "joined = lab.join_labels(keys, np.zeros(2, np.int64), table, 2**62)\n"
+        "assert joined.label.tolist() == [1, -1], joined.label\n"
+        f"try:\n    lab.read_labels([{path!r}], 'is_fraud')\nexcept lab.LabelError as exc:\n    print(exc)\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [f"{path}: row 2, column 'request_id': the key is missing", "False"]
