@@ -271,9 +271,10 @@ def cross_fitted_probabilities(
 
     The rows of both splits are dealt into :data:`~kfpkit.components.train.calibration.CROSS_FIT_FOLDS`
     stratified folds (seeded with ``params.seed``); each fold is predicted by a model of the same framework
-    trained on the other folds. PyTorch fold models use the final run's batch size and train for its best
-    epoch count without early stopping (each keeps its best of those epochs on its held-out fold, the
-    trainer's one rule; the folds have no other eval split).
+    trained on the other folds. PyTorch fold models use the final run's batch size and ensemble size and
+    train for its best epoch count (an ensemble's: the largest of its members') without early stopping
+    (each keeps its best of those epochs on its held-out fold, the trainer's one rule; the folds have no
+    other eval split).
 
     Returns:
         The labels and the out-of-fold probabilities, train rows first, then eval rows.
@@ -286,7 +287,11 @@ def cross_fitted_probabilities(
     fold_params = params
     if params.framework == "pytorch":
         fold_params = replace(
-            params, epochs=max(1, fitted.best_epoch), batch_size=int(fitted.parameters["batch_size"]), patience=0
+            params,
+            epochs=max(1, fitted.best_epoch),
+            batch_size=int(fitted.parameters["batch_size"]),
+            ensemble_members=int(fitted.parameters.get("ensemble_members", 1)),
+            patience=0,
         )
     folds = stratified_folds(labels, CROSS_FIT_FOLDS, params.seed)
     out_of_fold = np.empty(labels.size, dtype=np.float64)

@@ -34,7 +34,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -57,6 +57,8 @@ logger = logging.getLogger("kfpkit.train")
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = 2  # 2: early stopping on a named metric (best_value), log_loss in the history
 EVAL_CHUNK_ROWS = 65536
+MEMBER_SEED_STRIDE = 1_000_003  # member k of seed s trains with seed s + k * stride (a prime)
+MEMBER_FOLDER = "member-{}"  # checkpoint folder of ensemble member k >= 1 (member 0 uses checkpoint_dir itself)
 
 
 class TabularNet(nn.Module):
@@ -106,14 +108,42 @@ class TabularNet(nn.Module):
         return self.mlp(features).squeeze(1)
 
 
+class TabularEnsemble(nn.Module):
+    """Several :class:`TabularNet` of one architecture, trained from different seeds; returns their mean logit ``[n]``.
+
+    Averaging the logits of networks that differ only in their initialization and shuffling removes much of
+    the seed-to-seed variance of a network trained on a small table (see ``training_schedule``).
+    """
+
+    def __init__(self, members: Sequence[TabularNet]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.n_numeric = members[0].n_numeric
+        self.n_categorical = members[0].n_categorical
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        """Mean of the members' logits ``[n]`` (same inputs as :meth:`TabularNet.forward`)."""
+        logits: List[torch.Tensor] = []
+        for member in self.members:
+            logits.append(member(numeric, categorical))
+        return torch.stack(logits).mean(dim=0)
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of ensemble member ``member``: ``seed`` itself for member 0, so one member is the single network."""
+    return int(seed) + member * MEMBER_SEED_STRIDE
+
+
 class ProbabilityModel(nn.Module):
-    """The exported module: the model-directory TorchScript contract around a :class:`TabularNet`.
+    """The exported module: the model-directory TorchScript contract around a :class:`TabularNet` or ensemble.
 
     It checks shapes, maps out-of-range category indices to the unknown bucket (0) and returns float32
     probabilities ``[n]``.
     """
 
-    def __init__(self, net: TabularNet, cardinalities: Sequence[int]) -> None:
+    def __init__(self, net: nn.Module, cardinalities: Sequence[int]) -> None:
         super().__init__()
         self.net = net
         self.n_numeric = net.n_numeric
@@ -602,14 +632,75 @@ def fit_torch(
         return _best_model_result(state, data, fit_started)
 
 
-def export_torchscript(model: TabularNet, cardinalities: Sequence[int], path: str) -> None:
-    """Scripts ``ProbabilityModel(model)`` (CPU, float32, eval mode) and saves it with ``torch.jit.save``."""
+def export_torchscript(model: nn.Module, cardinalities: Sequence[int], path: str) -> None:
+    """Scripts ``ProbabilityModel(model)`` (CPU, float32, eval mode) and saves it with ``torch.jit.save``.
+
+    ``model`` is a :class:`TabularNet` or a :class:`TabularEnsemble`.
+    """
     wrapper = ProbabilityModel(model.to("cpu").float().eval(), cardinalities).eval()
     with warnings.catch_warnings():
         # torch >= 2.9 marks TorchScript deprecated; it is still the model-directory contract.
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(wrapper)
         torch.jit.save(scripted, path)
+
+
+def member_checkpoint_dir(root: str, member: int) -> str:
+    """Checkpoint folder of ensemble member ``member``: ``root`` for member 0, ``root/member-<k>`` for the others."""
+    return root if member == 0 else os.path.join(root, MEMBER_FOLDER.format(member))
+
+
+def member_fingerprint(fingerprint: str, member: int) -> str:
+    """The checkpoint fingerprint of member ``member`` (member 0 keeps the run's)."""
+    return fingerprint if member == 0 else hashlib.sha256(f"{fingerprint}:member-{member}".encode()).hexdigest()
+
+
+def combine_members(fits: Sequence[TorchFitResult], data: TrainingData) -> Tuple[nn.Module, np.ndarray]:
+    """The model to export and its float32 eval probabilities (as the exported module computes them on CPU).
+
+    One member: its network and eval predictions unchanged. Several: a :class:`TabularEnsemble` of their
+    networks (already on the CPU), scoring eval once.
+    """
+    if len(fits) == 1:
+        return fits[0].model, fits[0].eval_probabilities
+    ensemble = TabularEnsemble([fit.model for fit in fits]).eval()
+    numeric = torch.from_numpy(np.ascontiguousarray(data.eval_numeric, dtype=np.float32))
+    categorical = torch.from_numpy(np.ascontiguousarray(data.eval_categorical, dtype=np.int64))
+    logits = predict_logits(ensemble, numeric, categorical, autocast=False)
+    return ensemble, torch.sigmoid(logits).numpy().astype(np.float32)
+
+
+def _training_record(fits: Sequence[TorchFitResult], device: torch.device, seeds: Sequence[int]) -> Dict[str, Any]:
+    """The card's ``training`` entry: member 0's history and resume point, summed times, and every member."""
+    record: Dict[str, Any] = {
+        "device": str(device),
+        "resumed_from_epoch": fits[0].resumed_from_epoch,
+        "stopped_early": all(fit.stopped_early for fit in fits),
+        "train_seconds": sum(fit.train_seconds for fit in fits),
+        "fit_seconds": sum(fit.fit_seconds for fit in fits),
+        "history": [asdict(record) for record in fits[0].history],
+        "ensemble_members": len(fits),
+    }
+    if len(fits) > 1:
+        record["members"] = [
+            {
+                "seed": seed,
+                "best_epoch": fit.best_epoch,
+                "epochs_run": fit.epochs_run,
+                "stopped_early": fit.stopped_early,
+                "resumed_from_epoch": fit.resumed_from_epoch,
+            }
+            for seed, fit in zip(seeds, fits, strict=True)
+        ]
+    return record
+
+
+def _rows_per_second(fits: Sequence[TorchFitResult]) -> float:
+    """Training rows per second of optimizer steps over all members."""
+    seconds = sum(fit.train_seconds for fit in fits)
+    if seconds > 0:
+        return sum(fit.rows_per_second * fit.train_seconds for fit in fits) / seconds
+    return float(np.mean([fit.rows_per_second for fit in fits]))
 
 
 class TorchTrainer:
@@ -619,24 +710,31 @@ class TorchTrainer:
     model_file = TORCHSCRIPT_FILE
 
     def fit(self, data: TrainingData, params: TrainParams, checkpoint_dir: Optional[str]) -> FittedModel:
-        """Trains with :func:`fit_torch` and exports TorchScript on ``save``.
+        """Trains ``ensemble_members`` networks with :func:`fit_torch` and exports TorchScript on ``save``.
 
-        ``batch_size`` and ``epochs`` left at 0 are chosen by :func:`training_schedule` from the number of
-        training rows; the card's ``parameters`` record the values used and ``auto_parameters`` names those
-        chosen automatically. Without ``checkpoint_dir`` the checkpoints go to a temporary folder and a
-        retry starts over.
+        ``batch_size``, ``epochs`` and ``ensemble_members`` left at 0 are chosen by :func:`training_schedule`
+        from the number of training rows; the card's ``parameters`` record the values used and
+        ``auto_parameters`` names those chosen automatically. Member ``k`` trains with seed
+        :func:`member_seed` and checkpoints in :func:`member_checkpoint_dir`; each is early-stopped on eval
+        and the exported model averages their logits (one member: the single network, as before). Without
+        ``checkpoint_dir`` the checkpoints go to a temporary folder and a retry starts over. The card's
+        ``best_epoch`` and ``epochs_run`` are the largest of the members'.
         """
         try:
             device = resolve_device(params.device)
         except ValueError as exc:
             raise TrainError(str(exc)) from exc
-        schedule = training_schedule(len(data.train_labels), params.batch_size, params.epochs)
-        params = replace(params, batch_size=schedule.batch_size, epochs=schedule.epochs)
+        schedule = training_schedule(len(data.train_labels), params.batch_size, params.epochs, params.ensemble_members)
+        params = replace(
+            params, batch_size=schedule.batch_size, epochs=schedule.epochs, ensemble_members=schedule.ensemble_members
+        )
         logger.info(
-            "%d training rows: batch_size %d, at most %d epochs%s; early stopping on eval %s, patience %d",
+            "%d training rows: batch_size %d, at most %d epochs, %d network(s) averaged%s; early stopping on eval "
+            "%s, patience %d",
             len(data.train_labels),
             schedule.batch_size,
             schedule.epochs,
+            schedule.ensemble_members,
             f" (chosen from the row count: {', '.join(schedule.auto)})" if schedule.auto else "",
             params.early_stopping_metric,
             params.patience,
@@ -644,6 +742,7 @@ class TorchTrainer:
         parameters: Dict[str, Any] = {
             "batch_size": schedule.batch_size,
             "epochs": schedule.epochs,
+            "ensemble_members": schedule.ensemble_members,
             "auto_parameters": list(schedule.auto),
             "device": str(device),
             "autocast": "bfloat16" if device.type == "cuda" else None,
@@ -657,41 +756,49 @@ class TorchTrainer:
         )
         fingerprint_source.update(device_type=device.type, **data.fingerprint_source)
         fingerprint = hashlib.sha256(json.dumps(fingerprint_source, sort_keys=True).encode()).hexdigest()
+        seeds = [member_seed(params.seed, k) for k in range(schedule.ensemble_members)]
         with tempfile.TemporaryDirectory(prefix="kfpkit-train-ckpt-") as scratch:
             if not checkpoint_dir:
                 logger.info("no checkpoint_dir: checkpoints go to %s and a retry starts over", scratch)
             try:
-                fit = fit_torch(
-                    train_numeric=data.train_numeric,
-                    train_categorical=data.train_categorical,
-                    train_labels=data.train_labels,
-                    eval_numeric=data.eval_numeric,
-                    eval_categorical=data.eval_categorical,
-                    eval_labels=data.eval_labels,
-                    cardinalities=data.cardinalities,
-                    params=params,
-                    device=device,
-                    checkpoint_dir=checkpoint_dir or scratch,
-                    fingerprint=fingerprint,
-                )
+                root = checkpoint_dir or scratch
+                fits = [
+                    self._fit_member(data, replace(params, seed=seed), device, root, k, fingerprint)
+                    for k, seed in enumerate(seeds)
+                ]
             except FloatingPointError as exc:
                 raise TrainError(str(exc)) from exc
-        history = [asdict(record) for record in fit.history]
+        model, eval_probabilities = combine_members(fits, data)
+        training = _training_record(fits, device, seeds)
         return FittedModel(
-            eval_probabilities=fit.eval_probabilities,
-            best_epoch=fit.best_epoch,
-            epochs_run=fit.epochs_run,
-            rows_per_second=fit.rows_per_second,
+            eval_probabilities=eval_probabilities,
+            best_epoch=max(fit.best_epoch for fit in fits),
+            epochs_run=max(fit.epochs_run for fit in fits),
+            rows_per_second=_rows_per_second(fits),
             parameters=parameters,
-            training={
-                "device": str(device),
-                "resumed_from_epoch": fit.resumed_from_epoch,
-                "stopped_early": fit.stopped_early,
-                "train_seconds": fit.train_seconds,
-                "fit_seconds": fit.fit_seconds,
-                "history": history,
-            },
-            save=lambda path: export_torchscript(fit.model, data.cardinalities, path),
-            resumed_from_epoch=fit.resumed_from_epoch,
-            history=history,
+            training=training,
+            save=lambda path: export_torchscript(model, data.cardinalities, path),
+            resumed_from_epoch=fits[0].resumed_from_epoch,
+            history=training["history"],
+        )
+
+    @staticmethod
+    def _fit_member(
+        data: TrainingData, params: TrainParams, device: torch.device, root: str, member: int, fingerprint: str
+    ) -> TorchFitResult:
+        """Trains ensemble member ``member`` (``params.seed`` is already its own seed)."""
+        if params.ensemble_members > 1:
+            logger.info("ensemble member %d/%d (seed %d)", member + 1, params.ensemble_members, params.seed)
+        return fit_torch(
+            train_numeric=data.train_numeric,
+            train_categorical=data.train_categorical,
+            train_labels=data.train_labels,
+            eval_numeric=data.eval_numeric,
+            eval_categorical=data.eval_categorical,
+            eval_labels=data.eval_labels,
+            cardinalities=data.cardinalities,
+            params=params,
+            device=device,
+            checkpoint_dir=member_checkpoint_dir(root, member),
+            fingerprint=member_fingerprint(fingerprint, member),
         )

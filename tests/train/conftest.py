@@ -14,8 +14,16 @@ from kfpkit.components.train.logic import TrainParams, TrainResult, train_model
 LABEL = "is_fraud"
 MERCHANTS = [f"m{i}" for i in range(8)]
 
-# Small and fast: a few thousand rows, a small network, a few epochs.
-FAST = {"epochs": 6, "batch_size": 256, "hidden_units": 32, "learning_rate": 5e-3, "patience": 0}
+# Small and fast: a few thousand rows, a small network, a few epochs, one network (the automatic size
+# rule would average 5 at 3,000 training rows; tests/train/test_small_table_ensemble.py covers that).
+FAST = {
+    "epochs": 6,
+    "batch_size": 256,
+    "hidden_units": 32,
+    "learning_rate": 5e-3,
+    "patience": 0,
+    "ensemble_members": 1,
+}
 
 
 def make_frame(rows: int, seed: int) -> pd.DataFrame:

@@ -88,7 +88,7 @@ def test_component_defaults_are_the_train_params_defaults():
     defaults = {f.name: f.default for f in dataclasses.fields(TrainParams)}
     signature = inspect.signature(train.python_func)
     shared = [n for n in signature.parameters if n in defaults]
-    assert len(shared) == 14
+    assert len(shared) == 15  # every TrainParams field but device and cpu_threads
     for name in shared:
         assert signature.parameters[name].default == defaults[name], name
 

@@ -20,7 +20,7 @@ LABEL = "is_fraud"
 @pytest.mark.parametrize("rows", [1, 40, 400, 3_500, 14_000, 70_000, 700_000, 10_000_000])
 def test_auto_schedule_gives_every_size_enough_steps_per_epoch_and_enough_rows_in_all(rows):
     schedule = training_schedule(rows)
-    assert schedule.auto == ("batch_size", "epochs")
+    assert schedule.auto == ("batch_size", "epochs", "ensemble_members")
     batch = schedule.batch_size
     assert batch & (batch - 1) == 0 and t.MIN_BATCH_SIZE <= batch <= t.MAX_BATCH_SIZE
     # at least 16 optimizer steps per epoch unless the batch is already at its floor; the largest such batch
@@ -42,11 +42,15 @@ def test_auto_schedule_keeps_the_100k_sample_as_before_and_gives_small_tables_mo
 
 
 def test_user_values_win_over_the_automatic_schedule():
-    assert training_schedule(14_000, batch_size=100, epochs=3) == t.Schedule(batch_size=100, epochs=3, auto=())
+    assert training_schedule(14_000, batch_size=100, epochs=3, ensemble_members=2) == t.Schedule(
+        batch_size=100, epochs=3, auto=(), ensemble_members=2
+    )
     only_batch = training_schedule(14_000, batch_size=100)
-    assert (only_batch.batch_size, only_batch.auto) == (100, ("epochs",)) and only_batch.epochs == 40
+    assert (only_batch.batch_size, only_batch.auto) == (100, ("epochs", "ensemble_members"))
+    assert only_batch.epochs == 40
     only_epochs = training_schedule(14_000, epochs=3)
-    assert (only_epochs.batch_size, only_epochs.epochs, only_epochs.auto) == (512, 3, ("batch_size",))
+    assert (only_epochs.batch_size, only_epochs.epochs) == (512, 3)
+    assert only_epochs.auto == ("batch_size", "ensemble_members")
 
 
 def test_defaults_are_auto_and_negative_values_or_unknown_stopping_metrics_are_refused():
