@@ -33,6 +33,7 @@ written together or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -40,7 +41,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -372,16 +373,12 @@ def run_performance(
         raise PerformanceError("label_column is empty")
     card = read_card(inputs.model_uri)
     reference = reference_from_card(card, settings.level)
-    name, version = _name_and_version(inputs.model_uri)
-    key = list(inputs.key) if inputs.labels else []  # without labels, nothing is joined: no key is read
-    live = read_live(inputs.live, key, inputs.timestamp_column, inputs.score_column, as_of, since, name, version)
-    if live.rows == 0:
-        raise PerformanceError(f"live window {inputs.live!r} has no rows scored before as_of {as_of.isoformat()}")
-    table = lab.read_labels(inputs.labels, inputs.label_column, list(inputs.key), inputs.labelled_at_column)
-    joined = lab.join_labels(live.keys, live.times, table, int(as_of.timestamp() * 1e6) * 1000)
+    live, table, joined = read_and_join(inputs, as_of, since)
     length = parse_duration(settings.cohort, "cohort")
     threshold = float(card.decision_threshold)
-    cohorts = [judge_cohort(c, threshold, reference, settings, as_of) for c in cohorts_of(live, joined.label, length)]
+    cohorts = in_parallel(
+        lambda c: judge_cohort(c, threshold, reference, settings, as_of), cohorts_of(live, joined.label, length)
+    )
     summary = PerformanceSummary(
         degraded=any(c.degraded for c in cohorts),
         as_of=as_of.isoformat(),
@@ -413,6 +410,62 @@ def run_performance(
         time.perf_counter() - started,
     )
     return summary
+
+
+def read_and_join(inputs: PerformanceInputs, as_of: datetime, since: Optional[datetime]) -> tuple:
+    """The live window's rows, the label tables and the join, as ``(LiveRows, LabelTable, JoinedLabels)``.
+
+    The label tables are read on a second thread while the live window is read (Arrow's readers and kernels
+    release the GIL); a bad live window is reported first, as when they were read one after the other.
+
+    Raises:
+        PerformanceError: a bad live window (or one without rows before ``as_of``) or label table.
+    """
+    name, version = _name_and_version(inputs.model_uri)
+    key = list(inputs.key) if inputs.labels else []  # without labels, nothing is joined: no key is read
+
+    def labels() -> lab.LabelTable:
+        return lab.read_labels(inputs.labels, inputs.label_column, list(inputs.key), inputs.labelled_at_column)
+
+    with _pool(2 if inputs.labels else 1) as pool:
+        tables = pool.submit(labels) if pool else None
+        live = read_live(inputs.live, key, inputs.timestamp_column, inputs.score_column, as_of, since, name, version)
+        if live.rows == 0:
+            raise PerformanceError(f"live window {inputs.live!r} has no rows scored before as_of {as_of.isoformat()}")
+        table = tables.result() if tables else labels()
+    return live, table, lab.join_labels(live.keys, live.times, table, int(as_of.timestamp() * 1e6) * 1000)
+
+
+MAX_THREADS = 4
+
+
+def _cores() -> int:
+    try:
+        return max(1, min(MAX_THREADS, len(os.sched_getaffinity(0))))
+    except AttributeError:  # not Linux
+        return max(1, min(MAX_THREADS, os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def _pool(wanted: int) -> Iterator[Any]:
+    """A thread pool of up to ``wanted`` threads, at most one per core; ``None`` on one core."""
+    workers = min(wanted, _cores())
+    if workers <= 1:
+        yield None
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        yield pool
+
+
+def in_parallel(function: Callable[[Any], Any], items: Sequence[Any]) -> List[Any]:
+    """``[function(item) for item in items]``, on one thread per core (numpy releases the GIL), in order.
+
+    Every cohort is seeded by itself, so the results do not depend on the threads.
+    """
+    with _pool(len(items)) as pool:
+        return list(pool.map(function, items)) if pool else [function(item) for item in items]
 
 
 def _name_and_version(model_uri: str) -> tuple:

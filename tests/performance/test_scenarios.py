@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from kfpkit.components.monitor.logic import OutputPaths, run_monitor
+from kfpkit.components.performance import logic
 
 DAYS = 12
 ROWS_PER_DAY = 2000
@@ -97,3 +98,14 @@ def test_out_of_order_duplicate_corrected_and_unknown_labels_are_counted_exactly
     assert sum(c.labelled for c in summary.cohorts) == 4000
     realized = summary.cohorts[0].realized["positive_rate"].point
     assert realized == pytest.approx(generated.truth[: summary.cohorts[0].rows].mean(), abs=1e-6)
+
+
+def test_cohorts_judged_on_several_threads_give_the_summary_of_one_thread(ph, tmp_path, monkeypatch):
+    generated = ph.traffic.generate(6 * 3000, 8, "covariate", days=6, change_day=3)
+    threaded = ph.run(tmp_path, generated, "threads", MATURED, resamples=50)
+    monkeypatch.setattr(logic, "_cores", lambda: 1)
+    single = ph.run(tmp_path, generated, "one-thread", MATURED, resamples=50)
+    assert logic._cores() == 1 and len(threaded.cohorts) == 6
+    assert threaded.cohorts == single.cohorts  # dataclasses: every figure and reason
+    assert threaded.label_counts == single.label_counts
+    assert logic.in_parallel(lambda x: x * x, list(range(9))) == [x * x for x in range(9)]
