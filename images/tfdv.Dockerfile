@@ -14,7 +14,8 @@ FROM ${BEAM_SDK_IMAGE} AS beam_sdk
 # ---- builder: a virtual environment in /opt/venv, copied whole into the runtime stage ----------------
 FROM ${PYTHON_IMAGE} AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# Compilers for the lock's source-only packages with C/C++ extensions (crcmod, pyfarmhash); builder only.
+# Compilers for the lock's source-only packages with C/C++ extensions (crcmod, pyfarmhash), and binutils'
+# strip (below); builder only.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential=12.9 \
     && rm -rf /var/lib/apt/lists/*
@@ -25,10 +26,26 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 
 # Third-party dependencies first (only the lock), so that this layer is rebuilt only when it changes.
+# TensorFlow is the CPU build: the lock's `tensorflow==V` (what TFDV, tfx-bsl and tensorflow-serving-api
+# require by name) is installed as `tensorflow-cpu==V` (the same code and requirements, without the CUDA
+# kernels: ~0.6 GB less) plus a metadata-only `tensorflow==V` wheel built here that requires it, as
+# TensorFlow's own `tensorflow` metapackage does on Windows (tensorflow-intel). The lock stays the source
+# of V; check_pins accepts tensorflow-cpu at V only (/tmp/tensorflow-cpu.lock). README.md: "TensorFlow CPU".
 COPY requirements/tfdv.lock requirements/tfdv.lock
 COPY images/check_pins.py images/check_pins.py
-RUN pip install --no-cache-dir --no-deps -r requirements/tfdv.lock \
-    && python images/check_pins.py requirements/tfdv.lock
+RUN tf="$(sed -n 's/^tensorflow==//p' requirements/tfdv.lock)" && test -n "${tf}" \
+    && echo "tensorflow-cpu==${tf}" > /tmp/tensorflow-cpu.lock \
+    && grep -v '^tensorflow==' requirements/tfdv.lock | cat - /tmp/tensorflow-cpu.lock > /tmp/tfdv-cpu.lock \
+    && meta="/tmp/tensorflow-meta/tensorflow-${tf}.dist-info" && mkdir -p "${meta}" \
+    && printf 'Metadata-Version: 2.1\nName: tensorflow\nVersion: %s\nSummary: %s\nRequires-Dist: tensorflow-cpu==%s\n' \
+        "${tf}" "metadata only (kfpkit tfdv image): TensorFlow is the tensorflow-cpu distribution" "${tf}" \
+        > "${meta}/METADATA" \
+    && printf 'Wheel-Version: 1.0\nGenerator: kfpkit images/tfdv.Dockerfile\nRoot-Is-Purelib: true\nTag: py3-none-any\n' \
+        > "${meta}/WHEEL" \
+    && printf "tensorflow-${tf}.dist-info/%s,,\n" METADATA WHEEL RECORD > "${meta}/RECORD" \
+    && python -m zipfile -c "/tmp/tensorflow-${tf}-py3-none-any.whl" "${meta}" \
+    && pip install --no-cache-dir --no-deps -r /tmp/tfdv-cpu.lock "/tmp/tensorflow-${tf}-py3-none-any.whl" \
+    && python images/check_pins.py requirements/tfdv.lock /tmp/tensorflow-cpu.lock
 
 # Optional extra packages (pin them: the lock constrains only the packages it lists), e.g. what the lock's
 # environment markers add on another Python patch release: redis requires async-timeout below Python 3.11.3.
@@ -40,10 +57,14 @@ RUN if [ -n "${EXTRAS}" ]; then \
 
 # What no code in the image runs, removed before the runtime stage copies the environment (~0.5 GB): the
 # installed packages' own test suites (*/tests) and TensorFlow's C++ headers (for building custom ops; the
-# image has no compiler).
+# image has no compiler). Then the shared objects' symbol tables and debug sections, which only debuggers
+# and linkers read (strip --strip-unneeded keeps the dynamic symbols; ~0.37 GB, 0.17 GB of them TensorFlow's);
+# not the libraries auditwheel grafted into */*.libs/, which patchelf rewrote.
 RUN site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
     && find "${site}" -type d -name tests -prune -exec rm -rf {} + \
-    && rm -rf "${site}/tensorflow/include"
+    && rm -rf "${site}/tensorflow/include" \
+    && find /opt/venv -type f \( -name '*.so' -o -name '*.so.*' \) -not -path '*.libs/*' \
+        -exec strip --strip-unneeded {} +
 
 # ---- kfpkit_wheel: kfpkit's own wheel, from the sources, which are copied last so that a source edit ------
 # rebuilds only this small stage and the runtime's last layer, never the environment above.

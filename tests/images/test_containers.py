@@ -147,6 +147,38 @@ def test_image_runs_as_uid_1000_on_a_read_only_root_with_a_writable_tmp_kfpkit_a
     assert "tmp-writable" in lines and "root-read-only" in lines, done.stdout
 
 
+# The goal for every image without CUDA libraries (train is built here with the CPU torch), as
+# `docker image ls` reports sizes. tfdv's own limit is what it measures with every locked distribution and
+# its bytecode kept (images/README.md, "Measured here": TensorFlow CPU ~0.6 GB, google-cloud-aiplatform of
+# Beam's gcp extra ~0.14 GB, ~0.28 GB of bytecode that makes its imports 3-4x faster on a read-only root).
+SIZE_LIMITS = {"base": 1.5e9, "serving": 1.5e9, "train": 1.5e9, "tfdv": 1.75e9}
+TFDV_LOCK = os.path.join(os.path.dirname(os.path.dirname(HERE)), "requirements", "tfdv.lock")
+
+
+@pytest.mark.parametrize("group", list(images.IMAGE_NAMES))
+def test_image_is_within_its_size_limit(group, local_images):
+    size = local_build.image_sizes([local_images[group]])[local_images[group]]
+    assert size <= SIZE_LIMITS[group], f"{local_images[group]}: {size / 1e9:.2f} GB > {SIZE_LIMITS[group] / 1e9} GB"
+
+
+def test_tfdv_image_runs_the_locks_tensorflow_as_the_cpu_build_under_a_metadata_only_tensorflow(docker, local_images):
+    with open(TFDV_LOCK, encoding="utf-8") as handle:
+        locked = next(line.split("==")[1].strip() for line in handle if line.startswith("tensorflow=="))
+    script = (
+        "import importlib.metadata as m, json, tensorflow as tf; "
+        "print(json.dumps([tf.__version__, tf.test.is_built_with_cuda(), m.version('tensorflow'), "
+        "m.version('tensorflow-cpu'), m.requires('tensorflow'), "
+        "sorted({str(f).split('/')[0] for f in m.files('tensorflow')})]))"
+    )
+    done = run_in(docker, local_images["tfdv"], ["python", "-c", script], timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    version, cuda, dist, cpu_dist, requires, folders = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (version, dist, cpu_dist) == (locked, locked, locked)
+    assert cuda is False
+    assert requires == [f"tensorflow-cpu=={locked}"]
+    assert folders == [f"tensorflow-{locked}.dist-info"], "the tensorflow distribution is metadata only"
+
+
 # --------------------------------------------------------------------------------------------------
 # Every component in its image
 

@@ -158,12 +158,17 @@ def read_requirement_names(path: str) -> List[str]:
     return [line.split("#", 1)[0].strip() for line in open(path, encoding="utf-8") if line.split("#", 1)[0].strip()]
 
 
+# Requirement files a Dockerfile derives from a lock in the RUN that installs them: the tfdv image's lock with
+# its tensorflow pin as tensorflow-cpu, plus the metadata-only tensorflow (so: the names of the whole lock).
+DERIVED_LOCKS = {"/tmp/tfdv-cpu.lock": "requirements/tfdv.lock"}
+
+
 def install_set(df: Dockerfile) -> Set[str]:
     """Normalized names of what the Dockerfile's pip installs read from repository files (``-r FILE``)."""
     names: Set[str] = set()
     for run in df.runs():
         for match in re.finditer(r"pip install [^&;]*?-r (\S+)", run):
-            path = os.path.join(REPO, match.group(1))
+            path = os.path.join(REPO, DERIVED_LOCKS.get(match.group(1), match.group(1)))
             if os.path.isfile(path):  # /tmp files are built in the RUN itself (torch line, EXTRAS)
                 names |= {
                     check_pins.normalize(re.split(r"[=<>!~\[; ]", n, maxsplit=1)[0])
@@ -349,8 +354,10 @@ def test_image_installs_kfpkit_install_requires(group):
 def test_versions_come_from_the_lock_and_kfpkit_adds_no_dependencies(group):
     runs = " ".join(dockerfile(group).runs())
     if group == "tfdv":
-        assert "pip install --no-cache-dir --no-deps -r requirements/tfdv.lock" in runs
-        assert "check_pins.py requirements/tfdv.lock" in runs
+        # the whole lock, but its tensorflow pin as tensorflow-cpu at the same version (see the next test)
+        assert "grep -v '^tensorflow==' requirements/tfdv.lock" in runs
+        assert "pip install --no-cache-dir --no-deps -r /tmp/tfdv-cpu.lock" in runs
+        assert "check_pins.py requirements/tfdv.lock /tmp/tensorflow-cpu.lock" in runs
     elif group == "train":
         assert "-c requirements/main.lock -c requirements/cuda.lock -r images/train.in" in runs
         assert "check_pins.py requirements/main.lock requirements/cuda.lock" in runs
@@ -485,6 +492,31 @@ def test_base_serving_and_train_share_the_torch_layer():
     """Same instructions up to the torch install: with the same build arguments the layer is built once."""
     layers = {group: _torch_layer(group) for group in MAIN_GROUPS}
     assert layers["base"] == layers["serving"] == layers["train"], layers
+
+
+STRIP = "-exec strip --strip-unneeded {} +"
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_shared_objects_are_stripped_in_the_builder_except_the_cuda_train_images(group):
+    """Symbol tables go before the runtime copies the environment; the train image's CUDA libraries stay whole."""
+    df = dockerfile(group)
+    builder_runs = [i.args for i in df.stage("builder").all("RUN")]
+    stripping = [run for run in builder_runs if STRIP in run]
+    if group == "train":
+        assert not stripping and STRIP not in " ".join(df.runs()), "train: its CUDA libraries are not stripped"
+        return
+    assert len(stripping) == 1 and stripping[0] is builder_runs[-1], f"{group}: strip in the builder's last RUN"
+    assert "find /opt/venv -type f \\( -name '*.so' -o -name '*.so.*' \\) -not -path '*.libs/*'" in stripping[0]
+
+
+def test_tfdv_installs_the_locks_tensorflow_version_as_tensorflow_cpu_with_a_metadata_only_tensorflow():
+    install = next(run for run in dockerfile("tfdv").runs() if "/tmp/tfdv-cpu.lock" in run)
+    assert 'tf="$(sed -n \'s/^tensorflow==//p\' requirements/tfdv.lock)" && test -n "${tf}"' in install
+    assert 'echo "tensorflow-cpu==${tf}" > /tmp/tensorflow-cpu.lock' in install
+    assert "Name: tensorflow\\nVersion: %s" in install and "Requires-Dist: tensorflow-cpu==%s" in install
+    wheel = '"/tmp/tensorflow-${tf}-py3-none-any.whl"'
+    assert f"pip install --no-cache-dir --no-deps -r /tmp/tfdv-cpu.lock {wheel}" in install
 
 
 def test_serving_image_starts_kfpkit_serve_on_kserves_model_path_and_port():
