@@ -149,6 +149,8 @@ class KeyColumns:
 
         if not parts:
             return KeyColumns([])
+        if len(parts) == 1:  # one table (the usual case): no copy
+            return parts[0]
         columns = []
         for arrays in zip(*(part.columns for part in parts), strict=True):
             mixed = len({array.type for array in arrays}) > 1
@@ -434,14 +436,19 @@ def latest_labels(codes: np.ndarray, distinct: int, table: LabelTable, as_of_ns:
     kept = table.labelled_at <= as_of_ns
     counts.after_as_of = int(table.rows - kept.sum())
     index = np.flatnonzero(kept)
-    codes, labels, stamps = codes[index], table.labels[index], table.labelled_at[index]
+    labels, stamps = table.labels, table.labelled_at
+    if counts.after_as_of:  # (none after as_of: the rows as they are, no copies)
+        codes, labels, stamps = codes[index], labels[index], stamps[index]
     if stamps.size:
         running = np.maximum.accumulate(stamps)
         counts.out_of_order = int(np.sum(stamps[1:] < running[:-1]))
     # latest labelled_at per key; on equal times the row read last: the highest rank in a stable time order
-    by_time = np.argsort(stamps, kind="stable")
-    rank = np.empty(stamps.size, dtype=np.int64)
-    rank[by_time] = np.arange(stamps.size)
+    if counts.out_of_order:
+        by_time = np.argsort(stamps, kind="stable")
+        rank = np.empty(stamps.size, dtype=np.int64)
+        rank[by_time] = np.arange(stamps.size)
+    else:  # read in time order (an appended feed): the rank is the position
+        by_time = rank = np.arange(stamps.size)
     best = np.full(distinct, -1, dtype=np.int64)
     np.maximum.at(best, codes, rank)
     has = best >= 0
