@@ -48,11 +48,13 @@ def read_card(model_uri: str) -> Any:
     Raises:
         PerformanceError: the card is missing or invalid.
     """
-    import fsspec.core
-
     from kfpkit.core.model_card import MODEL_CARD_FILE, ModelCard, ModelCardError, read_model_card
 
     try:
+        if "://" not in model_uri:  # a local folder: no fsspec (its import: ~50 ms)
+            return read_model_card(os.path.abspath(model_uri))
+        import fsspec.core
+
         fs, path = fsspec.core.url_to_fs(model_uri)
         from fsspec.implementations.local import LocalFileSystem
 
