@@ -232,7 +232,11 @@ def key_codes(row_keys: KeyColumns, label_keys: KeyColumns) -> Tuple[np.ndarray,
         if combined is None:
             combined, span = codes, distinct
             continue
-        combined = np.where((combined >= 0) & (codes >= 0), combined * distinct + codes, -1)
+        if combined.min(initial=0) >= 0 and codes.min(initial=0) >= 0:  # no null key (the usual case): in place
+            combined *= distinct
+            combined += codes
+        else:
+            combined = np.where((combined >= 0) & (codes >= 0), combined * distinct + codes, -1)
         span *= distinct
         if span > 4 * max(combined.size, 1):  # sparse codes: back to [0, distinct), also against overflow
             combined, span = _dense_codes(arrow_int64(combined, null=combined < 0))
@@ -345,8 +349,7 @@ def _label_values(column: Any, display: str, name: str) -> np.ndarray:
         row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         raise LabelError(f"{display}: row {row + 1}, column {name!r}: the label is missing; {ACCEPTED}")
     if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type) or pa.types.is_floating(column.type):
-        values = as_numpy(pc.cast(column, pa.float64()) if pa.types.is_boolean(column.type) else column)
-        values = values.astype(np.float64)
+        values = as_numpy(pc.cast(column, pa.int8()) if pa.types.is_boolean(column.type) else column)
         bad = np.flatnonzero((values != 0) & (values != 1))
         if bad.size:
             value = column[int(bad[0])].as_py()
@@ -488,12 +491,14 @@ def join_labels(row_keys: KeyColumns, row_times_ns: np.ndarray, table: LabelTabl
     row_codes, label_codes, distinct = key_codes(row_keys, table.keys)
     winner, counts = latest_labels(label_codes, distinct, table, as_of_ns)
     if counts.keys:
-        position = np.where(row_codes >= 0, winner[np.maximum(row_codes, 0)], -1)
-        matched_rows = position >= 0
-        label[matched_rows] = table.labels[position[matched_rows]]
-        known_at[matched_rows] = table.labelled_at[position[matched_rows]]
+        keyed = row_codes if row_codes.min(initial=0) >= 0 else row_codes[row_codes >= 0]
+        position = winner[row_codes] if keyed is row_codes else np.where(row_codes >= 0, winner[row_codes], -1)
+        matched_rows = np.flatnonzero(position >= 0)
+        position = position[matched_rows]
+        label[matched_rows] = table.labels[position]
+        known_at[matched_rows] = table.labelled_at[position]
         scored = np.zeros(distinct, dtype=bool)
-        scored[row_codes[row_codes >= 0]] = True
+        scored[keyed] = True
         counts.matched = int(np.sum(scored & (winner >= 0)))
         counts.unknown_keys = int(counts.keys - counts.matched)
         counts.labelled_before_scored = int(np.sum(known_at[matched_rows] < row_times_ns[matched_rows]))
