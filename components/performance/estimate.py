@@ -16,9 +16,12 @@ the predicted positives, FN over the rest. The interval is where the *realized* 
 if the scores are calibrated: a parametric bootstrap that redraws the realized TP and FN. For speed, a sum
 whose variance ``sum s (1 - s)`` reaches :data:`NORMAL_VARIANCE` is drawn from its normal approximation (same
 mean and variance; the central limit theorem holds to well under a percent there); a smaller one groups the
-rows into narrow score bins (:data:`SCORE_BINS` over [0, 1]) and draws one binomial per bin (``n_bin`` rows
-at the bin's mean score) instead of one Bernoulli per row, which within a bin of width 1/400 leaves the
-variance within a fraction of a percent. Cost: at most ``resamples x bins`` draws, whatever the row count.
+rows into narrow score bins (:data:`SCORE_BINS` over [0, 1]) and stands for one binomial per bin (``n_bin``
+rows at the bin's mean score) instead of one Bernoulli per row, which within a bin of width 1/400 leaves the
+variance within a fraction of a percent. The law of that sum of binomials is computed once, exactly (its
+characteristic function and an inverse DFT, :func:`binned_sum_law`), and the redraws invert it: the cost
+is one law per sum (a millisecond) and a binary search per resample, where one binomial draw per bin and
+resample took ~20 ms per sum at 2,000 resamples.
 
 **What the estimate cannot see.** It assumes P(y | score) is what it was when the model was calibrated. It
 holds under covariate shift of the inputs the score accounts for, and it is blind to concept drift: when
@@ -98,8 +101,47 @@ def _redraw_sum(rng: np.random.Generator, scores: np.ndarray, resamples: int) ->
     if variance >= NORMAL_VARIANCE:
         # the Poisson-binomial sum is normal to well under a percent of its spread here (Lyapunov CLT)
         return np.clip(rng.normal(float(scores.sum()), math.sqrt(variance), resamples), 0.0, float(scores.size))
+    start, cdf = binned_sum_law(scores)
+    # inversion: the k-th value where the CDF first exceeds u (cost per draw: a binary search)
+    drawn = np.searchsorted(cdf, rng.random(resamples) * cdf[-1], side="right")
+    return (start + np.minimum(drawn, cdf.size - 1)).astype(np.float64)
+
+
+TAIL_SPREADS = 12.0  # the law is computed over mean +- (12 sd + 20): what lies beyond is below 1e-19
+
+
+def binned_sum_law(scores: np.ndarray) -> Tuple[int, np.ndarray]:
+    """The exact law of the sum of Binomial(bin rows, bin mean score) over the score bins, as a CDF.
+
+    The sum of one binomial per score bin (:func:`_bins`) is what the redraws stand for; its law is computed
+    once, exactly, from its characteristic function ``prod_b (1 - p_b + p_b e^{iw})^{n_b}`` at ``M`` points
+    (an inverse DFT): over every value 0..n when ``n + 1`` points are few, else over a window of
+    ``M >= 2 (12 sd + 20)`` values around the mean (the DFT folds the law modulo ``M``; the mass folded in from
+    beyond the window is below 1e-19 by Bernstein's inequality). Drawing by inversion from it then costs
+    a binary search per resample instead of one binomial draw per bin and resample.
+
+    Returns:
+        ``(start, cdf)``: ``cdf[k]`` is P(sum <= start + k), non-decreasing, ending at ~1.
+    """
     rows, mean = _bins(scores)
-    return rng.binomial(rows[None, :], mean[None, :], size=(resamples, rows.size)).sum(axis=1).astype(np.float64)
+    total = int(rows.sum())
+    centre = float(np.sum(rows * mean))
+    spread = TAIL_SPREADS * math.sqrt(float(np.sum(rows * mean * (1.0 - mean)))) + 20.0
+    points = 32 * math.ceil((2.0 * spread + 1.0) / 32.0)
+    if points >= total + 1:
+        points, start = total + 1, 0
+    else:
+        start = int(min(max(0.0, math.floor(centre - spread)), total + 1 - points))
+    # log of each factor 1 - p + p e^{iw} in real arithmetic: log|z| = log1p(-2 p (1 - p) (1 - cos w)) / 2,
+    # arg z = atan2(p sin w, 1 - p + p cos w); n_b log z summed over the bins by two products
+    omega = 2.0 * np.pi * np.arange(points) / points
+    p = mean[:, None]
+    with np.errstate(divide="ignore"):  # z = 0 only at p = 1/2, w = pi: a factor 0 (log -inf, exp 0)
+        modulus = rows @ (0.5 * np.log1p(-2.0 * p * (1.0 - p) * (1.0 - np.cos(omega))[None, :]))
+    angle = rows @ np.arctan2(p * np.sin(omega)[None, :], 1.0 - p + p * np.cos(omega)[None, :])
+    folded = np.fft.fft(np.exp(modulus + 1j * angle)).real / points  # P(sum = k) at k mod points
+    law = np.clip(folded[(start + np.arange(points)) % points], 0.0, None)
+    return start, np.cumsum(law)
 
 
 def estimate(

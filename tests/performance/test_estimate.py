@@ -76,3 +76,26 @@ def test_no_rows_or_no_predicted_positive_gives_undefined_values_not_errors():
     found = est.estimate(np.array([0.1, 0.2, 0.3]), 0.9)
     assert found["precision"][0] is None
     assert found["positive_rate"][0] == pytest.approx(0.2)
+
+
+def test_the_binned_law_is_the_exact_law_of_one_binomial_per_score_bin(monkeypatch):
+    """The redraws of small sums invert the exact law of sum_b Binomial(n_b, p_b): brute-force convolution."""
+    from math import comb
+
+    scores = np.random.default_rng(7).beta(0.7, 4.0, 60)
+    rows, mean = est._bins(scores)
+    exact = np.array([1.0])
+    for n, p in zip(rows.tolist(), mean.tolist(), strict=True):
+        exact = np.convolve(exact, [comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)])
+    start, cdf = est.binned_sum_law(scores)
+    assert start == 0 and cdf.size == exact.size
+    np.testing.assert_allclose(cdf, np.cumsum(exact), atol=1e-12)
+    # many rows of small scores: the law over a window around the mean equals the law over every value
+    many = np.random.default_rng(8).beta(1.0, 100.0, 40_000)
+    start, cdf = est.binned_sum_law(many)
+    assert start > 0 and cdf.size < many.size // 10
+    monkeypatch.setattr(est, "TAIL_SPREADS", 1e6)
+    whole_start, whole = est.binned_sum_law(many)
+    assert whole_start == 0 and whole.size == many.size + 1
+    np.testing.assert_allclose(cdf, whole[start : start + cdf.size], atol=1e-12)
+    assert whole[start - 1] < 1e-15 and whole[start + cdf.size - 1] > 1 - 1e-12
