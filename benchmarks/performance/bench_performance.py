@@ -149,68 +149,99 @@ def _kfpkit_results(out: str) -> Dict[str, Dict[str, Dict[str, float]]]:
     }
 
 
-# (tool, output folder, as_of, labels given, the NannyML run it is compared with)
+# (tool, output folder, as_of, labels given, the NannyML run it is compared with, the other NannyML run shown)
 ESTIMATE_AS_OF, FULL_AS_OF = "2026-01-31T00:00:00Z", "2026-03-31T00:00:00Z"
+NML_ESTIMATE = "NannyML CBPE, no labels"
+NML_REALIZED = "NannyML CBPE + realized P/R/F1, labels joined"
+NML_CALCULATED = "NannyML CBPE + realized ROC-AUC/AP/P/R/F1 with sampling errors, labels joined"
 KFPKIT_RUNS = (
-    ("kfpkit estimate, no labels", "estimate", ESTIMATE_AS_OF, False, "NannyML CBPE, no labels"),
-    ("kfpkit estimate, labels read (none matured)", "estimate-labels", ESTIMATE_AS_OF, True, "NannyML CBPE, no labels"),
-    ("kfpkit full, labels (realized + intervals)", "full", FULL_AS_OF, True, "NannyML CBPE + realized, labels joined"),
+    ("kfpkit estimate, no labels", "estimate", ESTIMATE_AS_OF, False, NML_ESTIMATE, None),
+    (
+        "kfpkit estimate, labels read (none matured)",
+        "estimate-labels",
+        ESTIMATE_AS_OF,
+        True,
+        NML_ESTIMATE,
+        NML_REALIZED,
+    ),
+    ("kfpkit full, labels (realized + intervals)", "full", FULL_AS_OF, True, NML_CALCULATED, NML_REALIZED),
 )
-NANNYML_RUNS = (("NannyML CBPE, no labels", False), ("NannyML CBPE + realized, labels joined", True))
+# (tool, labels joined, PerformanceCalculator's realized metrics with sampling errors as well)
+NANNYML_RUNS = ((NML_ESTIMATE, False, False), (NML_REALIZED, True, False), (NML_CALCULATED, True, True))
 
 
-def run_size(rows: int, work: str, skip_nannyml: bool) -> Dict[str, Dict[str, float]]:
-    """Every tool once on ``rows`` scored rows; ``{tool: {seconds, cpu_seconds, rss_mb, mean_abs_error, ...}}``.
+def run_size(rows: int, work: str, skip_nannyml: bool, repeats: int = 1) -> Dict[str, Dict[str, float]]:
+    """Every tool ``repeats`` times on ``rows`` scored rows (rounds back to back, every tool once per round).
 
+    Returns ``{tool: {seconds, cpu_seconds, rss_mb (medians over the rounds), mean_abs_error, ...}}``.
     ``realized_max_abs_error`` (runs with labels) checks that a tool's realized metrics are those of the true
-    labels (a few labels arrive after ``as_of``, so not always exactly 0); ``peer`` names the run compared.
+    labels (a few labels arrive after ``as_of``, so not always exactly 0); ``peer`` names the like-for-like
+    NannyML run, ``other_peer`` the other one shown.
     """
     paths = prepare(rows, work)
     with open(paths["realized"], encoding="utf-8") as fh:
         truth = json.load(fh)
     folder = os.path.dirname(paths["live"])
-    results: Dict[str, Dict[str, float]] = {}
-    for tool, name, as_of, labels, peer in KFPKIT_RUNS:
-        out = os.path.join(folder, name)
-        timing = measure(_kfpkit(paths, out, as_of, labels))
-        found = _kfpkit_results(out)
-        result: Dict = {**timing, **_errors(found["estimated"], truth), "peer": peer}
-        if found["realized"]:
-            result["realized_max_abs_error"] = _errors(found["realized"], truth)["max_abs_error"]
-        results[tool] = result
-    if not skip_nannyml:
-        python = os.path.join(REPO_ROOT, ".venv-nannyml", "bin", "python")
-        for tool, labels in NANNYML_RUNS:
-            out = os.path.join(folder, "nannyml-labels.json" if labels else "nannyml.json")
-            extra = [paths["labels"], FULL_AS_OF] if labels else []
-            cmd = [python, "-m", "benchmarks.performance.peer_nannyml", paths["reference"], paths["live"], out, *extra]
-            timing = measure(cmd)
-            with open(out, encoding="utf-8") as fh:
-                found = json.load(fh)
-            result = {**timing, **_errors(found["cohorts"], truth)}
-            if found.get("realized"):
-                result["realized_max_abs_error"] = _errors(found["realized"], truth)["max_abs_error"]
-            results[tool] = result
+    timings: Dict[str, List[Dict[str, float]]] = {}
+    results: Dict[str, Dict] = {}
+    loads = []
+    for _ in range(repeats):
+        loads.append(os.getloadavg()[0])
+        for tool, name, as_of, labels, peer, other in KFPKIT_RUNS:
+            out = os.path.join(folder, name)
+            timings.setdefault(tool, []).append(measure(_kfpkit(paths, out, as_of, labels)))
+            found = _kfpkit_results(out)
+            results[tool] = {**_errors(found["estimated"], truth), "peer": peer, "other_peer": other}
+            if found["realized"]:
+                results[tool]["realized_max_abs_error"] = _errors(found["realized"], truth)["max_abs_error"]
+        if not skip_nannyml:
+            for tool, document in _nannyml_round(paths, folder, timings):
+                results[tool] = {**_errors(document["cohorts"], truth)}
+                if document.get("realized"):
+                    results[tool]["realized_max_abs_error"] = _errors(document["realized"], truth)["max_abs_error"]
+    for tool, runs in timings.items():
+        medians = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
+        results[tool] = {**medians, **results[tool], "runs": len(runs), "load_average": float(np.median(loads))}
     return results
 
 
+def _nannyml_round(paths: Dict[str, str], folder: str, timings: Dict[str, List[Dict[str, float]]]):
+    """Each NannyML run once (timings appended); yields ``(tool, its output document)``."""
+    python = os.path.join(REPO_ROOT, ".venv-nannyml", "bin", "python")
+    for tool, labels, calculated in NANNYML_RUNS:
+        out = os.path.join(folder, f"nannyml{'-labels' if labels else ''}{'-calculated' if calculated else ''}.json")
+        extra = [paths["labels"], FULL_AS_OF, *(["calculator"] if calculated else [])] if labels else []
+        cmd = [python, "-m", "benchmarks.performance.peer_nannyml", paths["reference"], paths["live"], out, *extra]
+        timings.setdefault(tool, []).append(measure(cmd))
+        with open(out, encoding="utf-8") as fh:
+            yield tool, json.load(fh)
+
+
+def _ratio(peer: Dict, r: Dict) -> str:
+    if not peer:
+        return "-"
+    return f"{peer['seconds'] / r['seconds']:.1f}x ({peer['cpu_seconds'] / r['cpu_seconds']:.1f}x)"
+
+
 def report(results: Dict[int, Dict[str, Dict[str, float]]]) -> str:
-    """The results as a Markdown table, with the time ratio of the matching NannyML run to each kfpkit run."""
+    """The results as a Markdown table, with the time ratios of the NannyML runs each kfpkit run is paired with."""
     lines = [
         "| scored rows | tool | wall s | CPU s | peak RSS MB | mean abs error (P/R/F1) | worst abs error "
-        "| NannyML wall / this (CPU) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| like-for-like NannyML run: its wall / this (CPU) | other NannyML run: wall (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for rows, tools in results.items():
         for tool, r in tools.items():
-            peer = tools.get(str(r.get("peer")), {})
-            ratio = "-"
-            if peer:
-                ratio = f"{peer['seconds'] / r['seconds']:.1f}x ({peer['cpu_seconds'] / r['cpu_seconds']:.1f}x)"
+            peer, other = tools.get(str(r.get("peer")), {}), tools.get(str(r.get("other_peer")), {})
             lines.append(
                 f"| {rows:,} | {tool} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['rss_mb']:.0f} | "
-                f"{r['mean_abs_error']:.4f} | {r['max_abs_error']:.4f} | {ratio} |"
+                f"{r['mean_abs_error']:.4f} | {r['max_abs_error']:.4f} | {_ratio(peer, r)} | {_ratio(other, r)} |"
             )
+    runs = {int(r["runs"]) for tools in results.values() for r in tools.values()}
+    loads = [f"{rows:,}: {next(iter(t.values()))['load_average']:.1f}" for rows, t in results.items() if t]
+    lines.append(
+        f"\nMedians of {'/'.join(map(str, sorted(runs)))} run(s) per tool; 1-minute load average {', '.join(loads)}."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -220,9 +251,10 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--work", default=os.path.join(REPO_ROOT, "build", "bench-performance"))
     parser.add_argument("--skip-nannyml", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of every tool per size (medians reported)")
     args = parser.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
-    results = {rows: run_size(rows, args.work, args.skip_nannyml) for rows in args.rows}
+    results = {rows: run_size(rows, args.work, args.skip_nannyml, args.repeats) for rows in args.rows}
     table = report(results)
     print(table)
     with open(os.path.join(args.work, "results.md"), "w", encoding="utf-8") as fh:
