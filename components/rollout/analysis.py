@@ -14,7 +14,8 @@ One loop for every traffic backend (:mod:`kfpkit.components.rollout.backends`):
    ``error_rate``          slo      canary error rate ≤ ``max_error_rate``
    ``p99_seconds``         slo      canary p99 ≤ ``max_p99_seconds``
    ``error_rate_increase`` relative canary − stable error rate ≤ ``max_error_rate_increase``
-   ``p99_latency_ratio``   relative canary p99 / stable p99 ≤ ``max_latency_ratio`` (**)
+   ``p99_latency_ratio``   relative canary / stable latency at the judged quantile (p99 from 500 requests
+                                    on the smaller side) ≤ ``max_latency_ratio`` (**)
    ``score_js_distance``   relative Jensen-Shannon distance (base 2) of the score histograms
                                     ≤ ``max_score_js`` (*)
    ``score_psi``           relative PSI of the score histograms, counts smoothed by 0.5,
@@ -27,8 +28,12 @@ One loop for every traffic backend (:mod:`kfpkit.components.rollout.backends`):
    score distance above it fails only when a chi-square test of the two histograms' counts also rejects
    "same distribution" at ``score_alpha``: with few scores the distance is mostly noise.
 
-   (**) or the p99 difference is at most ``min_latency_increase_seconds`` (p99 of a few requests on a busy
-   host, read from histogram buckets, moves by a bucket width without any change in the version).
+   (**) or the difference is at most ``min_latency_increase_seconds``. The quantile judged
+   (:func:`latency_quantile`) is the p99 only when the side with fewer requests has at least
+   :data:`LATENCY_TAIL_REQUESTS` requests above it (500); with fewer it is the highest whole percentile
+   that has as many above it on that count (p88 of 45 requests), the same on both sides, read from the
+   two request-duration histograms: the p99 of 45 requests is the slowest single one, and one stall of a
+   busy host rolled a good canary back. The reason names the quantile and why.
 
    A metric whose data is missing (fewer than ``min_requests`` canary requests in the step, no stable
    traffic to compare with, Prometheus unreachable) is *inconclusive*, never a pass.
@@ -67,6 +72,10 @@ from kfpkit.core.rollout_record import (
 from kfpkit.core.traffic import Side, Traffic
 
 DEFAULT_STEPS = (10, 25, 50, 100)
+# requests a latency quantile needs above it (on the side with fewer) to be judged: no single stall decides
+LATENCY_TAIL_REQUESTS = 5
+LATENCY_QUANTILE = 0.99  # the quantile judged when there are enough requests
+MIN_LATENCY_QUANTILE = 0.5
 # probability that a score distance of two samples of one distribution crosses its noise floor (the monitor's)
 SCORE_NOISE_ALPHA = distances.DEFAULT_ALPHA
 
@@ -177,7 +186,9 @@ class Measurement:
     """One side's numbers over one interval (``None``: no data); ``unavailable`` says why none could be read.
 
     ``unavailable`` names its source (``prometheus unavailable: ...``, ``cloud monitoring unavailable: ...``):
-    the analysis quotes it as the reason of an inconclusive interval.
+    the analysis quotes it as the reason of an inconclusive interval. ``latency_counts`` / ``latency_edges``
+    are the request-duration histogram of the interval (per-bucket counts, upper edges in seconds, ``inf``
+    last); the latency comparison judges a quantile from them (:func:`latency_quantile`).
     """
 
     requests: Optional[float] = None
@@ -186,6 +197,8 @@ class Measurement:
     score_counts: Optional[List[float]] = None
     score_edges: Optional[List[float]] = None
     unavailable: str = ""
+    latency_counts: Optional[List[float]] = None
+    latency_edges: Optional[List[float]] = None
 
     @property
     def error_rate(self) -> Optional[float]:
@@ -259,12 +272,21 @@ class PrometheusSource:
             out.errors = self.client.scalar(q.render(self.templates["errors"], **values), at)
             out.p99_seconds = self.client.scalar(q.render(self.templates["p99_seconds"], **values), at)
             samples = self.client.query(q.render(self.templates["score_buckets"], **values), at)
+            latency = self.client.query(q.render(self.templates["latency_buckets"], **values), at)
         except PrometheusUnavailable as exc:
             return Measurement(unavailable=f"prometheus unavailable: {exc}")
-        pairs = [(float(labels.get("le", "nan")), v) for labels, v in samples if "le" in labels]
-        if pairs and not any(math.isnan(v) for _, v in pairs):
-            out.score_counts, out.score_edges = bucket_counts(pairs)
+        out.score_counts, out.score_edges = _histogram(samples)
+        out.latency_counts, out.latency_edges = _histogram(latency)
         return out
+
+
+def _histogram(samples: Sequence[Tuple[Dict[str, str], float]]) -> Tuple[Optional[List[float]], Optional[List[float]]]:
+    """Per-bin counts and edges of a vector by ``le``; ``(None, None)`` when it is empty or has a NaN bucket."""
+    pairs = [(float(labels.get("le", "nan")), v) for labels, v in samples if "le" in labels]
+    if not pairs or any(math.isnan(v) for _, v in pairs):
+        return None, None
+    counts, edges = bucket_counts(pairs)
+    return counts, edges
 
 
 # -------------------------------------------------------------------------------------------- judging
@@ -340,23 +362,80 @@ def _relative_checks(
     canary: Measurement, stable: Optional[Measurement], t: Thresholds, judgeable: bool, missing: str
 ) -> List[RolloutCheck]:
     """Error rate and p99 latency of the canary against the stable version's."""
-    c_err, c_p99 = canary.error_rate, canary.p99_seconds
+    c_err = canary.error_rate
     s_err = stable.error_rate if stable else None
-    s_p99 = stable.p99_seconds if stable else None
     limit = t.max_error_rate_increase
     if judgeable and c_err is not None and s_err is not None:
         error = _check("error_rate_increase", RELATIVE, c_err, s_err, limit, c_err - s_err <= limit)
     else:
         error = _check("error_rate_increase", RELATIVE, c_err, s_err, limit, None, missing or "no error data")
-    if judgeable and c_p99 is not None and s_p99:
-        ratio = c_p99 / s_p99
-        ok = ratio <= t.max_latency_ratio or c_p99 - s_p99 <= t.min_latency_increase_seconds
-        why = "" if ratio <= t.max_latency_ratio or not ok else f"within {t.min_latency_increase_seconds}s of stable"
-        latency = _check("p99_latency_ratio", RELATIVE, ratio, s_p99, t.max_latency_ratio, ok, why)
-    else:
-        why = missing or "no latency data"
-        latency = _check("p99_latency_ratio", RELATIVE, None, s_p99, t.max_latency_ratio, None, why)
-    return [error, latency]
+    return [error, _latency_check(canary, stable, t, judgeable, missing)]
+
+
+def _latency_check(
+    canary: Measurement, stable: Optional[Measurement], t: Thresholds, judgeable: bool, missing: str
+) -> RolloutCheck:
+    """Canary latency against stable at the quantile their numbers of requests can estimate (module docstring)."""
+    name, limit = "p99_latency_ratio", t.max_latency_ratio
+    judged = compared_latencies(canary, stable) if judgeable and stable is not None else None
+    if judged is None:
+        s_p99 = stable.p99_seconds if stable else None
+        return _check(name, RELATIVE, None, s_p99, limit, None, missing or "no latency data")
+    c_value, s_value, note = judged
+    ratio = c_value / s_value
+    ok = ratio <= limit or c_value - s_value <= t.min_latency_increase_seconds
+    why = note
+    if ratio > limit and ok:
+        why += f"; within {t.min_latency_increase_seconds}s of stable"
+    return _check(name, RELATIVE, ratio, s_value, limit, ok, why.lstrip("; "))
+
+
+def latency_quantile(requests: float) -> float:
+    """The latency quantile that ``requests`` requests can estimate: :data:`LATENCY_TAIL_REQUESTS` of them above it.
+
+    The p99 (:data:`LATENCY_QUANTILE`) from 500 requests on; below, the highest whole percentile ``q`` with
+    ``requests × (1 − q) ≥ 5`` (p98 of 250 to 499 requests, p88 of 45, p80 of 25), at least the median
+    (:data:`MIN_LATENCY_QUANTILE`). A quantile with fewer requests above it is one or two requests: a
+    single stall of a busy host (a scheduling delay, a garbage collection) moves it by a whole bucket.
+
+    Args:
+        requests: The number of requests of the side with fewer (Prometheus's ``increase()`` may make it
+            fractional).
+    """
+    if requests <= 0:
+        return MIN_LATENCY_QUANTILE
+    percent = math.floor(100.0 * (1.0 - LATENCY_TAIL_REQUESTS / requests) + 1e-9)
+    return min(LATENCY_QUANTILE, max(MIN_LATENCY_QUANTILE, percent / 100.0))
+
+
+def compared_latencies(canary: Measurement, stable: Measurement) -> Optional[Tuple[float, float, str]]:
+    """``(canary latency, stable latency, note)`` at the quantile the latency check judges; ``None``: no data.
+
+    With both request-duration histograms, the quantile is :func:`latency_quantile` of the smaller of the two
+    histograms' request counts, read from each histogram the way ``histogram_quantile`` reads it
+    (:func:`kfpkit.components.rollout.cloud_monitoring.quantile`); the note names it and why when it is not
+    the p99. Without them (a query override that returns none), the two p99s of the ``p99_seconds`` query.
+    """
+    from kfpkit.components.rollout.cloud_monitoring import quantile
+
+    c_counts, s_counts = canary.latency_counts, stable.latency_counts
+    if c_counts and s_counts and canary.latency_edges and stable.latency_edges:
+        smaller = min(sum(c_counts), sum(s_counts))
+        level = latency_quantile(smaller)
+        c_value = quantile(level, canary.latency_edges, c_counts)
+        s_value = quantile(level, stable.latency_edges, s_counts)
+        if c_value is not None and s_value:
+            label = f"p{round(level * 100)}"
+            note = f"{label}: canary {c_value:.3g}s, stable {s_value:.3g}s"
+            if level < LATENCY_QUANTILE:
+                note += (
+                    f"; p99 needs {LATENCY_TAIL_REQUESTS / (1 - LATENCY_QUANTILE):.0f} requests on the smaller side,"
+                    f" {smaller:.0f} give {label} ({LATENCY_TAIL_REQUESTS} above it)"
+                )
+            return c_value, s_value, note
+    if canary.p99_seconds is not None and stable.p99_seconds:
+        return canary.p99_seconds, stable.p99_seconds, "p99 (no request-duration histograms)"
+    return None
 
 
 def _score_checks(

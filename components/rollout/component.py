@@ -58,7 +58,8 @@ def rollout(
             ``max_score_js``, ``max_score_psi``, ``max_error_rate``, ``max_p99_seconds``, ``score_alpha``.
         query_set: PromQL template set: ``kfpkit`` (the predictor's metrics) or ``queue-proxy`` (Knative).
         query_overrides: PromQL templates by query name (``requests``, ``errors``, ``p99_seconds``,
-            ``score_buckets``), with ``{namespace}``, ``{isvc}``, ``{version}``, ``{revision}``, ``{interval}``.
+            ``latency_buckets``, ``score_buckets``), with ``{namespace}``, ``{isvc}``, ``{version}``, ``{revision}``,
+            ``{interval}``.
         timeout_seconds: Readiness timeout of each traffic change (Vertex AI: of each undeploy operation).
         backend: ``kserve`` (the InferenceService; Prometheus) or ``vertex`` (a Vertex AI Endpoint's
             ``traffic_split``; requests, 5xx and p99 per deployed model from Cloud Monitoring, the score

@@ -9,24 +9,28 @@ Literal braces of PromQL label matchers are written doubled (``{{`` and ``}}``),
 (``serving.kserve.io/inferenceservice`` and ``kfpkit.dev/model-version``, which deploy sets on every
 predictor); the local backend sets them on each ``kfpkit serve`` target of its Prometheus config.
 
-Queries (each returns one sample, or a vector by ``le`` for ``score_buckets``):
+Queries (each returns one sample, or a vector by ``le`` for ``latency_buckets`` and ``score_buckets``):
 
 * ``requests`` -- requests answered in the interval;
 * ``errors`` -- of them, server errors (``outcome`` = ``error`` or ``not_ready``; client errors are the
   client's fault and do not count);
 * ``p99_seconds`` -- p99 of the request duration;
+* ``latency_buckets`` -- cumulative request-duration bucket counts (``le`` in seconds) observed in the
+  interval: the latency comparison judges the quantile its number of requests can estimate from them;
 * ``score_buckets`` -- cumulative ``kfpkit_prediction_score`` bucket counts observed in the interval.
 
 ``QUEUE_PROXY_QUERIES`` is the documented set for Knative's queue-proxy (Serverless mode; ``{revision}`` is
 the Knative revision): it measures what the ingress sees, including requests the predictor never answered.
-It has no score distribution, so ``score_buckets`` keeps kfpkit's template. Users can override any query.
+It has no score distribution, so ``score_buckets`` keeps kfpkit's template, and ``latency_buckets`` keeps
+kfpkit's too (queue-proxy's buckets are in milliseconds, and ``le`` cannot be rescaled in PromQL). Users can
+override any query.
 """
 
 from __future__ import annotations
 
 from typing import Dict, Mapping, Optional
 
-QUERY_NAMES = ("requests", "errors", "p99_seconds", "score_buckets")
+QUERY_NAMES = ("requests", "errors", "p99_seconds", "latency_buckets", "score_buckets")
 
 _KFPKIT_SELECTOR = 'namespace="{namespace}",isvc="{isvc}",model_version="{version}"'
 
@@ -36,6 +40,9 @@ KFPKIT_QUERIES: Dict[str, str] = {
     "p99_seconds": "histogram_quantile(0.99, sum by (le) (rate(kfpkit_request_duration_seconds_bucket{{"
     + _KFPKIT_SELECTOR
     + "}}[{interval}])))",
+    "latency_buckets": "sum by (le) (increase(kfpkit_request_duration_seconds_bucket{{"
+    + _KFPKIT_SELECTOR
+    + "}}[{interval}]))",
     "score_buckets": "sum by (le) (increase(kfpkit_prediction_score_bucket{{" + _KFPKIT_SELECTOR + "}}[{interval}]))",
 }
 
@@ -48,6 +55,7 @@ QUEUE_PROXY_QUERIES: Dict[str, str] = {
     "p99_seconds": "histogram_quantile(0.99, sum by (le) (rate(revision_app_request_latencies_bucket{{"
     + _QP_SELECTOR
     + "}}[{interval}]))) / 1000",
+    "latency_buckets": KFPKIT_QUERIES["latency_buckets"],
     "score_buckets": KFPKIT_QUERIES["score_buckets"],
 }
 

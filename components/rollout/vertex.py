@@ -149,8 +149,11 @@ class VertexEndpointSource:
         except cm.MonitoringUnavailable as exc:
             return Measurement(unavailable=f"cloud monitoring unavailable: {exc}")
         out.requests, out.errors = cm.response_counts(responses)
-        p99_ms = cm.quantile(0.99, *cm.merged_distribution(latencies))
+        bounds_ms, latency_counts = cm.merged_distribution(latencies)
+        p99_ms = cm.quantile(0.99, bounds_ms, latency_counts)
         out.p99_seconds = None if p99_ms is None else p99_ms / 1000.0
+        if latency_counts:  # the latency comparison judges the quantile its number of requests can estimate
+            out.latency_counts, out.latency_edges = latency_counts, [b / 1000.0 for b in bounds_ms]
         root, model_name = self._payload_of(side)
         if root and model_name:
             try:

@@ -40,8 +40,17 @@ def _failed(record):
     return {r.metric for r in record.steps[-1].metrics if r.verdict == analysis.FAIL}
 
 
+def _latency(record):
+    """Each step's latency check, e.g. ``25% p88 ×1.08 pass``: the quantile judged and the ratio to stable."""
+    rows = [(step.weight, r) for step in record.steps for r in step.metrics if r.metric == "p99_latency_ratio"]
+    return "; ".join(
+        f"{weight}% {r.reason.split(':')[0] if r.canary is not None else '-'} ×{r.canary or 0:.2f} {r.verdict}"
+        for weight, r in rows
+    )
+
+
 def _note(name, record):
-    SCENARIO_RESULTS[name] = (record.decision, record.intervals_to_decision, record.reason)
+    SCENARIO_RESULTS[name] = (record.decision, record.intervals_to_decision, record.reason, _latency(record))
 
 
 def test_good_canary_is_promoted_after_every_step_passes(rollout_kit, prometheus, nginx_for):
@@ -75,6 +84,9 @@ def test_canary_with_three_times_the_p99_latency_is_rolled_back(rollout_kit, pro
     _note("p99 ×3", record)
     assert record.decision == analysis.ROLLBACK, to_markdown(record)
     assert "p99_latency_ratio" in _failed(record)
+    # judged on the quantile its ~45 requests can estimate (not on one request), still well past the limit
+    row = {r.metric: r for r in record.steps[-1].metrics}["p99_latency_ratio"]
+    assert row.reason.startswith("p") and row.canary > rollout_kit.config.thresholds.max_latency_ratio, row
 
 
 def test_shifted_score_distribution_is_rolled_back_on_the_score_check_alone(rollout_kit, prometheus, nginx_for):
@@ -179,6 +191,7 @@ def test_rollout_killed_mid_rollout_resumes_at_its_step(rollout_kit, predictors,
         record.decision,
         record.intervals_to_decision,
         record.reason,
+        _latency(record),
     )
     assert second.returncode == 0, output
     assert record.resumed_at_weight == 50 and record.steps[0].resumed
@@ -191,8 +204,8 @@ def test_rollout_killed_mid_rollout_resumes_at_its_step(rollout_kit, predictors,
 def scenario_report():
     """After the module: prints the scenario table (decision, time to decision in intervals) for the note."""
     yield
-    lines = ["| scenario | decision | intervals to decision |", "|---|---|---|"]
-    lines += [f"| {name} | {d} | {n} |" for name, (d, n, _why) in SCENARIO_RESULTS.items()]
+    lines = ["| scenario | decision | intervals to decision | latency check per step |", "|---|---|---|---|"]
+    lines += [f"| {name} | {d} | {n} | {lat} |" for name, (d, n, _why, lat) in SCENARIO_RESULTS.items()]
     report = "\n".join(lines)
     path = os.environ.get("KFPKIT_SCENARIO_REPORT")
     if path:
