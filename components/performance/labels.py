@@ -177,10 +177,11 @@ def key_columns(columns: Sequence[Any], names: Sequence[str], where: str) -> Key
         PerformanceError: a key column holds values that have no text form (lists, structs).
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     out = []
     for column, name in zip(columns, names, strict=True):
+        import pyarrow.compute as pc  # (only with a key: its import costs ~40 ms)
+
         array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()

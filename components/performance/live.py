@@ -158,7 +158,6 @@ def _columns(
     table: Any, key_names: Sequence[str], timestamp_column: str, score_column: str, where: str
 ) -> Tuple[KeyColumns, np.ndarray, np.ndarray]:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     keys = key_columns([table.column(c) for c in key_names], key_names, where)
     # whole arrays, not chunked ones: ChunkedArray.to_numpy goes through pandas (a second of import)
@@ -169,12 +168,23 @@ def _columns(
         raise LiveError(f"{where}: column {timestamp_column!r} holds {stamps.type}, not times")
     if stamps.null_count:
         raise LiveError(f"{where}: column {timestamp_column!r} has {stamps.null_count} missing time(s)")
-    # tz-aware Arrow times are stored in UTC; naive ones are read as UTC
-    times = as_numpy(pc.cast(pc.cast(stamps, pa.timestamp("ns", tz=stamps.type.tz)), pa.int64()))
+    # tz-aware Arrow times are stored in UTC; naive ones are read as UTC. Nanoseconds (the payload record's
+    # unit) and float64 scores are read from their buffers: no cast, and no pyarrow.compute import (~40 ms)
+    if stamps.type.unit == "ns":
+        times = np.frombuffer(stamps.buffers()[1], dtype=np.int64)[stamps.offset : stamps.offset + len(stamps)]
+    else:
+        import pyarrow.compute as pc
+
+        times = as_numpy(pc.cast(pc.cast(stamps, pa.timestamp("ns", tz=stamps.type.tz)), pa.int64()))
     scores = table.column(score_column).combine_chunks()
     if not (pa.types.is_floating(scores.type) or pa.types.is_integer(scores.type)):
         raise LiveError(f"{where}: score column {score_column!r} holds {scores.type}, not numbers")
-    values = as_numpy(pc.cast(scores, pa.float64()))
+    if scores.type == pa.float64() and scores.null_count == 0:
+        values = as_numpy(scores)
+    else:
+        import pyarrow.compute as pc
+
+        values = as_numpy(pc.cast(scores, pa.float64()))
     bad = np.flatnonzero(~((values >= 0.0) & (values <= 1.0)))
     if bad.size:
         raise LiveError(

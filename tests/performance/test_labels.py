@@ -207,3 +207,23 @@ def test_a_local_table_and_model_folder_are_read_without_fsspec_or_the_registry(
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "2000 []"
+
+
+def test_live_times_of_any_unit_and_scores_of_any_float_width_are_read_alike(tmp_path):
+    import pyarrow.parquet as pq
+
+    from kfpkit.components.performance.live import read_live
+
+    stamps = np.array(["2026-01-01T00:00:01.5", "2026-01-01T00:00:03", "2026-01-02T10:00:00"], "datetime64[ns]")
+    scores = np.array([0.25, 0.5, 0.75])
+    as_of = pd.Timestamp("2026-02-01", tz="UTC").to_pydatetime()
+    read = {}
+    for name, times, values in (
+        ("ns", pa.array(stamps, pa.timestamp("ns", tz="UTC")), pa.array(scores)),
+        ("ms", pa.array(stamps.astype("datetime64[ms]"), pa.timestamp("ms")), pa.array(scores, pa.float32())),
+    ):
+        path = str(tmp_path / f"{name}.parquet")
+        pq.write_table(pa.table({"timestamp": times, "score": values}), path)
+        read[name] = read_live(path, [], "timestamp", "score", as_of)
+    assert read["ns"].times.tolist() == read["ms"].times.tolist() == stamps.astype(np.int64).tolist()
+    assert read["ns"].scores.tolist() == read["ms"].scores.tolist() == scores.tolist()
