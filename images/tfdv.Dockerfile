@@ -26,11 +26,12 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 
 # Third-party dependencies first (only the lock), so that this layer is rebuilt only when it changes.
-# TensorFlow is the CPU build: the lock's `tensorflow==V` (what TFDV, tfx-bsl and tensorflow-serving-api
-# require by name) is installed as `tensorflow-cpu==V` (the same code and requirements, without the CUDA
-# kernels: ~0.6 GB less) plus a metadata-only `tensorflow==V` wheel built here that requires it, as
+# TensorFlow is the CPU build: the lock's `tensorflow==V` (what TFDV, tfx-bsl, tf-keras and tensorflow-serving-api
+# require by name) is installed as `tensorflow-cpu==V` (the same release and requirements, built without CUDA
+# kernels: ~0.5 GB less) plus a metadata-only `tensorflow==V` wheel built here that requires it, as
 # TensorFlow's own `tensorflow` metapackage does on Windows (tensorflow-intel). The lock stays the source
-# of V; check_pins accepts tensorflow-cpu at V only (/tmp/tensorflow-cpu.lock). README.md: "TensorFlow CPU".
+# of V; check_pins accepts tensorflow-cpu at V only (/tmp/tensorflow-cpu.lock). README.md:
+# "TensorFlow CPU in the tfdv image".
 COPY requirements/tfdv.lock requirements/tfdv.lock
 COPY images/check_pins.py images/check_pins.py
 RUN tf="$(sed -n 's/^tensorflow==//p' requirements/tfdv.lock)" && test -n "${tf}" \
