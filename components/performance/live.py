@@ -71,19 +71,20 @@ def read_live(
     Raises:
         LiveError: the source is missing or unreadable, lacks a column, or holds a score outside [0, 1].
     """
-    from kfpkit.components.monitor.logic import MonitorError, payload_files, table_format
+    from kfpkit.components.performance.tables import table_format
 
     columns = list(dict.fromkeys([*key_columns, timestamp_column, score_column]))
-    fmt = table_format(source)
     parts: List[Tuple[str, Any]] = []
-    try:
-        if fmt is None:
+    if table_format(source) is None:
+        from kfpkit.components.monitor.logic import MonitorError, payload_files
+
+        try:
             fs, files = payload_files(source, model_name, model_version, since, as_of)
             parts = [(file, _read_parquet(fs, file, columns)) for file in files]
-        else:
-            parts = [(source, _read_table(source, columns))]
-    except MonitorError as exc:
-        raise LiveError(str(exc)) from None
+        except MonitorError as exc:
+            raise LiveError(str(exc)) from None
+    else:
+        parts = [(source, _read_table(source, columns))]
     keys, times, scores = [], [], []
     for where, table in parts:
         key, time, score = _columns(table, key_columns, timestamp_column, score_column, where)

@@ -421,7 +421,7 @@ def read_and_join(inputs: PerformanceInputs, as_of: datetime, since: Optional[da
     Raises:
         PerformanceError: a bad live window (or one without rows before ``as_of``) or label table.
     """
-    from kfpkit.components.monitor.logic import table_format
+    from kfpkit.components.performance.tables import table_format
 
     # the model's name and version narrow a payload-log root (a table needs neither, nor the registry's import)
     name, version = _name_and_version(inputs.model_uri) if table_format(inputs.live) is None else (None, None)

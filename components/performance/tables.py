@@ -31,8 +31,6 @@ def read_table(uri: str, columns: Sequence[str], what: str) -> Tuple[Any, str]:
     """
     import pyarrow as pa
 
-    from kfpkit.components.monitor.logic import table_format
-
     display = _display(uri)
     fmt = table_format(uri)
     if fmt is None:
@@ -56,6 +54,19 @@ def read_table(uri: str, columns: Sequence[str], what: str) -> Tuple[Any, str]:
     if missing:
         raise PerformanceError(f"{display}: {what} lacks column(s) {missing} (it has {table.column_names[:20]})")
     return table.select(list(dict.fromkeys(columns))), display
+
+
+def table_format(uri: str) -> Any:
+    """The monitor's :func:`kfpkit.components.monitor.logic.table_format` (``csv``/``parquet``/``jsonl``/``None``).
+
+    A plain ``*.parquet`` name is answered here, without importing the monitor's logic (~30 ms).
+    """
+    name = uri.split("?", 1)[0].rsplit("/", 1)[-1].lower()
+    if name.endswith(".parquet") and name[: -len(".parquet")].lstrip("."):
+        return "parquet"
+    from kfpkit.components.monitor.logic import table_format as monitor_table_format
+
+    return monitor_table_format(uri)
 
 
 class _LocalFiles:

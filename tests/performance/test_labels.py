@@ -227,3 +227,12 @@ def test_live_times_of_any_unit_and_scores_of_any_float_width_are_read_alike(tmp
         read[name] = read_live(path, [], "timestamp", "score", as_of)
     assert read["ns"].times.tolist() == read["ms"].times.tolist() == stamps.astype(np.int64).tolist()
     assert read["ns"].scores.tolist() == read["ms"].scores.tolist() == scores.tolist()
+
+
+def test_table_formats_agree_with_the_monitors_without_importing_it_for_parquet_names():
+    from kfpkit.components.monitor.logic import table_format as monitor_table_format
+    from kfpkit.components.performance.tables import table_format
+
+    names = ["a.parquet", "A.PARQUET", "/x/.parquet", "..parquet", "x/y.parquet?v=1", "gs://b/a.parquet", "a.pq"]
+    names += ["a.parquet.gz", "a.csv", "a.jsonl.gz", "dir/", "s3://b/log", "http://h/a.parquet?sig=1/2", ".a.parquet"]
+    assert [table_format(n) for n in names] == [monitor_table_format(n) for n in names]
