@@ -60,6 +60,7 @@ class Run:
     epochs_run: int
     batch_size: Optional[int]
     calibration: str
+    ensemble_members: Optional[int] = None
 
 
 def ece_noise_floor(scores: np.ndarray, draws: int = 1000, quantile: float = 0.95, seed: int = 0) -> float:
@@ -162,16 +163,18 @@ def measure(
         epochs_run=result.epochs_run,
         batch_size=loaded.card.parameters.get("batch_size") if framework == "pytorch" else None,
         calibration=result.calibration.fitted_on,
+        ensemble_members=loaded.card.parameters.get("ensemble_members") if framework == "pytorch" else None,
     )
 
 
 def print_run(run: Run) -> None:
     """One line per run (flushed: a sweep of large tables takes minutes)."""
     batch = "-" if run.batch_size is None else str(run.batch_size)
+    members = "-" if run.ensemble_members is None else str(run.ensemble_members)
     print(
         f"{run.table:>14} {run.seed:>4} {run.framework:<8} {run.test_rows:>7} {run.test_positives:>6} "
         f"{run.pr_auc:7.4f} [{run.pr_auc_low:.3f}, {run.pr_auc_high:.3f}] {run.ece:7.4f} {run.ece_floor:7.4f} "
-        f"{run.seconds:8.1f} {run.epochs_run:>6} {batch:>6} {run.calibration}",
+        f"{run.seconds:8.1f} {run.epochs_run:>6} {batch:>6} {members:>4} {run.calibration}",
         flush=True,
     )
 
@@ -249,7 +252,7 @@ def sweep(
     """Runs every table x seed x framework in a temporary folder, printing each run as it ends."""
     print(
         f"{'table':>14} {'seed':>4} {'model':<8} {'test':>7} {'pos':>6} {'PR-AUC':>7} {'interval':>16} "
-        f"{'ECE':>7} {'floor':>7} {'train s':>8} {'epochs':>6} {'batch':>6} calibration"
+        f"{'ECE':>7} {'floor':>7} {'train s':>8} {'epochs':>6} {'batch':>6} {'nets':>4} calibration"
     )
     runs = []
     with tempfile.TemporaryDirectory(prefix="kfpkit-bench-quality-") as scratch:
