@@ -41,6 +41,8 @@ def test_kfpkit_templates_return_data_for_a_scraped_predictor(prometheus):
     values = dict(namespace="local", isvc="fraud", version="1", interval="5m")
     assert client.scalar(queries.render(queries.KFPKIT_QUERIES["requests"], **values)) is not None
     assert client.query(queries.render(queries.KFPKIT_QUERIES["score_buckets"], **values))
+    latency = client.query(queries.render(queries.KFPKIT_QUERIES["latency_buckets"], **values))
+    assert latency and all("le" in labels for labels, _value in latency)  # the latency check's histogram
 
 
 def test_rule_and_dashboard_expressions_run_against_prometheus(prometheus):
