@@ -360,17 +360,24 @@ async def _check_predictions(probe: _Probe, check_frame: Any, offline: Any) -> O
         probe.checks.add("served predictions match offline predict_proba", False, served.failure)
         return None
     tolerance = probe.settings.tolerance
-    expected_labels = (offline >= probe.model.decision_threshold).astype(np.int64)
+    threshold = probe.model.decision_threshold
+    expected_labels = (offline >= threshold).astype(np.int64)
+    # a row whose offline probability is within the tolerance of the threshold may take either label
+    undecided = np.abs(offline - threshold) <= tolerance
     diffs = {}
     for protocol in ("v1", "v2"):
         got = np.asarray(served.probabilities[protocol], dtype=np.float64)
         diffs[protocol] = float(np.max(np.abs(got - offline))) if len(got) == len(offline) else math.inf
-        wrong_labels = int(np.sum(np.asarray(served.labels[protocol]) != expected_labels))
+        labels = np.asarray(served.labels[protocol])
+        wrong_labels = int(np.sum((labels != expected_labels) & ~undecided))
+        if len(got) == len(labels):  # the server's label must follow its own probability everywhere
+            wrong_labels += int(np.sum((labels != (got >= threshold)) & undecided))
         probe.checks.add(
             f"{protocol} predictions match offline predict_proba",
             diffs[protocol] <= tolerance and wrong_labels == 0,
             f"max |served - offline| = {diffs[protocol]:.3g} (tolerance {tolerance:g}) over "
-            f"{len(offline)} rows; {wrong_labels} label(s) differ",
+            f"{len(offline)} rows; {wrong_labels} label(s) differ"
+            + (f" ({int(undecided.sum())} row(s) within the tolerance of the threshold)" if undecided.any() else ""),
         )
     probe.result.v1_max_abs_diff = diffs["v1"]
     probe.result.v2_max_abs_diff = diffs["v2"]

@@ -145,3 +145,60 @@ def test_component_python_func_with_tmp_path_artifacts(candidate, eval_path, tmp
     failed = infra_validate.python_func(model=model, eval_data=eval_data, report=report)
     assert failed is False
     assert "no preprocessing.json" in report.metadata["reasons"][0]
+
+
+def _threshold_next_to(candidate, eval_path, offset: float) -> int:
+    """Sets the card's decision threshold ``offset`` above one row's offline probability; returns that row."""
+    import pandas as pd
+
+    from kfpkit.components.infra_validate import logic
+
+    frame = pd.read_parquet(eval_path).head(logic.MAX_CHECK_ROWS)
+    offline = md.load_model(candidate).predict_proba(frame)
+    row = int(np.argsort(offline)[len(offline) // 2])
+    card = md.read_model_card(candidate)
+    md.write_model_card(candidate, dataclasses.replace(card, decision_threshold=float(offline[row]) + offset))
+    return row
+
+
+def _serve_row_as(monkeypatch, row: int, probability_offset: float, label: int) -> None:
+    """The server answers ``row`` with its probability moved by ``probability_offset`` and ``label``."""
+    from kfpkit.components.infra_validate import logic
+
+    real = logic._send_check_rows
+
+    async def nudged(probe, check_frame):
+        served = await real(probe, check_frame)
+        for protocol in ("v1", "v2"):
+            served.probabilities[protocol][row] += probability_offset
+            served.labels[protocol][row] = label
+        return served
+
+    monkeypatch.setattr(logic, "_send_check_rows", nudged)
+
+
+def test_a_row_within_the_tolerance_of_the_threshold_may_take_either_label(candidate, eval_path, monkeypatch):
+    """Float noise across the serving path (here 3e-5, under the 1e-4 tolerance) may put a probability 2e-5
+    under the threshold offline on the other side of it when served: not a defect, if the served label
+    follows the served probability."""
+    row = _threshold_next_to(candidate, eval_path, 2e-5)
+    _serve_row_as(monkeypatch, row, 3e-5, label=1)
+    result = run_infra_validate(candidate, eval_path, None, num_requests=5, batch_size=40)
+    assert result.infra_blessed, result.reasons
+    assert "1 row(s) within the tolerance of the threshold" in json.dumps(result.checks)
+
+
+def test_a_label_that_contradicts_its_own_probability_is_not_blessed(candidate, eval_path, monkeypatch):
+    row = _threshold_next_to(candidate, eval_path, 2e-5)
+    _serve_row_as(monkeypatch, row, -1e-5, label=1)  # served probability under the threshold, label 1
+    result = run_infra_validate(candidate, eval_path, None, num_requests=5, batch_size=40)
+    assert not result.infra_blessed
+    assert "1 label(s) differ" in " ".join(result.reasons)
+
+
+def test_a_wrong_label_away_from_the_threshold_is_not_blessed(candidate, eval_path, monkeypatch):
+    row = _threshold_next_to(candidate, eval_path, 0.05)
+    _serve_row_as(monkeypatch, row, 0.0, label=1)
+    result = run_infra_validate(candidate, eval_path, None, num_requests=5, batch_size=40)
+    assert not result.infra_blessed
+    assert "1 label(s) differ" in " ".join(result.reasons)
