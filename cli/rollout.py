@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--summary-json", default="", help="write the rollout record (JSON) here; rewritten after every step"
     )
     o.add_argument("--record-md", default="", help="write the rollout record as Markdown here, once decided")
+    o.add_argument(
+        "--model-uri",
+        default="",
+        help="the canary's registry version URI (<root>/<model>/<N>): a rollback is recorded in that registry and "
+        "its LATEST_BLESSED moves back to the version still serving",
+    )
 
 
 def _add_backend_arguments(g: Any) -> None:
@@ -214,7 +220,8 @@ def _write(args: argparse.Namespace, record: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs ``kfpkit rollout``; returns the exit status (see the module docstring)."""
     from kfpkit.components.rollout.analysis import RolloutError
-    from kfpkit.core.rollout_record import PROMOTE
+    from kfpkit.components.rollout.logic import record_rollback_in_registry
+    from kfpkit.core.rollout_record import PROMOTE, ROLLBACK
 
     try:
         config = _config(args)
@@ -225,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         runner = {"local": _run_local, "kserve": _run_kserve, "vertex": _run_vertex}[args.backend]
         record = runner(args, config)
+        if args.model_uri and record.decision == ROLLBACK:
+            record_rollback_in_registry(args.model_uri, record)
     except _UsageError as exc:
         print(f"kfpkit rollout: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,6 +7,7 @@ Layout (local paths and object stores alike, through fsspec)::
       2/
       LATEST_BLESSED.json      a PushedModel record: the version the last push created or found
       .claims/<N>.json         who claimed version number N (created exclusively; never removed)
+      .rollbacks/<N>.json      a RolledBackVersion record: version N's canary was rolled back
       .staging/<uuid>/         local roots only: a push in progress (or killed); never read
 
 Rules (see ``components/push/README.md`` for the reasoning):
@@ -30,6 +31,12 @@ Rules (see ``components/push/README.md`` for the reasoning):
   that version (the newest such) with ``created=False``. "Already holds" means an equal
   ``identity_sha256`` (or, for versions pushed before it existed, an equal ``content_sha256``).
 * ``LATEST_BLESSED.json`` names the version the last push created or found.
+* **Rollbacks.** When a canary rollout rolls version N back, :func:`record_rollback` writes
+  ``.rollbacks/<N>.json`` and, when the pointer names N, points it at the newest complete version that was
+  not rolled back (the one still serving), so the next evaluation compares against that, not against the
+  model the rollout refused. The fallback of :func:`latest_blessed` skips rolled-back versions too. A later
+  push of the same content is a new blessing by the gate: the pointer names the version again, and the
+  rollback record stays as history.
 
 **Two digests.** ``content_sha256`` (the manifest's; deploy pins it, serving checks it) covers every byte
 of every file. ``identity_sha256`` (:func:`identity_sha256`, also stored in the manifest) covers what
@@ -62,6 +69,7 @@ backends (gcsfs, s3fs) are loaded by fsspec on use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -76,6 +84,7 @@ import time
 import uuid
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import IO, Any, Callable, ClassVar, Dict, Iterable, List, Mapping, NamedTuple, Optional
 
 import fsspec.core
@@ -90,10 +99,11 @@ from kfpkit.core.records import Record, RecordError
 POINTER_FILE = "LATEST_BLESSED.json"
 STAGING_DIR = ".staging"
 CLAIMS_DIR = ".claims"
+ROLLBACKS_DIR = ".rollbacks"
 MAX_MODEL_NAME_LENGTH = 63
 _MODEL_NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _VERSION_RE = re.compile(r"[1-9][0-9]*")
-_CLAIM_RE = re.compile(r"([1-9][0-9]*)\.json")
+_NUMBERED_FILE_RE = re.compile(r"([1-9][0-9]*)\.json")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_PUBLISH_ATTEMPTS = 1000
 IDENTITY_RULES = 1
@@ -164,6 +174,28 @@ class PushedModel(Record):
                 f"model_uri {self.model_uri!r} does not end in /{self.model_name}/{self.version} "
                 "(model_name and version)"
             )
+
+
+@dataclass
+class RolledBackVersion(Record):
+    """``.rollbacks/<version>.json``: a version whose canary rollout was rolled back.
+
+    Attributes:
+        version: The version number.
+        rolled_back_at: When the rollback was recorded (ISO 8601, UTC).
+        reason: Why (the rollout record's reason).
+    """
+
+    KIND: ClassVar[str] = "rolled-back version"
+    VERSION: ClassVar[int] = 1
+
+    version: int
+    rolled_back_at: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise RecordError(f"version must be an integer >= 1, got {self.version!r}")
 
 
 class VersionUri(NamedTuple):
@@ -274,17 +306,25 @@ class _ModelLocation:
 
     def claimed_numbers(self) -> List[int]:
         """Every version number with a claim file, ascending."""
-        claims = self.join(CLAIMS_DIR)
+        return self._numbered_files(CLAIMS_DIR)
+
+    def _numbered_files(self, folder: str) -> List[int]:
+        """The ``N`` of every ``<folder>/<N>.json``, ascending."""
+        path = self.join(folder)
         if self.local:
             try:
-                names = os.listdir(claims)
+                names = os.listdir(path)
             except FileNotFoundError:
                 return []
         else:
-            if not self.fs.exists(claims):
+            if not self.fs.exists(path):
                 return []
-            names = [posixpath.basename(name.rstrip("/")) for name in self.fs.ls(claims, detail=False)]
-        return sorted(int(m.group(1)) for m in map(_CLAIM_RE.fullmatch, names) if m)
+            names = [posixpath.basename(name.rstrip("/")) for name in self.fs.ls(path, detail=False)]
+        return sorted(int(m.group(1)) for m in map(_NUMBERED_FILE_RE.fullmatch, names) if m)
+
+    def rolled_back_numbers(self) -> List[int]:
+        """Every version number with a rollback record, ascending."""
+        return self._numbered_files(ROLLBACKS_DIR)
 
     def next_number(self) -> int:
         """The first number to try claiming: one more than the highest claimed or present one."""
@@ -360,6 +400,14 @@ class _ModelLocation:
             log.warning("ignoring the registry pointer: %s", exc)
             return None
 
+    def remove_pointer(self) -> None:
+        target = self.join(POINTER_FILE)
+        if self.local:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(target)
+        elif self.fs.exists(target):
+            self.fs.rm_file(target)
+
     def write_pointer(self, pushed: PushedModel) -> None:
         data = pushed.to_json().encode()
         target = self.join(POINTER_FILE)
@@ -398,8 +446,70 @@ def latest_blessed(root: str, model_name: str) -> Optional[RegistryEntry]:
         entry = location.entry(pointer.version)
         if entry is not None:
             return entry
-    entries = _complete_entries(location)
-    return entries[-1] if entries else None
+    return _newest_not_rolled_back(location)
+
+
+def rolled_back_versions(root: str, model_name: str) -> List[int]:
+    """The versions whose canary was rolled back (``.rollbacks/<N>.json``), ascending."""
+    location = _ModelLocation(root, model_name)
+    location.refresh()
+    return location.rolled_back_numbers()
+
+
+def record_rollback(root: str, model_name: str, version: int, reason: str = "") -> Optional[RegistryEntry]:
+    """Records that ``version``'s canary was rolled back, and moves ``LATEST_BLESSED.json`` off it.
+
+    Writes ``.rollbacks/<version>.json`` (a :class:`RolledBackVersion`; written again when recorded
+    twice). When the pointer names ``version``, it is pointed at the newest complete version that was not
+    rolled back, or removed when there is none, so that the next evaluation's baseline is the model still
+    serving.
+
+    Args:
+        root: Registry root: local path, ``file://``, ``gs://``, ``s3://`` or any fsspec URL.
+        model_name: The model's name.
+        version: The rolled-back version.
+        reason: Why it was rolled back (kept in the record).
+
+    Returns:
+        The version ``LATEST_BLESSED.json`` names afterwards (None: no version left to name).
+
+    Raises:
+        RegistryError: bad model name or root, or ``version`` is not a complete version of the model.
+    """
+    location = _ModelLocation(root, model_name)
+    location.refresh()
+    if location.entry(version) is None:
+        raise RegistryError(f"{location.uri(version)}: not a complete version of {model_name}; nothing to roll back")
+    record = RolledBackVersion(
+        version=version,
+        rolled_back_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        reason=reason,
+    )
+    data = record.to_json().encode()
+    target = location.join(ROLLBACKS_DIR, f"{version}.json")
+    if location.local:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        publish_bytes(target, data, fsync=True)
+    else:
+        location.fs.pipe_file(target, data)
+    pointer = location.read_pointer()
+    if pointer is not None and pointer.version != version:
+        return location.entry(pointer.version) or _newest_not_rolled_back(location)
+    newest = _newest_not_rolled_back(location)
+    if newest is None:
+        location.remove_pointer()
+    else:
+        location.write_pointer(
+            PushedModel(
+                model_uri=newest.uri,
+                version=newest.version,
+                content_sha256=newest.content_sha256,
+                created=False,
+                model_name=model_name,
+                registry_root=os.fspath(root),
+            )
+        )
+    return newest
 
 
 def materialize(uri: str, local_dir: str) -> str:
@@ -659,6 +769,12 @@ def _skops_lines(archive: zipfile.ZipFile) -> List[str]:
 def _complete_entries(location: _ModelLocation) -> List[RegistryEntry]:
     entries = (location.entry(version) for version in location.version_numbers())
     return [entry for entry in entries if entry is not None]
+
+
+def _newest_not_rolled_back(location: _ModelLocation) -> Optional[RegistryEntry]:
+    rolled_back = set(location.rolled_back_numbers())
+    entries = [entry for entry in _complete_entries(location) if entry.version not in rolled_back]
+    return entries[-1] if entries else None
 
 
 def _plan_files(local_model_dir: str, extra_dirs: Optional[Mapping[str, str]]) -> Dict[str, str]:

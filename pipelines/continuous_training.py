@@ -303,6 +303,7 @@ def deliver_new_version(
                     after_rollout=alert_on_decision,
                     isvc_name=isvc_name,
                     namespace=namespace,
+                    model_uri=push_task.outputs["model_uri"],
                     prometheus_url=prometheus_url,
                     interval_seconds=interval_seconds,
                     min_requests=min_requests,

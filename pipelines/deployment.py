@@ -95,6 +95,7 @@ def deployment_pipeline(
         deploy_task,
         isvc_name=isvc_name,
         namespace=namespace,
+        model_uri=model_uri,
         prometheus_url=prometheus_url,
         interval_seconds=interval_seconds,
         min_requests=min_requests,

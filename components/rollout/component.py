@@ -29,6 +29,7 @@ def rollout(
     vertex_location: str = "us-central1",
     vertex_endpoint: str = "",
     metrics_delay_seconds: float = 0.0,
+    model_uri: str = "",
 ) -> NamedTuple("RolloutOutputs", [("decision", str), ("canary_traffic_percent", int)]):  # type: ignore[valid-type]  # KFP reads the functional NamedTuple
     """Steps the canary's traffic up, judges canary against stable each interval, promotes or rolls back.
 
@@ -69,6 +70,8 @@ def rollout(
         vertex_endpoint: Vertex AI: the Endpoint ID (empty: ``isvc_name``).
         metrics_delay_seconds: Vertex AI: shift of each measured window back in time, for the minutes Cloud
             Monitoring takes to show a point.
+        model_uri: The canary's registry version URI (push's ``model_uri``): on a rollback the registry records
+            it and points ``LATEST_BLESSED.json`` at the version still serving. Empty: the registry is not told.
 
     Returns:
         decision: ``promote`` or ``rollback``.
@@ -97,6 +100,7 @@ def rollout(
         vertex_location=vertex_location,
         vertex_endpoint=vertex_endpoint or isvc_name,
         metrics_delay_s=metrics_delay_seconds,
+        model_uri=model_uri,
     )
     for key, value in rollout_metrics(result).items():
         metrics.log_metric(key, value)

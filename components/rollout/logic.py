@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from kfpkit.components.rollout.analysis import DEFAULT_STEPS, PrometheusSource, RolloutConfig, Thresholds, run_rollout
 from kfpkit.components.rollout.prometheus import PrometheusClient
-from kfpkit.core.rollout_record import PROMOTE, RolloutRecord, write_rollout_record
+from kfpkit.core.rollout_record import PROMOTE, ROLLBACK, RolloutRecord, write_rollout_record
+
+log = logging.getLogger(__name__)
 
 
 def rollout_metrics(record: RolloutRecord) -> Dict[str, float]:
@@ -43,6 +46,7 @@ def run_rollout_task(
     vertex_location: str = "us-central1",
     vertex_endpoint: str = "",
     metrics_delay_s: float = 0.0,
+    model_uri: str = "",
 ) -> RolloutRecord:
     """Analyses the canary of ISVC ``namespace/name`` (in-cluster credentials) and writes the record.
 
@@ -71,6 +75,9 @@ def run_rollout_task(
         vertex_location: Vertex AI: its region.
         vertex_endpoint: Vertex AI: its ID.
         metrics_delay_s: Vertex AI: shift of each measured window back in time.
+        model_uri: The canary's registry version URI (push's ``model_uri``); on a rollback the registry
+            records it (:func:`kfpkit.core.registry.record_rollback`), so ``LATEST_BLESSED.json`` names the
+            version still serving. Empty: the registry is not told.
 
     Raises:
         kfpkit.components.rollout.analysis.RolloutError: bad configuration or no canary to analyse.
@@ -106,4 +113,39 @@ def run_rollout_task(
     def checkpoint(record: RolloutRecord) -> None:
         write_rollout_record(record, record_json_path, record_markdown_path)
 
-    return run_rollout(backend, source, config, on_step=checkpoint)
+    record = run_rollout(backend, source, config, on_step=checkpoint)
+    if model_uri and record.decision == ROLLBACK:
+        record_rollback_in_registry(model_uri, record)
+    return record
+
+
+def record_rollback_in_registry(model_uri: str, record: RolloutRecord) -> None:
+    """Tells the registry that the canary of ``record``, the version at ``model_uri``, was rolled back.
+
+    The rollout's canary is the ``model_version`` label the backend reports; the registry is told only when
+    that is the version ``model_uri`` names; a canary of another version, or a ``model_uri`` that is not a
+    registry version URI (a model deployed from elsewhere), is left alone, with a warning.
+
+    Raises:
+        kfpkit.core.registry.RegistryError: the version is not in the registry, or the registry cannot be
+            written.
+    """
+    from kfpkit.core.registry import RegistryError, parse_version_uri, record_rollback
+
+    try:
+        target = parse_version_uri(model_uri)
+    except RegistryError as exc:
+        log.warning("the registry is not told of the rollback: %s", exc)
+        return
+    if record.canary_version != str(target.version):
+        log.warning(
+            "the rolled-back canary is version %r, not %s: the registry is not told", record.canary_version, model_uri
+        )
+        return
+    latest = record_rollback(target.root, target.model_name, target.version, reason=record.reason)
+    log.info(
+        "registry: version %s of %s recorded as rolled back; LATEST_BLESSED now names %s",
+        target.version,
+        target.model_name,
+        latest.version if latest else "no version",
+    )

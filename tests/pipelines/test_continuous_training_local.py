@@ -8,7 +8,8 @@ traffic routed by the ISVC's status):
 1. the first model creates the InferenceService (nothing to roll out);
 2. a model trained on three times the rows of the same table becomes a canary, and the analysis promotes it;
 3. a model of another table (five times the fraud rate: its scores are shifted) becomes a canary, and the
-   analysis rolls it back on the score distribution;
+   analysis rolls it back on the score distribution, and records the rollback in the registry (its
+   ``LATEST_BLESSED`` names version 2 again);
 4. the second run again: push finds the same model in version 2 and nothing is deployed.
 """
 
@@ -23,7 +24,7 @@ import yaml
 
 from kfpkit.components.ingest.synthetic import generate_fraud
 from kfpkit.core.records import read_record
-from kfpkit.core.registry import list_versions
+from kfpkit.core.registry import latest_blessed, list_versions, rolled_back_versions
 from kfpkit.core.rollout_record import read_rollout_record
 from kfpkit.core.run_summary import RunSummary
 from kfpkit.pipelines.local import read_run_tasks
@@ -152,6 +153,9 @@ def test_continuous_training_creates_promotes_rolls_back_and_leaves_an_unchanged
     assert kube.objects[key]["spec"]["predictor"]["canaryTrafficPercent"] == 0
     assert kube.objects[key]["spec"]["predictor"]["labels"][VERSION_LABEL] == "3"
     assert [(v, p) for v, _a, p in kube.split(key)] == [("2", 100)]
+    # the registry knows: LATEST_BLESSED names the version still serving, the next gate's baseline
+    assert rolled_back_versions(str(tmp_path / "registry"), MODEL) == [3]
+    assert latest_blessed(str(tmp_path / "registry"), MODEL).version == 2
 
     # 4. the second run's model again: push finds it in version 2, and nothing is deployed
     before, spec = len(kube.requests), kube.objects[key]["spec"]
