@@ -19,7 +19,9 @@ Per run it measures on the test split: PR-AUC with its stratified bootstrap inte
 that labels drawn as Bernoulli(score) would show on these very scores: a perfectly calibrated model scores
 below it 95 % of the time), and the wall time of ``train_model``. It prints one line per run, then per table
 and framework the medians over seeds, the PyTorch / sklearn PR-AUC ratio (median of the per-seed ratios)
-and whether the goals hold: ratio >= 0.95 and ECE <= its floor (in the median).
+and whether the goals hold: ratio >= 0.95 and ECE <= its floor in the median of the per-seed ECE / floor
+(each seed's floor belongs to that seed's scores, which differ widely on small tables: digits' floors span
+0.010-0.022 over seeds 1-3, so the median ECE and the median floor taken apart compare different seeds).
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ def summarize(runs: Sequence[Run]) -> List[Dict[str, Any]]:
             ratios = [r.pr_auc / baseline[r.seed] for r in group if baseline.get(r.seed)]
             ratio = statistics.median(ratios) if ratios else None
             ece, floor = statistics.median(r.ece for r in group), statistics.median(r.ece_floor for r in group)
+            ece_ratio = statistics.median(r.ece / r.ece_floor for r in group)
             rows.append(
                 {
                     "table": table,
@@ -202,10 +205,11 @@ def summarize(runs: Sequence[Run]) -> List[Dict[str, Any]]:
                     "ratio": ratio,
                     "ece": ece,
                     "ece_floor": floor,
+                    "ece_ratio": ece_ratio,
                     "ece_within": sum(r.ece <= r.ece_floor for r in group),
                     "seconds": statistics.median(r.seconds for r in group),
                     "ratio_goal": None if ratio is None else ratio >= RATIO_GOAL,
-                    "ece_goal": ece <= floor,
+                    "ece_goal": ece_ratio <= 1.0,
                 }
             )
     return rows
@@ -216,7 +220,7 @@ def print_summary(rows: Sequence[Dict[str, Any]]) -> None:
     print("\nmedians over seeds (test split; PR-AUC interval: 95 % stratified bootstrap, median of its bounds)")
     print(
         f"{'table':>14} {'model':<8} {'seeds':>5} {'PR-AUC':>7} {'interval':>16} {'ratio':>6} {'ECE':>7} "
-        f"{'floor':>7} {'ECE<=floor':>10} {'train s':>8}  goals"
+        f"{'floor':>7} {'ECE/floor':>9} {'ECE<=floor':>10} {'train s':>8}  goals"
     )
     for row in rows:
         ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
@@ -227,8 +231,8 @@ def print_summary(rows: Sequence[Dict[str, Any]]) -> None:
         print(
             f"{row['table']:>14} {row['framework']:<8} {row['seeds']:>5} {row['pr_auc']:7.4f} "
             f"[{row['pr_auc_low']:.3f}, {row['pr_auc_high']:.3f}] {ratio:>6} {row['ece']:7.4f} "
-            f"{row['ece_floor']:7.4f} {row['ece_within']:>6}/{row['seeds']:<3} {row['seconds']:8.1f}  "
-            + "; ".join(goals)
+            f"{row['ece_floor']:7.4f} {row['ece_ratio']:9.2f} {row['ece_within']:>6}/{row['seeds']:<3} "
+            f"{row['seconds']:8.1f}  " + "; ".join(goals)
         )
 
 

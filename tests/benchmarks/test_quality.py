@@ -26,4 +26,5 @@ def test_sweep_prints_the_size_by_model_table_with_the_goals(capsys):
     pytorch = rows[0]
     assert 0 < pytorch["pr_auc_low"] <= pytorch["pr_auc"] <= pytorch["pr_auc_high"] <= 1
     assert pytorch["ratio"] > 0 and 0 <= pytorch["ece"] and 0 < pytorch["ece_floor"]
+    assert pytorch["ece_goal"] == (pytorch["ece_ratio"] <= 1.0)
     assert "ratio>=0.95:" in out and "ECE within floor:" in out and "train+eval (5-fold cross-fit)" in out
