@@ -80,6 +80,7 @@ def continuous_training_pipeline(
     framework: str = "pytorch",
     epochs: int = 0,
     batch_size: int = 0,
+    ensemble_members: int = 0,
     learning_rate: float = 0.005,
     weight_decay: float = 0.0001,
     patience: int = 2,
@@ -138,6 +139,8 @@ def continuous_training_pipeline(
         framework: 'pytorch' (GPU-capable MLP with embeddings) or 'sklearn' (HistGradientBoosting baseline).
         epochs: Maximum training epochs (PyTorch); 0: chosen from the number of training rows.
         batch_size: Training batch size (PyTorch); 0: chosen from the number of training rows.
+        ensemble_members: Networks averaged in the exported model (PyTorch); 0: chosen from the number of
+            training rows (5 on small tables, 1 above 13,333 rows).
         learning_rate: AdamW learning rate (PyTorch).
         weight_decay: AdamW weight decay (PyTorch).
         patience: Epochs without a lower eval log loss before early stopping (PyTorch).

@@ -58,6 +58,7 @@ def training_pipeline(
     framework: str = "pytorch",
     epochs: int = 0,
     batch_size: int = 0,
+    ensemble_members: int = 0,
     learning_rate: float = 0.005,
     weight_decay: float = 0.0001,
     patience: int = 2,
@@ -91,6 +92,8 @@ def training_pipeline(
         framework: 'pytorch' (GPU-capable MLP with embeddings) or 'sklearn' (HistGradientBoosting baseline).
         epochs: Maximum training epochs (PyTorch); 0: chosen from the number of training rows.
         batch_size: Training batch size (PyTorch); 0: chosen from the number of training rows.
+        ensemble_members: Networks averaged in the exported model (PyTorch); 0: chosen from the number of
+            training rows (5 on small tables, 1 above 13,333 rows).
         learning_rate: AdamW learning rate (PyTorch).
         weight_decay: AdamW weight decay (PyTorch).
         patience: Epochs without a lower eval log loss before early stopping (PyTorch).
@@ -122,6 +125,7 @@ def training_pipeline(
         framework=framework,
         epochs=epochs,
         batch_size=batch_size,
+        ensemble_members=ensemble_members,
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         patience=patience,
@@ -151,6 +155,7 @@ def train_and_push(
     framework: Any,
     epochs: Any,
     batch_size: Any,
+    ensemble_members: Any,
     learning_rate: Any,
     weight_decay: Any,
     patience: Any,
@@ -180,6 +185,7 @@ def train_and_push(
         framework: See :func:`training_pipeline`.
         epochs: See :func:`training_pipeline`.
         batch_size: See :func:`training_pipeline`.
+        ensemble_members: See :func:`training_pipeline`.
         learning_rate: See :func:`training_pipeline`.
         weight_decay: See :func:`training_pipeline`.
         patience: See :func:`training_pipeline`.
@@ -215,6 +221,7 @@ def train_and_push(
             framework=framework,
             epochs=epochs,
             batch_size=batch_size,
+            ensemble_members=ensemble_members,
             learning_rate=learning_rate,
             weight_decay=weight_decay,
             patience=patience,
