@@ -9,7 +9,9 @@ Dockerfiles' ``python -m venv``, ``python-is-python3`` so that ``python`` is on 
 ``libpython3.11-dev`` for the headers that the upstream image has too) and ``ca-certificates`` overlaid
 with the host's CA bundle (pip inside ``docker build`` must trust what the host trusts to reach the package
 index), then ``docker import``\\ s it with the environment of the upstream image (``LANG=C.UTF-8``,
-``CMD ["python3"]``) as :data:`LOCAL_PYTHON_IMAGE`. The builds use it through the
+``CMD ["python3"]``) as :data:`LOCAL_PYTHON_IMAGE`. As the upstream image (Debian's -slim), it has no
+translations, manuals or documentation but the copyright files, and its dpkg configuration keeps them out
+of what the Dockerfiles install later (:data:`PATH_EXCLUDES`). The builds use it through the
 Dockerfiles' ``PYTHON_IMAGE`` build argument (``images/local_build.py``); the default for users stays the
 pinned upstream image.
 
@@ -22,6 +24,7 @@ Differences from the upstream image, none of which the Dockerfiles rely on: Debi
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import os
 import shutil
@@ -40,6 +43,21 @@ PACKAGES = ("python3", "python3-venv", "python-is-python3", "libpython3.11-dev",
 # the static libpython of libpython3.11-dev, which nothing links against here
 STATIC_LIBS = ("usr/lib/x86_64-linux-gnu/libpython3.11*.a", "usr/lib/python3.11/config-3.11-x86_64-linux-gnu/*.a")
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# What Debian's -slim images leave out (debuerreotype's slimify: /etc/dpkg/dpkg.cfg.d/docker): translations,
+# manuals, info pages and documentation except each package's copyright file. Written into the image, so
+# that packages installed later (the Dockerfiles' apt-get install) leave them out too, and removed from
+# what debootstrap installed.
+DPKG_EXCLUDES_FILE = "etc/dpkg/dpkg.cfg.d/docker"
+PATH_EXCLUDES = (
+    "/usr/share/doc/*",
+    "/usr/share/groff/*",
+    "/usr/share/info/*",
+    "/usr/share/linda/*",
+    "/usr/share/lintian/overrides/*",
+    "/usr/share/locale/*",
+    "/usr/share/man/*",
+)
+PATH_INCLUDES = ("/usr/share/doc/*/copyright",)
 # what `docker import` sets, as the upstream image's config does
 IMAGE_CHANGES = (
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -84,7 +102,7 @@ def make_rootfs(rootfs: str, mirror: str) -> None:
         handle.write(sources_list(mirror))
     if os.path.isfile(HOST_CA_BUNDLE):
         shutil.copyfile(HOST_CA_BUNDLE, os.path.join(rootfs, "etc/ssl/certs/ca-certificates.crt"))
-    for sub in ("var/lib/apt/lists", "var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/info"):
+    for sub in ("var/lib/apt/lists", "var/cache/apt/archives"):
         path = os.path.join(rootfs, sub)
         for name in os.listdir(path) if os.path.isdir(path) else ():
             target = os.path.join(path, name)
@@ -92,6 +110,7 @@ def make_rootfs(rootfs: str, mirror: str) -> None:
                 shutil.rmtree(target)
             elif name != "lock":
                 os.unlink(target)
+    slim(rootfs)
     for pattern in STATIC_LIBS:
         for path in glob.glob(os.path.join(rootfs, pattern)):
             os.unlink(path)
@@ -99,6 +118,31 @@ def make_rootfs(rootfs: str, mirror: str) -> None:
     for sub in ("dev", "proc", "sys"):
         path = os.path.join(rootfs, sub)
         subprocess.call(["umount", "-R", path], stderr=subprocess.DEVNULL)
+
+
+def dpkg_excludes() -> str:
+    """The dpkg configuration of Debian's -slim images: ``path-exclude`` lines, then ``path-include`` lines."""
+    lines = [f"path-exclude {pattern}" for pattern in PATH_EXCLUDES]
+    lines += [f"path-include {pattern}" for pattern in PATH_INCLUDES]
+    return "# as Debian's -slim images (kfpkit images/local_base.py)\n" + "\n".join(lines) + "\n"
+
+
+def slim(rootfs: str) -> None:
+    """Writes :func:`dpkg_excludes` into ``rootfs`` and removes what it excludes, keeping what it includes.
+
+    Files only: the directories stay (as dpkg leaves them), emptied.
+    """
+    os.makedirs(os.path.dirname(os.path.join(rootfs, DPKG_EXCLUDES_FILE)), exist_ok=True)
+    with open(os.path.join(rootfs, DPKG_EXCLUDES_FILE), "w") as handle:
+        handle.write(dpkg_excludes())
+    for pattern in PATH_EXCLUDES:
+        top = os.path.join(rootfs, os.path.dirname(pattern).lstrip("/"))
+        for folder, _dirs, files in os.walk(top):
+            for name in files:
+                path = os.path.join(folder, name)
+                image_path = "/" + os.path.relpath(path, rootfs)
+                if not any(fnmatch.fnmatch(image_path, keep) for keep in PATH_INCLUDES):
+                    os.unlink(path)
 
 
 def import_rootfs(rootfs: str, reference: str, docker: str = "docker") -> None:

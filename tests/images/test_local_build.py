@@ -102,3 +102,32 @@ def test_the_local_base_image_has_the_suite_its_updates_and_security_sources(mir
     lines = local_base.sources_list(mirror).splitlines()
     assert lines[:2] == [f"deb {mirror} bookworm main", f"deb {mirror} bookworm-updates main"]
     assert (lines[2] if len(lines) > 2 else None) == security
+
+
+def test_the_local_base_image_leaves_out_translations_manuals_and_docs_but_the_copyright_files_as_slim(tmp_path):
+    root = tmp_path / "rootfs"
+    files = [
+        "usr/share/locale/de/LC_MESSAGES/apt.mo",
+        "usr/share/locale/locale.alias",
+        "usr/share/man/man1/ls.1.gz",
+        "usr/share/info/dir",
+        "usr/share/doc/python3/changelog.Debian.gz",
+        "usr/share/doc/python3/copyright",
+        "usr/share/lintian/overrides/python3",
+        "usr/share/zoneinfo/UTC",
+        "usr/lib/python3.11/os.py",
+    ]
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x")
+    (root / "etc" / "dpkg").mkdir(parents=True)
+    local_base.slim(str(root))
+    kept = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    config = "etc/dpkg/dpkg.cfg.d/docker"
+    assert kept == sorted(
+        [config, "usr/lib/python3.11/os.py", "usr/share/doc/python3/copyright", "usr/share/zoneinfo/UTC"]
+    )
+    lines = (root / config).read_text().splitlines()
+    assert "path-exclude /usr/share/locale/*" in lines and "path-exclude /usr/share/man/*" in lines
+    # dpkg applies the last matching line: the include of the copyright files after the doc exclude
+    assert lines.index("path-include /usr/share/doc/*/copyright") > lines.index("path-exclude /usr/share/doc/*")
