@@ -167,7 +167,9 @@ def test_the_docker_build_context_leaves_out_benchmarks_tools_onebox_and_the_bui
     assert sent == [
         p
         for p in _repo_files("images")
-        if p.endswith(".in") or p == "images/check_pins.py" or p.startswith("images/wheels/")
+        if p.endswith(".in")
+        or p in ("images/check_pins.py", "images/tfdv_bytecode.py")
+        or p.startswith("images/wheels/")
     ]
 
 
@@ -181,5 +183,9 @@ def test_no_dockerfile_copies_benchmarks_tools_onebox_or_the_whole_context(docke
 
     assert {"cli/", "components/", "core/", "pipelines/", "serving/"} <= set(sources)
     from_developer_folders = [s for s in sources if s.rstrip("/").split("/")[0] in (*DEVELOPER_FOLDERS, ".", "*")]
-    assert [s for s in from_developer_folders if not re.fullmatch(r"images/(\w+\.in|check_pins\.py|wheels/)", s)] == []
+    assert [
+        s
+        for s in from_developer_folders
+        if not re.fullmatch(r"images/(\w+\.in|check_pins\.py|tfdv_bytecode\.py|wheels/)", s)
+    ] == []
     assert [s for s in sources if s.rstrip("/").split("/")[0] in WHEEL_ONLY_FOLDERS] == []

@@ -356,7 +356,7 @@ def test_versions_come_from_the_lock_and_kfpkit_adds_no_dependencies(group):
     if group == "tfdv":
         # the whole lock, but its tensorflow pin as tensorflow-cpu at the same version (see the next test)
         assert "grep -v '^tensorflow==' requirements/tfdv.lock" in runs
-        assert "pip install --no-cache-dir --no-deps -r /tmp/tfdv-cpu.lock" in runs
+        assert "pip install --no-cache-dir --no-compile --no-deps -r /tmp/tfdv-cpu.lock" in runs
         assert "check_pins.py requirements/tfdv.lock /tmp/tensorflow-cpu.lock" in runs
     elif group == "train":
         assert "-c requirements/main.lock -c requirements/cuda.lock -r images/train.in" in runs
@@ -506,7 +506,9 @@ def test_shared_objects_are_stripped_in_the_builder_except_the_cuda_train_images
     if group == "train":
         assert not stripping and STRIP not in " ".join(df.runs()), "train: its CUDA libraries are not stripped"
         return
-    assert len(stripping) == 1 and stripping[0] is builder_runs[-1], f"{group}: strip in the builder's last RUN"
+    # tfdv: then only the bytecode of what validate imports (see the test of it below)
+    last = builder_runs[-2] if group == "tfdv" else builder_runs[-1]
+    assert len(stripping) == 1 and stripping[0] is last, f"{group}: strip in the builder's last RUN"
     assert "find /opt/venv -type f \\( -name '*.so' -o -name '*.so.*' \\) -not -path '*.libs/*'" in stripping[0]
 
 
@@ -516,7 +518,48 @@ def test_tfdv_installs_the_locks_tensorflow_version_as_tensorflow_cpu_with_a_met
     assert 'echo "tensorflow-cpu==${tf}" > /tmp/tensorflow-cpu.lock' in install
     assert "Name: tensorflow\\nVersion: %s" in install and "Requires-Dist: tensorflow-cpu==%s" in install
     wheel = '"/tmp/tensorflow-${tf}-py3-none-any.whl"'
-    assert f"pip install --no-cache-dir --no-deps -r /tmp/tfdv-cpu.lock {wheel}" in install
+    assert f"pip install --no-cache-dir --no-compile --no-deps -r /tmp/tfdv-cpu.lock {wheel}" in install
+
+
+def test_tfdv_installs_without_bytecode_then_writes_it_by_running_the_validate_workload_after_the_lock_only():
+    """Bytecode for what validate imports, written in the environment's stage, which copies no kfpkit source."""
+    df = dockerfile("tfdv")
+    builder = df.stage("builder")
+    installs = [run for run in (i.args for i in builder.all("RUN")) if "pip install" in run]
+    assert installs and all("--no-compile" in run for run in installs), installs
+    steps = [f"{i.keyword} {i.args}" for i in builder.instructions]
+    assert steps[-2] == "COPY images/tfdv_bytecode.py images/tfdv_bytecode.py"
+    workload = steps[-1]
+    assert workload.startswith("RUN env -u PYTHONDONTWRITEBYTECODE -u PYTHONPYCACHEPREFIX ")
+    assert "/opt/venv/bin/python images/tfdv_bytecode.py" in workload
+    assert "tensorflow_data_validation/__pycache__/*.pyc" in workload, "the build fails when no bytecode was written"
+    copied = [i.args.split()[0] for i in builder.all("COPY")]
+    assert copied == ["requirements/tfdv.lock", "images/check_pins.py", "images/tfdv_bytecode.py"], copied
+    assert not any(s.startswith("ENV") and "PYTHONDONTWRITEBYTECODE" in s for s in steps)
+
+
+def test_tfdv_bytecode_workload_imports_no_kfpkit_and_makes_validates_tfdv_calls():
+    with open(os.path.join(REPO, "images", "tfdv_bytecode.py"), encoding="utf-8") as handle:
+        source = handle.read()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    assert not any(name.split(".")[0] == "kfpkit" for name in imported), imported
+    assert {"kfp.dsl.executor_main", "tensorflow_data_validation", "apache_beam", "tfx_bsl.arrow"} <= imported
+    for call in (
+        "stats_impl.get_generators",
+        "tfdv.GenerateStatistics",
+        "tfdv.WriteStatisticsToBinaryFile",
+        "tfdv.infer_schema",
+        "tfdv.validate_statistics",
+        "skew_comparator",
+        "drift_comparator",
+        "text_format.MessageToString",
+    ):
+        assert call in source, call
 
 
 def test_serving_image_starts_kfpkit_serve_on_kserves_model_path_and_port():
