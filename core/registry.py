@@ -34,9 +34,9 @@ Rules (see ``components/push/README.md`` for the reasoning):
 * **Rollbacks.** When a canary rollout rolls version N back, :func:`record_rollback` writes
   ``.rollbacks/<N>.json`` and, when the pointer names N, points it at the newest complete version that was
   not rolled back (the one still serving), so the next evaluation compares against that, not against the
-  model the rollout refused. The fallback of :func:`latest_blessed` skips rolled-back versions too. A later
-  push of the same content is a new blessing by the gate: the pointer names the version again, and the
-  rollback record stays as history.
+  model the rollout refused. The fallback of :func:`latest_blessed` skips rolled-back versions too, and a
+  later push of the same content finds the rolled-back version (``created=False``, so nothing is deployed)
+  without moving the pointer: that model was refused once already.
 
 **Two digests.** ``content_sha256`` (the manifest's; deploy pins it, serving checks it) covers every byte
 of every file. ``identity_sha256`` (:func:`identity_sha256`, also stored in the manifest) covers what
@@ -499,16 +499,7 @@ def record_rollback(root: str, model_name: str, version: int, reason: str = "") 
     if newest is None:
         location.remove_pointer()
     else:
-        location.write_pointer(
-            PushedModel(
-                model_uri=newest.uri,
-                version=newest.version,
-                content_sha256=newest.content_sha256,
-                created=False,
-                model_name=model_name,
-                registry_root=os.fspath(root),
-            )
-        )
+        location.write_pointer(_pushed_model(newest, model_name, root, created=False))
     return newest
 
 
@@ -593,14 +584,13 @@ def push_version(
     identity = identity_sha256(plan)
 
     def pushed(entry: RegistryEntry, created: bool) -> PushedModel:
-        result = PushedModel(
-            model_uri=entry.uri,
-            version=entry.version,
-            content_sha256=entry.content_sha256,
-            created=created,
-            model_name=model_name,
-            registry_root=os.fspath(root),
-        )
+        result = _pushed_model(entry, model_name, root, created)
+        if not created and entry.version in location.rolled_back_numbers():
+            log.warning(
+                "version %s already holds this model, and its canary was rolled back: LATEST_BLESSED is not moved",
+                entry.version,
+            )
+            return result
         location.write_pointer(result)
         return result
 
@@ -769,6 +759,17 @@ def _skops_lines(archive: zipfile.ZipFile) -> List[str]:
 def _complete_entries(location: _ModelLocation) -> List[RegistryEntry]:
     entries = (location.entry(version) for version in location.version_numbers())
     return [entry for entry in entries if entry is not None]
+
+
+def _pushed_model(entry: RegistryEntry, model_name: str, root: str, created: bool) -> PushedModel:
+    return PushedModel(
+        model_uri=entry.uri,
+        version=entry.version,
+        content_sha256=entry.content_sha256,
+        created=created,
+        model_name=model_name,
+        registry_root=os.fspath(root),
+    )
 
 
 def _newest_not_rolled_back(location: _ModelLocation) -> Optional[RegistryEntry]:

@@ -272,7 +272,8 @@ class PrometheusSource:
             out.errors = self.client.scalar(q.render(self.templates["errors"], **values), at)
             out.p99_seconds = self.client.scalar(q.render(self.templates["p99_seconds"], **values), at)
             samples = self.client.query(q.render(self.templates["score_buckets"], **values), at)
-            latency = self.client.query(q.render(self.templates["latency_buckets"], **values), at)
+            latency_template = self.templates["latency_buckets"]  # empty: not queried (see queries.query_set)
+            latency = self.client.query(q.render(latency_template, **values), at) if latency_template else []
         except PrometheusUnavailable as exc:
             return Measurement(unavailable=f"prometheus unavailable: {exc}")
         out.score_counts, out.score_edges = _histogram(samples)

@@ -126,9 +126,10 @@ def record_rollback_in_registry(model_uri: str, record: RolloutRecord) -> None:
     that is the version ``model_uri`` names; a canary of another version, or a ``model_uri`` that is not a
     registry version URI (a model deployed from elsewhere), is left alone, with a warning.
 
-    Raises:
-        kfpkit.core.registry.RegistryError: the version is not in the registry, or the registry cannot be
-            written.
+    The traffic has already moved back when this runs, so a registry that cannot be written (or does not
+    hold the version) is logged as an error, not raised: the rollout's decision, its outputs and its alert
+    must not be lost to it, and a retried task must not analyse a canary that is gone. The next push or
+    rollback writes the pointer again.
     """
     from kfpkit.core.registry import RegistryError, parse_version_uri, record_rollback
 
@@ -142,7 +143,11 @@ def record_rollback_in_registry(model_uri: str, record: RolloutRecord) -> None:
             "the rolled-back canary is version %r, not %s: the registry is not told", record.canary_version, model_uri
         )
         return
-    latest = record_rollback(target.root, target.model_name, target.version, reason=record.reason)
+    try:
+        latest = record_rollback(target.root, target.model_name, target.version, reason=record.reason)
+    except (RegistryError, OSError) as exc:
+        log.error("the rollback of %s could not be recorded in the registry: %s", model_uri, exc)
+        return
     log.info(
         "registry: version %s of %s recorded as rolled back; LATEST_BLESSED now names %s",
         target.version,

@@ -156,7 +156,9 @@ TFDV_LOCK = os.path.join(os.path.dirname(os.path.dirname(HERE)), "requirements",
 
 @pytest.mark.parametrize("group", list(images.IMAGE_NAMES))
 def test_image_is_within_its_size_limit(group, local_images):
-    size = local_build.image_sizes([local_images[group]])[local_images[group]]
+    sizes = local_build.image_sizes([local_images[group]])
+    assert local_images[group] in sizes, f"{local_images[group]}: the engine reports no size for it ({sizes})"
+    size = sizes[local_images[group]]
     assert size <= SIZE_LIMITS[group], f"{local_images[group]}: {size / 1e9:.2f} GB > {SIZE_LIMITS[group] / 1e9} GB"
 
 

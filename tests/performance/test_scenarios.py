@@ -102,6 +102,7 @@ def test_out_of_order_duplicate_corrected_and_unknown_labels_are_counted_exactly
 
 def test_cohorts_judged_on_several_threads_give_the_summary_of_one_thread(ph, tmp_path, monkeypatch):
     generated = ph.traffic.generate(6 * 3000, 8, "covariate", days=6, change_day=3)
+    monkeypatch.setattr(logic, "_cores", lambda: 4)  # threads even on a one-core runner
     threaded = ph.run(tmp_path, generated, "threads", MATURED, resamples=50)
     monkeypatch.setattr(logic, "_cores", lambda: 1)
     single = ph.run(tmp_path, generated, "one-thread", MATURED, resamples=50)

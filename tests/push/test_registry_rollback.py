@@ -86,15 +86,18 @@ def test_the_fallback_without_a_pointer_skips_rolled_back_versions(tmp_path, mod
     assert latest_blessed(root, MODEL).version == 1
 
 
-def test_pushing_the_rolled_back_content_again_is_a_new_blessing(tmp_path, model, root, make_model_dir):
+def test_pushing_the_rolled_back_content_again_finds_it_without_moving_the_pointer(
+    tmp_path, model, root, make_model_dir, caplog
+):
     push_two(tmp_path, model, root, make_model_dir)
     record_rollback(root, MODEL, 2)
 
     again = push_version(str(tmp_path / "model-b"), root, MODEL)
 
-    assert (again.version, again.created) == (2, False)
-    assert latest_blessed(root, MODEL).version == 2
-    assert rolled_back_versions(root, MODEL) == [2]  # the history stays
+    assert (again.version, again.created) == (2, False)  # created=False: the pipelines deploy nothing
+    assert latest_blessed(root, MODEL).version == 1  # still the model serving, the next gate's baseline
+    assert rolled_back_versions(root, MODEL) == [2]
+    assert "its canary was rolled back: LATEST_BLESSED is not moved" in caplog.text
 
 
 def test_rolling_back_a_version_that_does_not_exist_fails_naming_it(model, root):
@@ -146,3 +149,15 @@ def test_a_model_uri_outside_any_registry_is_left_alone(caplog):
     record_rollback_in_registry("gs://bucket/some/model-dir", rollout_record("2"))
 
     assert "the registry is not told" in caplog.text
+
+
+def test_a_registry_refusing_the_rollback_record_does_not_fail_the_finished_rollback(model, root, caplog):
+    """The traffic has moved back already: the decision, outputs and alert must not be lost to the registry
+    (here it does not hold the version; an unwritable store takes the same path)."""
+    push_version(model, root, MODEL)
+    missing_version = os.path.join(root, MODEL, "9")
+
+    record_rollback_in_registry(missing_version, rollout_record("9"))
+
+    assert "could not be recorded in the registry" in caplog.text
+    assert latest_blessed(root, MODEL).version == 1

@@ -67,3 +67,12 @@ def test_a_bad_template_is_refused_before_any_query():
 def test_an_unparsable_query_is_reported_as_unavailable_not_as_data(prometheus):
     with pytest.raises(PrometheusUnavailable, match="bad_data"):
         PrometheusClient(prometheus.url).query("sum(")
+
+
+def test_a_p99_override_alone_makes_the_relative_latency_check_judge_that_p99():
+    """A user's own latency metric must not be silently replaced by kfpkit's request histograms."""
+    own = "histogram_quantile(0.99, sum by (le) (rate(my_latency_bucket{{pod=~'{isvc}-.*'}}[{interval}])))"
+    assert queries.query_set("kfpkit", {"p99_seconds": own})["latency_buckets"] == ""
+    both = queries.query_set("kfpkit", {"p99_seconds": own, "latency_buckets": "sum by (le) (my_latency_bucket)"})
+    assert both["latency_buckets"] == "sum by (le) (my_latency_bucket)"
+    assert queries.query_set("kfpkit")["latency_buckets"] == queries.KFPKIT_QUERIES["latency_buckets"]
