@@ -97,10 +97,16 @@ def as_numpy(array: Any) -> np.ndarray:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if array.null_count == 0 and (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
-        dtype = np.dtype(_FLOATS.get(str(array.type), str(array.type)))
-        values = np.frombuffer(array.buffers()[1], dtype=dtype)
-        return values[array.offset : array.offset + len(array)]
+        return buffer_values(array, np.dtype(_FLOATS.get(str(array.type), str(array.type))))
     return array.to_numpy(zero_copy_only=False)
+
+
+def buffer_values(array: Any, dtype: np.dtype) -> np.ndarray:
+    """The values of a fixed-width Arrow array (not chunked) read from its data buffer as ``dtype`` (read-only).
+
+    Null slots hold whatever the buffer holds: the caller masks them.
+    """
+    return np.frombuffer(array.buffers()[1], dtype=dtype)[array.offset : array.offset + len(array)]
 
 
 _FLOATS = {"halffloat": "float16", "float": "float32", "double": "float64"}  # Arrow's names -> numpy's
@@ -270,8 +276,7 @@ def _dense_codes(values: Any) -> Tuple[np.ndarray, int]:
 
 def _indices(indices: Any) -> np.ndarray:
     """Dictionary indices as int64, -1 where null (in numpy: Arrow's fill_null(-1) imports pandas)."""
-    values = np.frombuffer(indices.buffers()[1], dtype=np.dtype(str(indices.type)))
-    codes = values[indices.offset : indices.offset + len(indices)].astype(np.int64)
+    codes = buffer_values(indices, np.dtype(str(indices.type))).astype(np.int64)
     if indices.null_count:
         bits = np.unpackbits(np.frombuffer(indices.buffers()[0], dtype=np.uint8), bitorder="little")
         codes[~bits[indices.offset : indices.offset + len(indices)].astype(bool)] = -1

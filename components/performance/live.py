@@ -16,7 +16,14 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kfpkit.components.performance.errors import PerformanceError
-from kfpkit.components.performance.labels import KeyColumns, arrow_int64, as_numpy, key_columns, parse_times
+from kfpkit.components.performance.labels import (
+    KeyColumns,
+    arrow_int64,
+    as_numpy,
+    buffer_values,
+    key_columns,
+    parse_times,
+)
 
 
 class LiveError(PerformanceError):
@@ -172,7 +179,7 @@ def _columns(
     # tz-aware Arrow times are stored in UTC; naive ones are read as UTC. Nanoseconds (the payload record's
     # unit) and float64 scores are read from their buffers: no cast, and no pyarrow.compute import (~40 ms)
     if stamps.type.unit == "ns":
-        times = np.frombuffer(stamps.buffers()[1], dtype=np.int64)[stamps.offset : stamps.offset + len(stamps)]
+        times = buffer_values(stamps, np.dtype(np.int64))
     else:
         import pyarrow.compute as pc
 
